@@ -1,0 +1,156 @@
+"""Tags, segment memberships and export records, with their history.
+
+Classifiers and segment engines compute *who* belongs where from policy-checked
+frames; this module stores the outcome: tags gained and lost, members entering
+and leaving segments, and which profiles each export included (so a
+data-subject access request can list the exports a person was part of).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from cdp.access import _tables as t
+from cdp.access._core import StoreCore, new_id, now
+from cdp.access.context import AccessContext
+
+
+def _chunks(items: list[str], size: int = 900) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ActivationMixin(StoreCore):
+    def define_tag(self, ctx: AccessContext, name: str, *, taxonomy: str, kind: str, description: str = "", definition: Any = None) -> None:
+        with self.access(ctx, action="write", resource="tags", fields=("tags",)) as work:
+            conn = work.connection
+            exists = conn.execute(select(t.tags.c.name).where(t.tags.c.name == name)).first()
+            values = {"taxonomy": taxonomy, "kind": kind, "description": description, "definition": definition}
+            if exists is None:
+                conn.execute(insert(t.tags).values(name=name, created_at=now(), **values))
+            else:
+                conn.execute(update(t.tags).where(t.tags.c.name == name).values(**values))
+
+    def sync_tag(self, ctx: AccessContext, tag: str, profile_ids: Iterable[str], *, assigned_by: str) -> tuple[int, int]:
+        """Make ``tag`` held by exactly ``profile_ids`` (rule-based tags); returns (gained, lost)."""
+        target = set(profile_ids)
+        with self.access(ctx, action="write", resource="profile_tags", fields=("tags", "profile_id")) as work:
+            conn = work.connection
+            held = set(
+                conn.execute(
+                    select(t.profile_tags.c.profile_id).where(t.profile_tags.c.tag == tag, t.profile_tags.c.removed_at.is_(None))
+                ).scalars()
+            )
+            stamp = now()
+            gained = sorted(target - held)
+            lost = sorted(held - target)
+            if gained:
+                conn.execute(
+                    insert(t.profile_tags),
+                    [{"profile_id": p, "tag": tag, "assigned_by": assigned_by, "assigned_at": stamp} for p in gained],
+                )
+            for chunk in _chunks(lost):
+                conn.execute(
+                    update(t.profile_tags)
+                    .where(t.profile_tags.c.tag == tag, t.profile_tags.c.profile_id.in_(chunk), t.profile_tags.c.removed_at.is_(None))
+                    .values(removed_at=stamp)
+                )
+            work.touch(gained + lost)
+            work.detail = f"tag={tag} gained={len(gained)} lost={len(lost)}"
+            return len(gained), len(lost)
+
+    def tag_counts(self, ctx: AccessContext) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with self.access(ctx, action="read", resource="profile_tags", fields=("tags",)) as work:
+            rows = work.connection.execute(
+                select(t.profile_tags.c.tag, func.count()).where(t.profile_tags.c.removed_at.is_(None)).group_by(t.profile_tags.c.tag)
+            )
+            return {tag: int(n) for tag, n in rows}
+
+    def profile_tags(self, ctx: AccessContext) -> dict[str, list[str]]:
+        with self.access(ctx, action="read", resource="profile_tags", fields=("tags", "profile_id")) as work:
+            out: dict[str, list[str]] = {}
+            for profile_id, tag in work.connection.execute(
+                select(t.profile_tags.c.profile_id, t.profile_tags.c.tag).where(t.profile_tags.c.removed_at.is_(None))
+            ):
+                out.setdefault(profile_id, []).append(tag)
+            work.subject_count = len(out)
+            return out
+
+    def save_segment(self, ctx: AccessContext, name: str, definition: Mapping[str, Any]) -> int:
+        """Store a segment definition; a changed definition gets the next version."""
+        with self.access(ctx, action="write", resource="segments", fields=("segments",)) as work:
+            conn = work.connection
+            row = conn.execute(select(t.segments.c.version, t.segments.c.definition).where(t.segments.c.name == name)).first()
+            if row is None:
+                conn.execute(insert(t.segments).values(name=name, version=1, definition=dict(definition), created_by=ctx.actor, created_at=now()))
+                return 1
+            if row.definition == dict(definition):
+                return int(row.version)
+            version = int(row.version) + 1
+            conn.execute(update(t.segments).where(t.segments.c.name == name).values(version=version, definition=dict(definition)))
+            return version
+
+    def sync_membership(self, ctx: AccessContext, segment: str, profile_ids: Iterable[str]) -> tuple[int, int, int]:
+        """Materialise membership with entered/exited history; returns (size, entered, exited)."""
+        target = set(profile_ids)
+        with self.access(ctx, action="write", resource="segment_memberships", fields=("segments", "profile_id")) as work:
+            conn = work.connection
+            current = set(
+                conn.execute(
+                    select(t.segment_memberships.c.profile_id).where(
+                        t.segment_memberships.c.segment == segment, t.segment_memberships.c.exited_at.is_(None)
+                    )
+                ).scalars()
+            )
+            stamp = now()
+            entered = sorted(target - current)
+            exited = sorted(current - target)
+            if entered:
+                conn.execute(insert(t.segment_memberships), [{"segment": segment, "profile_id": p, "entered_at": stamp} for p in entered])
+            for chunk in _chunks(exited):
+                conn.execute(
+                    update(t.segment_memberships)
+                    .where(
+                        t.segment_memberships.c.segment == segment,
+                        t.segment_memberships.c.profile_id.in_(chunk),
+                        t.segment_memberships.c.exited_at.is_(None),
+                    )
+                    .values(exited_at=stamp)
+                )
+            work.touch(entered + exited)
+            work.detail = f"segment={segment} size={len(target)} entered={len(entered)} exited={len(exited)}"
+            return len(target), len(entered), len(exited)
+
+    def segment_members(self, ctx: AccessContext, segment: str, *, action: str = "read") -> list[str]:
+        with self.access(ctx, action=action, resource="segment_memberships", fields=("segments", "profile_id")) as work:
+            members = sorted(
+                work.connection.execute(
+                    select(t.segment_memberships.c.profile_id).where(
+                        t.segment_memberships.c.segment == segment, t.segment_memberships.c.exited_at.is_(None)
+                    )
+                ).scalars()
+            )
+            work.subject_count = len(members)
+            return members
+
+    def record_export(self, ctx: AccessContext, *, segment: str, destination: str, location: str, profile_ids: Iterable[str]) -> str:
+        members = sorted(set(profile_ids))
+        with self.access(ctx, action="export", resource="exports", fields=("profile_id", "segments")) as work:
+            conn = work.connection
+            export_id = new_id("x")
+            conn.execute(
+                insert(t.exports).values(
+                    id=export_id, segment=segment, destination=destination, location=location, actor=ctx.actor,
+                    created_at=now(), member_count=len(members),
+                )
+            )
+            if members:
+                conn.execute(insert(t.export_members), [{"export_id": export_id, "profile_id": p} for p in members])
+            work.touch(members)
+            work.detail = f"export={export_id} destination={destination}"
+            return export_id

@@ -1,0 +1,223 @@
+"""The access layer's core: one transaction = one policy decision + one audit row.
+
+Every method of :class:`~cdp.access.store.CustomerStore` runs its database
+work inside :meth:`StoreCore.access`, which
+
+1. asks the policy engine (default deny, purpose limitation) and, on a denial,
+   writes the denial to the audit log and raises ``AccessDenied``;
+2. opens a transaction on the system of record;
+3. lets the caller work and name the subjects it touched;
+4. appends the audit record in that same transaction, so a failed audit write
+   means the access did not happen.
+
+It also holds the per-person data keys (unwrapped on demand, cached in memory
+only) and the blind indexer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import OperationalError
+
+from cdp._exceptions import AccessDenied, DecryptionFailed, KeyUnavailable, PurposeRequired, StorageError
+from cdp.access import _tables as t
+from cdp.access import audit
+from cdp.access.context import AccessContext
+from cdp.crypto import BlindIndexer, FieldCipher, Keyring, WrappedKey, new_data_key
+from cdp.policy import Decision, PolicyEngine
+from cdp.settings import Settings
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+@dataclass
+class Access:
+    """One policy-checked, audited unit of work."""
+
+    connection: Connection
+    decision: Decision
+    context: AccessContext
+    subjects: list[str] = field(default_factory=list)
+    subject_count: int | None = None
+    detail: str = ""
+
+    def touch(self, subjects: Iterable[str]) -> None:
+        self.subjects.extend(subjects)
+
+
+class StoreCore:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        policy: PolicyEngine,
+        keyring: Keyring,
+        indexer: BlindIndexer,
+        signer: Any,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.policy = policy
+        self.keyring = keyring
+        self.indexer = indexer
+        self.signer = signer
+        self._ciphers: dict[str, FieldCipher] = {}
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    @property
+    def checkpoints_file(self) -> Path:
+        return self.settings.data_dir / "audit-checkpoints.jsonl"
+
+    def _audit_denial(self, ctx: AccessContext, action: str, resource: str, fields: Iterable[str], decision: Decision) -> None:
+        with self.engine.begin() as connection:
+            audit.append(
+                connection,
+                audit.AuditEntry(
+                    ctx.request_id, ctx.actor or "-", ctx.role or "-", ctx.purpose or "-", action, resource,
+                    list(fields), [], 0, "deny", decision.rule, decision.reason,
+                ),
+            )
+
+    @contextmanager
+    def access(
+        self, ctx: AccessContext, *, action: str, resource: str, fields: Iterable[str] = (), detail: str = ""
+    ) -> Iterator[Access]:
+        field_list = list(fields)
+        if not ctx.actor:
+            decision = Decision(False, "default-deny", "no actor declared: every access must name its actor")
+        else:
+            decision = self.policy.decide(role=ctx.role, purpose=ctx.purpose, action=action, fields=field_list)
+        if not decision.allowed:
+            self._audit_denial(ctx, action, resource, field_list, decision)
+            error = PurposeRequired if "declared" in decision.reason else AccessDenied
+            raise error(f"access denied: {decision.reason}", rule=decision.rule)
+        try:
+            with self.engine.begin() as connection:
+                work = Access(connection, decision, ctx, detail=detail)
+                yield work
+                count = work.subject_count if work.subject_count is not None else len(set(work.subjects))
+                audit.append(
+                    connection,
+                    audit.AuditEntry(
+                        ctx.request_id, ctx.actor, ctx.role, ctx.purpose, action, resource, field_list,
+                        sorted(set(work.subjects)), count, "allow", decision.rule, work.detail,
+                    ),
+                )
+        except OperationalError as exc:
+            raise StorageError(f"database error during {action} {resource}: {str(exc.orig).splitlines()[0]}") from exc
+        self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        with self.engine.begin() as connection:
+            if audit.rows_since_checkpoint(connection) >= self.settings.audit_checkpoint_every:
+                audit.checkpoint(connection, self.signer, self.checkpoints_file)
+
+    def checkpoint_now(self) -> int | None:
+        with self.engine.begin() as connection:
+            return audit.checkpoint(connection, self.signer, self.checkpoints_file)
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def create_key(self, connection: Connection) -> tuple[str, FieldCipher]:
+        key_id = new_id("k")
+        data_key = new_data_key()
+        wrapped = self.keyring.wrap(data_key, aad=key_id.encode())
+        connection.execute(
+            insert(t.subject_keys).values(id=key_id, kek_id=wrapped.kek_id, wrapped_key=wrapped.blob, created_at=now())
+        )
+        cipher = FieldCipher(data_key, key_id)
+        self._ciphers[key_id] = cipher
+        return key_id, cipher
+
+    def cipher(self, connection: Connection, key_id: str) -> FieldCipher:
+        """The person's cipher; raises DecryptionFailed if the key was shredded."""
+        cached = self._ciphers.get(key_id)
+        if cached is not None:
+            return cached
+        self.load_ciphers(connection, [key_id])
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise DecryptionFailed(f"data key {key_id} has been destroyed (crypto-shredded)")
+        return cipher
+
+    def load_ciphers(self, connection: Connection, key_ids: Iterable[str]) -> None:
+        wanted = [k for k in set(key_ids) if k not in self._ciphers]
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            rows = connection.execute(
+                select(t.subject_keys.c.id, t.subject_keys.c.kek_id, t.subject_keys.c.wrapped_key).where(
+                    t.subject_keys.c.id.in_(chunk)
+                )
+            )
+            for row in rows:
+                if row.wrapped_key is None:
+                    continue
+                data_key = self.keyring.unwrap(WrappedKey(row.kek_id, row.wrapped_key), aad=row.id.encode())
+                self._ciphers[row.id] = FieldCipher(data_key, row.id)
+
+    def has_cipher(self, key_id: str) -> bool:
+        return key_id in self._ciphers
+
+    def shred_keys(self, connection: Connection, key_ids: Iterable[str]) -> int:
+        ids = list(set(key_ids))
+        for start in range(0, len(ids), 900):
+            connection.execute(
+                update(t.subject_keys)
+                .where(t.subject_keys.c.id.in_(ids[start : start + 900]))
+                .values(wrapped_key=None, destroyed_at=now())
+            )
+        for key_id in ids:
+            self._ciphers.pop(key_id, None)
+        return len(ids)
+
+    def rewrap_all(self, connection: Connection) -> int:
+        """Re-wrap every live data key under the keyring's current KEK (key rotation)."""
+        current = self.keyring.current_kek_id()
+        rows = connection.execute(
+            select(t.subject_keys.c.id, t.subject_keys.c.kek_id, t.subject_keys.c.wrapped_key).where(
+                t.subject_keys.c.wrapped_key.is_not(None), t.subject_keys.c.kek_id != current
+            )
+        ).all()
+        for row in rows:
+            data_key = self.keyring.unwrap(WrappedKey(row.kek_id, row.wrapped_key), aad=row.id.encode())
+            wrapped = self.keyring.wrap(data_key, aad=row.id.encode())
+            connection.execute(
+                update(t.subject_keys)
+                .where(t.subject_keys.c.id == row.id)
+                .values(kek_id=wrapped.kek_id, wrapped_key=wrapped.blob)
+            )
+        return len(rows)
+
+    def rotate_keys(self, ctx: AccessContext) -> tuple[int, str]:
+        """New key-encryption key; every data key re-wrapped under it in one transaction."""
+        with self.access(ctx, action="manage", resource="subject_keys") as work:
+            kek = self.keyring.rotate()
+            count = self.rewrap_all(work.connection)
+            work.subject_count = count
+            work.detail = f"rotated to {kek}, re-wrapped {count}"
+        return count, kek
+
+    def decrypt_or_none(self, connection: Connection, key_id: str, token: bytes | None, record_id: str, name: str) -> str | None:
+        if token is None:
+            return None
+        try:
+            return self.cipher(connection, key_id).decrypt(token, record_id=record_id, field=name)
+        except (DecryptionFailed, KeyUnavailable):
+            raise
+        except Exception as exc:  # pragma: no cover - defensive: never leak a value in a message
+            raise DecryptionFailed(f"cannot decrypt field {name!r} of record {record_id}") from exc

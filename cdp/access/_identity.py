@@ -1,0 +1,177 @@
+"""Identity-resolution reads and writes: features in, stable profile ids out.
+
+The resolver (``cdp.identity``) never touches tables: it asks for the
+records' identifiers (decrypted in memory, for the identity-resolution
+purpose only) and hands back clusters. Here clusters become profiles whose
+ids are stable: a cluster keeps the id of the existing profile it overlaps
+most, and every change of a record's profile is kept as link history.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+
+from cdp.access import _tables as t
+from cdp.access._core import StoreCore, new_id, now
+from cdp.access.context import AccessContext
+from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
+
+FEATURE_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "anonymous_id", "record_id", "profile_id")
+
+
+@dataclass(frozen=True)
+class ResolutionStats:
+    records: int
+    profiles: int
+    created: int
+    kept: int
+    retired: int
+    relinked: int
+    run_id: str
+
+
+class IdentityMixin(StoreCore):
+    def identity_features(self, ctx: AccessContext, *, include_identifiers: bool = True) -> list[dict[str, Any]]:
+        """Every active record with its identifiers (decrypted), digests and current profile."""
+        fields = FEATURE_FIELDS if include_identifiers else ("record_id", "profile_id", "anonymous_id")
+        with self.access(ctx, action="read", resource="records", fields=fields) as work:
+            conn = work.connection
+            digests: dict[str, dict[str, str]] = defaultdict(dict)
+            for record_id, kind, digest in conn.execute(
+                select(t.blind_indexes.c.record_id, t.blind_indexes.c.kind, t.blind_indexes.c.digest)
+            ):
+                digests[record_id][kind] = digest
+            links = dict(
+                conn.execute(
+                    select(t.record_links.c.record_id, t.record_links.c.profile_id).where(t.record_links.c.unlinked_at.is_(None))
+                ).all()
+            )
+            columns = [t.records.c.id, t.records.c.source, t.records.c.key_id, t.records.c.kind, t.records.c.occurred_at]
+            columns += [t.records.c[name] for name in CLEAR_FIELDS]
+            if include_identifiers:
+                columns += [t.records.c[f"{name}_enc"] for name in IDENTITY_FIELDS]
+            rows = conn.execute(select(*columns).where(t.records.c.status == "active").order_by(t.records.c.id)).all()
+            if include_identifiers:
+                self.load_ciphers(conn, {r.key_id for r in rows})
+            out: list[dict[str, Any]] = []
+            for row in rows:
+                item: dict[str, Any] = {
+                    "record_id": row.id,
+                    "source": row.source,
+                    "kind": row.kind,
+                    "occurred_at": row.occurred_at,
+                    "profile_id": links.get(row.id),
+                    "digests": digests.get(row.id, {}),
+                }
+                for name in CLEAR_FIELDS:
+                    item[name] = getattr(row, name)
+                if include_identifiers:
+                    readable = self.has_cipher(row.key_id)
+                    for name in IDENTITY_FIELDS:
+                        token = getattr(row, f"{name}_enc")
+                        item[name] = (
+                            self.decrypt_or_none(conn, row.key_id, token, row.id, name) if readable and token else None
+                        )
+                out.append(item)
+            work.subject_count = len(out)
+            return out
+
+    def apply_clusters(
+        self, ctx: AccessContext, clusters: Mapping[str, str], *, method: str, reasons: Mapping[str, str] | None = None
+    ) -> ResolutionStats:
+        """Turn ``record_id -> cluster label`` into profiles with stable ids and link history."""
+        reasons = reasons or {}
+        with self.access(ctx, action="write", resource="profiles", fields=("record_id", "profile_id")) as work:
+            conn = work.connection
+            run_id = new_id("run")
+            started = now()
+            conn.execute(insert(t.identity_runs).values(id=run_id, started_at=started, method=method))
+            current = dict(
+                conn.execute(
+                    select(t.record_links.c.record_id, t.record_links.c.profile_id).where(t.record_links.c.unlinked_at.is_(None))
+                ).all()
+            )
+            members: dict[str, list[str]] = defaultdict(list)
+            for record_id, label in clusters.items():
+                members[label].append(record_id)
+            # Largest overlap first claims an existing id; ties go to the older (smaller) id.
+            claims: list[tuple[int, str, str]] = []
+            for label, records in members.items():
+                overlap = Counter(current[r] for r in records if r in current)
+                for profile_id, count in overlap.items():
+                    claims.append((-count, profile_id, label))
+            claims.sort()
+            assigned: dict[str, str] = {}
+            taken: set[str] = set()
+            for _neg, profile_id, label in claims:
+                if label in assigned or profile_id in taken:
+                    continue
+                assigned[label] = profile_id
+                taken.add(profile_id)
+            created = 0
+            new_profiles: list[dict[str, Any]] = []
+            for label in sorted(members):
+                if label not in assigned:
+                    profile_id = new_id("p")
+                    assigned[label] = profile_id
+                    new_profiles.append({"id": profile_id, "created_at": started, "updated_at": started, "status": "active"})
+                    created += 1
+            if new_profiles:
+                conn.execute(insert(t.profiles), new_profiles)
+            moved: list[tuple[str, str]] = []
+            for label, records in members.items():
+                target = assigned[label]
+                moved.extend((record_id, target) for record_id in records if current.get(record_id) != target)
+            # Records no longer in any cluster lose their link.
+            dropped = [r for r in current if r not in clusters]
+            stamp = now()
+            relink_ids = [r for r, _ in moved if r in current] + dropped
+            for start in range(0, len(relink_ids), 900):
+                conn.execute(
+                    update(t.record_links)
+                    .where(t.record_links.c.record_id.in_(relink_ids[start : start + 900]), t.record_links.c.unlinked_at.is_(None))
+                    .values(unlinked_at=stamp)
+                )
+            if moved:
+                conn.execute(
+                    insert(t.record_links),
+                    [
+                        {"record_id": r, "profile_id": p, "linked_at": stamp, "reason": reasons.get(r, method)[:200], "run_id": run_id}
+                        for r, p in moved
+                    ],
+                )
+            live = set(assigned.values())
+            previous = set(current.values())
+            retired = sorted(previous - live)
+            for profile_id in retired:
+                successor = Counter(assigned[lbl] for lbl, recs in members.items() for r in recs if current.get(r) == profile_id)
+                conn.execute(
+                    update(t.profiles)
+                    .where(t.profiles.c.id == profile_id)
+                    .values(status="merged", merged_into=successor.most_common(1)[0][0] if successor else None, updated_at=stamp)
+                )
+            touched = {p for _, p in moved}
+            for start in range(0, len(touched), 900):
+                chunk = sorted(touched)[start : start + 900]
+                conn.execute(update(t.profiles).where(t.profiles.c.id.in_(chunk)).values(updated_at=stamp, status="active"))
+            conn.execute(
+                text(
+                    "UPDATE events SET profile_id = (SELECT l.profile_id FROM record_links l "
+                    "WHERE l.record_id = events.record_id AND l.unlinked_at IS NULL)"
+                )
+            )
+            stats = ResolutionStats(
+                records=len(clusters), profiles=len(live), created=created, kept=len(live) - created,
+                retired=len(retired), relinked=len(moved), run_id=run_id,
+            )
+            conn.execute(
+                update(t.identity_runs).where(t.identity_runs.c.id == run_id).values(finished_at=now(), stats=stats.__dict__)
+            )
+            work.subject_count = len(live)
+            work.detail = f"run={run_id} profiles={len(live)} created={created} retired={len(retired)} relinked={len(moved)}"
+            return stats

@@ -1,0 +1,196 @@
+"""Reading profiles: golden record, consent row filter, field masking.
+
+This is the read path every consumer of profile data goes through (CLI, API,
+segments, exports, data-subject requests). Only the fields the decision
+allows are decrypted; masked fields are masked here; fields the policy denies
+never leave this module; people whose consent state excludes them from the
+declared purpose are filtered out here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection, select
+
+from cdp.access import _tables as t
+from cdp.access._core import StoreCore
+from cdp.access.context import AccessContext
+from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
+from cdp.policy import Decision
+from cdp.policy.masking import age_band, age_on, apply_treatment
+
+PROFILE_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "age_band", "sources", "record_count", "first_seen", "last_seen")
+EVENT_FIELDS = ("profile_id", "event_type", "event_name", "occurred_at", "revenue", "currency", "channel", "store_id", "category")
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _pick(candidates: list[tuple[str, datetime | None, str]], rule: str, trusted: Sequence[str]) -> tuple[str, str] | None:
+    """Survivorship: choose one (value, source) among (value, time, source) candidates."""
+    if not candidates:
+        return None
+    if rule == "most_frequent":
+        counts = Counter(c[0] for c in candidates)
+        best = max(candidates, key=lambda c: (counts[c[0]], (c[1] or _EPOCH).replace(tzinfo=None)))
+    elif rule == "longest":
+        best = max(candidates, key=lambda c: (len(c[0]), (c[1] or _EPOCH).replace(tzinfo=None)))
+    elif rule == "most_trusted":
+        rank = {s: i for i, s in enumerate(trusted)}
+        best = min(candidates, key=lambda c: (rank.get(c[2], len(rank)), -((c[1] or _EPOCH).replace(tzinfo=None)).timestamp()))
+    else:  # most_recent
+        best = max(candidates, key=lambda c: (c[1] or _EPOCH).replace(tzinfo=None))
+    return best[0], best[2]
+
+
+class ProfileMixin(StoreCore):
+    def _profile_records(self, conn: Connection, profile_ids: Sequence[str] | None) -> dict[str, list[Any]]:
+        query = (
+            select(t.record_links.c.profile_id, t.records)
+            .join(t.records, t.records.c.id == t.record_links.c.record_id)
+            .where(t.record_links.c.unlinked_at.is_(None), t.records.c.status == "active")
+        )
+        grouped: dict[str, list[Any]] = defaultdict(list)
+        ids = list(profile_ids) if profile_ids is not None else None
+        chunks = [ids[i : i + 900] for i in range(0, len(ids), 900)] if ids is not None else [None]
+        for chunk in chunks:
+            q = query if chunk is None else query.where(t.record_links.c.profile_id.in_(chunk))
+            for row in conn.execute(q):
+                grouped[row.profile_id].append(row)
+        return grouped
+
+    def consent_states(self, conn: Connection, purpose: str) -> dict[str, str]:
+        """profile id -> latest consent status for ``purpose`` (from the ledger)."""
+        rows = conn.execute(
+            select(t.record_links.c.profile_id, t.consents.c.status, t.consents.c.recorded_at, t.consents.c.id)
+            .join(t.record_links, t.record_links.c.record_id == t.consents.c.record_id)
+            .where(t.consents.c.purpose == purpose, t.record_links.c.unlinked_at.is_(None))
+        ).all()
+        latest: dict[str, tuple[Any, int, str]] = {}
+        for profile_id, status, recorded_at, seq in rows:
+            stamp = (recorded_at.replace(tzinfo=None) if recorded_at else _EPOCH, int(seq))
+            if profile_id not in latest or stamp > latest[profile_id][:2]:
+                latest[profile_id] = (stamp[0], stamp[1], status)
+        return {p: v[2] for p, v in latest.items()}
+
+    def _consent_allows(self, decision: Decision, status: str | None, country: str | None) -> bool:
+        if decision.consent_purpose is None:
+            return True
+        if status == "granted":
+            return True
+        if status in ("denied", "withdrawn"):
+            return False
+        jurisdiction = self.policy.policy.jurisdiction_of(country)
+        return jurisdiction is None or jurisdiction not in decision.opt_in_jurisdictions
+
+    def _golden(self, conn: Connection, records: list[Any], wanted: set[str], today: date) -> dict[str, Any]:
+        profile: dict[str, Any] = {}
+        provenance: dict[str, str] = {}
+        for name in (*IDENTITY_FIELDS, *CLEAR_FIELDS):
+            need = name in wanted or (name == "date_of_birth" and "age_band" in wanted) or name == "country"
+            if not need:
+                continue
+            candidates: list[tuple[str, datetime | None, str]] = []
+            for row in records:
+                if name in IDENTITY_FIELDS:
+                    token = getattr(row, f"{name}_enc")
+                    if token is None or not self.has_cipher(row.key_id):
+                        continue
+                    value = self.decrypt_or_none(conn, row.key_id, token, row.id, name)
+                else:
+                    value = getattr(row, name)
+                if value:
+                    candidates.append((value, row.occurred_at or row.received_at, row.source))
+            rule = self.settings.survivorship.get(name, "most_recent")
+            chosen = _pick(candidates, rule, self.settings.trusted_sources)
+            if chosen is not None:
+                profile[name], provenance[name] = chosen
+        if "age_band" in wanted and profile.get("date_of_birth"):
+            try:
+                profile["age_band"] = age_band(age_on(date.fromisoformat(profile["date_of_birth"]), today))
+            except ValueError:
+                profile["age_band"] = None
+        times = [(r.occurred_at or r.received_at) for r in records]
+        profile["sources"] = ",".join(sorted({r.source for r in records}))
+        profile["record_count"] = len(records)
+        profile["first_seen"] = min(times).isoformat() if times else None
+        profile["last_seen"] = max(times).isoformat() if times else None
+        profile["_provenance"] = provenance
+        return profile
+
+    def read_profiles(
+        self,
+        ctx: AccessContext,
+        fields: Iterable[str],
+        *,
+        profile_ids: Sequence[str] | None = None,
+        action: str = "read",
+        with_provenance: bool = False,
+        today: date | None = None,
+    ) -> list[dict[str, Any]]:
+        """Profiles as the policy lets this context see them (masked, consent-filtered)."""
+        field_list = [f for f in fields if f != "profile_id"]
+        with self.access(ctx, action=action, resource="profiles", fields=field_list) as work:
+            conn = work.connection
+            decision = work.decision
+            readable = [f for f in field_list if decision.fields[f].allowed]
+            grouped = self._profile_records(conn, profile_ids)
+            self.load_ciphers(conn, {r.key_id for rows in grouped.values() for r in rows})
+            consent = self.consent_states(conn, decision.consent_purpose) if decision.consent_purpose else {}
+            out: list[dict[str, Any]] = []
+            excluded = 0
+            for profile_id in sorted(grouped):
+                golden = self._golden(conn, grouped[profile_id], set(readable), today or date.today())
+                if not self._consent_allows(decision, consent.get(profile_id), golden.get("country")):
+                    excluded += 1
+                    continue
+                row: dict[str, Any] = {"profile_id": profile_id}
+                for name in readable:
+                    row[name] = apply_treatment(decision.fields[name].treatment, name, golden.get(name))
+                if with_provenance:
+                    row["_provenance"] = {k: v for k, v in golden["_provenance"].items() if k in readable}
+                out.append(row)
+            work.touch(r["profile_id"] for r in out)
+            work.detail = f"returned={len(out)} excluded_by_consent={excluded}"
+            return out
+
+    def profile_frame(self, ctx: AccessContext, fields: Iterable[str], *, today: date | None = None) -> pl.DataFrame:
+        rows = self.read_profiles(ctx, fields, today=today)
+        return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame({"profile_id": []}, schema={"profile_id": pl.String})
+
+    def events_frame(self, ctx: AccessContext) -> pl.DataFrame:
+        """Behavioural events of resolved profiles, for analytics (no identifiers)."""
+        with self.access(ctx, action="read", resource="events", fields=EVENT_FIELDS) as work:
+            rows = work.connection.execute(
+                select(*(t.events.c[name] for name in EVENT_FIELDS)).where(t.events.c.profile_id.is_not(None))
+            ).all()
+            frame = pl.DataFrame(
+                [tuple(r) for r in rows],
+                schema={
+                    "profile_id": pl.String, "event_type": pl.String, "event_name": pl.String,
+                    "occurred_at": pl.Datetime("us", "UTC"), "revenue": pl.Float64, "currency": pl.String,
+                    "channel": pl.String, "store_id": pl.String, "category": pl.String,
+                },
+                orient="row",
+            )
+            work.subject_count = frame["profile_id"].n_unique() if frame.height else 0
+            return frame
+
+    def counts(self, ctx: AccessContext) -> dict[str, int]:
+        """Operational counts for summaries (no personal data)."""
+        from sqlalchemy import func
+
+        with self.access(ctx, action="read", resource="counts", fields=("record_count",)) as work:
+            conn = work.connection
+            out = {
+                f"records:{source}": int(n)
+                for source, n in conn.execute(select(t.records.c.source, func.count()).group_by(t.records.c.source))
+            }
+            out["profiles"] = int(conn.execute(select(func.count()).select_from(t.profiles).where(t.profiles.c.status == "active")).scalar() or 0)
+            out["events"] = int(conn.execute(select(func.count()).select_from(t.events)).scalar() or 0)
+            out["audit"] = int(conn.execute(select(func.count()).select_from(t.audit_log)).scalar() or 0)
+            out["quarantine"] = int(conn.execute(select(func.count()).select_from(t.quarantine).where(t.quarantine.c.status == "open")).scalar() or 0)
+            return out

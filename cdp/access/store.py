@@ -1,0 +1,52 @@
+"""The customer store: the one door to customer data.
+
+``open_store(settings)`` builds it: engine, policy engine, keyring (through
+the ``cdp_keyring`` hook), blind indexer and audit signer. Its methods are
+grouped by concern in private mixin modules; each runs inside
+``StoreCore.access`` (policy decision + audit in the same transaction).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from cdp._exceptions import StorageError
+from cdp.access import database
+from cdp.access._activation import ActivationMixin
+from cdp.access._audit_queries import AuditMixin
+from cdp.access._core import StoreCore
+from cdp.access._identity import IdentityMixin, ResolutionStats
+from cdp.access._ingest import IngestMixin
+from cdp.access._profiles import EVENT_FIELDS, PROFILE_FIELDS, ProfileMixin
+from cdp.crypto import BlindIndexer, CheckpointSigner, load_or_create_secret
+from cdp.hookspecs import PluginContext
+from cdp.policy import PolicyEngine, load_policy
+from cdp.settings import Settings
+
+__all__ = ["EVENT_FIELDS", "PROFILE_FIELDS", "CustomerStore", "ResolutionStats", "open_store"]
+
+
+class CustomerStore(IngestMixin, IdentityMixin, ProfileMixin, ActivationMixin, AuditMixin, StoreCore):
+    """All reads and writes of customer data."""
+
+    def close(self) -> None:
+        self._ciphers.clear()
+        self.engine.dispose()
+
+
+def open_store(settings: Settings, *, migrate: bool = False, engine: Engine | None = None) -> CustomerStore:
+    from cdp.plugins import get_plugin_manager
+
+    engine = engine or database.create_db_engine(settings)
+    if migrate:
+        database.upgrade(engine)
+    else:
+        database.check_connection(engine)
+        if not database.is_migrated(engine):
+            raise StorageError("the database has no cdp schema yet: run `cdp db upgrade`")
+    policy = PolicyEngine(load_policy(settings.policies_dir))
+    pm = get_plugin_manager()
+    keyring = pm.hook.cdp_keyring(context=PluginContext(settings=settings))
+    indexer = BlindIndexer(load_or_create_secret(settings.keys_dir, "blind-index"))
+    signer = CheckpointSigner(settings.keys_dir)
+    return CustomerStore(settings, engine, policy, keyring, indexer, signer)

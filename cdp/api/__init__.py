@@ -1,0 +1,40 @@
+"""The HTTP API: one ``create_app()`` building the Litestar application.
+
+Domain errors are mapped to HTTP statuses in one place (``errors.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+
+from cdp._exceptions import CDPError
+from cdp.api.collect import CollectController
+from cdp.api.errors import cdp_error_handler
+from cdp.settings import Settings
+
+
+@get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings, *, store: Any = None) -> Litestar:
+    from cdp.access import open_store
+    from cdp.connectors.runner import load_normalizers
+
+    opened = store or open_store(settings, migrate=True)
+
+    async def close_store() -> None:
+        if store is None:
+            opened.close()
+
+    return Litestar(
+        route_handlers=[health, CollectController],
+        exception_handlers={CDPError: cdp_error_handler},
+        state=State({"settings": settings, "store": opened, "normalizers": load_normalizers(settings)}),
+        on_shutdown=[close_store],
+        debug=False,
+    )

@@ -1,0 +1,155 @@
+"""CLI commands that move data: demo, ingest, resolve, segments, export."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from cdp._exceptions import ConfigurationError, UnknownSourceError
+from cdp.access import AccessContext
+from cdp.cli._runtime import console, settings, store, table
+from cdp.connectors.runner import RunStats
+from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, refresh_segments, resolve
+from cdp.segments.service import load_segment_file
+
+DEMO_SOURCES = (("website", "web"), ("pos", "pos"), ("survey", "survey"))
+
+
+@contextmanager
+def byte_progress(label: str, path: Path) -> Iterator[Any]:
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(label, total=path.stat().st_size if path.is_file() else None)
+        yield lambda n: progress.advance(task, n)
+
+
+def _stats_table(stats: list[RunStats]) -> None:
+    console.print(
+        table(
+            "Ingestion",
+            ["source", "read", "accepted", "rejected", "duplicates", "seconds", "records/s"],
+            [[s.source, s.read, s.accepted, s.rejected, s.duplicates, f"{s.seconds:.1f}", f"{s.per_second:,.0f}"] for s in stats],
+        )
+    )
+
+
+def ingest_command(
+    connector: Annotated[str, typer.Argument(help="connector name: website, pos, survey, generic or an installed plugin")],
+    path: Annotated[Path, typer.Argument(help="the file to read")],
+    config: Annotated[Path | None, typer.Option(help="YAML file with more connector config (column mapping…)")] = None,
+) -> None:
+    """Ingest a file through a connector (idempotent: re-running adds nothing)."""
+    cfg = settings()
+    extra: dict[str, Any] = {}
+    if config is not None:
+        if not config.is_file():
+            raise UnknownSourceError(f"config file not found: {config}")
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigurationError(f"{config}: connector config must be a mapping")
+        extra = loaded
+    if not path.is_file():
+        raise UnknownSourceError(f"source file not found: {path}")
+    with store(cfg, migrate=True) as opened, byte_progress(f"ingest {path.name}", path) as advance:
+        stats = ingest(opened, cfg, SourceSpec(connector, {**extra, "path": str(path)}), on_progress=advance)
+    if stats.skipped_file:
+        console.print(f"{path} was already ingested: nothing to do")
+    _stats_table([stats])
+    if stats.rejected:
+        console.print(f"{stats.rejected} record(s) quarantined: see `cdp quarantine list`")
+
+
+def resolve_command() -> None:
+    """Resolve identities: cluster records into profiles with stable ids."""
+    cfg = settings()
+    with store(cfg) as opened, console.status("resolving identities…"):
+        report = resolve(opened, cfg)
+    s = report.stats
+    console.print(
+        table("Identity resolution", ["records", "profiles", "new", "kept", "retired", "relinked", "anonymous records", "refused joins"],
+              [[s.records, s.profiles, s.created, s.kept, s.retired, s.relinked, report.anonymous_records, report.refused]])
+    )
+
+
+def segments_command(
+    files: Annotated[list[Path] | None, typer.Argument(help="segment definition files (YAML/JSON)")] = None,
+) -> None:
+    """Refresh computed attributes, rule tags and segment memberships."""
+    cfg = settings()
+    paths = files or sorted(DEMO_SEGMENTS_DIR.glob("*.yaml"))
+    definitions = [load_segment_file(p) for p in paths]
+    with store(cfg) as opened, console.status("computing tags and segments…"):
+        report = refresh_segments(opened, definitions)
+    console.print(table("Tags", ["tag", "holders", "gained", "lost"], [[k, *v] for k, v in sorted(report.tags.items())]))
+    console.print(table("Segments", ["segment", "size", "entered", "exited"], [[k, *v] for k, v in sorted(report.segments.items())]))
+
+
+def export_command(
+    segment_file: Annotated[Path, typer.Argument(help="the segment definition to export")],
+) -> None:
+    """Export a segment's members to CSV (only those whose consent allows the segment's purpose)."""
+    cfg = settings()
+    definition = load_segment_file(segment_file)
+    with store(cfg) as opened:
+        report = export(opened, cfg, definition)
+    console.print(
+        table("Export", ["segment", "members", "written", "excluded by consent", "file"],
+              [[definition.name, report.members, report.written, report.excluded, report.path]])
+    )
+
+
+def demo_command(
+    customers: Annotated[int, typer.Option(min=10, max=2_000_000, help="how many customers to generate")] = 10_000,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 42,
+) -> None:
+    """Generate sample data and run the whole pipeline: ingest, resolve, tag, segment, export."""
+    from datetime import UTC, datetime
+
+    from cdp.demo import generate
+
+    cfg = settings()
+    started = time.perf_counter()
+    out_dir = cfg.data_dir / "demo" / f"{customers}-{seed}"
+    with console.status(f"generating {customers:,} customers…"):
+        files = generate(out_dir, customers=customers, seed=seed, as_of=datetime.now(UTC).date())
+    stats: list[RunStats] = []
+    with store(cfg, migrate=True) as opened:
+        for connector, attribute in DEMO_SOURCES:
+            path = Path(getattr(files, attribute))
+            with byte_progress(f"ingest {path.name}", path) as advance:
+                stats.append(ingest(opened, cfg, SourceSpec(connector, {"path": str(path)}), on_progress=advance))
+        with console.status("resolving identities…"):
+            resolved = resolve(opened, cfg)
+        definitions = [load_segment_file(p) for p in sorted(DEMO_SEGMENTS_DIR.glob("*.yaml"))]
+        with console.status("computing tags and segments…"):
+            refreshed = refresh_segments(opened, definitions)
+        exported = export(opened, cfg, definitions[0])
+        counts = opened.counts(AccessContext("cli:demo", "data_engineer", "operations"))
+    _stats_table(stats)
+    s = resolved.stats
+    console.print(
+        table("Summary", ["what", "value"], [
+            ["customers generated", f"{customers:,}"],
+            *[[f"records from {src}", f"{n:,}"] for src, n in sorted(counts.items()) if src.startswith("records:")],
+            ["profiles", f"{s.profiles:,}"],
+            ["records merged into another record's profile", f"{sum(resolved.joins.values()):,}"],
+            ["joins refused by name/birth-date guard", f"{resolved.refused:,}"],
+            ["anonymous web records (no profile yet)", f"{resolved.anonymous_records:,}"],
+            *[[f"tag {k}", f"{v[0]:,}"] for k, v in sorted(refreshed.tags.items())],
+            *[[f"segment {k}", f"{v[0]:,}"] for k, v in refreshed.segments.items()],
+            ["exported (consent allowed)", f"{exported.written:,} of {exported.members:,}"],
+            ["export file", str(exported.path)],
+            ["quarantined records", f"{counts.get('quarantine', 0):,}"],
+            ["audit records written", f"{counts.get('audit', 0):,}"],
+            ["seconds", f"{time.perf_counter() - started:.1f}"],
+        ])
+    )

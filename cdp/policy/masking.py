@@ -1,0 +1,91 @@
+"""Masking functions applied by the access layer, and only there.
+
+``partial`` keeps just enough to recognise a value (``j***@example.com``),
+``hash`` gives the SHA-256 of the normalised value (what ad platforms expect
+for customer-match audiences), ``generalise`` coarsens (birth date → age
+band, postcode → its outward/leading part), ``redact`` removes the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import date
+
+REDACTED = "[redacted]"
+
+AGE_BANDS: tuple[tuple[int, int, str], ...] = (
+    (0, 17, "<18"),
+    (18, 24, "18-24"),
+    (25, 34, "25-34"),
+    (35, 44, "35-44"),
+    (45, 54, "45-54"),
+    (55, 64, "55-64"),
+    (65, 200, "65+"),
+)
+
+
+def age_band(age: int) -> str:
+    for low, high, label in AGE_BANDS:
+        if low <= age <= high:
+            return label
+    return "unknown"
+
+
+def age_on(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def partial(field: str, value: str) -> str:
+    if not value:
+        return value
+    if field == "email" and "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if field == "phone":
+        digits = value[-4:]
+        return f"{value[:2]}{'*' * max(len(value) - 6, 3)}{digits}" if len(value) > 6 else "***"
+    if field == "date_of_birth":
+        return f"{value[:4]}-**-**"
+    return f"{value[:1]}***"
+
+
+def sha256_hex(field: str, value: str) -> str:
+    normalised = value.strip().lower()
+    if field == "phone":
+        normalised = "".join(c for c in normalised if c.isdigit())
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def generalise(field: str, value: str, today: date | None = None) -> str:
+    if not value:
+        return value
+    if field == "date_of_birth":
+        try:
+            born = date.fromisoformat(value[:10])
+        except ValueError:
+            return "unknown"
+        return age_band(age_on(born, today or date.today()))
+    if field == "postcode":
+        compact = value.replace(" ", "")
+        if compact.isdigit():
+            return compact[:3] + "*" * max(len(compact) - 3, 0)
+        return compact[:-3] if len(compact) > 4 else compact[:2]
+    if field == "city":
+        return value[:1] + "…"
+    return REDACTED
+
+
+def apply_treatment(treatment: str, field: str, value: object) -> object:
+    """Apply one policy treatment to one value. ``deny`` never reaches here."""
+    if value is None or treatment == "allow":
+        return value
+    text = value.isoformat() if isinstance(value, date) else str(value)
+    handler: Callable[[str, str], str] | None = {
+        "mask:partial": partial,
+        "mask:hash": sha256_hex,
+        "mask:generalise": generalise,
+    }.get(treatment)
+    if handler is None:
+        return REDACTED
+    return handler(field, text)
