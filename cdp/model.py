@@ -67,6 +67,7 @@ class IncomingRecord:
     consents: list[ConsentSignal] = field(default_factory=list)
     position: str = ""
     message_id: str | None = None
+    region_hint: str | None = None  # ISO country to read national phone numbers with, when the record has no country
 
     @property
     def kind(self) -> str:

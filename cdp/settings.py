@@ -37,7 +37,7 @@ class Settings:
     keys_dir: Path = Path()
     policies_dir: Path = field(default_factory=_default_policies_dir)
     environment: str = "development"  # "production" switches logs to JSON
-    log_level: str = "INFO"
+    log_level: str = "WARNING"
     default_region: str = "US"
     match_threshold: float = 0.9
     batch_size: int = 2000

@@ -5,17 +5,18 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pluggy
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cdp import hookspecs
 from cdp.hookspecs import PluginContext
 from cdp.identity import default_normalizers
+from cdp.identity._names import _SUFFIXES, _TITLES
 from cdp.identity._nicknames import NICKNAMES, nickname_pairs
 from cdp.identity.normalize import (
     MAX_INPUT_CHARS,
@@ -107,14 +108,19 @@ hostile_values = st.one_of(
     st.dictionaries(st.text(), st.text()),
     st.dates(),
     st.datetimes(),
-    st.from_type(object),
+    st.tuples(st.text(), st.integers()),
+    # Not st.from_type(object): it instantiates arbitrary classes of whatever is imported,
+    # some of which emit DeprecationWarnings that -W error turns into unrelated failures.
+    st.sampled_from([object(), Exception("x"), int, range(3), frozenset({"a"}), 1j, bytearray(b"@"), ...]),
 )
 
 
 # --------------------------------------------------------------------------- totality
 
 
-@pytest.mark.parametrize("value", HOSTILE, ids=lambda v: type(v).__name__ + str(len(v) if hasattr(v, "__len__") else ""))
+@pytest.mark.parametrize(
+    "value", HOSTILE, ids=lambda v: type(v).__name__ + str(len(v) if hasattr(v, "__len__") else "")
+)
 @pytest.mark.parametrize("name", sorted(NORMALISERS))
 def test_hostile_inputs_never_raise(name: str, value: object) -> None:
     func, types = NORMALISERS[name]
@@ -122,13 +128,23 @@ def test_hostile_inputs_never_raise(name: str, value: object) -> None:
     assert result is None or isinstance(result, types)
 
 
-@pytest.mark.parametrize("value", [None, 123, [], "", "   ", "😀😀", "\x00", "x" * 10_240, ["a", "b"]])
+@pytest.mark.parametrize("value", [None, 123, [], "", "   ", "😀😀", "\x00", "-'.", ["a", "b"], b"ann@example.com"])
 def test_obvious_garbage_gives_none(value: object) -> None:
     assert normalize_email(value) is None
     assert normalize_phone(value) is None
-    assert normalize_name(value, value, value) is None or isinstance(value, str)  # "xxx…" is a (silly) name
+    assert normalize_name(value, value, value) is None
     assert normalize_date_of_birth(value, today=TODAY) is None
+    assert normalize_postcode(value) is None
+    assert normalize_city(value) is None
     assert normalize_country(value) is None
+
+
+def test_ten_kilobyte_strings_give_none_or_a_bounded_result() -> None:
+    assert normalize_email("a" * 10_240 + "@example.com") is None
+    assert normalize_phone("1" * 10_240) is None
+    assert normalize_date_of_birth("1985-03-04" + " " * 10_240, today=TODAY) == date(1985, 3, 4)
+    city = normalize_city("x" * 10_240)
+    assert city == "x" * MAX_INPUT_CHARS
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -142,7 +158,7 @@ def test_property_no_normaliser_raises(value: object) -> None:
 @settings(max_examples=200, deadline=None)
 @given(value=st.text(max_size=60), region=hostile_values)
 def test_property_hostile_region_and_country_arguments(value: str, region: Any) -> None:
-    assert normalize_phone(value, region) is None or normalize_phone(value, region)
+    normalize_phone(value, region)
     normalize_date_of_birth(value, country=region, today=TODAY)
     normalize_date_of_birth(value, country="US", today=region)
     normalize_postcode(value, region)
@@ -277,9 +293,9 @@ def test_phone_formats(value: object, region: str | None, expected: str) -> None
     assert normalize_phone(value, region) == expected
 
 
-@pytest.mark.parametrize(("region", "expected"), [("Germany", "+4930123456"), ("deu", "+4930123456"), ("uk", None)])
-def test_phone_region_may_be_a_country_name(region: str, expected: str | None) -> None:
-    assert normalize_phone("030 123456", region) == expected
+@pytest.mark.parametrize("region", ["Germany", "deu", "de", "Deutschland"])
+def test_phone_region_may_be_a_country_name(region: str) -> None:
+    assert normalize_phone("030 123456", region) == "+4930123456"
 
 
 def test_phone_default_region_is_us() -> None:
@@ -288,7 +304,14 @@ def test_phone_default_region_is_us() -> None:
 
 @pytest.mark.parametrize(
     ("value", "region"),
-    [("123", "US"), ("415 555 0100", None), ("415 555 0100", "XX"), ("+999 1234", "US"), ("call me", "US"), (True, "US")],
+    [
+        ("123", "US"),
+        ("415 555 0100", None),
+        ("415 555 0100", "XX"),
+        ("+999 1234", "US"),
+        ("call me", "US"),
+        (True, "US"),
+    ],
 )
 def test_impossible_phone_numbers_are_none(value: object, region: str | None) -> None:
     assert normalize_phone(value, region) is None
@@ -335,7 +358,7 @@ def test_accents_casefold_and_special_letters() -> None:
 def test_titles_suffixes_and_punctuation_are_removed() -> None:
     name = normalize_name(full="Dr. Robert  J. Smith, Jr.")
     assert name is not None
-    assert name.family == "robert j smith" or (name.given, name.family) == ("robert j", "smith")
+    assert (name.given, name.family) == ("robert j", "smith")
     plain = normalize_name(full="  Mr Robert J Smith III ")
     assert plain is not None
     assert (plain.given, plain.family) == ("robert j", "smith")
@@ -441,11 +464,11 @@ def test_pinyin_family_name_detected_in_either_order() -> None:
 
 
 def test_country_cn_decides_ambiguous_pinyin_order() -> None:
-    cn = normalize_name(full="Ning Hao", country="CN")
-    elsewhere = normalize_name(full="Ning Hao", country="US")
+    cn = normalize_name(full="Ning Ze", country="CN")
+    elsewhere = normalize_name(full="Ning Ze", country="US")
     assert cn is not None and elsewhere is not None
     assert cn.family == "ning"
-    assert elsewhere.family == "hao"
+    assert elsewhere.family == "ze"
     assert cn.tokens == elsewhere.tokens
 
 
@@ -528,7 +551,7 @@ def test_name_match_keys() -> None:
         "4 mars 1985",
         "4 de marzo de 1985",
         date(1985, 3, 4),
-        datetime(1985, 3, 4, 23, 59, tzinfo=timezone.utc),
+        datetime(1985, 3, 4, 23, 59, tzinfo=UTC),
     ],
 )
 def test_date_formats(value: object) -> None:
@@ -568,8 +591,8 @@ def test_future_dates_and_ages_over_120_are_rejected() -> None:
     assert normalize_date_of_birth("2024-06-02", today=TODAY) is None
     assert normalize_date_of_birth("2024-06-01", today=TODAY) == TODAY
     assert normalize_date_of_birth("1904-06-01", today=TODAY) == date(1904, 6, 1)  # exactly 120
-    assert normalize_date_of_birth("1904-05-31", today=TODAY) is None  # 120 and a day... still 120
-    assert normalize_date_of_birth("1904-05-31", today=date(2024, 5, 31)) == date(1904, 5, 31)
+    assert normalize_date_of_birth("1903-06-02", today=TODAY) == date(1903, 6, 2)  # still 120
+    assert normalize_date_of_birth("1903-06-01", today=TODAY) is None  # 121 today
     assert normalize_date_of_birth("1900-01-01", today=TODAY) is None
     assert normalize_date_of_birth(date(2030, 1, 1), today=TODAY) is None
 
@@ -703,6 +726,7 @@ def test_property_city_and_postcode_are_idempotent(value: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(first=st.from_regex(r"[A-Za-z]{2,10}", fullmatch=True), last=st.from_regex(r"[A-Za-z]{2,10}", fullmatch=True))
 def test_property_tokens_ignore_name_order(first: str, last: str) -> None:
+    assume(not {first.lower(), last.lower()} & (_TITLES | _SUFFIXES))
     a, b = normalize_name(full=f"{first} {last}"), normalize_name(full=f"{last}, {first}")
     assert a is not None and b is not None
     assert a.tokens == tuple(sorted([first.lower(), last.lower()]))

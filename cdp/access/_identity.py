@@ -51,7 +51,7 @@ class IdentityMixin(StoreCore):
                     select(t.record_links.c.record_id, t.record_links.c.profile_id).where(t.record_links.c.unlinked_at.is_(None))
                 ).all()
             )
-            columns = [t.records.c.id, t.records.c.source, t.records.c.key_id, t.records.c.kind, t.records.c.occurred_at]
+            columns = [t.records.c.id, t.records.c.source, t.records.c.source_record_id, t.records.c.key_id, t.records.c.kind, t.records.c.occurred_at]
             columns += [t.records.c[name] for name in CLEAR_FIELDS]
             if include_identifiers:
                 columns += [t.records.c[f"{name}_enc"] for name in IDENTITY_FIELDS]
@@ -63,6 +63,7 @@ class IdentityMixin(StoreCore):
                 item: dict[str, Any] = {
                     "record_id": row.id,
                     "source": row.source,
+                    "source_record_id": row.source_record_id,
                     "kind": row.kind,
                     "occurred_at": row.occurred_at,
                     "profile_id": links.get(row.id),

@@ -110,3 +110,14 @@ def is_migrated(engine: Engine) -> bool:
         return "audit_log" in inspect(engine).get_table_names()
     except OperationalError:
         return False
+
+
+def holds_data(engine: Engine) -> bool:
+    """True once any data key or audit record exists (keys must then never be regenerated)."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        for table in ("subject_keys", "audit_log"):
+            if connection.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is not None:
+                return True
+    return False

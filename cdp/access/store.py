@@ -18,7 +18,7 @@ from cdp.access._core import StoreCore
 from cdp.access._identity import IdentityMixin, ResolutionStats
 from cdp.access._ingest import IngestMixin
 from cdp.access._profiles import EVENT_FIELDS, PROFILE_FIELDS, ProfileMixin
-from cdp.crypto import BlindIndexer, CheckpointSigner, load_or_create_secret
+from cdp.crypto import BlindIndexer, CheckpointSigner, ensure_keyring, load_or_create_secret
 from cdp.hookspecs import PluginContext
 from cdp.policy import PolicyEngine, load_policy
 from cdp.settings import Settings
@@ -46,7 +46,10 @@ def open_store(settings: Settings, *, migrate: bool = False, engine: Engine | No
             raise StorageError("the database has no cdp schema yet: run `cdp db upgrade`")
     policy = PolicyEngine(load_policy(settings.policies_dir))
     pm = get_plugin_manager()
-    keyring = pm.hook.cdp_keyring(context=PluginContext(settings=settings))
-    indexer = BlindIndexer(load_or_create_secret(settings.keys_dir, "blind-index"))
-    signer = CheckpointSigner(settings.keys_dir)
+    keyring = ensure_keyring(pm.hook.cdp_keyring(context=PluginContext(settings=settings)))
+    # Once data exists, a missing secret is an incident, not something to regenerate
+    # (a new blind-index key would silently stop every lookup from matching).
+    fresh = not database.holds_data(engine)
+    indexer = BlindIndexer(load_or_create_secret(settings.keys_dir, "blind-index", create=fresh))
+    signer = CheckpointSigner(settings.keys_dir, create=fresh)
     return CustomerStore(settings, engine, policy, keyring, indexer, signer)

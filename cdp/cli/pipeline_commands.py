@@ -19,7 +19,11 @@ from cdp.connectors.runner import RunStats
 from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, refresh_segments, resolve
 from cdp.segments.service import load_segment_file
 
-DEMO_SOURCES = (("website", "web"), ("pos", "pos"), ("survey", "survey"))
+DEMO_SOURCES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("website", "web", {}),
+    ("pos", "pos", {"region_from_store_id": True}),  # demo store ids start with the store's country
+    ("survey", "survey", {}),
+)
 
 
 @contextmanager
@@ -123,10 +127,10 @@ def demo_command(
         files = generate(out_dir, customers=customers, seed=seed, as_of=datetime.now(UTC).date())
     stats: list[RunStats] = []
     with store(cfg, migrate=True) as opened:
-        for connector, attribute in DEMO_SOURCES:
+        for connector, attribute, extra in DEMO_SOURCES:
             path = Path(getattr(files, attribute))
             with byte_progress(f"ingest {path.name}", path) as advance:
-                stats.append(ingest(opened, cfg, SourceSpec(connector, {"path": str(path)}), on_progress=advance))
+                stats.append(ingest(opened, cfg, SourceSpec(connector, {**extra, "path": str(path)}), on_progress=advance))
         with console.status("resolving identities…"):
             resolved = resolve(opened, cfg)
         definitions = [load_segment_file(p) for p in sorted(DEMO_SEGMENTS_DIR.glob("*.yaml"))]

@@ -64,6 +64,8 @@ class PosConnector(MappedFileConnector):
         ConfigField("columns", "object", default=None, description="canonical name -> column name in the file"),
         ConfigField("ignore_columns", "array", default=None, description="columns to ignore"),
         ConfigField("default_currency", "string", default="USD"),
+        ConfigField("default_region", "string", description="country (ISO alpha-2) of the stores, for national phone numbers"),
+        ConfigField("region_from_store_id", "boolean", default=False, description="store ids start with the store's ISO country code"),
     )
     streams: ClassVar[tuple[StreamSpec, ...]] = (StreamSpec("transactions", ("transaction_id",), "occurred_at", POS_FIELDS),)
     canonical_columns = POS_COLUMNS
@@ -93,9 +95,13 @@ class PosConnector(MappedFileConnector):
             category=max(set(categories), key=categories.count) if categories else None,
             properties={"items": sum(int(i.get("quantity") or 1) for i in items if isinstance(i.get("quantity", 1), int | float))},
         )
+        region = self.config.get("default_region")
+        if self.config.get("region_from_store_id") and store_id and store_id[:2].isalpha():
+            region = store_id[:2].upper()
         return [
             IncomingRecord(
                 source=self.source_name, stream=self.stream_name, source_record_id=transaction_id, occurred_at=when,
                 payload=dict(item.data), identity=identity, events=[event], position=item.position,
+                region_hint=str(region) if region else None,
             )
         ]

@@ -69,7 +69,7 @@ def normalise_record(record: IncomingRecord, normalizers: Normalizers, default_r
         out["email"] = email.address
         keys["email"] = email.match_key
     if raw.get("phone"):
-        phone = normalizers["phone"](raw["phone"], country or default_region)
+        phone = normalizers["phone"](raw["phone"], country or record.region_hint or default_region)
         if phone is None:
             raise RecordRejected("is not a valid phone number", record=rid, field="phone")
         out["phone"] = phone

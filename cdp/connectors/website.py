@@ -164,6 +164,8 @@ def call_to_record(call: Mapping[str, Any], *, source: str = "website", position
     elif kind == "alias":
         events.append(EventData("alias", when, "Alias", channel="web"))
     consents = _consents(context, gpc=gpc, record=record)
+    locale = context.get("locale")
+    region = locale.replace("_", "-").split("-")[-1].upper() if isinstance(locale, str) and "-" in locale.replace("_", "-") else None
     return IncomingRecord(
         source=source,
         stream="calls",
@@ -176,6 +178,7 @@ def call_to_record(call: Mapping[str, Any], *, source: str = "website", position
         consents=consents,
         position=position or record,
         message_id=record,
+        region_hint=region if region and len(region) == 2 and region.isalpha() else None,
     )
 
 

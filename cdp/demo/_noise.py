@@ -122,17 +122,17 @@ def _western_parts(rng: Random, p: Person, day: int) -> tuple[str, str]:
     return first, last
 
 
-def _chinese_parts(rng: Random, p: Person, src: str) -> tuple[str, str, bool]:
-    """(given, family, written in Han characters)."""
+def _chinese_parts(rng: Random, p: Person, src: str) -> tuple[str, str, str]:
+    """(given, family, script): script is "han", "pinyin" or "english" (an English given name)."""
     if rng.random() < HAN_SHARE[p.culture][src]:
         given = p.han_given
         if rng.random() < HAN_HOMOPHONE:
             i = rng.randrange(len(given))
             given = given[:i] + names.CN_HOMOPHONES.get(given[i], given[i]) + given[i + 1 :]
-        return given, p.han_family, True
+        return given, p.han_family, "han"
     family = p.canto if p.culture == "cnx" and p.canto and rng.random() < CANTONESE else rng.choice(p.py_family)
     if p.english and rng.random() < ENGLISH_NAME:
-        return p.english, family, False
+        return p.english, family, "english"
     syllables = p.py_given
     if len(syllables) == 1:
         given = syllables[0]
@@ -142,14 +142,14 @@ def _chinese_parts(rng: Random, p: Person, src: str) -> tuple[str, str, bool]:
         given = syllables[0] + rest if u < 0.7 else " ".join(syllables) if u < 0.9 else "-".join(syllables)
     if rng.random() < TYPO_FIRST:
         given = typo(rng, given)
-    return given, family, False
+    return given, family, "pinyin"
 
 
 def split_name(rng: Random, p: Person, day: int, src: str) -> tuple[str, str]:
     """(first name, last name) as typed into two form fields."""
     if p.py_family:
-        given, family, han = _chinese_parts(rng, p, src)
-        if not han and rng.random() < PINYIN_FIELDS_SWAPPED:
+        given, family, script = _chinese_parts(rng, p, src)
+        if rng.random() < (PINYIN_FIELDS_SWAPPED if script == "pinyin" else SWAP if script == "english" else 0.0):
             given, family = family, given
         return case_space(rng, given, space=SPACE / 2), case_space(rng, family, space=SPACE / 2)
     first, last = _western_parts(rng, p, day)
@@ -161,10 +161,12 @@ def split_name(rng: Random, p: Person, day: int, src: str) -> tuple[str, str]:
 def full_name(rng: Random, p: Person, day: int, src: str) -> str:
     """The whole name in one field, in the order and style people write it."""
     if p.py_family:
-        given, family, han = _chinese_parts(rng, p, src)
-        if han:
+        given, family, script = _chinese_parts(rng, p, src)
+        if script == "han":
             return family + given if rng.random() < 0.95 else f"{family} {given}"
         u = rng.random()
+        if script == "english":
+            return case_space(rng, f"{given} {family}" if u < 0.85 else f"{family} {given}")
         text = f"{family} {given}" if u < 0.45 else f"{given} {family}" if u < 0.9 else f"{family.upper()} {given}"
         return case_space(rng, text)
     first, last = _western_parts(rng, p, day)
@@ -301,7 +303,7 @@ def street(rng: Random, a: Address, *, pinyin: bool = False) -> str:
         if country == "US":
             line += rng.choice((f", Apt {u}", f" Apt {u}", f" #{u}", f", Unit {u}"))
         else:
-            line = f"Flat {u}, {line}" if rng.random() < 0.7 else f"{u} {line}"
+            line = f"Flat {u}, {line}" if rng.random() < 0.7 else f"{u}/{line}"
     if country in ("DE", "FR") and rng.random() < ADDRESS_FOLD:
         line = fold_ascii(line)
     return case_space(rng, line, ADDRESS_CASE, SPACE)

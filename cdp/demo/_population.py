@@ -99,7 +99,7 @@ class Person:
     address: Address
     mobile: Phone
     email: str
-    first_day: int
+    first_day: int  # the person's first and last activity (days into the window)
     last_day: int
     web: bool
     pos: bool
@@ -122,6 +122,22 @@ class Person:
     moved_day: int = 0
     former_last: str = ""
     renamed_day: int = 0
+    anchors: tuple[str, str] = ("", "")  # sources holding the records on first_day and on last_day
+
+    def min_records(self, source: str) -> int:
+        """How many records ``source`` must make so the anchored days are covered (one suffices)."""
+        return int(source in self.anchors)
+
+    def day_of(self, rng: Random, source: str, i: int, n: int) -> int:
+        """The day of record ``i`` of ``n`` in ``source``: an anchor day, or uniform in the active period.
+
+        A source making a single record that holds both anchors puts it on the last day.
+        """
+        if i == n - 1 and self.anchors[1] == source:
+            return self.last_day
+        if i == 0 and self.anchors[0] == source:
+            return self.first_day
+        return rng.randint(self.first_day, self.last_day)
 
     def address_on(self, day: int) -> Address:
         return self.old_address if self.old_address is not None and day < self.moved_day else self.address
@@ -393,6 +409,9 @@ class PopulationBuilder:
             satisfaction=rng.betavariate(4, 2),
             household=household,
         )
+        sources = [name for name, on in (("web", web), ("pos", pos), ("survey", survey)) if on]
+        first_anchor = rng.choice(sources)
+        p.anchors = (first_anchor, rng.choice([s for s in sources if s != first_anchor] or sources))
         if culture in ("cn", "cnx"):
             fam = cn_family or _CN_FAMILY.pick(rng)
             given = _CN_GIVEN[0 if male else 1].pick(rng)

@@ -88,10 +88,10 @@ class WebRenderer:
                 self._users.add(n)
                 return f"u_{n:0{self._user_width}d}"
 
-    def _time(self, p: Person, after: int = -1) -> int:
-        """A moment of the person's active period (later than ``after`` if given), in local waking hours."""
+    def _time(self, p: Person, after: int) -> int:
+        """A moment of the person's active period later than ``after``, in local waking hours."""
         rng = self.rng
-        first = p.first_day if after < 0 else max(p.first_day, after // DAY)
+        first = max(p.first_day, after // DAY)
         t = self.clock.at(rng, rng.randint(first, max(first, p.last_day)), p.country, 7, 24)
         if t <= after:
             t = min(after + rng.randrange(60, 4 * 3600), END - 1)
@@ -142,9 +142,10 @@ class WebRenderer:
     def _activity(self, p: Person, devices: list[Device]) -> None:
         rng = self.rng
         newsletter = not p.consent[0]
-        for _ in range(min(EVENT_CAP, int(rng.expovariate(1 / EVENT_MEAN) + 0.5))):
+        n = max(p.min_records("web"), min(EVENT_CAP, int(rng.expovariate(1 / EVENT_MEAN) + 0.5)))
+        for i in range(n):
             device = devices[0] if rng.random() < 0.6 else rng.choice(devices)
-            t = self._time(p)
+            t = self.clock.at(rng, p.day_of(rng, "web", i, n), p.country, 7, 24)
             kind = EVENTS.pick(rng)
             if kind == "Newsletter Subscribed":
                 if newsletter:

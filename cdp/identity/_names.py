@@ -142,8 +142,10 @@ def tokens_of(words: list[str]) -> list[str]:
 
 
 def has_han(text: str) -> bool:
-    """True if ``text`` contains at least one Han (CJK ideograph) character."""
-    return _HAN.search(text) is not None
+    """True if ``text`` contains a Han (CJK ideograph) character, also after NFKC (🈐 → 手)."""
+    if text.isascii():
+        return False
+    return _HAN.search(text) is not None or _HAN.search(unicodedata.normalize("NFKC", text)) is not None
 
 
 def han_only(text: str) -> str:
@@ -278,7 +280,7 @@ def _word_set(words: str) -> frozenset[str]:
 _TITLES: Final = _word_set(
     "mr mrs ms miss mx dr prof sir dame lady lord rev fr herr frau fraulein mme mlle sr sra srta"
 )
-_SUFFIXES: Final = _word_set("jr sr ii iii iv phd md dds esq mba jun sen")
+_SUFFIXES: Final = _word_set("jr sr ii iii iv phd md dds esq mba")
 _PARTICLES: Final = _word_set(
     "van von de der den da di du del della dela la le dos das do ter ten bin ibn al el st zu vom"
 )

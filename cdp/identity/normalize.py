@@ -156,10 +156,15 @@ def normalize_phone(value: object, default_region: str | None = "US") -> str | N
     if s is None or len(s) > _MAX_PHONE_CHARS:
         return None
     region = _phone_region(default_region) if isinstance(default_region, str) else None
-    if s.startswith("00"):
-        s = "+" + s[2:]
+    return _normalize_phone(s, region)
+
+
+@lru_cache(maxsize=65536)
+def _normalize_phone(text: str, region: str | None) -> str | None:
+    if text.startswith("00"):
+        text = "+" + text[2:]
     try:
-        number = phonenumbers.parse(s, region)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_possible_number(number):
@@ -259,11 +264,12 @@ def normalize_postcode(value: object, country: str | None = None) -> str | None:
     US: the 5-digit ZIP (ZIP+4 is cut; 3 or 4 digits are zero-padded, as
     spreadsheets drop leading zeros). GB: ``"sw1a 1aa"`` → ``"SW1A1AA"``.
     CN: 6 digits. Unknown countries: 2–10 letters/digits with at least one digit.
+    Ints (spreadsheet ZIP codes) are accepted only when the country is known.
     """
-    s = _digits_of_int(value) or _text(value)
+    code = normalize_country(country) if isinstance(country, str) else None
+    s = _text(value) or (_digits_of_int(value) if code else None)  # an int is only a postcode in a known country
     if s is None:
         return None
-    code = normalize_country(country) if isinstance(country, str) else None
     cleaned = _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", s).upper())
     if not cleaned or not cleaned.isascii() or set(cleaned) == {"0"}:
         return None
@@ -292,9 +298,9 @@ _CITY_ABBREVIATIONS: Final = {"st": "saint", "ste": "sainte", "mt": "mount", "ft
 @lru_cache(maxsize=65536)
 def _normalize_city(text: str) -> str | None:
     folded = fold(text, keep_digits=True)
-    if has_han(text):
+    if has_han(folded):
         han = folded.replace(" ", "").replace("-", "")
-        return (han[:-1] if len(han) > 1 and han.endswith("市") else han) or None
+        return han.rstrip("市") or han[:1] or None
     words = folded.replace("-", " ").split()
     return " ".join(_CITY_ABBREVIATIONS.get(w, w) for w in words) or None
 

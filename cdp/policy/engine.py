@@ -35,17 +35,17 @@ def _field_rules(
 
 def _load_fields(doc: LocatedDocument) -> tuple[frozenset[str], dict[str, str], dict[str, str]]:
     data = require_mapping(doc, doc.data, ())
-    check_keys(doc, data, (), {"classes", "fields", "columns", "connector_fields", "retention"})
+    check_keys(doc, data, (), {"classes", "fields", "columns", "event_properties", "retention"})
     classes = frozenset(str(c) for c in require_list(doc, data.get("classes"), ("classes",)))
     mappings: list[dict[str, str]] = []
-    for section in ("fields", "columns"):
+    for section in ("fields", "columns", "event_properties"):
         out: dict[str, str] = {}
         for name, cls in require_mapping(doc, data.get(section, {}), (section,)).items():
             if cls not in classes:
                 raise doc.error((section, name), f"unknown class {cls!r} (expected one of {sorted(classes)})")
             out[name] = str(cls)
         mappings.append(out)
-    return classes, mappings[0], mappings[1]
+    return classes, mappings[0], {**mappings[1], **{f"events.properties.{k}": v for k, v in mappings[2].items()}}
 
 
 def _load_purposes(doc: LocatedDocument) -> tuple[dict[str, Purpose], dict[str, frozenset[str]]]:

@@ -27,21 +27,21 @@ class SegmentEngine:
     def __init__(self, attributes: pl.DataFrame, events: pl.DataFrame, tags: pl.DataFrame, *, as_of: datetime) -> None:
         self.as_of = as_of
         self.columns = column_kinds([(n, str(t)) for n, t in attributes.schema.items()])
-        self.connection = duckdb.connect(":memory:", config={"enable_external_access": False})
-        self.connection.register("attrs", attributes.to_arrow())
-        self.connection.register("events", events.select("profile_id", "event_name", "occurred_at", "revenue").to_arrow())
-        self.connection.register("tags", tags.to_arrow())
+        self.analytics = duckdb.connect(":memory:", config={"enable_external_access": False})
+        self.analytics.register("attrs", attributes.to_arrow())
+        self.analytics.register("events", events.select("profile_id", "event_name", "occurred_at", "revenue").to_arrow())
+        self.analytics.register("tags", tags.to_arrow())
 
     def compile(self, segment: Segment) -> CompiledSegment:
         return compile_segment(segment, self.columns)
 
     def members(self, segment: Segment) -> list[str]:
         compiled = self.compile(segment)
-        rows = self.connection.execute(compiled.sql, _bind(compiled.params, self.as_of)).fetchall()
+        rows = self.analytics.execute(compiled.sql, _bind(compiled.params, self.as_of)).fetchall()
         return [str(r[0]) for r in rows]
 
     def evaluate_all(self, segments: Mapping[str, Segment]) -> dict[str, list[str]]:
         return {name: self.members(segment) for name, segment in segments.items()}
 
     def close(self) -> None:
-        self.connection.close()
+        self.analytics.close()

@@ -1,0 +1,121 @@
+"""The audit log: every access recorded, in the same transaction; tampering detected."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from cdp._exceptions import AccessDenied, PurposeRequired
+from cdp.access import AccessContext, CustomerStore
+from cdp.pipeline import SourceSpec, ingest, resolve
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures import write_fixture_files  # noqa: E402
+
+OFFICER = AccessContext("officer:ann", "compliance_officer", "compliance")
+
+
+@pytest.fixture
+def populated(store: CustomerStore, tmp_path: Path) -> CustomerStore:
+    for name, path in write_fixture_files(tmp_path / "src").items():
+        ingest(store, store.settings, SourceSpec(name, {"path": str(path)}))
+    resolve(store, store.settings)
+    store.read_profiles(OFFICER, ["email", "country"])
+    store.checkpoint_now()
+    return store
+
+
+def _sql(store: CustomerStore, statement: str, **params: object) -> None:
+    # Tests play the attacker with direct database access.
+    with store.engine.begin() as connection:
+        connection.execute(text(statement), params)
+
+
+def test_every_access_is_recorded_with_context(populated: CustomerStore) -> None:
+    rows = populated.search_audit(OFFICER, actor="officer:ann", limit=10)
+    read = next(r for r in rows if r["resource"] == "profiles" and r["action"] == "read")
+    assert read["role"] == "compliance_officer" and read["purpose"] == "compliance" and read["decision"] == "allow"
+    assert read["subject_count"] == len(read["subjects"]) > 0
+    assert "email" in read["fields"] and "roles.yaml" in read["rule"]
+    writes = populated.search_audit(OFFICER, actor="connector:pos")
+    assert writes and all(w["action"] == "write" for w in writes)
+
+
+def test_denials_are_audited_and_fail_closed(populated: CustomerStore) -> None:
+    with pytest.raises(AccessDenied):
+        populated.read_profiles(AccessContext("mallory", "marketer", "compliance"), ["email"])
+    with pytest.raises(PurposeRequired):
+        populated.read_profiles(AccessContext("mallory", "marketer", ""), ["email"])
+    with pytest.raises(PurposeRequired):
+        populated.read_profiles(AccessContext("", "marketer", "marketing_email"), ["email"])
+    denied = populated.search_audit(OFFICER, decision="deny")
+    assert len(denied) == 3 and {d["actor"] for d in denied} == {"mallory", "-"}
+
+
+def test_verify_passes_on_an_intact_log(populated: CustomerStore) -> None:
+    result = populated.verify_audit(OFFICER)
+    assert result.ok and result.checked > 10 and result.checkpoints_checked >= 1
+
+
+@pytest.mark.parametrize(
+    ("attack", "statement"),
+    [
+        ("edit", "UPDATE audit_log SET detail = detail || 'x' WHERE seq = 5"),
+        ("edit-one-byte", "UPDATE audit_log SET actor = 'connector:poz' WHERE seq = 5 AND actor = 'connector:pos'"),
+        ("delete", "DELETE FROM audit_log WHERE seq = 5"),
+    ],
+)
+def test_tampering_is_detected_and_the_first_bad_record_named(populated: CustomerStore, attack: str, statement: str) -> None:
+    if attack == "edit-one-byte":
+        _sql(populated, "UPDATE audit_log SET actor = 'connector:pos' WHERE seq = 5")
+        # the line above itself is an edit of record 5 unless it already was connector:pos
+    _sql(populated, statement)
+    result = populated.verify_audit(OFFICER)
+    assert not result.ok
+    assert result.first_bad_seq == 5
+
+
+def test_reordering_is_detected(populated: CustomerStore) -> None:
+    _sql(populated, "UPDATE audit_log SET seq = -1 WHERE seq = 4")
+    _sql(populated, "UPDATE audit_log SET seq = 4 WHERE seq = 5")
+    _sql(populated, "UPDATE audit_log SET seq = 5 WHERE seq = -1")
+    result = populated.verify_audit(OFFICER)
+    assert not result.ok and result.first_bad_seq == 4
+
+
+def test_tail_truncation_is_caught_by_the_checkpoint_kept_outside_the_database(populated: CustomerStore) -> None:
+    head = populated.search_audit(OFFICER, limit=1)[0]["seq"]
+    populated.checkpoint_now()
+    _sql(populated, "DELETE FROM audit_log WHERE seq > :cut", cut=head - 3)
+    _sql(populated, "DELETE FROM audit_checkpoints")
+    result = populated.verify_audit(OFFICER)
+    assert not result.ok and "truncated" in result.reason
+
+
+def test_forged_checkpoint_signature_is_rejected(populated: CustomerStore) -> None:
+    lines = populated.checkpoints_file.read_text(encoding="utf-8").splitlines()
+    record = json.loads(lines[-1])
+    record["signature"] = ("00" if record["signature"][:2] != "00" else "11") + record["signature"][2:]
+    populated.checkpoints_file.write_text("\n".join([*lines[:-1], json.dumps(record)]) + "\n", encoding="utf-8")
+    _sql(populated, "UPDATE audit_checkpoints SET signature = :s WHERE seq = :q", s=record["signature"], q=record["seq"])
+    assert not populated.verify_audit(OFFICER).ok
+
+
+def test_audit_is_written_in_the_same_transaction_as_the_data(store: CustomerStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cdp.access import audit
+
+    files = write_fixture_files(tmp_path / "src")
+
+    def broken_append(*_args: object, **_kwargs: object) -> int:
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(audit, "append", broken_append)
+    with pytest.raises(RuntimeError):
+        ingest(store, store.settings, SourceSpec("pos", {"path": str(files["pos"])}))
+    monkeypatch.undo()
+    counts = store.counts(AccessContext("t", "data_engineer", "operations"))
+    assert not any(key.startswith("records:") for key in counts), "data was written without its audit record"
