@@ -299,3 +299,73 @@ ingested_files = Table(
     Column("ingested_at", TS, nullable=False),
     UniqueConstraint("source", "digest"),
 )
+
+# -- identity control (manual rules, match evidence) ------------------------------------------------
+
+identity_rules = Table(
+    "identity_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(10), nullable=False),  # merge | split | never
+    Column("record_a", String(40), nullable=False),
+    Column("record_b", String(40), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)
+
+match_evidence = Table(
+    "match_evidence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), nullable=False),
+    Column("record_a", String(40), nullable=False),
+    Column("record_b", String(40), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("match_weight", Float, nullable=False),
+    Column("details", JSON, nullable=True),  # per compared field: level and weight (never values)
+    Column("created_at", TS, nullable=False),
+    Index("ix_match_evidence_record_a", "record_a"),
+    Index("ix_match_evidence_record_b", "record_b"),
+)
+
+# -- data-subject requests and suppression ----------------------------------------------------------
+
+dsr_requests = Table(
+    "dsr_requests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(20), nullable=False),  # access | erasure | rectification | restriction | objection
+    Column("status", String(20), nullable=False),  # received | verified | in_progress | done | rejected
+    Column("regime", String(10), nullable=False),  # GDPR | CCPA
+    Column("profile_id", String(40), nullable=True),
+    Column("received_at", TS, nullable=False),
+    Column("due_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("detail", JSON, nullable=True),  # operational detail only, never identifier values
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(30), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("request_id", String(40), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Index("ix_suppressions_kind_digest", "kind", "digest"),
+)
+
+destination_deletions = Table(
+    "destination_deletions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("destination", String(100), nullable=False),
+    Column("export_id", String(40), nullable=True),
+    Column("profile_id", String(40), nullable=False),
+    Column("request_id", String(40), nullable=True),
+    Column("status", String(20), nullable=False),  # queued | sent | failed
+    Column("created_at", TS, nullable=False),
+)
