@@ -75,9 +75,7 @@ def _scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, Mapping):
-        return {
-            k: (REDACTED if str(k).lower() in PERSONAL_KEYS else _scrub(v, depth + 1)) for k, v in value.items()
-        }
+        return {k: (REDACTED if str(k).lower() in PERSONAL_KEYS else _scrub(v, depth + 1)) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_scrub(v, depth + 1) for v in value]
     if isinstance(value, bytes):

@@ -28,7 +28,9 @@ class SourceSpec:
     config: dict[str, Any]
 
 
-def ingest(store: CustomerStore, settings: Settings, spec: SourceSpec, *, on_progress: Callable[[int], None] | None = None) -> RunStats:
+def ingest(
+    store: CustomerStore, settings: Settings, spec: SourceSpec, *, on_progress: Callable[[int], None] | None = None
+) -> RunStats:
     connector = make_connector(settings, spec.connector, spec.config)
     return IngestRunner(store, settings, on_progress=on_progress).run(connector)
 

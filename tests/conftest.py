@@ -49,7 +49,9 @@ def database_url(tmp_path: Path, postgres_admin: object | None) -> Iterator[str]
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, keys_dir=tmp_path / "keys", audit_checkpoint_every=50)
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, keys_dir=tmp_path / "keys", audit_checkpoint_every=50
+    )
 
 
 @pytest.fixture

@@ -31,19 +31,34 @@ def violations_in(path: Path, root: Path = ROOT) -> list[str]:
             if full in FORBIDDEN_IMPORTS and not (full == "cdp.access.database" and path in DATABASE_ADMIN):
                 found.append(f"{rel}:{node.lineno} imports {full}")
             if full == "cdp.access" and names & {"_tables", "_core", "audit"}:
-                found.append(f"{rel}:{node.lineno} imports {sorted(names & {'_tables', '_core', 'audit'})} from cdp.access")
+                found.append(
+                    f"{rel}:{node.lineno} imports {sorted(names & {'_tables', '_core', 'audit'})} from cdp.access"
+                )
             if full.startswith("sqlalchemy") and names & FORBIDDEN_FROM_SQLALCHEMY:
                 found.append(f"{rel}:{node.lineno} uses sqlalchemy {sorted(names & FORBIDDEN_FROM_SQLALCHEMY)}")
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name in FORBIDDEN_IMPORTS or alias.name.startswith("sqlalchemy") or alias.name in ("sqlite3", "psycopg"):
+                if (
+                    alias.name in FORBIDDEN_IMPORTS
+                    or alias.name.startswith("sqlalchemy")
+                    or alias.name in ("sqlite3", "psycopg")
+                ):
                     found.append(f"{rel}:{node.lineno} imports {alias.name}")
         elif isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             owner = func.value if isinstance(func, ast.Attribute) else None
-            owner_name = owner.attr if isinstance(owner, ast.Attribute) else owner.id if isinstance(owner, ast.Name) else ""
-            if name in FORBIDDEN_CALLS and owner_name in ("engine", "sqlite3", "psycopg", "sqlalchemy", "store.engine", "connection"):
+            owner_name = (
+                owner.attr if isinstance(owner, ast.Attribute) else owner.id if isinstance(owner, ast.Name) else ""
+            )
+            if name in FORBIDDEN_CALLS and owner_name in (
+                "engine",
+                "sqlite3",
+                "psycopg",
+                "sqlalchemy",
+                "store.engine",
+                "connection",
+            ):
                 found.append(f"{rel}:{node.lineno} calls {owner_name}.{name}")
             if isinstance(owner, ast.Attribute) and owner.attr == "engine":
                 found.append(f"{rel}:{node.lineno} uses an engine directly")

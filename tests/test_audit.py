@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from fixtures import write_fixture_files
 from sqlalchemy import text
 
 from cdp._exceptions import AccessDenied, PurposeRequired
 from cdp.access import AccessContext, CustomerStore
 from cdp.pipeline import SourceSpec, ingest, resolve
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures import write_fixture_files  # noqa: E402
 
 OFFICER = AccessContext("officer:ann", "compliance_officer", "compliance")
 
@@ -69,7 +66,9 @@ def test_verify_passes_on_an_intact_log(populated: CustomerStore) -> None:
         ("delete", "DELETE FROM audit_log WHERE seq = 5"),
     ],
 )
-def test_tampering_is_detected_and_the_first_bad_record_named(populated: CustomerStore, attack: str, statement: str) -> None:
+def test_tampering_is_detected_and_the_first_bad_record_named(
+    populated: CustomerStore, attack: str, statement: str
+) -> None:
     if attack == "edit-one-byte":
         _sql(populated, "UPDATE audit_log SET actor = 'connector:pos' WHERE seq = 5")
         # the line above itself is an edit of record 5 unless it already was connector:pos
@@ -101,11 +100,15 @@ def test_forged_checkpoint_signature_is_rejected(populated: CustomerStore) -> No
     record = json.loads(lines[-1])
     record["signature"] = ("00" if record["signature"][:2] != "00" else "11") + record["signature"][2:]
     populated.checkpoints_file.write_text("\n".join([*lines[:-1], json.dumps(record)]) + "\n", encoding="utf-8")
-    _sql(populated, "UPDATE audit_checkpoints SET signature = :s WHERE seq = :q", s=record["signature"], q=record["seq"])
+    _sql(
+        populated, "UPDATE audit_checkpoints SET signature = :s WHERE seq = :q", s=record["signature"], q=record["seq"]
+    )
     assert not populated.verify_audit(OFFICER).ok
 
 
-def test_audit_is_written_in_the_same_transaction_as_the_data(store: CustomerStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_audit_is_written_in_the_same_transaction_as_the_data(
+    store: CustomerStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from cdp.access import audit
 
     files = write_fixture_files(tmp_path / "src")

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from fixtures import write_fixture_files
 
 from cdp.cli import main
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures import write_fixture_files  # noqa: E402
-
 COMMANDS = [
-    ["demo"], ["ingest"], ["resolve"], ["segments"], ["export"], ["serve"], ["db", "upgrade"], ["audit", "verify"],
-    ["audit", "search"], ["audit", "checkpoint"], ["policy", "explain"], ["quarantine", "list"], ["quarantine", "replay"],
-    ["connectors", "list"], ["keys", "rotate"],
+    ["demo"],
+    ["ingest"],
+    ["resolve"],
+    ["segments"],
+    ["export"],
+    ["serve"],
+    ["db", "upgrade"],
+    ["audit", "verify"],
+    ["audit", "search"],
+    ["audit", "checkpoint"],
+    ["policy", "explain"],
+    ["quarantine", "list"],
+    ["quarantine", "replay"],
+    ["connectors", "list"],
+    ["keys", "rotate"],
 ]
 
 
@@ -29,7 +38,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run([*command, "--help"], capsys)
     assert code == 0 and "Usage" in out
@@ -41,13 +50,17 @@ def test_unknown_source_file_is_one_line(cli_env: dict[str, str], capsys: pytest
     assert err.strip().count("\n") == 0 and "no-such-file.csv" in err and "Traceback" not in err
 
 
-def test_unknown_connector_is_one_line(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_unknown_connector_is_one_line(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     files = write_fixture_files(tmp_path / "src")
     code, _, err = run(["ingest", "fax", str(files["pos"])], capsys)
     assert code != 0 and "unknown connector 'fax'" in err and err.strip().count("\n") == 0
 
 
-def test_unreadable_database_url_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_database_url_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     for url in ("not a url at all", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none", "mysql+nosuchdriver://x/y"):
         monkeypatch.setenv("CDP_DATABASE_URL", url)
@@ -57,7 +70,9 @@ def test_unreadable_database_url_is_one_line(monkeypatch: pytest.MonkeyPatch, tm
         assert "secret" not in err
 
 
-def test_malformed_rows_are_quarantined_not_fatal(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_malformed_rows_are_quarantined_not_fatal(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     files = write_fixture_files(tmp_path / "src")
     code, out, _ = run(["ingest", "pos", str(files["pos"])], capsys)
     assert code == 0 and "quarantined" in out
@@ -65,7 +80,9 @@ def test_malformed_rows_are_quarantined_not_fatal(cli_env: dict[str, str], capsy
     assert code == 0 and "pos.csv:9" in out and "columns" in out
 
 
-def test_missing_role_is_refused(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_role_is_refused(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CDP_ROLE", raising=False)
     run(["db", "upgrade"], capsys)
     code, _, err = run(["audit", "search", "--role", "marketer", "--purpose", "marketing_email"], capsys)
@@ -79,5 +96,7 @@ def test_audit_and_policy_commands(cli_env: dict[str, str], capsys: pytest.Captu
     assert code == 0 and "audit log OK" in out
     code, out, _ = run(["audit", "search", "--actor", "connector:website", "--format", "csv"], capsys)
     assert code == 0 and out.startswith("seq,at,actor") and "connector:website" in out
-    code, out, _ = run(["policy", "explain", "--role", "marketer", "--purpose", "marketing_email", "--field", "email"], capsys)
+    code, out, _ = run(
+        ["policy", "explain", "--role", "marketer", "--purpose", "marketing_email", "--field", "email"], capsys
+    )
     assert code == 0 and "ALLOW" in out

@@ -20,6 +20,8 @@ from cdp.demo import DemoFiles, generate
 from cdp.demo import _noise as noise
 from cdp.demo._catalog import CATEGORIES, FEEDBACK
 from cdp.demo._population import Person, PopulationBuilder
+from cdp.demo._sink import Clock, Sink
+from cdp.demo._web import WebRenderer
 
 AS_OF = date(2026, 11, 1)
 POS_HEADER = [
@@ -411,3 +413,59 @@ def test_typo_is_a_single_edit() -> None:
             assert abs(len(changed) - len(word)) <= 1
             if len(changed) == len(word):
                 assert sum(a != b for a, b in zip(changed, word, strict=True)) <= 2
+
+
+def test_name_and_email_variants_follow_the_corruption_model() -> None:
+    rng = Random(9)
+    person = next(p for p in PopulationBuilder(Random(1), AS_OF, 50).people(50) if p.culture in ("us", "gb"))
+    person.first, person.last, person.former_last = "Robert", "Müller", ""
+    person.email, person.email2 = "robert.mueller@gmail.com", ""
+    full = {noise.full_name(rng, person, 100, "pos") for _ in range(3000)}
+    assert {"Robert Müller", "Bob Müller", "Robert Mueller", "Robert Muller"} <= full
+    assert any(n.startswith(("R. ", "R ")) for n in full)
+    assert any(n.startswith(("Müller, ", "Müller R")) for n in full)
+    assert any(n.isupper() for n in full) and any(n != n.strip() for n in full)
+    typos = {n for n in full if n.endswith(" Müller") and n.split()[0] not in ("Robert", "Bob", "Rob", "Bobby")}
+    assert any(len(n.split()[0]) > 2 for n in typos)  # one-edit typos of the first name
+    emails = {noise.email(rng, person) for _ in range(2000)}
+    assert {"robert.mueller@gmail.com", "robertmueller@gmail.com"} <= emails
+    assert any("+" in e for e in emails) and any(e != e.lower() for e in emails)
+
+    chinese = next(p for p in PopulationBuilder(Random(2), AS_OF, 400).people(400) if p.culture == "cn")
+    chinese.han_family, chinese.han_given, chinese.py_family, chinese.py_given = "王", "伟", ("Wang",), ("Wei",)
+    chinese.english, chinese.canto = "", "Wong"
+    full = {noise.full_name(rng, chinese, 100, "web") for _ in range(2000)}
+    assert {"王伟", "Wang Wei", "Wei Wang", "WANG Wei"} <= full
+    assert "Wong Wei" not in full  # Cantonese spellings only for the diaspora
+    assert any(HAN.search(n) and n != "王伟" for n in full)  # spaced or homophone-typo variants
+
+
+class _Recorder(Sink):
+    """A sink that keeps records in memory (for rendering a few chosen people)."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("unused"))
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, source: str, t: int, record_id: str, entity: str, payload: str) -> None:
+        self.records.append((entity, json.loads(payload)))
+
+
+def test_a_shared_household_device_is_identified_as_several_people() -> None:
+    rng = Random(4)
+    people = list(PopulationBuilder(rng, AS_OF, 3000).people(3000))
+    sharing = [p for p in people if p.web and p.household is not None and p.household.shared_anon]
+    assert sharing
+    sink = _Recorder()
+    renderer = WebRenderer(rng, sink, Clock(AS_OF), 3000)
+    for p in sharing:
+        renderer.render(p)
+    identified_as: dict[str, set[str]] = collections.defaultdict(set)
+    for entity, call in sink.records:
+        if call["type"] == "identify":
+            identified_as[call["anonymousId"]].add(entity)
+        elif call["type"] == "alias":
+            identified_as[call["previousId"]].add(entity)
+    shared = {p.household.shared_anon for p in sharing if p.household is not None}
+    assert any(len(identified_as[anon]) > 1 for anon in shared)
+    assert all(len(entities) == 1 for anon, entities in identified_as.items() if anon not in shared)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from fixtures import EMAILS, NAMES, PHONES, write_fixture_files
 
 from cdp._logging import REDACTED, configure_logging, get_logger, redact_personal_data, scrub_text
 from cdp.settings import Settings
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures import EMAILS, NAMES, PHONES, write_fixture_files  # noqa: E402
 
 
 def _capture(environment: str = "production") -> io.StringIO:
@@ -36,20 +33,33 @@ def test_personal_values_are_redacted_in_keys_and_free_text(environment: str) ->
         count=12,
     )
     output = stream.getvalue()
-    for secret in ("alice.smith@example.com", "bob.jones@example.org", "Alice", "wei.wang@example.cn", "555-0101",
-                   "7946 0958", "+14155550102", "4111111111111111"):
+    for secret in (
+        "alice.smith@example.com",
+        "bob.jones@example.org",
+        "Alice",
+        "wei.wang@example.cn",
+        "555-0101",
+        "7946 0958",
+        "+14155550102",
+        "4111111111111111",
+    ):
         assert secret not in output
     assert REDACTED in output
     assert "12" in output
 
 
 def test_processor_keeps_operational_values() -> None:
-    event = redact_personal_data(None, "info", {"event": "ingested batch", "accepted": 2000, "source": "pos", "seconds": 1.5})
+    event = redact_personal_data(
+        None, "info", {"event": "ingested batch", "accepted": 2000, "source": "pos", "seconds": 1.5}
+    )
     assert event == {"event": "ingested batch", "accepted": 2000, "source": "pos", "seconds": 1.5}
 
 
 def test_scrub_text_keeps_dates_and_ids() -> None:
-    assert scrub_text("run run_123 at 2026-11-23T10:00:00Z took 1.25 s") == "run run_123 at 2026-11-23T10:00:00Z took 1.25 s"
+    assert (
+        scrub_text("run run_123 at 2026-11-23T10:00:00Z took 1.25 s")
+        == "run run_123 at 2026-11-23T10:00:00Z took 1.25 s"
+    )
 
 
 def test_a_pipeline_run_logs_no_personal_data(tmp_path: Path, settings: Settings) -> None:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import csv
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from fixtures import TRUTH, write_fixture_files
 
 from cdp.access import AccessContext, CustomerStore
 from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, refresh_segments, resolve
 from cdp.segments.service import load_segment_file
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures import TRUTH, write_fixture_files  # noqa: E402
 
 OFFICER = AccessContext("officer", "compliance_officer", "compliance")
 ENGINEER = AccessContext("eng", "data_engineer", "operations")
@@ -41,7 +38,9 @@ def test_ingest_counts_and_quarantine(store: CustomerStore, files: dict[str, Pat
     assert ("pos", "amount") in reasons and "t-bad-amount" in reasons[("pos", "amount")]
     assert ("survey", "nps") in reasons
     assert any(e["source"] == "pos" and "columns" in e["reason"] and e["position"] == "pos.csv:9" for e in entries)
-    assert any(e["source"] == "website" and "invalid JSON" in e["reason"] and e["position"] == "web.jsonl:4" for e in entries)
+    assert any(
+        e["source"] == "website" and "invalid JSON" in e["reason"] and e["position"] == "web.jsonl:4" for e in entries
+    )
     assert any(e["source"] == "website" and e["field"] == "userId" for e in entries)
 
 
@@ -60,7 +59,9 @@ def test_reingesting_is_a_no_op(store: CustomerStore, files: dict[str, Path], tm
 def test_resolution_matches_the_truth_and_keeps_ids_stable(store: CustomerStore, files: dict[str, Path]) -> None:
     _ingest_all(store, files)
     first = resolve(store, store.settings)
-    features = store.identity_features(AccessContext("svc", "svc_identity", "identity_resolution"), include_identifiers=False)
+    features = store.identity_features(
+        AccessContext("svc", "svc_identity", "identity_resolution"), include_identifiers=False
+    )
     by_payload_id = _source_ids(store)
     profile_of = {by_payload_id[f["record_id"]]: f["profile_id"] for f in features if f["record_id"] in by_payload_id}
     truth_groups: dict[str, set[str]] = defaultdict(set)

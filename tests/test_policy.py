@@ -37,7 +37,12 @@ def test_purpose_limitation_and_actions(engine: PolicyEngine) -> None:
 
 
 def test_field_rules_by_purpose_field_and_class(engine: PolicyEngine) -> None:
-    decision = engine.decide(role="marketer", purpose="marketing_email", action="read", fields=["email", "phone", "street", "city", "nonsense"])
+    decision = engine.decide(
+        role="marketer",
+        purpose="marketing_email",
+        action="read",
+        fields=["email", "phone", "street", "city", "nonsense"],
+    )
     assert decision.fields["email"].treatment == "allow"
     assert decision.fields["phone"].treatment == "mask:partial"
     assert decision.fields["street"].treatment == "deny"
@@ -57,7 +62,9 @@ def test_explain_names_the_deciding_rule(engine: PolicyEngine) -> None:
 
 def test_masking_functions() -> None:
     assert apply_treatment("mask:partial", "email", "jane.doe@example.com") == "j***@example.com"
-    assert apply_treatment("mask:hash", "email", " Jane@Example.com ") == apply_treatment("mask:hash", "email", "jane@example.com")
+    assert apply_treatment("mask:hash", "email", " Jane@Example.com ") == apply_treatment(
+        "mask:hash", "email", "jane@example.com"
+    )
     assert apply_treatment("mask:generalise", "date_of_birth", "1990-06-01") in {"35-44", "25-34"}
     assert apply_treatment("mask:generalise", "postcode", "94103") == "941**"
     assert apply_treatment("mask:redact", "email", "a@b.co") == "[redacted]"
@@ -78,14 +85,21 @@ def test_invalid_policy_names_file_line_and_key(tmp_path: Path) -> None:
     roles.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigurationError) as caught:
         load_policy(target)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "exfiltrate" in l)
-    assert f"roles.yaml:{line}" in str(caught.value) and "roles.marketer.actions" in str(caught.value) and "exfiltrate" in str(caught.value)
+    line = next(i for i, content in enumerate(text.splitlines(), 1) if "exfiltrate" in content)
+    assert (
+        f"roles.yaml:{line}" in str(caught.value)
+        and "roles.marketer.actions" in str(caught.value)
+        and "exfiltrate" in str(caught.value)
+    )
 
 
 def test_unknown_key_and_bad_yaml_are_reported(tmp_path: Path) -> None:
     target = _copy_policies(tmp_path)
     purposes = target / "purposes.yaml"
-    purposes.write_text(purposes.read_text(encoding="utf-8").replace("  ingestion:\n", "  ingestion:\n    colour: blue\n", 1), encoding="utf-8")
+    purposes.write_text(
+        purposes.read_text(encoding="utf-8").replace("  ingestion:\n", "  ingestion:\n    colour: blue\n", 1),
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigurationError, match=r"purposes.yaml:\d+: purposes.ingestion.colour: unknown key"):
         load_policy(target)
     purposes.write_text("purposes: [unclosed\n", encoding="utf-8")

@@ -49,7 +49,11 @@ def test_every_connector_field_has_a_known_class(settings: Settings) -> None:
     for name, cls in available_connectors(settings).items():
         for stream in cls.streams:
             assert stream.fields, f"{name}.{stream.name} declares no fields"
-            problems += [f"{name}.{stream.name}.{f.name}: {f.classification}" for f in stream.fields if f.classification not in classes]
+            problems += [
+                f"{name}.{stream.name}.{f.name}: {f.classification}"
+                for f in stream.fields
+                if f.classification not in classes
+            ]
     assert problems == []
 
 

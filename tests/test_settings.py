@@ -19,8 +19,12 @@ def test_defaults_use_an_embedded_data_directory(tmp_path: Path) -> None:
 
 def test_file_then_environment(tmp_path: Path) -> None:
     config = tmp_path / "cdp.toml"
-    config.write_text('[cdp]\ndata_dir = "/srv/cdp"\nmatch_threshold = 0.8\nwrite_keys = ["k1", "k2"]\n', encoding="utf-8")
-    settings = load_settings(env={"CDP_MATCH_THRESHOLD": "0.95", "CDP_DATABASE_URL": "postgresql+psycopg://db/cdp"}, config_file=config)
+    config.write_text(
+        '[cdp]\ndata_dir = "/srv/cdp"\nmatch_threshold = 0.8\nwrite_keys = ["k1", "k2"]\n', encoding="utf-8"
+    )
+    settings = load_settings(
+        env={"CDP_MATCH_THRESHOLD": "0.95", "CDP_DATABASE_URL": "postgresql+psycopg://db/cdp"}, config_file=config
+    )
     assert settings.data_dir == Path("/srv/cdp") and settings.match_threshold == 0.95
     assert settings.database_url == "postgresql+psycopg://db/cdp" and not settings.is_sqlite
     assert settings.write_keys == ("k1", "k2")

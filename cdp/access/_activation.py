@@ -24,7 +24,9 @@ def _chunks(items: list[str], size: int = 900) -> Iterable[list[str]]:
 
 
 class ActivationMixin(StoreCore):
-    def define_tag(self, ctx: AccessContext, name: str, *, taxonomy: str, kind: str, description: str = "", definition: Any = None) -> None:
+    def define_tag(
+        self, ctx: AccessContext, name: str, *, taxonomy: str, kind: str, description: str = "", definition: Any = None
+    ) -> None:
         with self.access(ctx, action="write", resource="tags", fields=("tags",)) as work:
             conn = work.connection
             exists = conn.execute(select(t.tags.c.name).where(t.tags.c.name == name)).first()
@@ -34,14 +36,18 @@ class ActivationMixin(StoreCore):
             else:
                 conn.execute(update(t.tags).where(t.tags.c.name == name).values(**values))
 
-    def sync_tag(self, ctx: AccessContext, tag: str, profile_ids: Iterable[str], *, assigned_by: str) -> tuple[int, int]:
+    def sync_tag(
+        self, ctx: AccessContext, tag: str, profile_ids: Iterable[str], *, assigned_by: str
+    ) -> tuple[int, int]:
         """Make ``tag`` held by exactly ``profile_ids`` (rule-based tags); returns (gained, lost)."""
         target = set(profile_ids)
         with self.access(ctx, action="write", resource="profile_tags", fields=("tags", "profile_id")) as work:
             conn = work.connection
             held = set(
                 conn.execute(
-                    select(t.profile_tags.c.profile_id).where(t.profile_tags.c.tag == tag, t.profile_tags.c.removed_at.is_(None))
+                    select(t.profile_tags.c.profile_id).where(
+                        t.profile_tags.c.tag == tag, t.profile_tags.c.removed_at.is_(None)
+                    )
                 ).scalars()
             )
             stamp = now()
@@ -55,7 +61,11 @@ class ActivationMixin(StoreCore):
             for chunk in _chunks(lost):
                 conn.execute(
                     update(t.profile_tags)
-                    .where(t.profile_tags.c.tag == tag, t.profile_tags.c.profile_id.in_(chunk), t.profile_tags.c.removed_at.is_(None))
+                    .where(
+                        t.profile_tags.c.tag == tag,
+                        t.profile_tags.c.profile_id.in_(chunk),
+                        t.profile_tags.c.removed_at.is_(None),
+                    )
                     .values(removed_at=stamp)
                 )
             work.touch(gained + lost)
@@ -67,7 +77,9 @@ class ActivationMixin(StoreCore):
 
         with self.access(ctx, action="read", resource="profile_tags", fields=("tags",)) as work:
             rows = work.connection.execute(
-                select(t.profile_tags.c.tag, func.count()).where(t.profile_tags.c.removed_at.is_(None)).group_by(t.profile_tags.c.tag)
+                select(t.profile_tags.c.tag, func.count())
+                .where(t.profile_tags.c.removed_at.is_(None))
+                .group_by(t.profile_tags.c.tag)
             )
             return {tag: int(n) for tag, n in rows}
 
@@ -85,20 +97,30 @@ class ActivationMixin(StoreCore):
         """Store a segment definition; a changed definition gets the next version."""
         with self.access(ctx, action="write", resource="segments", fields=("segments",)) as work:
             conn = work.connection
-            row = conn.execute(select(t.segments.c.version, t.segments.c.definition).where(t.segments.c.name == name)).first()
+            row = conn.execute(
+                select(t.segments.c.version, t.segments.c.definition).where(t.segments.c.name == name)
+            ).first()
             if row is None:
-                conn.execute(insert(t.segments).values(name=name, version=1, definition=dict(definition), created_by=ctx.actor, created_at=now()))
+                conn.execute(
+                    insert(t.segments).values(
+                        name=name, version=1, definition=dict(definition), created_by=ctx.actor, created_at=now()
+                    )
+                )
                 return 1
             if row.definition == dict(definition):
                 return int(row.version)
             version = int(row.version) + 1
-            conn.execute(update(t.segments).where(t.segments.c.name == name).values(version=version, definition=dict(definition)))
+            conn.execute(
+                update(t.segments).where(t.segments.c.name == name).values(version=version, definition=dict(definition))
+            )
             return version
 
     def sync_membership(self, ctx: AccessContext, segment: str, profile_ids: Iterable[str]) -> tuple[int, int, int]:
         """Materialise membership with entered/exited history; returns (size, entered, exited)."""
         target = set(profile_ids)
-        with self.access(ctx, action="write", resource="segment_memberships", fields=("segments", "profile_id")) as work:
+        with self.access(
+            ctx, action="write", resource="segment_memberships", fields=("segments", "profile_id")
+        ) as work:
             conn = work.connection
             current = set(
                 conn.execute(
@@ -111,7 +133,10 @@ class ActivationMixin(StoreCore):
             entered = sorted(target - current)
             exited = sorted(current - target)
             if entered:
-                conn.execute(insert(t.segment_memberships), [{"segment": segment, "profile_id": p, "entered_at": stamp} for p in entered])
+                conn.execute(
+                    insert(t.segment_memberships),
+                    [{"segment": segment, "profile_id": p, "entered_at": stamp} for p in entered],
+                )
             for chunk in _chunks(exited):
                 conn.execute(
                     update(t.segment_memberships)
@@ -138,15 +163,22 @@ class ActivationMixin(StoreCore):
             work.subject_count = len(members)
             return members
 
-    def record_export(self, ctx: AccessContext, *, segment: str, destination: str, location: str, profile_ids: Iterable[str]) -> str:
+    def record_export(
+        self, ctx: AccessContext, *, segment: str, destination: str, location: str, profile_ids: Iterable[str]
+    ) -> str:
         members = sorted(set(profile_ids))
         with self.access(ctx, action="export", resource="exports", fields=("profile_id", "segments")) as work:
             conn = work.connection
             export_id = new_id("x")
             conn.execute(
                 insert(t.exports).values(
-                    id=export_id, segment=segment, destination=destination, location=location, actor=ctx.actor,
-                    created_at=now(), member_count=len(members),
+                    id=export_id,
+                    segment=segment,
+                    destination=destination,
+                    location=location,
+                    actor=ctx.actor,
+                    created_at=now(),
+                    member_count=len(members),
                 )
             )
             if members:

@@ -83,13 +83,25 @@ class StoreCore:
     def checkpoints_file(self) -> Path:
         return self.settings.data_dir / "audit-checkpoints.jsonl"
 
-    def _audit_denial(self, ctx: AccessContext, action: str, resource: str, fields: Iterable[str], decision: Decision) -> None:
+    def _audit_denial(
+        self, ctx: AccessContext, action: str, resource: str, fields: Iterable[str], decision: Decision
+    ) -> None:
         with self.engine.begin() as connection:
             audit.append(
                 connection,
                 audit.AuditEntry(
-                    ctx.request_id, ctx.actor or "-", ctx.role or "-", ctx.purpose or "-", action, resource,
-                    list(fields), [], 0, "deny", decision.rule, decision.reason,
+                    ctx.request_id,
+                    ctx.actor or "-",
+                    ctx.role or "-",
+                    ctx.purpose or "-",
+                    action,
+                    resource,
+                    list(fields),
+                    [],
+                    0,
+                    "deny",
+                    decision.rule,
+                    decision.reason,
                 ),
             )
 
@@ -114,8 +126,18 @@ class StoreCore:
                 audit.append(
                     connection,
                     audit.AuditEntry(
-                        ctx.request_id, ctx.actor, ctx.role, ctx.purpose, action, resource, field_list,
-                        sorted(set(work.subjects)), count, "allow", decision.rule, work.detail,
+                        ctx.request_id,
+                        ctx.actor,
+                        ctx.role,
+                        ctx.purpose,
+                        action,
+                        resource,
+                        field_list,
+                        sorted(set(work.subjects)),
+                        count,
+                        "allow",
+                        decision.rule,
+                        work.detail,
                     ),
                 )
         except OperationalError as exc:
@@ -212,7 +234,9 @@ class StoreCore:
             work.detail = f"rotated to {kek}, re-wrapped {count}"
         return count, kek
 
-    def decrypt_or_none(self, connection: Connection, key_id: str, token: bytes | None, record_id: str, name: str) -> str | None:
+    def decrypt_or_none(
+        self, connection: Connection, key_id: str, token: bytes | None, record_id: str, name: str
+    ) -> str | None:
         if token is None:
             return None
         try:

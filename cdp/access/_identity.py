@@ -48,10 +48,19 @@ class IdentityMixin(StoreCore):
                 digests[record_id][kind] = digest
             links = dict(
                 conn.execute(
-                    select(t.record_links.c.record_id, t.record_links.c.profile_id).where(t.record_links.c.unlinked_at.is_(None))
+                    select(t.record_links.c.record_id, t.record_links.c.profile_id).where(
+                        t.record_links.c.unlinked_at.is_(None)
+                    )
                 ).all()
             )
-            columns = [t.records.c.id, t.records.c.source, t.records.c.source_record_id, t.records.c.key_id, t.records.c.kind, t.records.c.occurred_at]
+            columns = [
+                t.records.c.id,
+                t.records.c.source,
+                t.records.c.source_record_id,
+                t.records.c.key_id,
+                t.records.c.kind,
+                t.records.c.occurred_at,
+            ]
             columns += [t.records.c[name] for name in CLEAR_FIELDS]
             if include_identifiers:
                 columns += [t.records.c[f"{name}_enc"] for name in IDENTITY_FIELDS]
@@ -94,7 +103,9 @@ class IdentityMixin(StoreCore):
             conn.execute(insert(t.identity_runs).values(id=run_id, started_at=started, method=method))
             current = dict(
                 conn.execute(
-                    select(t.record_links.c.record_id, t.record_links.c.profile_id).where(t.record_links.c.unlinked_at.is_(None))
+                    select(t.record_links.c.record_id, t.record_links.c.profile_id).where(
+                        t.record_links.c.unlinked_at.is_(None)
+                    )
                 ).all()
             )
             members: dict[str, list[str]] = defaultdict(list)
@@ -120,7 +131,9 @@ class IdentityMixin(StoreCore):
                 if label not in assigned:
                     profile_id = new_id("p")
                     assigned[label] = profile_id
-                    new_profiles.append({"id": profile_id, "created_at": started, "updated_at": started, "status": "active"})
+                    new_profiles.append(
+                        {"id": profile_id, "created_at": started, "updated_at": started, "status": "active"}
+                    )
                     created += 1
             if new_profiles:
                 conn.execute(insert(t.profiles), new_profiles)
@@ -135,14 +148,23 @@ class IdentityMixin(StoreCore):
             for start in range(0, len(relink_ids), 900):
                 conn.execute(
                     update(t.record_links)
-                    .where(t.record_links.c.record_id.in_(relink_ids[start : start + 900]), t.record_links.c.unlinked_at.is_(None))
+                    .where(
+                        t.record_links.c.record_id.in_(relink_ids[start : start + 900]),
+                        t.record_links.c.unlinked_at.is_(None),
+                    )
                     .values(unlinked_at=stamp)
                 )
             if moved:
                 conn.execute(
                     insert(t.record_links),
                     [
-                        {"record_id": r, "profile_id": p, "linked_at": stamp, "reason": reasons.get(r, method)[:200], "run_id": run_id}
+                        {
+                            "record_id": r,
+                            "profile_id": p,
+                            "linked_at": stamp,
+                            "reason": reasons.get(r, method)[:200],
+                            "run_id": run_id,
+                        }
                         for r, p in moved
                     ],
                 )
@@ -150,16 +172,24 @@ class IdentityMixin(StoreCore):
             previous = set(current.values())
             retired = sorted(previous - live)
             for profile_id in retired:
-                successor = Counter(assigned[lbl] for lbl, recs in members.items() for r in recs if current.get(r) == profile_id)
+                successor = Counter(
+                    assigned[lbl] for lbl, recs in members.items() for r in recs if current.get(r) == profile_id
+                )
                 conn.execute(
                     update(t.profiles)
                     .where(t.profiles.c.id == profile_id)
-                    .values(status="merged", merged_into=successor.most_common(1)[0][0] if successor else None, updated_at=stamp)
+                    .values(
+                        status="merged",
+                        merged_into=successor.most_common(1)[0][0] if successor else None,
+                        updated_at=stamp,
+                    )
                 )
             touched = {p for _, p in moved}
             for start in range(0, len(touched), 900):
                 chunk = sorted(touched)[start : start + 900]
-                conn.execute(update(t.profiles).where(t.profiles.c.id.in_(chunk)).values(updated_at=stamp, status="active"))
+                conn.execute(
+                    update(t.profiles).where(t.profiles.c.id.in_(chunk)).values(updated_at=stamp, status="active")
+                )
             conn.execute(
                 text(
                     "UPDATE events SET profile_id = (SELECT l.profile_id FROM record_links l "
@@ -167,12 +197,21 @@ class IdentityMixin(StoreCore):
                 )
             )
             stats = ResolutionStats(
-                records=len(clusters), profiles=len(live), created=created, kept=len(live) - created,
-                retired=len(retired), relinked=len(moved), run_id=run_id,
+                records=len(clusters),
+                profiles=len(live),
+                created=created,
+                kept=len(live) - created,
+                retired=len(retired),
+                relinked=len(moved),
+                run_id=run_id,
             )
             conn.execute(
-                update(t.identity_runs).where(t.identity_runs.c.id == run_id).values(finished_at=now(), stats=stats.__dict__)
+                update(t.identity_runs)
+                .where(t.identity_runs.c.id == run_id)
+                .values(finished_at=now(), stats=stats.__dict__)
             )
             work.subject_count = len(live)
-            work.detail = f"run={run_id} profiles={len(live)} created={created} retired={len(retired)} relinked={len(moved)}"
+            work.detail = (
+                f"run={run_id} profiles={len(live)} created={created} retired={len(retired)} relinked={len(moved)}"
+            )
             return stats

@@ -63,7 +63,9 @@ class IngestMixin(StoreCore):
             for start in range(0, len(keys), 900):
                 seen.update(
                     conn.execute(
-                        select(t.records.c.idempotency_key).where(t.records.c.idempotency_key.in_(keys[start : start + 900]))
+                        select(t.records.c.idempotency_key).where(
+                            t.records.c.idempotency_key.in_(keys[start : start + 900])
+                        )
                     ).scalars()
                 )
             fresh: list[IncomingRecord] = []
@@ -87,7 +89,9 @@ class IngestMixin(StoreCore):
             received = now()
             for record, digests in zip(fresh, digests_per_record, strict=True):
                 record_id = new_id("r")
-                shared = [key_for_digest[d] for k, d in digests.items() if k in KEY_SHARING_KINDS and d in key_for_digest]
+                shared = [
+                    key_for_digest[d] for k, d in digests.items() if k in KEY_SHARING_KINDS and d in key_for_digest
+                ]
                 if shared:
                     key_id = shared[0]
                     cipher = self.cipher(conn, key_id)
@@ -167,16 +171,22 @@ class IngestMixin(StoreCore):
 
     # -- quarantine -----------------------------------------------------------------------------
 
-    def quarantine(self, ctx: AccessContext, *, source: str, stream: str, position: str, field: str | None, reason: str, raw: str) -> bool:
+    def quarantine(
+        self, ctx: AccessContext, *, source: str, stream: str, position: str, field: str | None, reason: str, raw: str
+    ) -> bool:
         """Keep a rejected record (encrypted) with the reason. Returns False if already quarantined."""
         with self.access(ctx, action="write", resource="quarantine", fields=("record_id",)) as work:
             conn = work.connection
             exists = conn.execute(
-                select(t.quarantine.c.id, t.quarantine.c.status).where(t.quarantine.c.source == source, t.quarantine.c.position == position)
+                select(t.quarantine.c.id, t.quarantine.c.status).where(
+                    t.quarantine.c.source == source, t.quarantine.c.position == position
+                )
             ).first()
             if exists is not None:
                 conn.execute(
-                    update(t.quarantine).where(t.quarantine.c.id == exists.id).values(status="open", reason=reason[:2000], field=field)
+                    update(t.quarantine)
+                    .where(t.quarantine.c.id == exists.id)
+                    .values(status="open", reason=reason[:2000], field=field)
                 )
                 work.detail = "already quarantined"
                 return False
@@ -184,18 +194,33 @@ class IngestMixin(StoreCore):
             key_id, cipher = self.create_key(conn)
             conn.execute(
                 insert(t.quarantine).values(
-                    id=entry_id, source=source, stream=stream, position=position[:500], field=field, reason=reason[:2000],
-                    key_id=key_id, payload_enc=cipher.encrypt(raw, record_id=entry_id, field="quarantine"), received_at=now(),
+                    id=entry_id,
+                    source=source,
+                    stream=stream,
+                    position=position[:500],
+                    field=field,
+                    reason=reason[:2000],
+                    key_id=key_id,
+                    payload_enc=cipher.encrypt(raw, record_id=entry_id, field="quarantine"),
+                    received_at=now(),
                 )
             )
             work.touch([entry_id])
             return True
 
-    def quarantine_entries(self, ctx: AccessContext, *, source: str | None = None, status: str | None = "open", limit: int = 1000) -> list[dict[str, Any]]:
+    def quarantine_entries(
+        self, ctx: AccessContext, *, source: str | None = None, status: str | None = "open", limit: int = 1000
+    ) -> list[dict[str, Any]]:
         with self.access(ctx, action="read", resource="quarantine", fields=("record_id",)) as work:
             query = select(
-                t.quarantine.c.id, t.quarantine.c.source, t.quarantine.c.stream, t.quarantine.c.position,
-                t.quarantine.c.field, t.quarantine.c.reason, t.quarantine.c.received_at, t.quarantine.c.status,
+                t.quarantine.c.id,
+                t.quarantine.c.source,
+                t.quarantine.c.stream,
+                t.quarantine.c.position,
+                t.quarantine.c.field,
+                t.quarantine.c.reason,
+                t.quarantine.c.received_at,
+                t.quarantine.c.status,
             ).order_by(t.quarantine.c.received_at, t.quarantine.c.position)
             if source:
                 query = query.where(t.quarantine.c.source == source)
@@ -214,14 +239,18 @@ class IngestMixin(StoreCore):
             if row is None:
                 raise NotFound(f"no quarantine entry {entry_id}")
             work.touch([entry_id])
-            raw = self.cipher(work.connection, row.key_id).decrypt(row.payload_enc, record_id=entry_id, field="quarantine")
+            raw = self.cipher(work.connection, row.key_id).decrypt(
+                row.payload_enc, record_id=entry_id, field="quarantine"
+            )
             return dict(row._mapping), raw
 
     def mark_replayed(self, ctx: AccessContext, entry_ids: Sequence[str]) -> None:
         with self.access(ctx, action="write", resource="quarantine", fields=("record_id",)) as work:
             for entry_id in entry_ids:
                 work.connection.execute(
-                    update(t.quarantine).where(t.quarantine.c.id == entry_id).values(status="replayed", replayed_at=now())
+                    update(t.quarantine)
+                    .where(t.quarantine.c.id == entry_id)
+                    .values(status="replayed", replayed_at=now())
                 )
             work.touch(entry_ids)
 
@@ -230,7 +259,9 @@ class IngestMixin(StoreCore):
     def file_already_ingested(self, ctx: AccessContext, source: str, digest: str) -> bool:
         with self.access(ctx, action="write", resource="ingested_files") as work:
             row = work.connection.execute(
-                select(t.ingested_files.c.id).where(t.ingested_files.c.source == source, t.ingested_files.c.digest == digest)
+                select(t.ingested_files.c.id).where(
+                    t.ingested_files.c.source == source, t.ingested_files.c.digest == digest
+                )
             ).first()
             return row is not None
 
@@ -243,7 +274,9 @@ class IngestMixin(StoreCore):
     def get_cursor(self, ctx: AccessContext, connector: str, stream: str) -> Any:
         with self.access(ctx, action="write", resource="connector_state") as work:
             return work.connection.execute(
-                select(t.connector_state.c.cursor).where(t.connector_state.c.connector == connector, t.connector_state.c.stream == stream)
+                select(t.connector_state.c.cursor).where(
+                    t.connector_state.c.connector == connector, t.connector_state.c.stream == stream
+                )
             ).scalar()
 
     def set_cursor(self, ctx: AccessContext, connector: str, stream: str, cursor: Any) -> None:
@@ -255,4 +288,8 @@ class IngestMixin(StoreCore):
                 .values(cursor=cursor, updated_at=now())
             )
             if updated.rowcount == 0:
-                conn.execute(insert(t.connector_state).values(connector=connector, stream=stream, cursor=cursor, updated_at=now()))
+                conn.execute(
+                    insert(t.connector_state).values(
+                        connector=connector, stream=stream, cursor=cursor, updated_at=now()
+                    )
+                )

@@ -25,11 +25,23 @@ from cdp.policy import Decision
 from cdp.policy.masking import age_band, age_on, apply_treatment
 
 PROFILE_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "age_band", "sources", "record_count", "first_seen", "last_seen")
-EVENT_FIELDS = ("profile_id", "event_type", "event_name", "occurred_at", "revenue", "currency", "channel", "store_id", "category")
+EVENT_FIELDS = (
+    "profile_id",
+    "event_type",
+    "event_name",
+    "occurred_at",
+    "revenue",
+    "currency",
+    "channel",
+    "store_id",
+    "category",
+)
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _pick(candidates: list[tuple[str, datetime | None, str]], rule: str, trusted: Sequence[str]) -> tuple[str, str] | None:
+def _pick(
+    candidates: list[tuple[str, datetime | None, str]], rule: str, trusted: Sequence[str]
+) -> tuple[str, str] | None:
     """Survivorship: choose one (value, source) among (value, time, source) candidates."""
     if not candidates:
         return None
@@ -40,7 +52,9 @@ def _pick(candidates: list[tuple[str, datetime | None, str]], rule: str, trusted
         best = max(candidates, key=lambda c: (len(c[0]), (c[1] or _EPOCH).replace(tzinfo=None)))
     elif rule == "most_trusted":
         rank = {s: i for i, s in enumerate(trusted)}
-        best = min(candidates, key=lambda c: (rank.get(c[2], len(rank)), -((c[1] or _EPOCH).replace(tzinfo=None)).timestamp()))
+        best = min(
+            candidates, key=lambda c: (rank.get(c[2], len(rank)), -((c[1] or _EPOCH).replace(tzinfo=None)).timestamp())
+        )
     else:  # most_recent
         best = max(candidates, key=lambda c: (c[1] or _EPOCH).replace(tzinfo=None))
     return best[0], best[2]
@@ -159,7 +173,11 @@ class ProfileMixin(StoreCore):
 
     def profile_frame(self, ctx: AccessContext, fields: Iterable[str], *, today: date | None = None) -> pl.DataFrame:
         rows = self.read_profiles(ctx, fields, today=today)
-        return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame({"profile_id": []}, schema={"profile_id": pl.String})
+        return (
+            pl.DataFrame(rows, infer_schema_length=None)
+            if rows
+            else pl.DataFrame({"profile_id": []}, schema={"profile_id": pl.String})
+        )
 
     def events_frame(self, ctx: AccessContext) -> pl.DataFrame:
         """Behavioural events of resolved profiles, for analytics (no identifiers)."""
@@ -170,9 +188,15 @@ class ProfileMixin(StoreCore):
             frame = pl.DataFrame(
                 [tuple(r) for r in rows],
                 schema={
-                    "profile_id": pl.String, "event_type": pl.String, "event_name": pl.String,
-                    "occurred_at": pl.Datetime("us", "UTC"), "revenue": pl.Float64, "currency": pl.String,
-                    "channel": pl.String, "store_id": pl.String, "category": pl.String,
+                    "profile_id": pl.String,
+                    "event_type": pl.String,
+                    "event_name": pl.String,
+                    "occurred_at": pl.Datetime("us", "UTC"),
+                    "revenue": pl.Float64,
+                    "currency": pl.String,
+                    "channel": pl.String,
+                    "store_id": pl.String,
+                    "category": pl.String,
                 },
                 orient="row",
             )
@@ -189,8 +213,18 @@ class ProfileMixin(StoreCore):
                 f"records:{source}": int(n)
                 for source, n in conn.execute(select(t.records.c.source, func.count()).group_by(t.records.c.source))
             }
-            out["profiles"] = int(conn.execute(select(func.count()).select_from(t.profiles).where(t.profiles.c.status == "active")).scalar() or 0)
+            out["profiles"] = int(
+                conn.execute(
+                    select(func.count()).select_from(t.profiles).where(t.profiles.c.status == "active")
+                ).scalar()
+                or 0
+            )
             out["events"] = int(conn.execute(select(func.count()).select_from(t.events)).scalar() or 0)
             out["audit"] = int(conn.execute(select(func.count()).select_from(t.audit_log)).scalar() or 0)
-            out["quarantine"] = int(conn.execute(select(func.count()).select_from(t.quarantine).where(t.quarantine.c.status == "open")).scalar() or 0)
+            out["quarantine"] = int(
+                conn.execute(
+                    select(func.count()).select_from(t.quarantine).where(t.quarantine.c.status == "open")
+                ).scalar()
+                or 0
+            )
             return out

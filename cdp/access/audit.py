@@ -64,7 +64,9 @@ def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
 
 
 def _head(connection: Connection) -> tuple[int, str]:
-    row = connection.execute(select(t.audit_log.c.seq, t.audit_log.c.hash).order_by(t.audit_log.c.seq.desc()).limit(1)).first()
+    row = connection.execute(
+        select(t.audit_log.c.seq, t.audit_log.c.hash).order_by(t.audit_log.c.seq.desc()).limit(1)
+    ).first()
     return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
 
@@ -132,33 +134,60 @@ def verify(connection: Connection, checkpoints_file: Path | None, public_key_hex
     for row in _iter_rows(connection):
         data = row._asdict()
         if int(data["seq"]) != expected_seq:
-            return VerifyResult(False, checked, expected_seq, f"record {expected_seq} is missing (next is {data['seq']})")
+            return VerifyResult(
+                False, checked, expected_seq, f"record {expected_seq} is missing (next is {data['seq']})"
+            )
         if data["prev_hash"] != prev:
-            return VerifyResult(False, checked, expected_seq, f"record {expected_seq} does not follow record {expected_seq - 1} (reordered or a record removed)")
+            return VerifyResult(
+                False,
+                checked,
+                expected_seq,
+                f"record {expected_seq} does not follow record {expected_seq - 1} (reordered or a record removed)",
+            )
         if row_hash(prev, data) != data["hash"]:
-            return VerifyResult(False, checked, expected_seq, f"record {expected_seq} was edited (its hash does not match its content)")
+            return VerifyResult(
+                False, checked, expected_seq, f"record {expected_seq} was edited (its hash does not match its content)"
+            )
         prev = data["hash"]
         hashes[expected_seq] = prev
         expected_seq += 1
         checked += 1
-    checkpoints: list[dict[str, Any]] = [r._asdict() for r in connection.execute(select(t.audit_checkpoints).order_by(t.audit_checkpoints.c.seq))]
+    checkpoints: list[dict[str, Any]] = [
+        r._asdict() for r in connection.execute(select(t.audit_checkpoints).order_by(t.audit_checkpoints.c.seq))
+    ]
     if checkpoints_file is not None and checkpoints_file.is_file():
-        external = [json.loads(line) for line in checkpoints_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        external = [
+            json.loads(line) for line in checkpoints_file.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
         known = {int(c["seq"]) for c in checkpoints}
         checkpoints.extend(c for c in external if int(c["seq"]) not in known)
     for cp in checkpoints:
         seq = int(cp["seq"])
         if seq not in hashes:
-            return VerifyResult(False, checked, seq, f"checkpoint at record {seq} refers past the end of the log (records were truncated)", len(checkpoints))
+            return VerifyResult(
+                False,
+                checked,
+                seq,
+                f"checkpoint at record {seq} refers past the end of the log (records were truncated)",
+                len(checkpoints),
+            )
         if hashes[seq] != cp["hash"]:
-            return VerifyResult(False, checked, seq, f"record {seq} differs from its signed checkpoint (the log was forked or rewritten)", len(checkpoints))
+            return VerifyResult(
+                False,
+                checked,
+                seq,
+                f"record {seq} differs from its signed checkpoint (the log was forked or rewritten)",
+                len(checkpoints),
+            )
         key = public_key_hex or str(cp["public_key"])
         try:
             signature = bytes.fromhex(str(cp["signature"]))
         except ValueError:
             signature = b""
         if not verify_signature(key, f"{seq}:{cp['hash']}".encode(), signature):
-            return VerifyResult(False, checked, seq, f"checkpoint at record {seq} has an invalid signature", len(checkpoints))
+            return VerifyResult(
+                False, checked, seq, f"checkpoint at record {seq} has an invalid signature", len(checkpoints)
+            )
     return VerifyResult(True, checked, None, "chain intact", len(checkpoints))
 
 

@@ -66,16 +66,17 @@ async def _read_json(request: Request[Any, Any, Any], limit: int, what: str) -> 
 class CollectController(Controller):
     path = "/v1"
 
-    def _ingest(self, state: State, calls: list[dict[str, Any]], *, gpc: bool, forced_type: str | None) -> dict[str, Any]:
+    def _ingest(
+        self, state: State, calls: list[dict[str, Any]], *, gpc: bool, forced_type: str | None
+    ) -> dict[str, Any]:
         store: CustomerStore = state.store
         settings: Settings = state.settings
         normalizers = state.normalizers
         ctx = connector_context("website")
         records: list[IncomingRecord] = []
         rejected: list[dict[str, str]] = []
-        for call in calls:
-            if forced_type is not None:
-                call = {**call, "type": forced_type}
+        for original in calls:
+            call = original if forced_type is None else {**original, "type": forced_type}
             try:
                 if len(json.dumps(call).encode()) > MAX_CALL_BYTES:
                     raise RecordRejected("call is over the 32 KB limit", record=message_id(call), field="")
@@ -83,14 +84,25 @@ class CollectController(Controller):
                 records.append(normalise_record(record, normalizers, settings.default_region))
             except RecordRejected as exc:
                 position = f"http:{message_id(call)}"
-                store.quarantine(ctx, source="website", stream="calls", position=position, field=exc.field or None,
-                                 reason=exc.message, raw=json.dumps(call, ensure_ascii=False))
+                store.quarantine(
+                    ctx,
+                    source="website",
+                    stream="calls",
+                    position=position,
+                    field=exc.field or None,
+                    reason=exc.message,
+                    raw=json.dumps(call, ensure_ascii=False),
+                )
                 rejected.append({"messageId": message_id(call), "field": exc.field, "reason": exc.reason})
         outcome = store.ingest(ctx, records) if records else None
         if rejected and not records:
             raise InputError(f"{rejected[0]['messageId']}: field {rejected[0]['field']!r}: {rejected[0]['reason']}")
-        return {"success": True, "accepted": outcome.accepted if outcome else 0,
-                "duplicates": outcome.duplicates if outcome else 0, "rejected": rejected}
+        return {
+            "success": True,
+            "accepted": outcome.accepted if outcome else 0,
+            "duplicates": outcome.duplicates if outcome else 0,
+            "rejected": rejected,
+        }
 
     async def _single(self, request: Request[Any, Any, State], kind: str) -> dict[str, Any]:
         body = await _read_json(request, MAX_CALL_BYTES, "call")

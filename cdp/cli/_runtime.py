@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -46,7 +46,7 @@ def human_context(role: str | None, purpose: str | None, actor: str | None = Non
     return AccessContext(who, chosen_role, chosen_purpose)
 
 
-def table(title: str, columns: list[str], rows: list[list[object]]) -> Table:
+def table(title: str, columns: list[str], rows: Sequence[Sequence[object]]) -> Table:
     out = Table(title=title, title_justify="left")
     for column in columns:
         out.add_column(column, overflow="fold")

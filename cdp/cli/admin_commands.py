@@ -46,7 +46,9 @@ def audit_verify(role: RoleOption = None, purpose: PurposeOption = None) -> None
         result = opened.verify_audit(human_context(role or "compliance_officer", purpose or "compliance"))
     if not result.ok:
         raise IntegrityViolation(f"audit log verification FAILED at record {result.first_bad_seq}: {result.reason}")
-    console.print(f"audit log OK: {result.checked:,} records chained, {result.checkpoints_checked} signed checkpoint(s) verified")
+    console.print(
+        f"audit log OK: {result.checked:,} records chained, {result.checkpoints_checked} signed checkpoint(s) verified"
+    )
 
 
 @audit_app.command("checkpoint")
@@ -76,7 +78,13 @@ def audit_search(
     with store(cfg) as opened:
         rows = opened.search_audit(
             human_context(role or "compliance_officer", purpose or "compliance"),
-            actor=actor, subject=subject, purpose=purpose_filter, decision=decision, since=since, until=until, limit=limit,
+            actor=actor,
+            subject=subject,
+            purpose=purpose_filter,
+            decision=decision,
+            since=since,
+            until=until,
+            limit=limit,
         )
     columns = ["seq", "at", "actor", "role", "purpose", "action", "resource", "subject_count", "decision", "detail"]
     if output == "json":
@@ -86,9 +94,14 @@ def audit_search(
         writer = csv.writer(sys.stdout)
         writer.writerow([*columns, "fields", "subjects", "rule", "hash"])
         for row in rows:
-            writer.writerow([row[c] for c in columns] + [";".join(row["fields"]), ";".join(row["subjects"]), row["rule"], row["hash"]])
+            writer.writerow(
+                [row[c] for c in columns]
+                + [";".join(row["fields"]), ";".join(row["subjects"]), row["rule"], row["hash"]]
+            )
     else:
-        console.print(table(f"Audit log ({len(rows)} records, newest first)", columns, [[r[c] for c in columns] for r in rows]))
+        console.print(
+            table(f"Audit log ({len(rows)} records, newest first)", columns, [[r[c] for c in columns] for r in rows])
+        )
 
 
 @policy_app.command("explain")
@@ -102,7 +115,9 @@ def policy_explain(
     from cdp.policy import PolicyEngine, load_policy
 
     cfg = settings()
-    console.print(PolicyEngine(load_policy(cfg.policies_dir)).explain(role=role, purpose=purpose, field=field, action=action))
+    console.print(
+        PolicyEngine(load_policy(cfg.policies_dir)).explain(role=role, purpose=purpose, field=field, action=action)
+    )
 
 
 @policy_app.command("check")
@@ -112,7 +127,10 @@ def policy_check() -> None:
 
     cfg = settings()
     policy = load_policy(cfg.policies_dir)
-    console.print(f"policies OK: {len(policy.roles)} roles, {len(policy.purposes)} purposes, {len(policy.field_classes)} fields classified")
+    console.print(
+        f"policies OK: {len(policy.roles)} roles, {len(policy.purposes)} purposes, "
+        f"{len(policy.field_classes)} fields classified"
+    )
 
 
 @quarantine_app.command("list")
@@ -126,14 +144,20 @@ def quarantine_list(
     cfg = settings()
     with store(cfg) as opened:
         rows = opened.quarantine_entries(
-            human_context(role or "data_engineer", purpose or "operations"), source=source, status=None if status == "all" else status
+            human_context(role or "data_engineer", purpose or "operations"),
+            source=source,
+            status=None if status == "all" else status,
         )
     columns = ["id", "source", "position", "field", "reason", "status"]
     console.print(table(f"Quarantine ({len(rows)})", columns, [[r[c] for c in columns] for r in rows]))
 
 
 @quarantine_app.command("show")
-def quarantine_show(entry: Annotated[str, typer.Argument(help="quarantine entry id")], role: RoleOption = None, purpose: PurposeOption = None) -> None:
+def quarantine_show(
+    entry: Annotated[str, typer.Argument(help="quarantine entry id")],
+    role: RoleOption = None,
+    purpose: PurposeOption = None,
+) -> None:
     """Show one quarantined record, including its raw content (needs a role that may read it)."""
     cfg = settings()
     with store(cfg) as opened:
@@ -156,7 +180,13 @@ def quarantine_replay(
     cfg = settings()
     with store(cfg) as opened:
         result = replay(opened, cfg, source, connector or source, config)
-    console.print(table("Replay", ["source", "tried", "accepted", "still rejected"], [[source, result.tried, result.accepted, result.rejected]]))
+    console.print(
+        table(
+            "Replay",
+            ["source", "tried", "accepted", "still rejected"],
+            [[source, result.tried, result.accepted, result.rejected]],
+        )
+    )
 
 
 @connectors_app.command("list")

@@ -29,8 +29,14 @@ DEMO_SOURCES: tuple[tuple[str, str, dict[str, Any]], ...] = (
 @contextmanager
 def byte_progress(label: str, path: Path) -> Iterator[Any]:
     with Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task(label, total=path.stat().st_size if path.is_file() else None)
         yield lambda n: progress.advance(task, n)
@@ -41,13 +47,18 @@ def _stats_table(stats: list[RunStats]) -> None:
         table(
             "Ingestion",
             ["source", "read", "accepted", "rejected", "duplicates", "seconds", "records/s"],
-            [[s.source, s.read, s.accepted, s.rejected, s.duplicates, f"{s.seconds:.1f}", f"{s.per_second:,.0f}"] for s in stats],
+            [
+                [s.source, s.read, s.accepted, s.rejected, s.duplicates, f"{s.seconds:.1f}", f"{s.per_second:,.0f}"]
+                for s in stats
+            ],
         )
     )
 
 
 def ingest_command(
-    connector: Annotated[str, typer.Argument(help="connector name: website, pos, survey, generic or an installed plugin")],
+    connector: Annotated[
+        str, typer.Argument(help="connector name: website, pos, survey, generic or an installed plugin")
+    ],
     path: Annotated[Path, typer.Argument(help="the file to read")],
     config: Annotated[Path | None, typer.Option(help="YAML file with more connector config (column mapping…)")] = None,
 ) -> None:
@@ -79,8 +90,22 @@ def resolve_command() -> None:
         report = resolve(opened, cfg)
     s = report.stats
     console.print(
-        table("Identity resolution", ["records", "profiles", "new", "kept", "retired", "relinked", "anonymous records", "refused joins"],
-              [[s.records, s.profiles, s.created, s.kept, s.retired, s.relinked, report.anonymous_records, report.refused]])
+        table(
+            "Identity resolution",
+            ["records", "profiles", "new", "kept", "retired", "relinked", "anonymous records", "refused joins"],
+            [
+                [
+                    s.records,
+                    s.profiles,
+                    s.created,
+                    s.kept,
+                    s.retired,
+                    s.relinked,
+                    report.anonymous_records,
+                    report.refused,
+                ]
+            ],
+        )
     )
 
 
@@ -93,8 +118,14 @@ def segments_command(
     definitions = [load_segment_file(p) for p in paths]
     with store(cfg) as opened, console.status("computing tags and segments…"):
         report = refresh_segments(opened, definitions)
-    console.print(table("Tags", ["tag", "holders", "gained", "lost"], [[k, *v] for k, v in sorted(report.tags.items())]))
-    console.print(table("Segments", ["segment", "size", "entered", "exited"], [[k, *v] for k, v in sorted(report.segments.items())]))
+    console.print(
+        table("Tags", ["tag", "holders", "gained", "lost"], [[k, *v] for k, v in sorted(report.tags.items())])
+    )
+    console.print(
+        table(
+            "Segments", ["segment", "size", "entered", "exited"], [[k, *v] for k, v in sorted(report.segments.items())]
+        )
+    )
 
 
 def export_command(
@@ -106,8 +137,11 @@ def export_command(
     with store(cfg) as opened:
         report = export(opened, cfg, definition)
     console.print(
-        table("Export", ["segment", "members", "written", "excluded by consent", "file"],
-              [[definition.name, report.members, report.written, report.excluded, report.path]])
+        table(
+            "Export",
+            ["segment", "members", "written", "excluded by consent", "file"],
+            [[definition.name, report.members, report.written, report.excluded, report.path]],
+        )
     )
 
 
@@ -130,7 +164,9 @@ def demo_command(
         for connector, attribute, extra in DEMO_SOURCES:
             path = Path(getattr(files, attribute))
             with byte_progress(f"ingest {path.name}", path) as advance:
-                stats.append(ingest(opened, cfg, SourceSpec(connector, {**extra, "path": str(path)}), on_progress=advance))
+                stats.append(
+                    ingest(opened, cfg, SourceSpec(connector, {**extra, "path": str(path)}), on_progress=advance)
+                )
         with console.status("resolving identities…"):
             resolved = resolve(opened, cfg)
         definitions = [load_segment_file(p) for p in sorted(DEMO_SEGMENTS_DIR.glob("*.yaml"))]
@@ -141,19 +177,23 @@ def demo_command(
     _stats_table(stats)
     s = resolved.stats
     console.print(
-        table("Summary", ["what", "value"], [
-            ["customers generated", f"{customers:,}"],
-            *[[f"records from {src}", f"{n:,}"] for src, n in sorted(counts.items()) if src.startswith("records:")],
-            ["profiles", f"{s.profiles:,}"],
-            ["records merged into another record's profile", f"{sum(resolved.joins.values()):,}"],
-            ["joins refused by name/birth-date guard", f"{resolved.refused:,}"],
-            ["anonymous web records (no profile yet)", f"{resolved.anonymous_records:,}"],
-            *[[f"tag {k}", f"{v[0]:,}"] for k, v in sorted(refreshed.tags.items())],
-            *[[f"segment {k}", f"{v[0]:,}"] for k, v in refreshed.segments.items()],
-            ["exported (consent allowed)", f"{exported.written:,} of {exported.members:,}"],
-            ["export file", str(exported.path)],
-            ["quarantined records", f"{counts.get('quarantine', 0):,}"],
-            ["audit records written", f"{counts.get('audit', 0):,}"],
-            ["seconds", f"{time.perf_counter() - started:.1f}"],
-        ])
+        table(
+            "Summary",
+            ["what", "value"],
+            [
+                ["customers generated", f"{customers:,}"],
+                *[[f"records from {src}", f"{n:,}"] for src, n in sorted(counts.items()) if src.startswith("records:")],
+                ["profiles", f"{s.profiles:,}"],
+                ["records merged into another record's profile", f"{sum(resolved.joins.values()):,}"],
+                ["joins refused by name/birth-date guard", f"{resolved.refused:,}"],
+                ["anonymous web records (no profile yet)", f"{resolved.anonymous_records:,}"],
+                *[[f"tag {k}", f"{v[0]:,}"] for k, v in sorted(refreshed.tags.items())],
+                *[[f"segment {k}", f"{v[0]:,}"] for k, v in refreshed.segments.items()],
+                ["exported (consent allowed)", f"{exported.written:,} of {exported.members:,}"],
+                ["export file", str(exported.path)],
+                ["quarantined records", f"{counts.get('quarantine', 0):,}"],
+                ["audit records written", f"{counts.get('audit', 0):,}"],
+                ["seconds", f"{time.perf_counter() - started:.1f}"],
+            ],
+        )
     )

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,24 @@ MAX_LINE_BYTES = 1_000_000
 def _fingerprint(path: Path, upto: int) -> str:
     with path.open("rb") as handle:
         return hashlib.sha256(handle.read(min(upto, HEAD_BYTES))).hexdigest()
+
+
+@dataclass
+class _Cursor:
+    """Where the reader is, and the file-head fingerprint (constant once past HEAD_BYTES)."""
+
+    path: Path
+    line: int
+    end: int
+    bad: str = ""
+    _full_head: str | None = None
+
+    def head(self) -> str:
+        if self.end < HEAD_BYTES:
+            return _fingerprint(self.path, self.end)
+        if self._full_head is None:
+            self._full_head = _fingerprint(self.path, HEAD_BYTES)
+        return self._full_head
 
 
 def _resume_point(path: Path, state: Mapping[str, Any]) -> tuple[int, int, list[str] | None]:
@@ -60,12 +79,16 @@ def check_file(path_text: str) -> Path:
 
 def read_jsonl(path: Path, stream: str, state: Mapping[str, Any], result: ReadResult) -> Iterator[SourceItem]:
     offset, line_no, _ = _resume_point(path, state)
-    for line_no, end, raw in _lines(path, offset, line_no):
-        where = f"{path.name}:{line_no}"
+    cursor = _Cursor(path, line_no, offset)
+    for number, end, raw in _lines(path, offset, line_no):
+        cursor.line, cursor.end = number, end
+        where = f"{path.name}:{number}"
         text = raw.decode("utf-8", errors="replace").strip()
         if raw.strip():
             if len(raw) > MAX_LINE_BYTES:
-                yield SourceItem(stream, where, text[:2000], error=f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} limit")
+                yield SourceItem(
+                    stream, where, text[:2000], error=f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} limit"
+                )
             else:
                 try:
                     decoded = raw.decode("utf-8").strip()
@@ -80,43 +103,46 @@ def read_jsonl(path: Path, stream: str, state: Mapping[str, Any], result: ReadRe
                         if isinstance(data, dict):
                             yield SourceItem(stream, where, decoded, data=data)
                         else:
-                            yield SourceItem(stream, where, decoded, error=f"expected a JSON object, got {type(data).__name__}")
-        result.state[str(path)] = {"offset": end, "line": line_no, "head": _fingerprint(path, end)}
+                            yield SourceItem(
+                                stream, where, decoded, error=f"expected a JSON object, got {type(data).__name__}"
+                            )
+        result.state[str(path)] = {"offset": end, "line": number, "head": cursor.head()}
 
 
-def read_csv(path: Path, stream: str, state: Mapping[str, Any], result: ReadResult, *, delimiter: str = ",") -> Iterator[SourceItem]:
+def read_csv(
+    path: Path, stream: str, state: Mapping[str, Any], result: ReadResult, *, delimiter: str = ","
+) -> Iterator[SourceItem]:
     offset, line_no, header = _resume_point(path, state)
     source = _lines(path, offset, line_no)
-    current = {"line": line_no, "end": offset, "bad": ""}
+    cursor = _Cursor(path, line_no, offset)
 
     def text_lines() -> Iterator[str]:
         for number, end, raw in source:
-            current["line"], current["end"] = number, end
+            cursor.line, cursor.end = number, end
             try:
                 yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                current["bad"] = f"invalid UTF-8 at byte {exc.start}"
+                cursor.bad = f"invalid UTF-8 at byte {exc.start}"
                 yield raw.decode("utf-8", errors="replace")
 
     reader = csv.reader(text_lines(), delimiter=delimiter, strict=False)
     start_line = line_no + 1
     for row in reader:
         where = f"{path.name}:{start_line}"
-        raw_text = _row_text(row, delimiter)
         if header is None:
             header = [h.strip() for h in row]
         elif not any(cell.strip() for cell in row):
             pass
-        elif current["bad"]:
-            yield SourceItem(stream, where, raw_text, error=str(current["bad"]))
+        elif cursor.bad:
+            yield SourceItem(stream, where, _row_text(row, delimiter), error=cursor.bad)
         elif len(row) != len(header):
-            yield SourceItem(stream, where, raw_text, error=f"row has {len(row)} columns, the header has {len(header)}")
+            message = f"row has {len(row)} columns, the header has {len(header)}"
+            yield SourceItem(stream, where, _row_text(row, delimiter), error=message)
         else:
-            yield SourceItem(stream, where, raw_text, data=dict(zip(header, row, strict=True)))
-        current["bad"] = ""
-        start_line = int(current["line"]) + 1
-        end = int(current["end"])
-        result.state[str(path)] = {"offset": end, "line": current["line"], "head": _fingerprint(path, end), "header": header}
+            yield SourceItem(stream, where, _row_text(row, delimiter), data=dict(zip(header, row, strict=True)))
+        cursor.bad = ""
+        start_line = cursor.line + 1
+        result.state[str(path)] = {"offset": cursor.end, "line": cursor.line, "head": cursor.head(), "header": header}
 
 
 def _row_text(row: list[str], delimiter: str) -> str:

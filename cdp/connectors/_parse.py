@@ -24,7 +24,9 @@ def text(value: Any, field: str, *, record: str, required: bool = False, max_len
     return out
 
 
-def number(value: Any, field: str, *, record: str, required: bool = False, low: float | None = None, high: float | None = None) -> float | None:
+def number(
+    value: Any, field: str, *, record: str, required: bool = False, low: float | None = None, high: float | None = None
+) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise RecordRejected("is required", record=record, field=field)

@@ -45,7 +45,9 @@ class MappedFileConnector(Connector):
         if self.file_format(path) == "jsonl":
             yield from _files.read_jsonl(path, self.stream_name, state, result)
         else:
-            yield from _files.read_csv(path, self.stream_name, state, result, delimiter=str(self.config.get("delimiter") or ","))
+            yield from _files.read_csv(
+                path, self.stream_name, state, result, delimiter=str(self.config.get("delimiter") or ",")
+            )
 
     def canonical(self, item: SourceItem, *, record_field: str) -> tuple[dict[str, Any], str]:
         """Rename the item's columns to canonical names; reject unknown columns."""
@@ -62,6 +64,8 @@ class MappedFileConnector(Connector):
         record = str(row.get(record_field) or item.position)
         if unknown:
             raise RecordRejected(
-                "unknown column (map it under `columns` or list it in `ignore_columns`)", record=record, field=sorted(unknown)[0]
+                "unknown column (map it under `columns` or list it in `ignore_columns`)",
+                record=record,
+                field=sorted(unknown)[0],
             )
         return row, record

@@ -104,7 +104,9 @@ class Connector(ABC):
         known = {f.name: f for f in cls.config_schema}
         for key in config:
             if key not in known:
-                raise ConfigurationError(f"connector {cls.name}: unknown config key {key!r} (expected one of {sorted(known)})")
+                raise ConfigurationError(
+                    f"connector {cls.name}: unknown config key {key!r} (expected one of {sorted(known)})"
+                )
         out: dict[str, Any] = {}
         for spec in cls.config_schema:
             if spec.name not in config or config[spec.name] is None:
@@ -116,7 +118,9 @@ class Connector(ABC):
             types = CONFIG_TYPES.get(spec.type, (object,))
             if not isinstance(value, types) or (spec.type in ("integer", "number") and isinstance(value, bool)):
                 shown = "***" if spec.secret else repr(value)
-                raise ConfigurationError(f"connector {cls.name}: config key {spec.name!r} must be {spec.type}, got {shown}")
+                raise ConfigurationError(
+                    f"connector {cls.name}: config key {spec.name!r} must be {spec.type}, got {shown}"
+                )
             out[spec.name] = value
         return out
 

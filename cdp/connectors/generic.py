@@ -40,14 +40,19 @@ class GenericFileConnector(Connector):
         ConfigField("delimiter", "string", default=","),
     )
     streams: ClassVar[tuple[StreamSpec, ...]] = (
-        StreamSpec("rows", ("record_id",), "occurred_at", (
-            FieldSpec("record_id", "string", "pseudonymous", required=True),
-            FieldSpec("occurred_at", "datetime", "behavioural"),
-            *(FieldSpec(f"identity.{n}", "string", "direct_identifier") for n in (*IDENTITY_FIELDS, "full_name")),
-            *(FieldSpec(f"identity.{n}", "string", "quasi_identifier") for n in CLEAR_FIELDS),
-            FieldSpec("event.revenue", "number", "behavioural"),
-            FieldSpec("event.category", "string", "behavioural"),
-        )),
+        StreamSpec(
+            "rows",
+            ("record_id",),
+            "occurred_at",
+            (
+                FieldSpec("record_id", "string", "pseudonymous", required=True),
+                FieldSpec("occurred_at", "datetime", "behavioural"),
+                *(FieldSpec(f"identity.{n}", "string", "direct_identifier") for n in (*IDENTITY_FIELDS, "full_name")),
+                *(FieldSpec(f"identity.{n}", "string", "quasi_identifier") for n in CLEAR_FIELDS),
+                FieldSpec("event.revenue", "number", "behavioural"),
+                FieldSpec("event.category", "string", "behavioural"),
+            ),
+        ),
     )
 
     def __init__(self, config: Mapping[str, Any]) -> None:
@@ -67,9 +72,11 @@ class GenericFileConnector(Connector):
         for key in raw:
             if key not in ("record_id", "occurred_at", "identity", "event", "ignore"):
                 raise ConfigurationError(f"connector generic: unknown mapping key {key!r}")
-        for target in (raw.get("identity") or {}):
+        for target in raw.get("identity") or {}:
             if target not in IDENTITY_TARGETS:
-                raise ConfigurationError(f"connector generic: mapping key 'identity.{target}' is not a known identity field")
+                raise ConfigurationError(
+                    f"connector generic: mapping key 'identity.{target}' is not a known identity field"
+                )
         return raw
 
     def read(self, state: Mapping[str, Any], result: ReadResult) -> Iterator[SourceItem]:
@@ -89,9 +96,15 @@ class GenericFileConnector(Connector):
         record = str(data.get(m["record_id"]) or item.position)
         unknown = sorted(k for k in data if k not in used)
         if unknown:
-            raise RecordRejected("unknown column (add it to the mapping or to `ignore`)", record=record, field=unknown[0])
+            raise RecordRejected(
+                "unknown column (add it to the mapping or to `ignore`)", record=record, field=unknown[0]
+            )
         record_id = text(data.get(m["record_id"]), str(m["record_id"]), record=record, required=True, max_len=200)
-        when = timestamp(data.get(m["occurred_at"]), str(m["occurred_at"]), record=record) if m.get("occurred_at") else None
+        when = (
+            timestamp(data.get(m["occurred_at"]), str(m["occurred_at"]), record=record)
+            if m.get("occurred_at")
+            else None
+        )
         identity: dict[str, str] = {}
         for target, column in (m.get("identity") or {}).items():
             value = text(data.get(column), str(column), record=record, max_len=300)
@@ -100,11 +113,36 @@ class GenericFileConnector(Connector):
         events: list[EventData] = []
         if event_map and when is not None:
             name = str(event_map.get("name") or "Record Imported")
-            revenue = number(data.get(event_map["revenue"]), str(event_map["revenue"]), record=record) if event_map.get("revenue") else None
-            category = text(data.get(event_map["category"]), str(event_map["category"]), record=record) if event_map.get("category") else None
-            events.append(EventData("track", when, name, revenue=revenue, channel=str(event_map.get("channel") or "other"), category=category))
+            revenue = (
+                number(data.get(event_map["revenue"]), str(event_map["revenue"]), record=record)
+                if event_map.get("revenue")
+                else None
+            )
+            category = (
+                text(data.get(event_map["category"]), str(event_map["category"]), record=record)
+                if event_map.get("category")
+                else None
+            )
+            events.append(
+                EventData(
+                    "track",
+                    when,
+                    name,
+                    revenue=revenue,
+                    channel=str(event_map.get("channel") or "other"),
+                    category=category,
+                )
+            )
         assert record_id is not None
         return [
-            IncomingRecord(source=self.source_name, stream="rows", source_record_id=record_id, occurred_at=when,
-                           payload=dict(data), identity=identity, events=events, position=item.position)
+            IncomingRecord(
+                source=self.source_name,
+                stream="rows",
+                source_record_id=record_id,
+                occurred_at=when,
+                payload=dict(data),
+                identity=identity,
+                events=events,
+                position=item.position,
+            )
         ]

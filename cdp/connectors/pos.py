@@ -18,8 +18,20 @@ from cdp.connectors.base import ConfigField, FieldSpec, SourceItem, StreamSpec
 from cdp.model import EventData, IncomingRecord
 
 POS_COLUMNS = (
-    "transaction_id", "store_id", "occurred_at", "customer_name", "customer_phone", "customer_email",
-    "loyalty_id", "line_items", "amount", "currency", "city", "state", "postcode", "country",
+    "transaction_id",
+    "store_id",
+    "occurred_at",
+    "customer_name",
+    "customer_phone",
+    "customer_email",
+    "loyalty_id",
+    "line_items",
+    "amount",
+    "currency",
+    "city",
+    "state",
+    "postcode",
+    "country",
 )
 POS_FIELDS = (
     FieldSpec("transaction_id", "string", "pseudonymous", required=True),
@@ -64,10 +76,19 @@ class PosConnector(MappedFileConnector):
         ConfigField("columns", "object", default=None, description="canonical name -> column name in the file"),
         ConfigField("ignore_columns", "array", default=None, description="columns to ignore"),
         ConfigField("default_currency", "string", default="USD"),
-        ConfigField("default_region", "string", description="country (ISO alpha-2) of the stores, for national phone numbers"),
-        ConfigField("region_from_store_id", "boolean", default=False, description="store ids start with the store's ISO country code"),
+        ConfigField(
+            "default_region", "string", description="country (ISO alpha-2) of the stores, for national phone numbers"
+        ),
+        ConfigField(
+            "region_from_store_id",
+            "boolean",
+            default=False,
+            description="store ids start with the store's ISO country code",
+        ),
     )
-    streams: ClassVar[tuple[StreamSpec, ...]] = (StreamSpec("transactions", ("transaction_id",), "occurred_at", POS_FIELDS),)
+    streams: ClassVar[tuple[StreamSpec, ...]] = (
+        StreamSpec("transactions", ("transaction_id",), "occurred_at", POS_FIELDS),
+    )
     canonical_columns = POS_COLUMNS
     stream_name = "transactions"
 
@@ -77,31 +98,56 @@ class PosConnector(MappedFileConnector):
         assert transaction_id is not None
         when = timestamp(row.get("occurred_at"), "occurred_at", record=record)
         amount = number(row.get("amount"), "amount", record=record, required=True, low=-1e9, high=1e9)
-        currency = (text(row.get("currency"), "currency", record=record, max_len=3) or str(self.config.get("default_currency") or "USD")).upper()
+        currency = (
+            text(row.get("currency"), "currency", record=record, max_len=3)
+            or str(self.config.get("default_currency") or "USD")
+        ).upper()
         items = parse_line_items(row.get("line_items"), record=record)
         store_id = text(row.get("store_id"), "store_id", record=record, max_len=100)
         categories = [str(i.get("category")) for i in items if i.get("category")]
         identity: dict[str, str] = {}
         for source_field, target in (
-            ("customer_name", "full_name"), ("customer_phone", "phone"), ("customer_email", "email"), ("loyalty_id", "loyalty_id"),
-            ("city", "city"), ("state", "state"), ("postcode", "postcode"), ("country", "country"),
+            ("customer_name", "full_name"),
+            ("customer_phone", "phone"),
+            ("customer_email", "email"),
+            ("loyalty_id", "loyalty_id"),
+            ("city", "city"),
+            ("state", "state"),
+            ("postcode", "postcode"),
+            ("country", "country"),
         ):
             value = text(row.get(source_field), source_field, record=record, max_len=300)
             if value:
                 identity[target] = value
         assert when is not None
         event = EventData(
-            "transaction", when, "Order Completed", revenue=amount, currency=currency, channel="store", store_id=store_id,
+            "transaction",
+            when,
+            "Order Completed",
+            revenue=amount,
+            currency=currency,
+            channel="store",
+            store_id=store_id,
             category=max(set(categories), key=categories.count) if categories else None,
-            properties={"items": sum(int(i.get("quantity") or 1) for i in items if isinstance(i.get("quantity", 1), int | float))},
+            properties={
+                "items": sum(
+                    int(i.get("quantity") or 1) for i in items if isinstance(i.get("quantity", 1), int | float)
+                )
+            },
         )
         region = self.config.get("default_region")
         if self.config.get("region_from_store_id") and store_id and store_id[:2].isalpha():
             region = store_id[:2].upper()
         return [
             IncomingRecord(
-                source=self.source_name, stream=self.stream_name, source_record_id=transaction_id, occurred_at=when,
-                payload=dict(item.data), identity=identity, events=[event], position=item.position,
+                source=self.source_name,
+                stream=self.stream_name,
+                source_record_id=transaction_id,
+                occurred_at=when,
+                payload=dict(item.data),
+                identity=identity,
+                events=[event],
+                position=item.position,
                 region_hint=str(region) if region else None,
             )
         ]

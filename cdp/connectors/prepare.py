@@ -20,7 +20,9 @@ from cdp.model import IncomingRecord
 Normalizers = Mapping[str, Callable[..., Any]]
 _SPACES = re.compile(r"\s+")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
-_COMPOUND_SURNAMES = frozenset({"欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "夏侯", "司徒", "长孙", "宇文"})
+_COMPOUND_SURNAMES = frozenset(
+    {"欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "夏侯", "司徒", "长孙", "宇文"}
+)
 
 
 def clean(value: str) -> str:
@@ -44,7 +46,12 @@ def split_full_name(full: str, normalizers: Normalizers, country: str | None) ->
         return parts[0], ""
     normalised = normalizers["name"](full=name, country=country)
     first_key = unicodedata.normalize("NFKD", parts[0]).encode("ascii", "ignore").decode().casefold()
-    if normalised is not None and normalised.family and normalised.family == first_key and normalised.given != first_key:
+    if (
+        normalised is not None
+        and normalised.family
+        and normalised.family == first_key
+        and normalised.given != first_key
+    ):
         return " ".join(parts[1:]), parts[0]
     return " ".join(parts[:-1]), parts[-1]
 

@@ -30,7 +30,9 @@ class ReplayResult:
     rejected: int
 
 
-def replay(store: CustomerStore, settings: Settings, source: str, connector_name: str, config_file: Path | None) -> ReplayResult:
+def replay(
+    store: CustomerStore, settings: Settings, source: str, connector_name: str, config_file: Path | None
+) -> ReplayResult:
     config: dict[str, Any] = {}
     if config_file is not None:
         loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
@@ -53,13 +55,26 @@ def replay(store: CustomerStore, settings: Settings, source: str, connector_name
             data = json.loads(raw)
         except json.JSONDecodeError:
             data = None
-        item = SourceItem(row["stream"], row["position"], raw, data=data if isinstance(data, dict) else None,
-                          error=None if isinstance(data, dict) else "still not parseable")
+        item = SourceItem(
+            row["stream"],
+            row["position"],
+            raw,
+            data=data if isinstance(data, dict) else None,
+            error=None if isinstance(data, dict) else "still not parseable",
+        )
         try:
             records = runner.build(connector, item)
         except RecordRejected as exc:
             rejected += 1
-            store.quarantine(ctx, source=source, stream=row["stream"], position=row["position"], field=exc.field or None, reason=exc.message, raw=raw)
+            store.quarantine(
+                ctx,
+                source=source,
+                stream=row["stream"],
+                position=row["position"],
+                field=exc.field or None,
+                reason=exc.message,
+                raw=raw,
+            )
             continue
         store.ingest(ctx, records)
         replayed.append(entry["id"])

@@ -84,7 +84,9 @@ def quarantine_text(item: SourceItem) -> str:
 
 
 class IngestRunner:
-    def __init__(self, store: CustomerStore, settings: Settings, *, on_progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self, store: CustomerStore, settings: Settings, *, on_progress: ProgressCallback | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
         self.normalizers = load_normalizers(settings)
@@ -130,8 +132,13 @@ class IngestRunner:
                 key = exc.field or "record"
                 stats.reasons[key] = stats.reasons.get(key, 0) + 1
                 self.store.quarantine(
-                    ctx, source=source, stream=item.stream, position=item.position, field=exc.field or None,
-                    reason=exc.message, raw=quarantine_text(item),
+                    ctx,
+                    source=source,
+                    stream=item.stream,
+                    position=item.position,
+                    field=exc.field or None,
+                    reason=exc.message,
+                    raw=quarantine_text(item),
                 )
             if self.on_progress is not None:
                 self.on_progress(len(item.raw) + 1)

@@ -19,8 +19,20 @@ from cdp.connectors.base import ConfigField, FieldSpec, SourceItem, StreamSpec
 from cdp.model import ConsentSignal, EventData, IncomingRecord
 
 SURVEY_COLUMNS = (
-    "response_id", "submitted_at", "name", "email", "phone", "country", "city", "postcode", "birth_date",
-    "nps", "csat", "interests", "feedback", "marketing_opt_in",
+    "response_id",
+    "submitted_at",
+    "name",
+    "email",
+    "phone",
+    "country",
+    "city",
+    "postcode",
+    "birth_date",
+    "nps",
+    "csat",
+    "interests",
+    "feedback",
+    "marketing_opt_in",
 )
 SURVEY_FIELDS = (
     FieldSpec("response_id", "string", "pseudonymous", required=True),
@@ -40,8 +52,15 @@ SURVEY_FIELDS = (
 )
 YES = frozenset({"yes", "y", "true", "1", "是", "oui", "ja"})
 NO = frozenset({"no", "n", "false", "0", "否", "non", "nein"})
-_POSITIVE = re.compile(r"\b(love|great|excellent|amazing|fantastic|happy|recommend|perfect|good|friendly|fast)\b|喜欢|很好|满意|推荐|不错|棒", re.I)
-_NEGATIVE = re.compile(r"\b(bad|terrible|awful|slow|rude|disappoint\w*|never again|poor|worst|broken|late|unhappy)\b|差|失望|慢|糟糕|不满意|投诉", re.I)
+_POSITIVE = re.compile(
+    r"\b(love|great|excellent|amazing|fantastic|happy|recommend|perfect|good|friendly|fast)\b|喜欢|很好|满意|推荐|不错|棒",
+    re.I,
+)
+_NEGATIVE = re.compile(
+    r"\b(bad|terrible|awful|slow|rude|disappoint\w*|never again|poor|worst|broken|late|unhappy)\b"
+    r"|差|失望|慢|糟糕|不满意|投诉",
+    re.I,
+)
 
 
 def sentiment(feedback: str | None, nps: float | None, csat: float | None) -> str:
@@ -69,9 +88,13 @@ class SurveyConnector(MappedFileConnector):
         ConfigField("columns", "object", default=None, description="canonical name -> column name in the file"),
         ConfigField("ignore_columns", "array", default=None),
         ConfigField("interest_separator", "string", default=";"),
-        ConfigField("notice_version", "string", default="survey-2026", description="privacy notice shown with the opt-in"),
+        ConfigField(
+            "notice_version", "string", default="survey-2026", description="privacy notice shown with the opt-in"
+        ),
     )
-    streams: ClassVar[tuple[StreamSpec, ...]] = (StreamSpec("responses", ("response_id",), "submitted_at", SURVEY_FIELDS),)
+    streams: ClassVar[tuple[StreamSpec, ...]] = (
+        StreamSpec("responses", ("response_id",), "submitted_at", SURVEY_FIELDS),
+    )
     canonical_columns = SURVEY_COLUMNS
     stream_name = "responses"
 
@@ -90,8 +113,13 @@ class SurveyConnector(MappedFileConnector):
         interests = sorted({i.strip().lower() for i in (raw_interests or "").split(separator) if i.strip()})
         identity: dict[str, str] = {}
         for source_field, target in (
-            ("name", "full_name"), ("email", "email"), ("phone", "phone"), ("country", "country"),
-            ("city", "city"), ("postcode", "postcode"), ("birth_date", "date_of_birth"),
+            ("name", "full_name"),
+            ("email", "email"),
+            ("phone", "phone"),
+            ("country", "country"),
+            ("city", "city"),
+            ("postcode", "postcode"),
+            ("birth_date", "date_of_birth"),
         ):
             value = text(row.get(source_field), source_field, record=record, max_len=300)
             if value:
@@ -100,8 +128,13 @@ class SurveyConnector(MappedFileConnector):
         opt_in = (text(row.get("marketing_opt_in"), "marketing_opt_in", record=record, max_len=20) or "").lower()
         if opt_in in YES or opt_in in NO:
             consents.append(
-                ConsentSignal("marketing_email", "granted" if opt_in in YES else "denied", source=self.source_name,
-                              notice_version=str(self.config.get("notice_version") or ""), evidence={"response": response_id})
+                ConsentSignal(
+                    "marketing_email",
+                    "granted" if opt_in in YES else "denied",
+                    source=self.source_name,
+                    notice_version=str(self.config.get("notice_version") or ""),
+                    evidence={"response": response_id},
+                )
             )
         elif opt_in:
             raise RecordRejected("must be yes or no", record=record, field="marketing_opt_in")
@@ -113,7 +146,14 @@ class SurveyConnector(MappedFileConnector):
         event = EventData("survey", when, "Survey Submitted", channel="survey", properties=properties)
         return [
             IncomingRecord(
-                source=self.source_name, stream=self.stream_name, source_record_id=response_id, occurred_at=when,
-                payload=dict(item.data), identity=identity, events=[event], consents=consents, position=item.position,
+                source=self.source_name,
+                stream=self.stream_name,
+                source_record_id=response_id,
+                occurred_at=when,
+                payload=dict(item.data),
+                identity=identity,
+                events=[event],
+                consents=consents,
+                position=item.position,
             )
         ]

@@ -23,9 +23,29 @@ from cdp.model import ConsentSignal, EventData, IncomingRecord
 CALL_TYPES = frozenset({"identify", "track", "page", "screen", "alias", "group"})
 KNOWN_KEYS = frozenset(
     {
-        "type", "messageId", "timestamp", "sentAt", "receivedAt", "originalTimestamp", "userId", "anonymousId",
-        "context", "traits", "properties", "event", "name", "category", "previousId", "integrations", "groupId",
-        "writeKey", "channel", "version", "_metadata", "options", "batch",
+        "type",
+        "messageId",
+        "timestamp",
+        "sentAt",
+        "receivedAt",
+        "originalTimestamp",
+        "userId",
+        "anonymousId",
+        "context",
+        "traits",
+        "properties",
+        "event",
+        "name",
+        "category",
+        "previousId",
+        "integrations",
+        "groupId",
+        "writeKey",
+        "channel",
+        "version",
+        "_metadata",
+        "options",
+        "batch",
     }
 )
 # Event properties kept (behavioural, classified); anything else stays only in the encrypted payload.
@@ -103,13 +123,21 @@ def _consents(context: Mapping[str, Any], *, gpc: bool, record: str) -> list[Con
             purpose = CONSENT_CATEGORIES.get(str(category).lower())
             if purpose is None or not isinstance(value, bool):
                 continue
-            signals.append(ConsentSignal(purpose, "granted" if value else "denied", source="website", evidence={"request": record}))
+            signals.append(
+                ConsentSignal(purpose, "granted" if value else "denied", source="website", evidence={"request": record})
+            )
     if gpc:
-        signals.append(ConsentSignal("advertising", "denied", source="website:sec-gpc", evidence={"request": record, "signal": "Sec-GPC: 1"}))
+        signals.append(
+            ConsentSignal(
+                "advertising", "denied", source="website:sec-gpc", evidence={"request": record, "signal": "Sec-GPC: 1"}
+            )
+        )
     return signals
 
 
-def call_to_record(call: Mapping[str, Any], *, source: str = "website", position: str = "", gpc: bool = False, strict_keys: bool = True) -> IncomingRecord:
+def call_to_record(
+    call: Mapping[str, Any], *, source: str = "website", position: str = "", gpc: bool = False, strict_keys: bool = True
+) -> IncomingRecord:
     """Validate one Segment call and build the record it carries."""
     record = message_id(call)
     unknown = sorted(k for k in call if k not in KNOWN_KEYS)
@@ -149,23 +177,47 @@ def call_to_record(call: Mapping[str, Any], *, source: str = "website", position
         events.append(EventData("identify", when, "Identify", channel="web"))
     elif kind in ("track", "page", "screen"):
         props = mapping(call.get("properties"), "properties", record=record)
-        name = text(call.get("event") if kind == "track" else call.get("name"), "event" if kind == "track" else "name", record=record, required=kind == "track", max_len=200)
-        revenue = number(props.get("revenue", props.get("total")), "properties.revenue", record=record, low=-1e9, high=1e9)
+        name = text(
+            call.get("event") if kind == "track" else call.get("name"),
+            "event" if kind == "track" else "name",
+            record=record,
+            required=kind == "track",
+            max_len=200,
+        )
+        revenue = number(
+            props.get("revenue", props.get("total")), "properties.revenue", record=record, low=-1e9, high=1e9
+        )
         currency = text(props.get("currency"), "properties.currency", record=record, max_len=3)
         category = text(props.get("category"), "properties.category", record=record, max_len=100)
-        kept = {k: props[k] for k in KEPT_PROPERTIES if k in props and isinstance(props[k], str | int | float) and not isinstance(props[k], bool)}
+        kept = {
+            k: props[k]
+            for k in KEPT_PROPERTIES
+            if k in props and isinstance(props[k], str | int | float) and not isinstance(props[k], bool)
+        }
         products = props.get("products")
         if isinstance(products, list):
             kept["products_count"] = len(products)
         events.append(
-            EventData(kind, when, name or ("Page Viewed" if kind == "page" else None), revenue=revenue,
-                      currency=currency.upper() if currency else None, channel="web", category=category, properties=kept)
+            EventData(
+                kind,
+                when,
+                name or ("Page Viewed" if kind == "page" else None),
+                revenue=revenue,
+                currency=currency.upper() if currency else None,
+                channel="web",
+                category=category,
+                properties=kept,
+            )
         )
     elif kind == "alias":
         events.append(EventData("alias", when, "Alias", channel="web"))
     consents = _consents(context, gpc=gpc, record=record)
     locale = context.get("locale")
-    region = locale.replace("_", "-").split("-")[-1].upper() if isinstance(locale, str) and "-" in locale.replace("_", "-") else None
+    region = (
+        locale.replace("_", "-").split("-")[-1].upper()
+        if isinstance(locale, str) and "-" in locale.replace("_", "-")
+        else None
+    )
     return IncomingRecord(
         source=source,
         stream="calls",
@@ -190,7 +242,9 @@ class WebsiteConnector(Connector):
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField("path", "path", description="JSON-lines file of Segment calls (file mode)"),
         ConfigField("write_keys", "array", secret=True, default=None, description="accepted write keys (HTTP mode)"),
-        ConfigField("strict_keys", "boolean", default=True, description="quarantine calls with unknown top-level fields"),
+        ConfigField(
+            "strict_keys", "boolean", default=True, description="quarantine calls with unknown top-level fields"
+        ),
     )
     streams: ClassVar[tuple[StreamSpec, ...]] = (StreamSpec("calls", ("messageId",), "timestamp", WEB_FIELDS),)
 
@@ -200,7 +254,9 @@ class WebsiteConnector(Connector):
             if item.data is not None:
                 encoded = len(item.raw.encode("utf-8"))
                 if encoded > MAX_CALL_BYTES:
-                    yield SourceItem(item.stream, item.position, item.raw, error=f"call is {encoded} bytes, over the 32 KB limit")
+                    yield SourceItem(
+                        item.stream, item.position, item.raw, error=f"call is {encoded} bytes, over the 32 KB limit"
+                    )
                     continue
                 if item.data.get("type") == "batch" or isinstance(item.data.get("batch"), list):
                     yield from self._explode_batch(item)
@@ -218,7 +274,11 @@ class WebsiteConnector(Connector):
             if isinstance(call, dict):
                 yield SourceItem(item.stream, position, raw, data=call)
             else:
-                yield SourceItem(item.stream, position, raw, error="batch item must be an object", error_field=f"batch[{index}]")
+                yield SourceItem(
+                    item.stream, position, raw, error="batch item must be an object", error_field=f"batch[{index}]"
+                )
 
     def to_record(self, item: SourceItem) -> list[IncomingRecord]:
-        return [call_to_record(item.data, position=item.position, strict_keys=bool(self.config.get("strict_keys", True)))]
+        return [
+            call_to_record(item.data, position=item.position, strict_keys=bool(self.config.get("strict_keys", True)))
+        ]

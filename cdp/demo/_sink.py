@@ -75,10 +75,13 @@ class Sink:
             f = self._open[key] = (self._tmp / f"{source}-{key[1]:03d}.tmp").open("w", encoding="utf-8")
         f.write(f"{t:08d}{record_id}\t{entity}\t{record_id}\t{payload}\n")
 
-    def write(self, outputs: dict[str, Path], headers: dict[str, str], labels: Path) -> dict[str, int]:
-        """Merge the spooled records into ``outputs`` (CRLF ends for CSV, LF for JSON lines); return counts."""
+    def close(self) -> None:
         for f in self._open.values():
             f.close()
+
+    def write(self, outputs: dict[str, Path], headers: dict[str, str], labels: Path) -> dict[str, int]:
+        """Merge the spooled records into ``outputs`` (CRLF ends for CSV, LF for JSON lines); return counts."""
+        self.close()
         counts = dict.fromkeys(SOURCES, 0)
         with labels.open("w", encoding="utf-8", newline="") as lab:
             lab.write("source,record_id,entity_id\r\n")

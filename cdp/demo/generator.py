@@ -59,13 +59,16 @@ def generate(out_dir: Path, *, customers: int = 10_000, seed: int = 42, as_of: d
         web = WebRenderer(rng, sink, clock, customers)
         pos = PosRenderer(rng, sink, clock)
         survey = SurveyRenderer(rng, sink, clock)
-        for person in PopulationBuilder(rng, as_of, customers).people(customers):
-            if person.web:
-                web.render(person)
-            if person.pos:
-                pos.render(person)
-            if person.survey:
-                survey.render(person)
+        try:
+            for person in PopulationBuilder(rng, as_of, customers).people(customers):
+                if person.web:
+                    web.render(person)
+                if person.pos:
+                    pos.render(person)
+                if person.survey:
+                    survey.render(person)
+        finally:
+            sink.close()
         names = {"web": WEB_FILE, "pos": POS_FILE, "survey": SURVEY_FILE}
         staged = {source: tmp / name for source, name in names.items()}
         sink.write(staged, {"pos": POS_HEADER, "survey": SURVEY_HEADER}, tmp / LABELS_FILE)

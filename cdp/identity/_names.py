@@ -12,10 +12,13 @@ Text policy (shared with city names through :func:`fold`):
   spelled out (``ø`` → ``o``, ``æ`` → ``ae``, ``ł`` → ``l``). Combining marks on
   non-Latin letters (Devanagari vowel signs, Arabic harakat) are kept: they
   are part of the letter, not an accent;
-- apostrophes (and their look-alikes ’ ʼ ` ´) are *deleted*, so ``O'Brien`` and
-  ``OBrien`` agree; hyphens and every other punctuation, symbol, emoji or
-  control character become a token separator, so ``Jean-Pierre`` and
-  ``Jean Pierre`` agree; tokens containing digits are dropped;
+- apostrophes (and their look-alikes ’ ʼ ` ´) and invisible format characters
+  (soft hyphen, zero-width joiners) are *deleted*, so ``O'Brien`` and ``OBrien``
+  agree; hyphens split tokens, so ``Jean-Pierre`` and ``Jean Pierre`` agree, but
+  a hyphenated word stays whole when a full name is split into given and
+  family ("José Núñez-García" → family ``nunez garcia``); every other
+  punctuation, symbol, emoji or control character is a separator; tokens
+  containing digits are dropped;
 - whitespace is collapsed. Honorifics at the start ("Dr", "Mrs", "Herr") and
   generational/degree suffixes at the end ("Jr", "III", "PhD") are removed.
 

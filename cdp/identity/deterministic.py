@@ -31,7 +31,9 @@ def within_one_edit(a: str, b: str) -> bool:
     while i < len(a) and a[i] == b[i]:
         i += 1
     if len(a) == len(b):
-        return a[i + 1 :] == b[i + 1 :] or (i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :])
+        return a[i + 1 :] == b[i + 1 :] or (
+            i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
+        )
     return a[i:] == b[i + 1 :]
 
 
@@ -48,8 +50,11 @@ class NameKey:
         if same_tokens:
             return True
         family_ok = (
-            not self.family or not other.family or within_one_edit(self.family, other.family)
-            or self.family in other.tokens or other.family in self.tokens
+            not self.family
+            or not other.family
+            or within_one_edit(self.family, other.family)
+            or self.family in other.tokens
+            or other.family in self.tokens
         )
         if not family_ok:
             return False
@@ -118,7 +123,9 @@ class DeterministicResult:
     refused: int
 
 
-def resolve(records: Sequence[Mapping[str, Any]], normalize_name: Callable[..., Any], *, rules: Sequence[str] = RULE_ORDER) -> DeterministicResult:
+def resolve(
+    records: Sequence[Mapping[str, Any]], normalize_name: Callable[..., Any], *, rules: Sequence[str] = RULE_ORDER
+) -> DeterministicResult:
     """Cluster records by verified identifiers with name/birth-date guards."""
     ids = [str(r["record_id"]) for r in records]
     uf = UnionFind(ids)
@@ -147,8 +154,8 @@ def resolve(records: Sequence[Mapping[str, Any]], normalize_name: Callable[..., 
             for member in members:
                 root = uf.find(member)
                 placed = False
-                for position, anchor in enumerate(roots):
-                    anchor = uf.find(anchor)
+                for position, seen in enumerate(roots):
+                    anchor = uf.find(seen)
                     if anchor == root or clusters[anchor].compatible(clusters[root]):
                         if anchor != root:
                             keep = uf.union(anchor, root)

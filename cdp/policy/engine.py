@@ -20,9 +20,7 @@ def _origin(doc: LocatedDocument, path: tuple[str, ...]) -> str:
     return f"{doc.file.name}:{doc.line(*path)} {'.'.join(path)}"
 
 
-def _field_rules(
-    doc: LocatedDocument, raw: object, path: tuple[str, ...], known: set[str]
-) -> dict[str, Rule]:
+def _field_rules(doc: LocatedDocument, raw: object, path: tuple[str, ...], known: set[str]) -> dict[str, Rule]:
     rules: dict[str, Rule] = {}
     for name, treatment in require_mapping(doc, raw, path).items():
         if name not in known:
@@ -60,7 +58,9 @@ def _load_purposes(doc: LocatedDocument) -> tuple[dict[str, Purpose], dict[str, 
         path = ("purposes", name)
         body = require_mapping(doc, raw, path)
         check_keys(doc, body, path, {"description", "consent", "opt_in_required"})
-        opt_in = frozenset(str(j) for j in require_list(doc, body.get("opt_in_required", []), (*path, "opt_in_required")))
+        opt_in = frozenset(
+            str(j) for j in require_list(doc, body.get("opt_in_required", []), (*path, "opt_in_required"))
+        )
         for j in opt_in:
             if j not in jurisdictions:
                 raise doc.error((*path, "opt_in_required"), f"unknown jurisdiction {j!r}")
@@ -166,7 +166,9 @@ class PolicyEngine:
         if purpose_def is None:
             return Decision(False, DEFAULT_DENY, f"unknown purpose {purpose!r}")
         if action not in role_def.actions:
-            return Decision(False, role_def.origin, f"role {role!r} may not {action!r} (actions: {sorted(role_def.actions)})")
+            return Decision(
+                False, role_def.origin, f"role {role!r} may not {action!r} (actions: {sorted(role_def.actions)})"
+            )
         if purpose not in role_def.purposes:
             return Decision(
                 False, role_def.origin, f"role {role!r} is not bound to purpose {purpose!r} (purpose limitation)"
@@ -195,5 +197,10 @@ class PolicyEngine:
             return f"DENY {action} by {role} for {purpose}: {decision.reason} [{decision.rule}]"
         rule = decision.fields[field]
         cls = self.policy.field_classes.get(field, "unclassified")
-        consent = f"; rows limited to people who have not refused {decision.consent_purpose!r}" if decision.consent_purpose else ""
-        return f"{rule.treatment.upper()} field {field!r} ({cls}) for {role} / {purpose}: decided by {rule.origin}{consent}"
+        consent = (
+            f"; rows limited to people who have not refused {decision.consent_purpose!r}"
+            if decision.consent_purpose
+            else ""
+        )
+        head = f"{rule.treatment.upper()} field {field!r} ({cls}) for {role} / {purpose}"
+        return f"{head}: decided by {rule.origin}{consent}"

@@ -127,9 +127,15 @@ class _Compiler:
         return f"({column} {OPERATORS[op]} ?)"
 
     def _check_type(self, kind: str, value: Any, path: str) -> None:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) if kind == "number" else isinstance(value, str)
+        ok = (
+            isinstance(value, int | float) and not isinstance(value, bool)
+            if kind == "number"
+            else isinstance(value, str)
+        )
         if not ok:
-            raise self.fail(path, f"wrong type: expected a {'number' if kind == 'number' else 'string'}, got {type(value).__name__}")
+            raise self.fail(
+                path, f"wrong type: expected a {'number' if kind == 'number' else 'string'}, got {type(value).__name__}"
+            )
 
     def _tag(self, node: Mapping[str, Any], path: str) -> str:
         for key in node:
@@ -149,7 +155,9 @@ class _Compiler:
             raise self.fail(f"{path}.event", "must be a string")
         days = node.get("within_days", 365)
         if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_WINDOW_DAYS:
-            raise self.fail(f"{path}.within_days", f"invalid window: must be a whole number of days from 1 to {MAX_WINDOW_DAYS}")
+            raise self.fail(
+                f"{path}.within_days", f"invalid window: must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"
+            )
         low = node.get("min_count", 1)
         high = node.get("max_count")
         over = node.get("revenue_over")
@@ -176,7 +184,11 @@ def compile_segment(segment: Segment, columns: Mapping[str, str]) -> CompiledSeg
     """SQL selecting ``profile_id`` from ``attrs a`` (plus ``tags`` and ``events`` tables)."""
     compiler = _Compiler(columns, segment.source)
     condition = compiler.compile(segment.where, "where")
-    return CompiledSegment(f"SELECT a.profile_id FROM attrs a WHERE {condition} ORDER BY a.profile_id", compiler.params, tuple(compiler.windows))
+    return CompiledSegment(
+        f"SELECT a.profile_id FROM attrs a WHERE {condition} ORDER BY a.profile_id",
+        compiler.params,
+        tuple(compiler.windows),
+    )
 
 
 def column_kinds(dtypes: Sequence[tuple[str, str]]) -> dict[str, str]:

@@ -29,7 +29,9 @@ class SegmentEngine:
         self.columns = column_kinds([(n, str(t)) for n, t in attributes.schema.items()])
         self.analytics = duckdb.connect(":memory:", config={"enable_external_access": False})
         self.analytics.register("attrs", attributes.to_arrow())
-        self.analytics.register("events", events.select("profile_id", "event_name", "occurred_at", "revenue").to_arrow())
+        self.analytics.register(
+            "events", events.select("profile_id", "event_name", "occurred_at", "revenue").to_arrow()
+        )
         self.analytics.register("tags", tags.to_arrow())
 
     def compile(self, segment: Segment) -> CompiledSegment:

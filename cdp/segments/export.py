@@ -36,7 +36,13 @@ class ExportReport:
 
 
 def export_csv(
-    store: CustomerStore, segment: str, *, purpose: str, out_dir: Path, fields: tuple[str, ...] = DEFAULT_FIELDS, destination: str = "file"
+    store: CustomerStore,
+    segment: str,
+    *,
+    purpose: str,
+    out_dir: Path,
+    fields: tuple[str, ...] = DEFAULT_FIELDS,
+    destination: str = "file",
 ) -> ExportReport:
     ctx = destination_context(destination, purpose)
     members = store.segment_members(ctx, segment, action="export")
@@ -51,5 +57,7 @@ def export_csv(
         for row in rows:
             writer.writerow([escape_cell(row.get(c)) for c in columns])
     path.chmod(0o600)
-    export_id = store.record_export(ctx, segment=segment, destination=destination, location=str(path), profile_ids=[r["profile_id"] for r in rows])
+    export_id = store.record_export(
+        ctx, segment=segment, destination=destination, location=str(path), profile_ids=[r["profile_id"] for r in rows]
+    )
     return ExportReport(export_id, path, len(members), len(rows), len(members) - len(rows))

@@ -67,14 +67,20 @@ def refresh(store: CustomerStore, segments: Sequence[Segment], *, as_of: datetim
         tag_report[tag] = (len(holders), gained, lost)
     held = store.profile_tags(ctx)
     tags = pl.DataFrame(
-        [(p, tag) for p, names in held.items() for tag in names], schema={"profile_id": pl.String, "tag": pl.String}, orient="row"
+        [(p, tag) for p, names in held.items() for tag in names],
+        schema={"profile_id": pl.String, "tag": pl.String},
+        orient="row",
     )
     engine = SegmentEngine(attributes, events, tags, as_of=moment)
     segment_report: dict[str, tuple[int, int, int]] = {}
     try:
         for segment in segments:
             members = engine.members(segment)
-            store.save_segment(ctx, segment.name, {"description": segment.description, "purpose": segment.purpose, "where": dict(segment.where)})
+            store.save_segment(
+                ctx,
+                segment.name,
+                {"description": segment.description, "purpose": segment.purpose, "where": dict(segment.where)},
+            )
             segment_report[segment.name] = store.sync_membership(ctx, segment.name, members)
     finally:
         engine.close()

@@ -66,7 +66,10 @@ def builtin_tags(attributes: pl.DataFrame) -> dict[str, tuple[str, set[str]]]:
         return out
     stages = lifecycle_stage(attributes)
     for stage in ("new", "active", "loyal", "at_risk", "churned"):
-        out[f"lifecycle:{stage}"] = ("behavioural", set(stages.filter(pl.col("lifecycle") == stage)["profile_id"].to_list()))
+        out[f"lifecycle:{stage}"] = (
+            "behavioural",
+            set(stages.filter(pl.col("lifecycle") == stage)["profile_id"].to_list()),
+        )
     tiers = value_tier(attributes)
     for tier in ("high", "mid", "low", "potential"):
         out[f"value:{tier}"] = ("value", set(tiers.filter(pl.col("value_tier") == tier)["profile_id"].to_list()))
