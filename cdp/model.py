@@ -84,3 +84,4 @@ class IngestOutcome:
     accepted: int
     duplicates: int
     record_ids: tuple[str, ...] = ()
+    suppressed: int = 0  # records of erased people, blocked by their suppression entries

@@ -155,13 +155,17 @@ class StoreCore:
 
     # -- keys -----------------------------------------------------------------------------------
 
-    def create_key(self, connection: Connection) -> tuple[str, FieldCipher]:
+    def create_key(self, connection: Connection, pending: list[dict[str, Any]] | None = None) -> tuple[str, FieldCipher]:
+        """A new data key, wrapped under the current KEK; inserted now, or appended to ``pending``
+        for the caller to insert in bulk before anything that references it."""
         key_id = new_id("k")
         data_key = new_data_key()
         wrapped = self.keyring.wrap(data_key, aad=key_id.encode())
-        connection.execute(
-            insert(t.subject_keys).values(id=key_id, kek_id=wrapped.kek_id, wrapped_key=wrapped.blob, created_at=now())
-        )
+        row = {"id": key_id, "kek_id": wrapped.kek_id, "wrapped_key": wrapped.blob, "created_at": now()}
+        if pending is None:
+            connection.execute(insert(t.subject_keys).values(**row))
+        else:
+            pending.append(row)
         cipher = FieldCipher(data_key, key_id)
         self._ciphers[key_id] = cipher
         return key_id, cipher

@@ -80,12 +80,25 @@ class IngestMixin(StoreCore):
                 if record.anonymous_id:
                     digests["anonymous_id"] = self.indexer.index("anonymous_id", record.anonymous_id)
                 digests_per_record.append(digests)
+            suppressed_digests = self._suppressed(conn, {d for ds in digests_per_record for d in ds.values()})
+            if suppressed_digests:
+                kept = [
+                    (r, ds)
+                    for r, ds in zip(fresh, digests_per_record, strict=True)
+                    if not (set(ds.values()) & suppressed_digests)
+                ]
+                suppressed = len(fresh) - len(kept)
+                fresh = [r for r, _ in kept]
+                digests_per_record = [ds for _, ds in kept]
+            else:
+                suppressed = 0
             sharing = {d for ds in digests_per_record for k, d in ds.items() if k in KEY_SHARING_KINDS}
             key_for_digest = self._existing_keys(conn, sharing)
             record_rows: list[dict[str, Any]] = []
             index_rows: list[dict[str, Any]] = []
             event_rows: list[dict[str, Any]] = []
             consent_rows: list[dict[str, Any]] = []
+            key_rows: list[dict[str, Any]] = []
             received = now()
             for record, digests in zip(fresh, digests_per_record, strict=True):
                 record_id = new_id("r")
@@ -96,7 +109,7 @@ class IngestMixin(StoreCore):
                     key_id = shared[0]
                     cipher = self.cipher(conn, key_id)
                 else:
-                    key_id, cipher = self.create_key(conn)
+                    key_id, cipher = self.create_key(conn, key_rows)
                 for kind, digest in digests.items():
                     if kind in KEY_SHARING_KINDS:
                         key_for_digest.setdefault(digest, key_id)
@@ -158,6 +171,7 @@ class IngestMixin(StoreCore):
                         }
                     )
             for table, rows in (
+                (t.subject_keys, key_rows),
                 (t.records, record_rows),
                 (t.blind_indexes, index_rows),
                 (t.events, event_rows),
@@ -166,8 +180,21 @@ class IngestMixin(StoreCore):
                 if rows:
                     conn.execute(insert(table), rows)
             work.touch(r["id"] for r in record_rows)
-            work.detail = f"accepted={len(fresh)} duplicates={len(batch) - len(fresh)}"
-            return IngestOutcome(len(fresh), len(batch) - len(fresh), tuple(r["id"] for r in record_rows))
+            duplicates = len(batch) - len(fresh) - suppressed
+            work.detail = f"accepted={len(fresh)} duplicates={duplicates} suppressed={suppressed}"
+            return IngestOutcome(len(fresh), duplicates, tuple(r["id"] for r in record_rows), suppressed)
+
+    def _suppressed(self, connection: Connection, digests: set[str]) -> set[str]:
+        """Digests of identifiers that belong to erased people (suppression list)."""
+        found: set[str] = set()
+        items = sorted(digests)
+        for start in range(0, len(items), 900):
+            found.update(
+                connection.execute(
+                    select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(items[start : start + 900]))
+                ).scalars()
+            )
+        return found
 
     # -- quarantine -----------------------------------------------------------------------------
 

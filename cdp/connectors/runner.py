@@ -37,6 +37,7 @@ class RunStats:
     accepted: int = 0
     rejected: int = 0
     duplicates: int = 0
+    suppressed: int = 0
     seconds: float = 0.0
     skipped_file: bool = False
     reasons: dict[str, int] = field(default_factory=dict)
@@ -120,6 +121,7 @@ class IngestRunner:
                 outcome = self.store.ingest(ctx, batch)
                 stats.accepted += outcome.accepted
                 stats.duplicates += outcome.duplicates
+                stats.suppressed += outcome.suppressed
                 batch.clear()
             self.store.set_cursor(ctx, source, STATE_STREAM, dict(result.state))
 
