@@ -57,7 +57,9 @@ class Settings:
         }
     )
     trusted_sources: tuple[str, ...] = ("pos", "survey", "website")
-    write_keys: tuple[str, ...] = ()  # accepted Segment write keys for the collection endpoint
+    write_keys: tuple[str, ...] = ()
+    gdpr_deadline_days: int = 30
+    ccpa_deadline_days: int = 45  # accepted Segment write keys for the collection endpoint
 
     def __post_init__(self) -> None:
         data_dir = Path(self.data_dir)
@@ -98,6 +100,8 @@ _FIELD_TYPES: dict[str, type] = {
     "match_threshold": float,
     "batch_size": int,
     "audit_checkpoint_every": int,
+    "gdpr_deadline_days": int,
+    "ccpa_deadline_days": int,
 }
 
 

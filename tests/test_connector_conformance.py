@@ -60,7 +60,9 @@ class TestWebsiteConformance(ConnectorConformance):
         return {"path": write(tmp_path, "calls.jsonl", WEB_BAD)}
 
     def append_record(self, config: Mapping[str, Any]) -> None:
-        append(config, '{"type": "page", "messageId": "m-4", "timestamp": "2026-01-06T09:00:00Z", "anonymousId": "a-9"}\n')
+        append(
+            config, '{"type": "page", "messageId": "m-4", "timestamp": "2026-01-06T09:00:00Z", "anonymousId": "a-9"}\n'
+        )
 
 
 POS_SAMPLE = """\
@@ -147,7 +149,9 @@ class TestGenericConformance(ConnectorConformance):
         append(config, "g-3,2026-03-03T00:00:00Z,,,30\n")
 
 
-class _OneLine(ConnectorConformance, connector_class=PosConnector, samples_dir="samples", extra_config={"delimiter": ","}):
+class _OneLine(
+    ConnectorConformance, connector_class=PosConnector, samples_dir="samples", extra_config={"delimiter": ","}
+):
     __test__ = False
 
 
@@ -163,7 +167,9 @@ def test_the_one_line_form_reads_samples_dir(tmp_path: Path) -> None:
     samples.mkdir()
     write(samples, "sample.csv", POS_SAMPLE)
     write(samples, "append.csv", "t-4,s-03,2026-01-07T12:00:00Z,,,7.50,USD,")
-    made = type("Kit", (ConnectorConformance,), {"__test__": False, "connector_class": PosConnector, "samples_dir": samples})()
+    made = type(
+        "Kit", (ConnectorConformance,), {"__test__": False, "connector_class": PosConnector, "samples_dir": samples}
+    )()
     work = tmp_path / "work"
     work.mkdir()
     config = made.sample_config(work)
@@ -187,9 +193,17 @@ def pos_config(tmp_path: Path, text: str = POS_SAMPLE) -> dict[str, Any]:
 
 
 class UnclassifiedPos(PosConnector):
-    streams = (StreamSpec("transactions", ("transaction_id",), "occurred_at", (
-        *PosConnector.streams[0].fields, FieldSpec("shoe_size", "string", "fashion"),
-    )),)
+    streams = (
+        StreamSpec(
+            "transactions",
+            ("transaction_id",),
+            "occurred_at",
+            (
+                *PosConnector.streams[0].fields,
+                FieldSpec("shoe_size", "string", "fashion"),
+            ),
+        ),
+    )
 
 
 class CursorlessPos(PosConnector):

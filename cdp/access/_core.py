@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import OperationalError
 
 from cdp._exceptions import AccessDenied, DecryptionFailed, KeyUnavailable, PurposeRequired, StorageError
@@ -32,6 +32,7 @@ from cdp.access import _tables as t
 from cdp.access import audit
 from cdp.access.context import AccessContext
 from cdp.crypto import BlindIndexer, FieldCipher, Keyring, WrappedKey, new_data_key
+from cdp.crypto.keystore import DataKeyStore
 from cdp.policy import Decision, PolicyEngine
 from cdp.settings import Settings
 
@@ -68,6 +69,7 @@ class StoreCore:
         keyring: Keyring,
         indexer: BlindIndexer,
         signer: Any,
+        keystore: DataKeyStore,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -75,6 +77,7 @@ class StoreCore:
         self.keyring = keyring
         self.indexer = indexer
         self.signer = signer
+        self.keystore = keystore
         self._ciphers: dict[str, FieldCipher] = {}
 
     # -- transactions ---------------------------------------------------------------------------
@@ -155,13 +158,18 @@ class StoreCore:
 
     # -- keys -----------------------------------------------------------------------------------
 
-    def create_key(self, connection: Connection, pending: list[dict[str, Any]] | None = None) -> tuple[str, FieldCipher]:
-        """A new data key, wrapped under the current KEK; inserted now, or appended to ``pending``
-        for the caller to insert in bulk before anything that references it."""
+    def create_key(
+        self, connection: Connection, pending: list[dict[str, Any]] | None = None
+    ) -> tuple[str, FieldCipher]:
+        """A new data key, wrapped under the current KEK and put in the key store at once; its
+        metadata row is inserted now, or appended to ``pending`` for the caller's bulk insert."""
         key_id = new_id("k")
         data_key = new_data_key()
         wrapped = self.keyring.wrap(data_key, aad=key_id.encode())
-        row = {"id": key_id, "kek_id": wrapped.kek_id, "wrapped_key": wrapped.blob, "created_at": now()}
+        # The key store commits first: a failed database transaction leaves an unused key, never
+        # a record whose key is missing.
+        self.keystore.put([(key_id, wrapped)])
+        row = {"id": key_id, "kek_id": wrapped.kek_id, "created_at": now()}
         if pending is None:
             connection.execute(insert(t.subject_keys).values(**row))
         else:
@@ -182,52 +190,41 @@ class StoreCore:
         return cipher
 
     def load_ciphers(self, connection: Connection, key_ids: Iterable[str]) -> None:
+        """Unwrap the data keys not yet in memory (a shredded key simply stays absent)."""
         wanted = [k for k in set(key_ids) if k not in self._ciphers]
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
-            rows = connection.execute(
-                select(t.subject_keys.c.id, t.subject_keys.c.kek_id, t.subject_keys.c.wrapped_key).where(
-                    t.subject_keys.c.id.in_(chunk)
-                )
-            )
-            for row in rows:
-                if row.wrapped_key is None:
-                    continue
-                data_key = self.keyring.unwrap(WrappedKey(row.kek_id, row.wrapped_key), aad=row.id.encode())
-                self._ciphers[row.id] = FieldCipher(data_key, row.id)
+        for key_id, wrapped in self.keystore.get(wanted).items():
+            data_key = self.keyring.unwrap(wrapped, aad=key_id.encode())
+            self._ciphers[key_id] = FieldCipher(data_key, key_id)
 
     def has_cipher(self, key_id: str) -> bool:
         return key_id in self._ciphers
 
     def shred_keys(self, connection: Connection, key_ids: Iterable[str]) -> int:
-        ids = list(set(key_ids))
+        """Destroy data keys: every copy of the ciphertext they protect becomes unreadable."""
+        ids = sorted(set(key_ids))
         for start in range(0, len(ids), 900):
             connection.execute(
                 update(t.subject_keys)
                 .where(t.subject_keys.c.id.in_(ids[start : start + 900]))
-                .values(wrapped_key=None, destroyed_at=now())
+                .values(destroyed_at=now())
             )
+        removed = self.keystore.destroy(ids)
         for key_id in ids:
             self._ciphers.pop(key_id, None)
-        return len(ids)
+        return removed
 
     def rewrap_all(self, connection: Connection) -> int:
         """Re-wrap every live data key under the keyring's current KEK (key rotation)."""
         current = self.keyring.current_kek_id()
-        rows = connection.execute(
-            select(t.subject_keys.c.id, t.subject_keys.c.kek_id, t.subject_keys.c.wrapped_key).where(
-                t.subject_keys.c.wrapped_key.is_not(None), t.subject_keys.c.kek_id != current
-            )
-        ).all()
-        for row in rows:
-            data_key = self.keyring.unwrap(WrappedKey(row.kek_id, row.wrapped_key), aad=row.id.encode())
-            wrapped = self.keyring.wrap(data_key, aad=row.id.encode())
-            connection.execute(
-                update(t.subject_keys)
-                .where(t.subject_keys.c.id == row.id)
-                .values(kek_id=wrapped.kek_id, wrapped_key=wrapped.blob)
-            )
-        return len(rows)
+        rewrapped: list[tuple[str, WrappedKey]] = []
+        for key_id, wrapped in self.keystore.not_under(current):
+            data_key = self.keyring.unwrap(wrapped, aad=key_id.encode())
+            rewrapped.append((key_id, self.keyring.wrap(data_key, aad=key_id.encode())))
+        self.keystore.put(rewrapped)
+        for start in range(0, len(rewrapped), 900):
+            chunk = [k for k, _ in rewrapped[start : start + 900]]
+            connection.execute(update(t.subject_keys).where(t.subject_keys.c.id.in_(chunk)).values(kek_id=current))
+        return len(rewrapped)
 
     def rotate_keys(self, ctx: AccessContext) -> tuple[int, str]:
         """New key-encryption key; every data key re-wrapped under it in one transaction."""

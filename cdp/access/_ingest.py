@@ -46,7 +46,7 @@ class IngestMixin(StoreCore):
                 .where(
                     t.blind_indexes.c.digest.in_(items[start : start + 900]),
                     t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS),
-                    t.subject_keys.c.wrapped_key.is_not(None),
+                    t.subject_keys.c.destroyed_at.is_(None),
                 )
             )
             for digest, key_id in rows:

@@ -24,6 +24,8 @@ from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
 from cdp.policy import Decision
 from cdp.policy.masking import age_band, age_on, apply_treatment
 
+RECTIFICATION_SOURCE = "rectification"
+COMPLIANCE_PURPOSES = frozenset({"compliance", "dsr"})
 PROFILE_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "age_band", "sources", "record_count", "first_seen", "last_seen")
 EVENT_FIELDS = (
     "profile_id",
@@ -60,13 +62,47 @@ def _pick(
     return best[0], best[2]
 
 
+def _time(row: Any) -> datetime:
+    stamp: datetime = row.occurred_at or row.received_at
+    return stamp.replace(tzinfo=None)
+
+
+def _survivorship_order(records: list[Any], rule: str, trusted: Sequence[str]) -> list[Any]:
+    """Records in the order the rule prefers them (so most_recent/most_trusted decrypt one value)."""
+    if rule == "most_trusted":
+        rank = {s: i for i, s in enumerate(trusted)}
+        return sorted(records, key=lambda r: (rank.get(r.source, len(rank)), -_time(r).timestamp()))
+    return sorted(records, key=_time, reverse=True)
+
+
 class ProfileMixin(StoreCore):
-    def _profile_records(self, conn: Connection, profile_ids: Sequence[str] | None) -> dict[str, list[Any]]:
+    def _candidates(self, conn: Connection, rows: list[Any], name: str) -> list[tuple[str, datetime | None, str]]:
+        out: list[tuple[str, datetime | None, str]] = []
+        for row in rows:
+            if name in IDENTITY_FIELDS:
+                token = getattr(row, f"{name}_enc")
+                value = (
+                    self.decrypt_or_none(conn, row.key_id, token, row.id, name)
+                    if token and self.has_cipher(row.key_id)
+                    else None
+                )
+            else:
+                value = getattr(row, name)
+            if value:
+                out.append((value, row.occurred_at or row.received_at, row.source))
+        return out
+
+    def _profile_records(
+        self, conn: Connection, profile_ids: Sequence[str] | None, *, include_restricted: bool = False
+    ) -> dict[str, list[Any]]:
         query = (
             select(t.record_links.c.profile_id, t.records)
             .join(t.records, t.records.c.id == t.record_links.c.record_id)
+            .join(t.profiles, t.profiles.c.id == t.record_links.c.profile_id)
             .where(t.record_links.c.unlinked_at.is_(None), t.records.c.status == "active")
         )
+        # A restricted person's data is kept but not processed (only compliance work may read it).
+        query = query.where(t.profiles.c.status == "active") if not include_restricted else query
         grouped: dict[str, list[Any]] = defaultdict(list)
         ids = list(profile_ids) if profile_ids is not None else None
         chunks = [ids[i : i + 900] for i in range(0, len(ids), 900)] if ids is not None else [None]
@@ -76,13 +112,18 @@ class ProfileMixin(StoreCore):
                 grouped[row.profile_id].append(row)
         return grouped
 
-    def consent_states(self, conn: Connection, purpose: str) -> dict[str, str]:
-        """profile id -> latest consent status for ``purpose`` (from the ledger)."""
-        rows = conn.execute(
+    def consent_states(
+        self, conn: Connection, purpose: str, profile_ids: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        """profile id -> latest consent status for ``purpose`` (derived from the append-only ledger)."""
+        query = (
             select(t.record_links.c.profile_id, t.consents.c.status, t.consents.c.recorded_at, t.consents.c.id)
             .join(t.record_links, t.record_links.c.record_id == t.consents.c.record_id)
             .where(t.consents.c.purpose == purpose, t.record_links.c.unlinked_at.is_(None))
-        ).all()
+        )
+        if profile_ids is not None and len(profile_ids) <= 900:
+            query = query.where(t.record_links.c.profile_id.in_(list(profile_ids)))
+        rows = conn.execute(query).all()
         latest: dict[str, tuple[Any, int, str]] = {}
         for profile_id, status, recorded_at, seq in rows:
             stamp = (recorded_at.replace(tzinfo=None) if recorded_at else _EPOCH, int(seq))
@@ -107,8 +148,13 @@ class ProfileMixin(StoreCore):
             need = name in wanted or (name == "date_of_birth" and "age_band" in wanted) or name == "country"
             if not need:
                 continue
+            rule = self.settings.survivorship.get(name, "most_recent")
+            ordered = _survivorship_order(records, rule, self.settings.trusted_sources)
+            # A rectification (data-subject request) wins over every source value.
+            rectified = [r for r in ordered if r.source == RECTIFICATION_SOURCE]
+            first_only = rule in ("most_recent", "most_trusted") or bool(rectified)
             candidates: list[tuple[str, datetime | None, str]] = []
-            for row in records:
+            for row in rectified or ordered:
                 if name in IDENTITY_FIELDS:
                     token = getattr(row, f"{name}_enc")
                     if token is None or not self.has_cipher(row.key_id):
@@ -118,7 +164,10 @@ class ProfileMixin(StoreCore):
                     value = getattr(row, name)
                 if value:
                     candidates.append((value, row.occurred_at or row.received_at, row.source))
-            rule = self.settings.survivorship.get(name, "most_recent")
+                    if first_only:
+                        break
+            if not candidates and rectified:
+                candidates = self._candidates(conn, ordered, name)
             chosen = _pick(candidates, rule, self.settings.trusted_sources)
             if chosen is not None:
                 profile[name], provenance[name] = chosen
@@ -151,7 +200,7 @@ class ProfileMixin(StoreCore):
             conn = work.connection
             decision = work.decision
             readable = [f for f in field_list if decision.fields[f].allowed]
-            grouped = self._profile_records(conn, profile_ids)
+            grouped = self._profile_records(conn, profile_ids, include_restricted=ctx.purpose in COMPLIANCE_PURPOSES)
             self.load_ciphers(conn, {r.key_id for rows in grouped.values() for r in rows})
             consent = self.consent_states(conn, decision.consent_purpose) if decision.consent_purpose else {}
             out: list[dict[str, Any]] = []
@@ -183,7 +232,9 @@ class ProfileMixin(StoreCore):
         """Behavioural events of resolved profiles, for analytics (no identifiers)."""
         with self.access(ctx, action="read", resource="events", fields=EVENT_FIELDS) as work:
             rows = work.connection.execute(
-                select(*(t.events.c[name] for name in EVENT_FIELDS)).where(t.events.c.profile_id.is_not(None))
+                select(*(t.events.c[name] for name in EVENT_FIELDS))
+                .join(t.profiles, t.profiles.c.id == t.events.c.profile_id)
+                .where(t.profiles.c.status == "active")
             ).all()
             frame = pl.DataFrame(
                 [tuple(r) for r in rows],

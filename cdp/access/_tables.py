@@ -48,8 +48,7 @@ subject_keys = Table(
     "subject_keys",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("kek_id", String(64), nullable=False),
-    Column("wrapped_key", LargeBinary, nullable=True),  # NULL once shredded
+    Column("kek_id", String(64), nullable=False),  # metadata only: the wrapped key lives in the key store
     Column("created_at", TS, nullable=False),
     Column("destroyed_at", TS, nullable=True),
 )

@@ -14,11 +14,15 @@ from cdp._exceptions import StorageError
 from cdp.access import database
 from cdp.access._activation import ActivationMixin
 from cdp.access._audit_queries import AuditMixin
+from cdp.access._consent import ConsentMixin
 from cdp.access._core import StoreCore
 from cdp.access._identity import IdentityMixin, ResolutionStats
 from cdp.access._ingest import IngestMixin
 from cdp.access._profiles import EVENT_FIELDS, PROFILE_FIELDS, ProfileMixin
+from cdp.access._retention import RetentionMixin
+from cdp.access._subjects import SubjectMixin
 from cdp.crypto import BlindIndexer, CheckpointSigner, ensure_keyring, load_or_create_secret
+from cdp.crypto.keystore import DataKeyStore
 from cdp.hookspecs import PluginContext
 from cdp.policy import PolicyEngine, load_policy
 from cdp.settings import Settings
@@ -26,11 +30,22 @@ from cdp.settings import Settings
 __all__ = ["EVENT_FIELDS", "PROFILE_FIELDS", "CustomerStore", "ResolutionStats", "open_store"]
 
 
-class CustomerStore(IngestMixin, IdentityMixin, ProfileMixin, ActivationMixin, AuditMixin, StoreCore):
+class CustomerStore(
+    SubjectMixin,
+    ConsentMixin,
+    RetentionMixin,
+    IngestMixin,
+    IdentityMixin,
+    ProfileMixin,
+    ActivationMixin,
+    AuditMixin,
+    StoreCore,
+):
     """All reads and writes of customer data."""
 
     def close(self) -> None:
         self._ciphers.clear()
+        self.keystore.close()
         self.engine.dispose()
 
 
@@ -52,4 +67,4 @@ def open_store(settings: Settings, *, migrate: bool = False, engine: Engine | No
     fresh = not database.holds_data(engine)
     indexer = BlindIndexer(load_or_create_secret(settings.keys_dir, "blind-index", create=fresh))
     signer = CheckpointSigner(settings.keys_dir, create=fresh)
-    return CustomerStore(settings, engine, policy, keyring, indexer, signer)
+    return CustomerStore(settings, engine, policy, keyring, indexer, signer, DataKeyStore(settings.keys_dir))

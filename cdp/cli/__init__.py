@@ -11,7 +11,7 @@ import sys
 import typer
 
 from cdp._exceptions import CDPError
-from cdp.cli import admin_commands, pipeline_commands
+from cdp.cli import admin_commands, compliance_commands, pipeline_commands
 from cdp.cli._errors import fail
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.add_typer(admin_commands.policy_app, name="policy")
 app.add_typer(admin_commands.quarantine_app, name="quarantine")
 app.add_typer(admin_commands.connectors_app, name="connectors")
 app.add_typer(admin_commands.keys_app, name="keys")
+compliance_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

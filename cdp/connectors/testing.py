@@ -56,8 +56,8 @@ __all__ = ["FIELD_TYPES", "ConnectorConformance", "expect", "policy_classes"]
 FIELD_TYPES = frozenset({"string", "integer", "number", "boolean", "datetime", "date", "object", "array"})
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 UNKNOWN_KEY = "kit_no_such_config_key"
-SECRET_MARKER = "kit-secret-7f3a9c"
-SECRET_NUMBER = 7_391_846_205
+PLANTED_TEXT = "kit-planted-7f3a9c"
+PLANTED_NUMBER = 7_391_846_205
 WRONG_MARKER = "kit-wrong-type-b42e"
 WRONG_NUMBER = 5_182_736_409
 OPERATIONS = AccessContext("conformance-kit", "data_engineer", "operations")
@@ -91,14 +91,14 @@ def wrong_value(spec: ConfigField) -> Any:
 def secret_value(spec: ConfigField) -> Any:
     """A well-typed, recognisable value for a secret config field."""
     if spec.type in ("integer", "number"):
-        return SECRET_NUMBER
+        return PLANTED_NUMBER
     if spec.type == "boolean":
         return True
     if spec.type == "array":
-        return [SECRET_MARKER]
+        return [PLANTED_TEXT]
     if spec.type == "object":
-        return {"token": SECRET_MARKER}
-    return SECRET_MARKER
+        return {"token": PLANTED_TEXT}
+    return PLANTED_TEXT
 
 
 def leaked(secret: Any, text: str) -> bool:
@@ -179,12 +179,11 @@ class ConnectorConformance:
 
     @property
     def connector(self) -> type[Connector]:
-        cls = getattr(type(self), "connector_class", None)
-        expect(
-            isinstance(cls, type) and issubclass(cls, Connector),
-            f"{type(self).__name__}: set connector_class to a subclass of cdp.connectors.base.Connector",
-        )
-        assert cls is not None
+        cls: object = getattr(type(self), "connector_class", None)
+        if not (isinstance(cls, type) and issubclass(cls, Connector)):
+            raise AssertionError(
+                f"{type(self).__name__}: set connector_class to a subclass of cdp.connectors.base.Connector"
+            )
         return cls
 
     @staticmethod
@@ -225,7 +224,9 @@ class ConnectorConformance:
         return Settings(data_dir=tmp_path / "cdp-data", keys_dir=tmp_path / "cdp-keys")
 
     @pytest.fixture
-    def conformance_store(self, request: pytest.FixtureRequest, conformance_settings: Settings) -> Iterator[CustomerStore]:
+    def conformance_store(
+        self, request: pytest.FixtureRequest, conformance_settings: Settings
+    ) -> Iterator[CustomerStore]:
         """The host suite's ``store`` fixture if it has one for these settings, else a migrated store."""
         provided: object = None
         try:
@@ -247,7 +248,9 @@ class ConnectorConformance:
     def check_declarations(self) -> None:
         cls = self.connector
         name = getattr(cls, "name", None)
-        expect(isinstance(name, str) and NAME_PATTERN.fullmatch(name), f"{cls.__name__}.name must match [a-z][a-z0-9_]*")
+        expect(
+            isinstance(name, str) and NAME_PATTERN.fullmatch(name), f"{cls.__name__}.name must match [a-z][a-z0-9_]*"
+        )
         expect(isinstance(cls.description, str) and cls.description.strip(), f"connector {name}: declare a description")
         expect(cls.streams, f"connector {name}: declare at least one stream")
         stream_names = [s.name for s in cls.streams]
@@ -255,7 +258,9 @@ class ConnectorConformance:
         config_names = [f.name for f in cls.config_schema]
         expect(len(set(config_names)) == len(config_names), f"connector {name}: config keys repeat: {config_names}")
         for spec in cls.config_schema:
-            expect(spec.type in CONFIG_TYPES, f"connector {name}: config key {spec.name!r} has unknown type {spec.type!r}")
+            expect(
+                spec.type in CONFIG_TYPES, f"connector {name}: config key {spec.name!r} has unknown type {spec.type!r}"
+            )
 
     def check_streams(self) -> None:
         cls = self.connector
@@ -268,7 +273,9 @@ class ConnectorConformance:
             for key in stream.primary_key:
                 expect(key in names, f"{where}: primary key {key!r} is not a declared field")
             expect(stream.cursor_field, f"{where}: declares no cursor field")
-            expect(stream.cursor_field in names, f"{where}: cursor field {stream.cursor_field!r} is not a declared field")
+            expect(
+                stream.cursor_field in names, f"{where}: cursor field {stream.cursor_field!r} is not a declared field"
+            )
             for spec in stream.fields:
                 expect(spec.type in FIELD_TYPES, f"{where}: field {spec.name!r} has unknown type {spec.type!r}")
 
@@ -324,9 +331,13 @@ class ConnectorConformance:
                 continue
             shown = json.dumps(connector.redacted_config(), default=str)
             expect(not leaked(value, shown), f"connector {cls.name}: redacted_config() shows secret {spec.name!r}")
-            expect(spec.name in connector.redacted_config(), f"connector {cls.name}: redacted_config() drops {spec.name!r}")
+            expect(
+                spec.name in connector.redacted_config(), f"connector {cls.name}: redacted_config() drops {spec.name!r}"
+            )
             broken: list[dict[str, Any]] = [{**with_secret, UNKNOWN_KEY: 1}]
-            broken += [{**with_secret, other.name: wrong_value(other)} for other in cls.config_schema if other is not spec]
+            broken += [
+                {**with_secret, other.name: wrong_value(other)} for other in cls.config_schema if other is not spec
+            ]
             for attempt in broken:
                 try:
                     cls(attempt)
@@ -344,11 +355,19 @@ class ConnectorConformance:
         streams = {s.name for s in cls.streams}
         source = cls(config).source_name
         for item in first:
-            expect(item.stream in streams, f"connector {cls.name}: item at {item.position} is in undeclared stream {item.stream!r}")
+            expect(
+                item.stream in streams,
+                f"connector {cls.name}: item at {item.position} is in undeclared stream {item.stream!r}",
+            )
             expect(item.position, f"connector {cls.name}: an item has no position")
         for record in records:
-            expect(record.source == source, f"connector {cls.name}: a record is stored under {record.source!r}, not {source!r}")
-            expect(record.stream in streams, f"connector {cls.name}: a record is in undeclared stream {record.stream!r}")
+            expect(
+                record.source == source,
+                f"connector {cls.name}: a record is stored under {record.source!r}, not {source!r}",
+            )
+            expect(
+                record.stream in streams, f"connector {cls.name}: a record is in undeclared stream {record.stream!r}"
+            )
             expect(record.source_record_id, f"connector {cls.name}: a record has no id")
         keys = [r.idempotency_key for r in records]
         expect(len(set(keys)) == len(keys), f"connector {cls.name}: two sample records share an id")
@@ -362,16 +381,24 @@ class ConnectorConformance:
         fresh, _ = self.read_all(cls(config), json.loads(json.dumps(saved_again)))
         expect(len(fresh) == 1, f"connector {cls.name}: after appending one record a read yielded {len(fresh)} item(s)")
         old_positions = {item.position for item in first}
-        expect(fresh[0].position not in old_positions, f"connector {cls.name}: the appended record came back at an old position")
+        expect(
+            fresh[0].position not in old_positions,
+            f"connector {cls.name}: the appended record came back at an old position",
+        )
         new_keys = {r.idempotency_key for r in self.build(config, fresh)}
-        expect(new_keys and new_keys.isdisjoint(keys), f"connector {cls.name}: the appended record did not get a new id")
+        expect(
+            new_keys and new_keys.isdisjoint(keys), f"connector {cls.name}: the appended record did not get a new id"
+        )
 
     def check_idempotent_rerun(self, config: Mapping[str, Any], store: CustomerStore, settings: Settings) -> None:
         cls = self.connector
         runner = IngestRunner(store, settings)
         first = runner.run(cls(config))
         expect(first.accepted > 0, f"connector {cls.name}: the first run accepted nothing")
-        expect(first.rejected == 0, f"connector {cls.name}: the first run rejected {first.rejected} clean record(s): {first.reasons}")
+        expect(
+            first.rejected == 0,
+            f"connector {cls.name}: the first run rejected {first.rejected} clean record(s): {first.reasons}",
+        )
         second = runner.run(cls(config))
         expect(second.accepted == 0, f"connector {cls.name}: a second run accepted {second.accepted} record(s) again")
         # Forget the saved state and grow the source: everything is read again, only the new record is stored.
@@ -385,7 +412,9 @@ class ConnectorConformance:
             f"{third.duplicates} of {first.accepted} as already stored",
         )
         fourth = runner.run(cls(config))
-        expect(fourth.accepted == 0, f"connector {cls.name}: a run with nothing new accepted {fourth.accepted} record(s)")
+        expect(
+            fourth.accepted == 0, f"connector {cls.name}: a run with nothing new accepted {fourth.accepted} record(s)"
+        )
 
     def check_quarantine(self, config: Mapping[str, Any], store: CustomerStore, settings: Settings) -> None:
         cls = self.connector
@@ -393,10 +422,15 @@ class ConnectorConformance:
         try:
             stats = IngestRunner(store, settings).run(connector)
         except Exception as exc:  # anything escaping the runner is the failure being checked for
-            raise AssertionError(f"connector {cls.name}: a bad record stopped the run: {type(exc).__name__}: {exc}") from exc
+            raise AssertionError(
+                f"connector {cls.name}: a bad record stopped the run: {type(exc).__name__}: {exc}"
+            ) from exc
         expect(stats.rejected >= 1, f"connector {cls.name}: the bad-record sample was accepted whole")
         entries = store.quarantine_entries(OPERATIONS, source=connector.source_name)
-        expect(len(entries) == stats.rejected, f"connector {cls.name}: {stats.rejected} rejected, {len(entries)} quarantined")
+        expect(
+            len(entries) == stats.rejected,
+            f"connector {cls.name}: {stats.rejected} rejected, {len(entries)} quarantined",
+        )
         for entry in entries:
             expect(entry["reason"], f"connector {cls.name}: quarantine entry at {entry['position']} has no reason")
             expect(entry["position"], f"connector {cls.name}: a quarantine entry has no position")
@@ -424,7 +458,9 @@ class ConnectorConformance:
     def test_state_round_trip(self, tmp_path: Path) -> None:
         self.check_state_round_trip(self.sample_config(self._sample_dir(tmp_path, "sample")))
 
-    def test_rerun_is_idempotent(self, tmp_path: Path, conformance_store: CustomerStore, conformance_settings: Settings) -> None:
+    def test_rerun_is_idempotent(
+        self, tmp_path: Path, conformance_store: CustomerStore, conformance_settings: Settings
+    ) -> None:
         config = self.sample_config(self._sample_dir(tmp_path, "sample"))
         self.check_idempotent_rerun(config, conformance_store, conformance_settings)
 

@@ -1,1 +1,1 @@
-"""cdp.consent."""
+"""Consent ledger services, data-subject requests, retention and records of processing."""

@@ -1,8 +1,12 @@
 """Computed attributes per profile, from the behavioural event stream.
 
 Input is the policy-checked events frame (no identifiers); output is one row
-per profile with recency, frequency and monetary measures over windows, the
-preferred channel, and survey scores. Computed with Polars, in memory.
+per profile with recency, frequency and monetary measures over windows
+(revenue converted to one reporting currency), the purchase interval, the
+preferred channel, favourite store and category, browsing interests and the
+latest survey answers. Classifiers (:mod:`cdp.segments.classify`) turn these
+into tags; segment definitions filter on them. Computed with Polars, in
+memory, in a few passes over the events.
 """
 
 from __future__ import annotations
@@ -11,17 +15,85 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from cdp.segments.config import TagsConfig
+
 WINDOWS = (30, 90, 365)
+ORDER_EVENT = "Order Completed"
+SURVEY_EVENT = "Survey Submitted"
+PRODUCT_EVENTS = ("Product Viewed", "Product Added", "Product", ORDER_EVENT)
+SURVEY_SCHEMA = pl.Struct(
+    {"nps": pl.Int64, "csat": pl.Int64, "interests": pl.List(pl.String), "sentiment": pl.String}
+)
 
 
-def compute_attributes(events: pl.DataFrame, *, as_of: datetime | None = None) -> pl.DataFrame:
-    """One row per profile: first/last seen, orders and revenue per window, AOV, channel."""
+def base_revenue(events: pl.DataFrame, config: TagsConfig) -> pl.Expr:
+    """Order revenue in the reporting currency (unknown currencies count at rate 1)."""
+    rates = {code.upper(): float(rate) for code, rate in config.currency.rates.items()}
+    rate = pl.col("currency").str.to_uppercase().replace_strict(rates, default=1.0, return_dtype=pl.Float64)
+    if "currency" not in events.columns:
+        rate = pl.lit(1.0)
+    return pl.col("revenue").fill_null(0.0) * rate.fill_null(1.0)
+
+
+def _mode(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
+    """profile_id, name: the most frequent non-null value (ties: the alphabetically first)."""
+    counted = frame.filter(pl.col(column).is_not_null()).group_by("profile_id", column).len()
+    return (
+        counted.sort(["profile_id", "len", column], descending=[False, True, False])
+        .group_by("profile_id", maintain_order=True)
+        .first()
+        .select("profile_id", pl.col(column).alias(name))
+    )
+
+
+def _interests(events: pl.DataFrame, now: datetime, config: TagsConfig) -> pl.DataFrame:
+    options = config.interests
+    recent = events.filter(
+        pl.col("event_name").is_in(PRODUCT_EVENTS)
+        & pl.col("category").is_in(options.categories)
+        & (pl.col("occurred_at") >= pl.lit(now).dt.offset_by(f"-{options.window_days}d"))
+    )
+    return (
+        recent.group_by("profile_id", "category")
+        .len()
+        .filter(pl.col("len") >= options.min_browsing_events)
+        .group_by("profile_id")
+        .agg(pl.col("category").sort().alias("browsed_categories"))
+    )
+
+
+def _survey(events: pl.DataFrame) -> pl.DataFrame | None:
+    if "properties" not in events.columns:
+        return None
+    answers = events.filter(pl.col("event_name") == SURVEY_EVENT).sort("occurred_at")
+    props = pl.col("properties")
+    if answers.schema["properties"] == pl.String:
+        props = props.str.json_decode(SURVEY_SCHEMA)
+    fields = answers.select("profile_id", props.alias("p")).unnest("p")
+    wanted = {"nps", "csat", "interests", "sentiment"}
+    if not wanted <= set(fields.columns):
+        return None
+    return fields.group_by("profile_id").agg(
+        pl.col("nps").drop_nulls().last().alias("nps_latest"),
+        pl.col("csat").drop_nulls().last().alias("csat_latest"),
+        pl.col("sentiment").drop_nulls().last().alias("sentiment_latest"),
+        pl.col("interests").flatten().drop_nulls().unique().sort().alias("survey_interests"),
+        pl.len().alias("survey_count"),
+    )
+
+
+def compute_attributes(
+    events: pl.DataFrame, *, as_of: datetime | None = None, config: TagsConfig | None = None
+) -> pl.DataFrame:
+    """One row per profile: first/last seen, orders and revenue per window, AOV, interval, channel, interests."""
     now = as_of or datetime.now(UTC)
+    options = config or TagsConfig()
     if events.height == 0:
         return pl.DataFrame(schema={"profile_id": pl.String})
+    events = events.filter(pl.col("occurred_at") <= pl.lit(now))
     ts = pl.col("occurred_at")
-    is_order = pl.col("event_name") == "Order Completed"
-    revenue = pl.when(is_order).then(pl.col("revenue").fill_null(0.0)).otherwise(0.0)
+    is_order = pl.col("event_name") == ORDER_EVENT
+    revenue = pl.when(is_order).then(base_revenue(events, options)).otherwise(0.0)
     aggregations: list[pl.Expr] = [
         ts.min().alias("first_seen"),
         ts.max().alias("last_seen"),
@@ -29,16 +101,28 @@ def compute_attributes(events: pl.DataFrame, *, as_of: datetime | None = None) -
         revenue.sum().alias("revenue_lifetime"),
         ts.filter(is_order).max().alias("last_order_at"),
         ts.filter(is_order).min().alias("first_order_at"),
-        pl.col("channel").filter(is_order).mode().first().alias("preferred_channel"),
-        pl.col("store_id").filter(pl.col("store_id").is_not_null()).mode().first().alias("favourite_store"),
-        pl.col("category").filter(pl.col("category").is_not_null()).mode().first().alias("favourite_category"),
         pl.col("channel").n_unique().alias("channel_count"),
+        (pl.col("event_type") != "identify").sum().cast(pl.Int64).alias("event_count"),
     ]
     for days in WINDOWS:
         recent = ts >= pl.lit(now).dt.offset_by(f"-{days}d")
         aggregations.append((is_order & recent).sum().cast(pl.Int64).alias(f"orders_{days}d"))
         aggregations.append(pl.when(recent).then(revenue).otherwise(0.0).sum().alias(f"revenue_{days}d"))
+    previous = (ts >= pl.lit(now).dt.offset_by("-180d")) & (ts < pl.lit(now).dt.offset_by("-90d"))
+    aggregations.append((is_order & previous).sum().cast(pl.Int64).alias("orders_prev_90d"))
     frame = events.group_by("profile_id").agg(aggregations)
+    orders = events.filter(is_order)
+    for extra in (
+        _mode(orders, "channel", "preferred_channel"),
+        _mode(events, "store_id", "favourite_store"),
+        _mode(events.filter(pl.col("event_name").is_in(PRODUCT_EVENTS)), "category", "favourite_category"),
+        _interests(events, now, options),
+        _survey(events),
+    ):
+        if extra is not None:
+            frame = frame.join(extra, on="profile_id", how="left")
+    if "browsed_categories" in frame.columns:
+        frame = frame.with_columns(pl.col("browsed_categories").fill_null([]))
     return frame.with_columns(
         pl.when(pl.col("order_count") > 0)
         .then(pl.col("revenue_lifetime") / pl.col("order_count"))
@@ -48,7 +132,11 @@ def compute_attributes(events: pl.DataFrame, *, as_of: datetime | None = None) -
         ((pl.lit(now) - pl.col("last_seen")).dt.total_days()).alias("days_since_last_seen"),
         ((pl.lit(now) - pl.col("first_seen")).dt.total_days()).alias("days_since_first_seen"),
         pl.when(pl.col("order_count") > 1)
-        .then((pl.col("last_order_at") - pl.col("first_order_at")).dt.total_days() / (pl.col("order_count") - 1))
+        .then(
+            (pl.col("last_order_at") - pl.col("first_order_at")).dt.total_seconds()
+            / 86400.0
+            / (pl.col("order_count") - 1)
+        )
         .otherwise(None)
         .alias("purchase_interval_days"),
     ).sort("profile_id")

@@ -1,0 +1,107 @@
+"""The data-key store: wrapped per-person data keys, kept apart from the data.
+
+Why a separate store: crypto-shredding must also defeat *backups* of the
+system of record. If wrapped data keys lived in the same database, a restored
+backup would bring an erased person's key back with their ciphertext. Here the
+wrapped keys live in their own SQLite file in the keys directory (0600, next
+to the KEKs, excluded from database backups); the database only references
+keys by id. Destroying a key deletes its row and vacuums it away, so every
+copy of that person's ciphertext, in the database or any backup of it, stays
+unreadable.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from cdp.crypto.keyring import WrappedKey
+
+STORE_FILE = "data-keys.sqlite"
+
+
+class DataKeyStore:
+    def __init__(self, keys_dir: Path) -> None:
+        keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = keys_dir / STORE_FILE
+        if not self.path.exists():
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(descriptor)
+        self._local = threading.local()
+        with self._connection() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS data_keys (id TEXT PRIMARY KEY, kek_id TEXT NOT NULL, blob BLOB NOT NULL)"
+            )
+        for suffix in ("", "-wal", "-shm"):
+            sidecar = Path(f"{self.path}{suffix}")
+            if sidecar.exists():
+                sidecar.chmod(0o600)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA secure_delete=ON")
+            self._local.conn = conn
+        return conn
+
+    def put(self, rows: Iterable[tuple[str, WrappedKey]]) -> None:
+        items = [(key_id, wrapped.kek_id, wrapped.blob) for key_id, wrapped in rows]
+        if not items:
+            return
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR REPLACE INTO data_keys (id, kek_id, blob) VALUES (?, ?, ?)", items)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def get(self, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
+        wanted = list(dict.fromkeys(key_ids))
+        found: dict[str, WrappedKey] = {}
+        conn = self._connection()
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" for _ in chunk)
+            for key_id, kek_id, blob in conn.execute(
+                f"SELECT id, kek_id, blob FROM data_keys WHERE id IN ({marks})", chunk
+            ):
+                found[key_id] = WrappedKey(kek_id, bytes(blob))
+        return found
+
+    def destroy(self, key_ids: Iterable[str]) -> int:
+        items = list(dict.fromkeys(key_ids))
+        conn = self._connection()
+        removed = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(items), 900):
+                chunk = items[start : start + 900]
+                marks = ",".join("?" for _ in chunk)
+                removed += conn.execute(f"DELETE FROM data_keys WHERE id IN ({marks})", chunk).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
+
+    def not_under(self, kek_id: str) -> list[tuple[str, WrappedKey]]:
+        rows = self._connection().execute("SELECT id, kek_id, blob FROM data_keys WHERE kek_id != ?", (kek_id,))
+        return [(key_id, WrappedKey(kek, bytes(blob))) for key_id, kek, blob in rows]
+
+    def count(self) -> int:
+        return int(self._connection().execute("SELECT count(*) FROM data_keys").fetchone()[0])
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,211 @@
+"""Turning joins into clusters: manual rules, then identifiers, then scored pairs, all guarded.
+
+Union-find over records, in a fixed order of trust:
+
+1. **manual merges** (people said so) are applied unconditionally;
+2. **deterministic joins** on verified identifiers, strongest first (the
+   rules of :mod:`cdp.identity.deterministic`);
+3. **probabilistic joins**, most probable pair first.
+
+Every automatic join (2 and 3) must pass the same guards: the two clusters'
+names must not contradict each other, their birth dates must overlap when both
+have one (this is what keeps spouses, parents and children who share an
+address, a landline or a family e-mail apart), no manual *never* rule may hold
+between them, and neither may hold a record a person split off. Transitive
+chaining therefore cannot glue a household or a common name into one giant
+profile: a join is judged against everything already in both clusters.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jellyfish
+
+from cdp.identity.deterministic import MAX_KEY_FANOUT, RULE_ORDER, NameKey, UnionFind
+from cdp.identity.probabilistic import PairScore
+
+__all__ = ["ClusterResult", "ManualRules", "cluster_records"]
+
+_MAX_NAMES = 12
+
+
+@dataclass(frozen=True)
+class ManualRules:
+    """Active manual identity rules, by record id."""
+
+    merges: tuple[tuple[str, str], ...] = ()
+    splits: frozenset[str] = frozenset()
+    nevers: tuple[tuple[str, str], ...] = ()
+
+
+def _close(a: str, b: str) -> bool:
+    """Same name, or a typo apart: one edit (names of 3+ letters) or two (both 7+ letters)."""
+    if a == b:
+        return True
+    shorter = min(len(a), len(b))
+    if shorter < 3 or abs(len(a) - len(b)) > 2:
+        return False
+    distance = jellyfish.damerau_levenshtein_distance(a, b)
+    return distance <= 1 or (distance == 2 and shorter >= 7)
+
+
+def _given_compatible(a: str, b: str, tokens_a: frozenset[str], tokens_b: frozenset[str]) -> bool:
+    if not a or not b:
+        return True
+    if len(a) == 1 or len(b) == 1:  # an initial
+        return a[0] == b[0]
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    if len(short) >= 3 and long.startswith(short):  # Chris / Christopher, Isa / Isabel
+        return True
+    return _close(a, b) or a in tokens_b or b in tokens_a
+
+
+def names_compatible(a: NameKey, b: NameKey) -> bool:
+    """Could these two names be the same person's? (typos, nicknames, initials, order; not a relative's)."""
+    if (a.tokens and a.tokens == b.tokens) or not (a.given or a.family) or not (b.given or b.family):
+        return True
+    family_ok = (
+        not a.family or not b.family or _close(a.family, b.family) or a.family in b.tokens or b.family in a.tokens
+    )
+    return family_ok and _given_compatible(a.given, b.given, a.tokens, b.tokens)
+
+
+@dataclass
+class _Group:
+    names: set[NameKey] = field(default_factory=set)
+    births: set[str] = field(default_factory=set)
+    sides: set[tuple[int, int]] = field(default_factory=set)  # (never rule, side) present
+    locked: bool = False  # holds a record split off by a person
+
+    def forbids(self, other: _Group) -> bool:
+        return any((rule, 1 - side) in other.sides for rule, side in self.sides)
+
+    def compatible(self, other: _Group) -> bool:
+        if self.locked or other.locked or self.forbids(other):
+            return False
+        if self.births and other.births and not (self.births & other.births):
+            return False
+        if self.names and other.names:
+            return any(names_compatible(a, b) for a in self.names for b in other.names)
+        return True
+
+    def absorb(self, other: _Group) -> None:
+        for name in other.names:
+            if len(self.names) >= _MAX_NAMES:
+                break
+            self.names.add(name)
+        self.births |= other.births
+        self.sides |= other.sides
+        self.locked = self.locked or other.locked
+
+
+@dataclass
+class ClusterResult:
+    clusters: dict[str, str]
+    """record id -> cluster label (a record id)."""
+    reasons: dict[str, str]
+    """record id -> why it joined its cluster."""
+    joins: dict[str, int]
+    refused: int
+    accepted: list[PairScore] = field(default_factory=list)
+    """Probabilistic pairs that joined two clusters."""
+    refused_pairs: list[PairScore] = field(default_factory=list)
+
+
+def _name_of(row: Mapping[str, Any] | None) -> NameKey | None:
+    if row is None or not (row.get("family") or row.get("given_initial")):
+        return None
+    given = row.get("given") or row.get("given_initial") or ""
+    tokens = frozenset(str(row.get("name_key") or "").split())
+    return NameKey(str(given), str(row.get("family") or ""), tokens)
+
+
+class _Clusterer:
+    def __init__(self, ids: Sequence[str], features: Mapping[str, Mapping[str, Any]], rules: ManualRules) -> None:
+        self.uf = UnionFind(ids)
+        self.groups: dict[str, _Group] = {}
+        for record_id in ids:
+            row = features.get(record_id)
+            group = _Group()
+            name = _name_of(row)
+            if name is not None:
+                group.names.add(name)
+            if row is not None and row.get("dob"):
+                group.births.add(str(row["dob"]))
+                if row.get("dob_swapped"):
+                    group.births.add(str(row["dob_swapped"]))
+            group.locked = record_id in rules.splits
+            self.groups[record_id] = group
+        for number, (a, b) in enumerate(rules.nevers):
+            if a in self.groups and b in self.groups:
+                self.groups[a].sides.add((number, 0))
+                self.groups[b].sides.add((number, 1))
+        self.reasons: dict[str, str] = {}
+        self.joins: dict[str, int] = defaultdict(int)
+        self.refused = 0
+
+    def union(self, a: str, b: str, reason: str, *, force: bool = False) -> bool:
+        ra, rb = self.uf.find(a), self.uf.find(b)
+        if ra == rb:
+            return True
+        if not force and not self.groups[ra].compatible(self.groups[rb]):
+            return False
+        keep = self.uf.union(ra, rb)
+        drop = rb if keep == ra else ra
+        self.groups[keep].absorb(self.groups.pop(drop))
+        self.reasons.setdefault(b, reason)
+        self.joins[reason.split(" ")[-1] if reason.startswith("same ") else reason.split(" ")[0]] += 1
+        return True
+
+    def identifier_rules(self, records: Iterable[Mapping[str, Any]]) -> None:
+        records = list(records)
+        for rule in RULE_ORDER:
+            by_digest: dict[str, list[str]] = defaultdict(list)
+            for record in records:
+                digest = (record.get("digests") or {}).get(rule)
+                if digest:
+                    by_digest[digest].append(str(record["record_id"]))
+            for members in by_digest.values():
+                if len(members) < 2 or len(members) > MAX_KEY_FANOUT:
+                    continue
+                anchors: list[str] = []
+                for member in members:
+                    if any(self.union(anchor, member, f"same {rule}") for anchor in anchors):
+                        continue
+                    if anchors:
+                        self.refused += 1
+                    anchors.append(member)
+
+
+def cluster_records(
+    records: Sequence[Mapping[str, Any]],
+    features: Mapping[str, Mapping[str, Any]],
+    pairs: Sequence[PairScore],
+    rules: ManualRules = ManualRules(),
+) -> ClusterResult:
+    """Cluster ``records`` (store feature dicts) with ``features`` (record id → feature row) and scored pairs."""
+    ids = [str(r["record_id"]) for r in records]
+    known = set(ids)
+    clusterer = _Clusterer(ids, features, rules)
+    for a, b in rules.merges:
+        if a in known and b in known:
+            clusterer.union(a, b, "manual merge", force=True)
+    clusterer.identifier_rules(records)
+    accepted: list[PairScore] = []
+    refused_pairs: list[PairScore] = []
+    for pair in sorted(pairs, key=lambda p: (-p.match_weight, p.left, p.right)):
+        if pair.left not in known or pair.right not in known:
+            continue
+        if clusterer.uf.find(pair.left) == clusterer.uf.find(pair.right):
+            continue
+        if clusterer.union(pair.left, pair.right, f"probabilistic p={pair.probability:.4f}"):
+            accepted.append(pair)
+        else:
+            clusterer.refused += 1
+            refused_pairs.append(pair)
+    labels = {record_id: clusterer.uf.find(record_id) for record_id in ids}
+    return ClusterResult(labels, clusterer.reasons, dict(clusterer.joins), clusterer.refused, accepted, refused_pairs)

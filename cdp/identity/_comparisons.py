@@ -1,0 +1,238 @@
+"""The matching model's comparisons, written once for SQL (splink) and once for Python.
+
+Each compared field has ordered levels (first true level wins, as in SQL
+``CASE``). The batch run hands the SQL to splink; scoring a single new record
+in process uses the Python predicates with the m/u parameters of the saved
+model. Both must put every pair in the same level, so levels only use
+equality, Levenshtein distance and columns precomputed by
+:mod:`cdp.identity._features` (no floating-point similarity whose SQL and
+Python implementations could disagree); a test scores pairs both ways and
+compares.
+
+Fellegi–Sunter: match weight = log2(λ/(1-λ)) + Σ log2(m/u) over non-null
+levels; probability = 2^w / (1 + 2^w).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jellyfish
+
+__all__ = [
+    "COMPARISONS",
+    "Comparison",
+    "Level",
+    "FieldScore",
+    "level_of",
+    "probability_from_weight",
+    "score_pair",
+    "splink_comparisons",
+]
+
+Row = Mapping[str, Any]
+Predicate = Callable[[Row, Row], bool]
+
+
+@dataclass(frozen=True)
+class Level:
+    label: str
+    sql: str
+    test: Predicate
+    is_null: bool = False
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    description: str
+    levels: tuple[Level, ...]
+
+
+def _eq(column: str) -> Predicate:
+    return lambda a, b: a.get(column) is not None and a.get(column) == b.get(column)
+
+
+def _lev(column: str, most: int) -> Predicate:
+    def test(a: Row, b: Row) -> bool:
+        x, y = a.get(column), b.get(column)
+        return x is not None and y is not None and jellyfish.levenshtein_distance(x, y) <= most
+
+    return test
+
+
+def _null(*columns: str) -> Predicate:
+    """Null level: one side has none of ``columns``."""
+    return lambda a, b: all(a.get(c) is None for c in columns) or all(b.get(c) is None for c in columns)
+
+
+def _sql_null(*columns: str) -> str:
+    left = " AND ".join(f"{c}_l IS NULL" for c in columns)
+    right = " AND ".join(f"{c}_r IS NULL" for c in columns)
+    return f"({left}) OR ({right})"
+
+
+def _else() -> Level:
+    return Level("else", "ELSE", lambda a, b: True)
+
+
+def _name_fuzzy(a: Row, b: Row) -> bool:
+    return (_eq("family")(a, b) and _lev("given", 2)(a, b)) or (_eq("given")(a, b) and _lev("family", 1)(a, b))
+
+
+def _exact_name(bucket: str | None) -> Predicate:
+    def test(a: Row, b: Row) -> bool:
+        return _eq("name_key")(a, b) and (bucket is None or a.get("name_freq") == bucket)
+
+    return test
+
+
+def _location_null(a: Row, b: Row) -> bool:
+    both_postcode = a.get("postcode") is not None and b.get("postcode") is not None
+    both_city = a.get("city") is not None and b.get("city") is not None
+    return not (both_postcode or both_city)
+
+
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison(
+        "name",
+        "name tokens (order, script and nickname independent), family and given name",
+        (
+            Level("null", _sql_null("family", "given", "given_initial"), _null("family", "given", "given_initial"), True),
+            Level("exact, rare name", "name_key_l = name_key_r AND name_freq_l = 'rare'", _exact_name("rare")),
+            Level("exact, common name", "name_key_l = name_key_r AND name_freq_l = 'common'", _exact_name("common")),
+            Level("exact, very common name", "name_key_l = name_key_r", _exact_name(None)),
+            Level(
+                "one name exact, the other within a typo",
+                "(family_l = family_r AND levenshtein(given_l, given_r) <= 2) "
+                "OR (given_l = given_r AND levenshtein(family_l, family_r) <= 1)",
+                _name_fuzzy,
+            ),
+            Level(
+                "family name and initial",
+                "family_l = family_r AND given_initial_l = given_initial_r",
+                lambda a, b: _eq("family")(a, b) and _eq("given_initial")(a, b),
+            ),
+            Level("family name only", "family_l = family_r", _eq("family")),
+            Level("given name only", "given_l = given_r", _eq("given")),
+            _else(),
+        ),
+    ),
+    Comparison(
+        "email",
+        "e-mail match key (plus-tags and Gmail dots removed)",
+        (
+            Level("null", _sql_null("email_key"), _null("email_key"), True),
+            Level("exact", "email_key_l = email_key_r", _eq("email_key")),
+            _else(),
+        ),
+    ),
+    Comparison(
+        "phone",
+        "phone number in E.164",
+        (
+            Level("null", _sql_null("phone"), _null("phone"), True),
+            Level("exact", "phone_l = phone_r", _eq("phone")),
+            Level("one digit differs", "levenshtein(phone_l, phone_r) <= 1", _lev("phone", 1)),
+            _else(),
+        ),
+    ),
+    Comparison(
+        "date_of_birth",
+        "date of birth (placeholder dates ignored)",
+        (
+            Level("null", _sql_null("dob"), _null("dob"), True),
+            Level("exact", "dob_l = dob_r", _eq("dob")),
+            Level(
+                "day and month swapped",
+                "dob_swapped_l = dob_r",
+                lambda a, b: a.get("dob_swapped") is not None and a.get("dob_swapped") == b.get("dob"),
+            ),
+            Level("one character differs", "levenshtein(dob_l, dob_r) <= 1", _lev("dob", 1)),
+            _else(),
+        ),
+    ),
+    Comparison(
+        "location",
+        "postcode, else city",
+        (
+            Level(
+                "null",
+                "NOT ((postcode_l IS NOT NULL AND postcode_r IS NOT NULL) OR (city_l IS NOT NULL AND city_r IS NOT NULL))",
+                _location_null,
+                True,
+            ),
+            Level("same postcode", "postcode_l = postcode_r", _eq("postcode")),
+            Level("same city", "city_l = city_r", _eq("city")),
+            _else(),
+        ),
+    ),
+)
+
+
+def splink_comparisons() -> list[dict[str, Any]]:
+    """The comparisons as splink settings dicts (no parameters: training fills them in)."""
+    out: list[dict[str, Any]] = []
+    for comparison in COMPARISONS:
+        levels: list[dict[str, Any]] = []
+        for level in comparison.levels:
+            item: dict[str, Any] = {"sql_condition": level.sql, "label_for_charts": level.label}
+            if level.is_null:
+                item["is_null_level"] = True
+            levels.append(item)
+        out.append(
+            {
+                "output_column_name": comparison.name,
+                "comparison_description": comparison.description,
+                "comparison_levels": levels,
+            }
+        )
+    return out
+
+
+def level_of(comparison: Comparison, left: Row, right: Row) -> int:
+    """Index of the first level of ``comparison`` that holds for the pair."""
+    for index, level in enumerate(comparison.levels):
+        if level.test(left, right):
+            return index
+    return len(comparison.levels) - 1
+
+
+@dataclass(frozen=True)
+class FieldScore:
+    field: str
+    level: str
+    match_weight: float
+
+
+def probability_from_weight(weight: float) -> float:
+    if weight > 1000:
+        return 1.0
+    odds = math.pow(2.0, weight)
+    return odds / (1.0 + odds)
+
+
+def score_pair(
+    model: Mapping[str, Any], left: Row, right: Row, comparisons: Sequence[Comparison] = COMPARISONS
+) -> tuple[float, float, list[FieldScore]]:
+    """(match probability, match weight, per-field scores) of one pair from a saved splink model."""
+    prior = float(model["probability_two_random_records_match"])
+    weight = math.log2(prior / (1.0 - prior))
+    fields: list[FieldScore] = []
+    trained = {c["output_column_name"]: c for c in model["comparisons"]}
+    for comparison in comparisons:
+        index = level_of(comparison, left, right)
+        level = comparison.levels[index]
+        if level.is_null:
+            fields.append(FieldScore(comparison.name, level.label, 0.0))
+            continue
+        params = trained[comparison.name]["comparison_levels"][index]
+        m, u = params.get("m_probability"), params.get("u_probability")
+        bf = float(m) / float(u) if m is not None and u is not None and float(u) > 0 else 1.0
+        level_weight = math.log2(bf) if bf > 0 else -math.inf
+        weight += level_weight
+        fields.append(FieldScore(comparison.name, level.label, level_weight))
+    return probability_from_weight(weight), weight, fields

@@ -1,0 +1,189 @@
+"""Probabilistic record linkage (Fellegi–Sunter) with splink on an in-memory DuckDB.
+
+Deterministic rules only join records that share a verified identifier; the
+same person also appears with a new phone, a second e-mail, a typo, a
+nickname or in another script. Here splink scores candidate pairs on all
+fields at once: u probabilities by random sampling, m probabilities by
+expectation maximisation on two blockings (same e-mail key, same phone), the
+prior from the pairs those two rules find. The trained model is saved as
+splink JSON (parameters only, no personal data) at ``settings.model_path``
+and reused by the incremental matcher.
+
+DuckDB runs in memory only: no database file ever holds identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from cdp.identity._comparisons import COMPARISONS, splink_comparisons
+from cdp.identity._features import FEATURE_COLUMNS
+
+__all__ = [
+    "BLOCKING_RULES",
+    "MODEL_VERSION",
+    "PairScore",
+    "load_model",
+    "predict_pairs",
+    "save_model",
+    "train_model",
+]
+
+MODEL_VERSION = "cdp-identity-1"
+
+BLOCKING_RULES: tuple[str, ...] = (
+    "l.email_key = r.email_key",
+    "l.phone = r.phone",
+    "l.name_key = r.name_key",
+    "l.family = r.family AND l.dob = r.dob",
+    "l.given = r.given AND l.dob = r.dob",
+    "l.family = r.family AND l.postcode = r.postcode",
+    "l.family = r.family AND l.given_initial = r.given_initial AND l.city = r.city",
+    # one mistyped digit among the last four: either the last two or the two before them agree
+    "substr(l.phone, 1, length(l.phone) - 2) = substr(r.phone, 1, length(r.phone) - 2)",
+    "substr(l.phone, 1, length(l.phone) - 4) || right(l.phone, 2) = "
+    "substr(r.phone, 1, length(r.phone) - 4) || right(r.phone, 2)",
+)
+"""Pairs meeting any rule are scored (each pair once)."""
+
+TRAINING_BLOCKS: tuple[str, ...] = ("l.email_key = r.email_key", "l.phone = r.phone")
+"""EM sessions: each estimates m for every comparison except the one it blocks on."""
+
+
+@dataclass(frozen=True)
+class PairScore:
+    left: str
+    right: str
+    probability: float
+    match_weight: float
+    fields: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Per compared field: (level label, match weight)."""
+
+
+def _quiet_splink() -> None:
+    for name in ("splink",):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    return pa.table({c: pa.array([r.get(c) for r in rows], type=pa.string()) for c in FEATURE_COLUMNS})
+
+
+def _settings(model: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    if model is not None:
+        settings = {k: v for k, v in model.items() if k != "cdp"}
+    else:
+        settings = {
+            "link_type": "dedupe_only",
+            "unique_id_column_name": "unique_id",
+            "comparisons": splink_comparisons(),
+            "probability_two_random_records_match": 1e-4,
+            "max_iterations": 20,
+            "em_convergence": 0.0001,
+        }
+    settings["blocking_rules_to_generate_predictions"] = [
+        {"blocking_rule": rule, "sql_dialect": "duckdb"} for rule in BLOCKING_RULES
+    ]
+    settings["retain_matching_columns"] = True  # splink 5 keeps the gamma (level) columns only with these
+    settings["retain_intermediate_calculation_columns"] = False
+    return settings
+
+
+def _linker(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any] | None = None) -> Any:
+    from splink import DuckDBAPI, Linker
+
+    _quiet_splink()
+    db = DuckDBAPI()  # ":memory:" — never a file
+    threads = max(1, min(2, os.cpu_count() or 1))
+    db.duckdb_con.execute(f"SET threads = {threads}")
+    sdf = db.register(_arrow(rows), dataset_display_name="identity_features")
+    return Linker(sdf, _settings(model), log_level=None)
+
+
+def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: float = 5e6) -> dict[str, Any]:
+    """Train the model on ``rows`` (feature rows); returns the splink settings with parameters."""
+    linker = _linker(rows)
+    training = linker.training
+    training.estimate_probability_two_random_records_match(list(TRAINING_BLOCKS), recall=0.7)
+    training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    for rule in TRAINING_BLOCKS:
+        training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
+    model: dict[str, Any] = linker.misc.save_model_to_json()
+    model["cdp"] = {"version": MODEL_VERSION, "records": len(rows)}
+    return model
+
+
+def save_model(model: Mapping[str, Any], path: Path) -> None:
+    """Write the model JSON atomically (parameters only: no personal data)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(model, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_model(path: Path) -> dict[str, Any] | None:
+    """The saved model, or None if there is none or it was made by another model version."""
+    if not path.is_file():
+        return None
+    try:
+        model = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(model, dict) or model.get("cdp", {}).get("version") != MODEL_VERSION:
+        return None
+    return model
+
+
+def level_weights(model: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Per comparison, the match weight of each level (0 for null levels and unknown parameters)."""
+    out: dict[str, list[float]] = {}
+    trained = {c["output_column_name"]: c for c in model["comparisons"]}
+    for comparison in COMPARISONS:
+        weights: list[float] = []
+        for index, level in enumerate(comparison.levels):
+            params = trained[comparison.name]["comparison_levels"][index]
+            m, u = params.get("m_probability"), params.get("u_probability")
+            if level.is_null or m is None or u is None or float(u) <= 0 or float(m) <= 0:
+                weights.append(0.0)
+            else:
+                weights.append(math.log2(float(m) / float(u)))
+        out[comparison.name] = weights
+    return out
+
+
+def predict_pairs(
+    rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any], *, threshold: float
+) -> list[PairScore]:
+    """Score the blocked candidate pairs of ``rows``; keep those at or above ``threshold``."""
+    if len(rows) < 2:
+        return []
+    linker = _linker(rows, model)
+    predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
+    gammas = ", ".join(f"gamma_{c.name}" for c in COMPARISONS)
+    relation = linker._db_api.duckdb_con.sql(
+        f"SELECT unique_id_l, unique_id_r, match_probability, match_weight, {gammas} "
+        f"FROM {predictions.physical_name}"
+    )
+    weights = level_weights(model)
+    levels = {c.name: [level.label for level in c.levels] for c in COMPARISONS}
+    null_index = {c.name: next((i for i, lv in enumerate(c.levels) if lv.is_null), -1) for c in COMPARISONS}
+    out: list[PairScore] = []
+    for row in relation.fetchall():
+        fields: dict[str, tuple[str, float]] = {}
+        for offset, comparison in enumerate(COMPARISONS):
+            gamma = int(row[4 + offset])
+            # splink numbers levels from the else level (0) upwards; null is -1
+            index = null_index[comparison.name] if gamma == -1 else len(comparison.levels) - 1 - gamma
+            fields[comparison.name] = (levels[comparison.name][index], weights[comparison.name][index])
+        out.append(PairScore(str(row[0]), str(row[1]), float(row[2]), float(row[3]), fields))
+    predictions.drop_table_from_database_and_remove_from_cache()
+    return out

@@ -1,0 +1,83 @@
+"""Lifecycle stage (new, active, loyal, at risk, churned) and the churn-risk early warning.
+
+The stage follows recency of any activity with configurable thresholds. The
+early warning compares each buyer's silence with their own rhythm: the days
+since their last order divided by their mean interval between orders. A
+weekly shopper silent for a month is at risk long before a yearly shopper
+silent for a month; a fixed threshold cannot see that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from cdp.segments.classify.base import Classification, catalogue, tags_from_column
+from cdp.segments.config import TagsConfig
+
+STAGES = ("new", "active", "loyal", "at_risk", "churned")
+RISK_LEVELS = ("warning", "high")
+
+
+def lifecycle_stage(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
+    """profile_id, lifecycle."""
+    t = config.lifecycle
+    seen = pl.col("days_since_last_seen")
+    stage = (
+        pl.when(pl.col("days_since_first_seen") <= t.new_days)
+        .then(pl.lit("new"))
+        .when((seen <= t.active_days) & (pl.col("orders_365d") >= t.loyal_orders_365d))
+        .then(pl.lit("loyal"))
+        .when(seen <= t.active_days)
+        .then(pl.lit("active"))
+        .when(seen <= t.at_risk_days)
+        .then(pl.lit("at_risk"))
+        .otherwise(pl.lit("churned"))
+    )
+    return attributes.filter(seen.is_not_null()).select("profile_id", stage.alias("lifecycle"))
+
+
+def churn_risk(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
+    """profile_id, churn_drift (silence / own interval), churn_risk (warning | high | null)."""
+    c = config.churn_risk
+    eligible = attributes.filter(
+        (pl.col("order_count") >= c.min_orders)
+        & (pl.col("purchase_interval_days") > 0)
+        & (pl.col("days_since_last_order") <= c.ignore_after_days)
+    )
+    drift = (pl.col("days_since_last_order") / pl.col("purchase_interval_days")).alias("churn_drift")
+    level = (
+        pl.when(pl.col("churn_drift") >= c.high_ratio)
+        .then(pl.lit("high"))
+        .when(pl.col("churn_drift") >= c.warning_ratio)
+        .then(pl.lit("warning"))
+        .otherwise(None)
+        .alias("churn_risk")
+    )
+    return eligible.select("profile_id", drift).with_columns(level)
+
+
+@dataclass(frozen=True)
+class LifecycleClassifier:
+    name: str = "lifecycle"
+    order: int = 10
+
+    def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:
+        if "days_since_last_seen" not in attributes.columns:
+            return Classification()
+        parts: list[pl.DataFrame] = []
+        specs = ()
+        frame: pl.DataFrame | None = None
+        if config.lifecycle.enabled:
+            frame = lifecycle_stage(attributes, config)
+            parts.append(tags_from_column(frame, "lifecycle", "lifecycle"))
+            specs += catalogue("lifecycle", STAGES, "behavioural", "lifecycle stage {value}")
+        if config.churn_risk.enabled and "purchase_interval_days" in attributes.columns:
+            risk = churn_risk(attributes, config)
+            frame = risk if frame is None else frame.join(risk, on="profile_id", how="left")
+            parts.append(tags_from_column(risk, "churn_risk", "churn_risk"))
+            specs += catalogue("churn_risk", RISK_LEVELS, "behavioural", "churn risk {value}: silent longer than usual")
+        if not parts:
+            return Classification()
+        return Classification(attributes=frame, tags=pl.concat(parts), catalogue=specs)

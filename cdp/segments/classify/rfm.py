@@ -1,0 +1,85 @@
+"""RFM: recency, frequency and monetary quintile scores (1-5) and the named cells.
+
+Scores are quintiles among buyers (people with at least one order in the
+window): 5 is the most recent, most frequent, highest spending fifth. Ties
+share the lowest score of their group (a rank-``min`` quintile), so everyone
+who bought exactly once gets the same frequency score whatever the order of
+rows. The cell is read from a grid of recency score by the F/M score (the
+mean of F and M, rounded half up), configurable in the tags file; the default
+grid yields the standard cells: champions, loyal, potential loyalists, new,
+promising, need attention, about to sleep, at risk, can't lose, hibernating
+and lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from cdp.segments.classify.base import Classification, catalogue, tags_from_column
+from cdp.segments.config import RFM_CELLS, TagsConfig
+
+
+def quintile(values: pl.Expr, count: pl.Expr) -> pl.Expr:
+    """1-5 by rank (ties take the group's lowest rank): 1 + floor(5 * (rank - 1) / n)."""
+    rank = values.rank(method="min")
+    return (1 + ((rank - 1) * 5 // count)).clip(1, 5).cast(pl.Int8)
+
+
+def rfm_scores(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
+    """profile_id, rfm_recency, rfm_frequency, rfm_monetary, rfm_fm, rfm_score, rfm_cell (buyers only)."""
+    window = config.rfm.window_days
+    if window is None:
+        frequency, monetary = pl.col("order_count"), pl.col("revenue_lifetime")
+    elif window in (30, 90, 365):
+        frequency, monetary = pl.col(f"orders_{window}d"), pl.col(f"revenue_{window}d")
+    else:  # other windows: frequency and monetary over the whole history still apply to recency
+        frequency, monetary = pl.col("order_count"), pl.col("revenue_lifetime")
+    buyers = attributes.filter((frequency > 0) & pl.col("days_since_last_order").is_not_null())
+    if buyers.height == 0:
+        return pl.DataFrame(
+            schema={
+                "profile_id": pl.String,
+                "rfm_recency": pl.Int8,
+                "rfm_frequency": pl.Int8,
+                "rfm_monetary": pl.Int8,
+                "rfm_fm": pl.Int8,
+                "rfm_score": pl.String,
+                "rfm_cell": pl.String,
+            }
+        )
+    n = pl.len()
+    scored = buyers.select(
+        "profile_id",
+        quintile(-pl.col("days_since_last_order"), n).alias("rfm_recency"),
+        quintile(frequency, n).alias("rfm_frequency"),
+        quintile(monetary, n).alias("rfm_monetary"),
+    ).with_columns(((pl.col("rfm_frequency").cast(pl.Int16) + pl.col("rfm_monetary") + 1) // 2).cast(pl.Int8).alias("rfm_fm"))
+    grid = {(r, fm + 1): cell for r, row in config.rfm.grid.items() for fm, cell in enumerate(row)}
+    keys = pl.col("rfm_recency").cast(pl.String) + pl.col("rfm_fm").cast(pl.String)
+    mapping = {f"{r}{fm}": cell for (r, fm), cell in grid.items()}
+    return scored.with_columns(
+        (
+            pl.col("rfm_recency").cast(pl.String)
+            + pl.col("rfm_frequency").cast(pl.String)
+            + pl.col("rfm_monetary").cast(pl.String)
+        ).alias("rfm_score"),
+        keys.replace_strict(mapping, return_dtype=pl.String).alias("rfm_cell"),
+    )
+
+
+@dataclass(frozen=True)
+class RfmClassifier:
+    name: str = "rfm"
+    order: int = 20
+
+    def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:
+        if not config.rfm.enabled or "days_since_last_order" not in attributes.columns:
+            return Classification()
+        scores = rfm_scores(attributes, config)
+        return Classification(
+            attributes=scores,
+            tags=tags_from_column(scores, "rfm_cell", "rfm"),
+            catalogue=catalogue("rfm", RFM_CELLS, "value", "RFM cell {value} (recency x frequency/monetary quintiles)"),
+        )

@@ -1,0 +1,60 @@
+"""Value tiers: high, mid, low, and potential (low value now, buying more often lately).
+
+Tiers rank buyers by revenue over the last 365 days (in the reporting
+currency): the top ``high_share`` are high, the next ``mid_share`` mid, the
+rest low. A low-value buyer whose orders in the last 90 days reach
+``potential_min_orders_90d`` and exceed ``rising_ratio`` times their orders in
+the 90 days before is "potential" instead. People with no revenue in the
+year get no tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from cdp.segments.classify.base import Classification, catalogue, tags_from_column
+from cdp.segments.config import TagsConfig
+
+TIERS = ("high", "mid", "low", "potential")
+
+
+def value_tier(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
+    """profile_id, value_tier (null for people without revenue in the last 365 days)."""
+    options = config.value
+    buyers = attributes.filter(pl.col("revenue_365d") > 0)
+    if buyers.height == 0:
+        return pl.DataFrame(schema={"profile_id": pl.String, "value_tier": pl.String})
+    n = pl.len()
+    # Share of buyers strictly above: 0 for the top spender. Ties share a tier.
+    above = (pl.col("revenue_365d").rank(method="max", descending=True) - 1) / n
+    rising = (pl.col("orders_90d") >= options.potential_min_orders_90d) & (
+        pl.col("orders_90d") > pl.col("orders_prev_90d") * options.rising_ratio
+    )
+    tier = (
+        pl.when(above < options.high_share)
+        .then(pl.lit("high"))
+        .when(above < options.high_share + options.mid_share)
+        .then(pl.lit("mid"))
+        .when(rising)
+        .then(pl.lit("potential"))
+        .otherwise(pl.lit("low"))
+    )
+    return buyers.select("profile_id", tier.alias("value_tier"))
+
+
+@dataclass(frozen=True)
+class ValueClassifier:
+    name: str = "value"
+    order: int = 21
+
+    def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:
+        if not config.value.enabled or "revenue_365d" not in attributes.columns:
+            return Classification()
+        tiers = value_tier(attributes, config)
+        return Classification(
+            attributes=tiers,
+            tags=tags_from_column(tiers, "value_tier", "value"),
+            catalogue=catalogue("value", TIERS, "value", "value tier {value} (365-day revenue)"),
+        )
