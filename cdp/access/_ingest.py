@@ -6,15 +6,25 @@ of strong identifiers (email, loyalty id, user id, anonymous id) already
 stored, so one person's records share one key and erasure can shred it;
 otherwise a new key is made. Re-sending a record (same source and record id,
 or same message id) is a no-op.
+
+This is the ingestion hot path, so rows are inserted through one compiled
+statement per table and the driver's ``executemany`` (no per-row SQLAlchemy
+parameter processing), several batches can share one transaction
+(:meth:`IngestMixin.ingest_many`, used by the HTTP endpoint's group commit),
+and a connector's cursor can be saved in the batch's own transaction, so a
+crash can never separate "stored" from "read up to here".
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, LargeBinary, Table, insert, select, update
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
@@ -23,28 +33,162 @@ from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, IngestOutco
 
 KEY_SHARING_KINDS = ("email", "loyalty_id", "user_id", "anonymous_id")
 INGEST_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "anonymous_id", "event_name", "revenue", "consent")
+CHUNK = 900  # bound parameters per IN (...) query, under SQLite's historical limit of 999
+DUPLICATE = ""  # per-record outcome of a record already stored
+SUPPRESSED = "-"  # per-record outcome of a record of an erased person
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, sort_keys=True).encode
+
+RECORD_COLUMNS = (
+    "id",
+    "source",
+    "stream",
+    "source_record_id",
+    "idempotency_key",
+    "received_at",
+    "occurred_at",
+    "key_id",
+    "kind",
+    "payload_enc",
+    *(f"{name}_enc" for name in IDENTITY_FIELDS),
+    *CLEAR_FIELDS,
+)
+EVENT_COLUMNS = (
+    "id",
+    "record_id",
+    "source",
+    "event_type",
+    "event_name",
+    "occurred_at",
+    "anonymous_key",
+    "user_key",
+    "profile_id",
+    "revenue",
+    "currency",
+    "channel",
+    "store_id",
+    "category",
+    "properties",
+)
+CONSENT_COLUMNS = (
+    "record_id",
+    "subject_key",
+    "purpose",
+    "status",
+    "basis",
+    "source",
+    "notice_version",
+    "jurisdiction",
+    "recorded_at",
+    "evidence",
+)
+INDEX_COLUMNS = ("record_id", "kind", "digest")
+KEY_COLUMNS = ("id", "kek_id", "created_at")
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str, sort_keys=True)
+    return _ENCODE(value)
+
+
+def record_ids(count: int) -> list[str]:
+    """New record ids, time-ordered (12 hex digits of milliseconds, then 48 random bits).
+
+    Same shape as ``new_id("r")``; the time prefix makes primary-key inserts
+    append to the B-tree instead of landing on random pages, which keeps large
+    tables fast to write.
+    """
+    stamp = f"{time.time_ns() // 1_000_000:012x}"[-12:]
+    tails = os.urandom(6 * count).hex()
+    return [f"r_{stamp}{tails[i * 12 : i * 12 + 12]}" for i in range(count)]
+
+
+@dataclass(frozen=True)
+class BulkInsert:
+    """One table's INSERT, compiled once per dialect, run with the driver's executemany."""
+
+    sql: str
+    names: tuple[str, ...]  # bind names, in the statement's parameter order
+    order: tuple[int, ...]  # for each bind, the index of its value in the caller's row
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (row index, bind processor) where the type has one
+    named: bool
+
+    def run(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (tuples in the column order the statement was made for)."""
+        if not rows:
+            return
+        if self.processors:
+            converted: list[Sequence[Any]] = []
+            for row in rows:
+                values = list(row)
+                for i, process in self.processors:
+                    if values[i] is not None:
+                        values[i] = process(values[i])
+                converted.append(values)
+            rows = converted
+        order = self.order
+        if self.named:
+            pairs = tuple(zip(self.names, order, strict=True))
+            connection.exec_driver_sql(self.sql, [{n: row[i] for n, i in pairs} for row in rows])
+        else:
+            connection.exec_driver_sql(self.sql, [tuple([row[i] for i in order]) for row in rows])
+
+
+_COMPILED: dict[tuple[str, str, str, tuple[str, ...]], BulkInsert] = {}
+
+
+def bulk_insert(connection: Connection, table: Table, columns: tuple[str, ...]) -> BulkInsert:
+    """The compiled INSERT of ``columns`` into ``table`` for this connection's dialect (cached)."""
+    dialect = connection.dialect
+    cache_key = (dialect.name, str(dialect.paramstyle), table.name, columns)
+    found = _COMPILED.get(cache_key)
+    if found is not None:
+        return found
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    named = compiled.positiontup is None
+    names = tuple(columns) if named else tuple(compiled.positiontup or ())
+    if sorted(names) != sorted(columns):  # pragma: no cover - a dialect that renames bind parameters
+        raise RuntimeError(f"cannot bulk-insert into {table.name}: unexpected bind names {names}")
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(columns):
+        type_ = table.c[name].type
+        if isinstance(type_, LargeBinary):
+            continue  # bytes go to every supported driver as they are; skip the per-value wrapper
+        process = type_.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((index, process))
+    found = BulkInsert(str(compiled), names, tuple(columns.index(n) for n in names), tuple(processors), named)
+    _COMPILED[cache_key] = found
+    return found
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
 
 
 class IngestMixin(StoreCore):
     def _ensure_sources(self, connection: Connection, names: set[str]) -> None:
-        existing = set(connection.execute(select(t.sources.c.name).where(t.sources.c.name.in_(names))).scalars())
-        for name in sorted(names - existing):
+        wanted = names - self._known_sources()
+        if not wanted:
+            return
+        existing = set(connection.execute(select(t.sources.c.name).where(t.sources.c.name.in_(wanted))).scalars())
+        for name in sorted(wanted - existing):
             connection.execute(insert(t.sources).values(name=name, kind="connector", created_at=now()))
+
+    def _known_sources(self) -> set[str]:
+        """Sources known to exist (filled after commits; sources are never deleted)."""
+        known: set[str] = self.__dict__.setdefault("_ingest_known_sources", set())
+        return known
 
     def _existing_keys(self, connection: Connection, digests: set[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        items = sorted(digests)
-        for start in range(0, len(items), 900):
+        for chunk in _chunks(sorted(digests)):
             rows = connection.execute(
                 select(t.blind_indexes.c.digest, t.records.c.key_id)
                 .join(t.records, t.records.c.id == t.blind_indexes.c.record_id)
                 .join(t.subject_keys, t.subject_keys.c.id == t.records.c.key_id)
                 .where(
-                    t.blind_indexes.c.digest.in_(items[start : start + 900]),
+                    t.blind_indexes.c.digest.in_(chunk),
                     t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS),
                     t.subject_keys.c.destroyed_at.is_(None),
                 )
@@ -53,146 +197,186 @@ class IngestMixin(StoreCore):
                 found.setdefault(digest, key_id)
         return found
 
-    def ingest(self, ctx: AccessContext, batch: Sequence[IncomingRecord]) -> IngestOutcome:
-        """Store a batch in one transaction. Returns accepted and duplicate counts."""
+    def ingest(
+        self, ctx: AccessContext, batch: Sequence[IncomingRecord], *, cursor: tuple[str, str, Any] | None = None
+    ) -> IngestOutcome:
+        """Store a batch in one transaction. Returns accepted and duplicate counts.
+
+        ``cursor`` (connector, stream, state), when given, is saved in the same
+        transaction: the batch and "read up to here" commit together or not at all.
+        """
+        return self.ingest_many(ctx, [batch], cursor=cursor)[0]
+
+    def ingest_many(
+        self,
+        ctx: AccessContext,
+        batches: Sequence[Sequence[IncomingRecord]],
+        *,
+        cursor: tuple[str, str, Any] | None = None,
+    ) -> list[IngestOutcome]:
+        """Store several batches in one transaction (group commit); one outcome per batch."""
         with self.access(ctx, action="write", resource="records", fields=INGEST_FIELDS) as work:
-            conn = work.connection
-            self._ensure_sources(conn, {r.source for r in batch})
-            keys = [r.idempotency_key for r in batch]
-            seen: set[str] = set()
-            for start in range(0, len(keys), 900):
-                seen.update(
-                    conn.execute(
-                        select(t.records.c.idempotency_key).where(
-                            t.records.c.idempotency_key.in_(keys[start : start + 900])
-                        )
-                    ).scalars()
-                )
-            fresh: list[IncomingRecord] = []
-            for record in batch:
-                if record.idempotency_key in seen:
-                    continue
-                seen.add(record.idempotency_key)
-                fresh.append(record)
-            digests_per_record: list[dict[str, str]] = []
-            for record in fresh:
-                digests = {kind: self.indexer.index(kind, value) for kind, value in record.match_keys.items() if value}
-                if record.anonymous_id:
-                    digests["anonymous_id"] = self.indexer.index("anonymous_id", record.anonymous_id)
-                digests_per_record.append(digests)
-            suppressed_digests = self._suppressed(conn, {d for ds in digests_per_record for d in ds.values()})
-            if suppressed_digests:
-                kept = [
-                    (r, ds)
-                    for r, ds in zip(fresh, digests_per_record, strict=True)
-                    if not (set(ds.values()) & suppressed_digests)
-                ]
-                suppressed = len(fresh) - len(kept)
-                fresh = [r for r, _ in kept]
-                digests_per_record = [ds for _, ds in kept]
+            flat = [record for batch in batches for record in batch]
+            ids = self._write(work.connection, flat)
+            if cursor is not None:
+                self._save_cursor(work.connection, *cursor)
+            outcomes: list[IngestOutcome] = []
+            start = 0
+            for batch in batches:
+                part = ids[start : start + len(batch)]
+                start += len(batch)
+                stored = tuple(i for i in part if i not in (DUPLICATE, SUPPRESSED))
+                suppressed = sum(1 for i in part if i == SUPPRESSED)
+                outcomes.append(IngestOutcome(len(stored), len(part) - len(stored) - suppressed, stored, suppressed))
+            new_ids = [i for i in ids if i not in (DUPLICATE, SUPPRESSED)]
+            work.touch(new_ids)
+            duplicates = sum(o.duplicates for o in outcomes)
+            suppressed_total = sum(o.suppressed for o in outcomes)
+            work.detail = f"accepted={len(new_ids)} duplicates={duplicates} suppressed={suppressed_total}"
+            if cursor is not None:
+                work.detail += " cursor saved"
+        self._known_sources().update(r.source for batch in batches for r in batch)
+        return outcomes
+
+    def _fresh(self, connection: Connection, batch: Sequence[IncomingRecord]) -> tuple[list[str], list[int]]:
+        """Idempotency keys of the batch and the positions of the records not stored yet."""
+        keys = [record.idempotency_key for record in batch]
+        seen: set[str] = set()
+        for chunk in _chunks(keys):
+            seen.update(
+                connection.execute(
+                    select(t.records.c.idempotency_key).where(t.records.c.idempotency_key.in_(chunk))
+                ).scalars()
+            )
+        fresh: list[int] = []
+        for position, key in enumerate(keys):
+            if key not in seen:
+                seen.add(key)
+                fresh.append(position)
+        return keys, fresh
+
+    def _digests(self, record: IncomingRecord) -> dict[str, str]:
+        index = self.indexer.index
+        digests = {kind: index(kind, value) for kind, value in record.match_keys.items() if value}
+        if record.anonymous_id:
+            digests["anonymous_id"] = index("anonymous_id", record.anonymous_id)
+        return digests
+
+    def _write(self, conn: Connection, batch: Sequence[IncomingRecord]) -> list[str]:
+        """Store ``batch``; per record, its new id, or DUPLICATE, or SUPPRESSED."""
+        out = [DUPLICATE] * len(batch)
+        if not batch:
+            return out
+        self._ensure_sources(conn, {r.source for r in batch})
+        keys, fresh = self._fresh(conn, batch)
+        digests_of = {i: self._digests(batch[i]) for i in fresh}
+        suppressed = self._suppressed(conn, {d for ds in digests_of.values() for d in ds.values()})
+        if suppressed:
+            for i in [i for i in fresh if not suppressed.isdisjoint(digests_of[i].values())]:
+                out[i] = SUPPRESSED
+            fresh = [i for i in fresh if out[i] != SUPPRESSED]
+        sharing = {d for i in fresh for k, d in digests_of[i].items() if k in KEY_SHARING_KINDS}
+        key_for_digest = self._existing_keys(conn, sharing)
+        self.load_ciphers(conn, set(key_for_digest.values()))
+        record_rows: list[tuple[Any, ...]] = []
+        index_rows: list[tuple[Any, ...]] = []
+        event_rows: list[tuple[Any, ...]] = []
+        consent_rows: list[tuple[Any, ...]] = []
+        key_rows: list[dict[str, Any]] = []
+        received = now()
+        jurisdictions: dict[str | None, str | None] = {}
+        for i, record_id in zip(fresh, record_ids(len(fresh)), strict=True):
+            record = batch[i]
+            digests = digests_of[i]
+            out[i] = record_id
+            key_id = next(
+                (key_for_digest[d] for k, d in digests.items() if k in KEY_SHARING_KINDS and d in key_for_digest), None
+            )
+            if key_id is not None:
+                cipher = self.cipher(conn, key_id)
             else:
-                suppressed = 0
-            sharing = {d for ds in digests_per_record for k, d in ds.items() if k in KEY_SHARING_KINDS}
-            key_for_digest = self._existing_keys(conn, sharing)
-            record_rows: list[dict[str, Any]] = []
-            index_rows: list[dict[str, Any]] = []
-            event_rows: list[dict[str, Any]] = []
-            consent_rows: list[dict[str, Any]] = []
-            key_rows: list[dict[str, Any]] = []
-            received = now()
-            for record, digests in zip(fresh, digests_per_record, strict=True):
-                record_id = new_id("r")
-                shared = [
-                    key_for_digest[d] for k, d in digests.items() if k in KEY_SHARING_KINDS and d in key_for_digest
-                ]
-                if shared:
-                    key_id = shared[0]
-                    cipher = self.cipher(conn, key_id)
-                else:
-                    key_id, cipher = self.create_key(conn, key_rows)
-                for kind, digest in digests.items():
-                    if kind in KEY_SHARING_KINDS:
-                        key_for_digest.setdefault(digest, key_id)
-                    index_rows.append({"record_id": record_id, "kind": kind, "digest": digest})
-                row: dict[str, Any] = {
-                    "id": record_id,
-                    "source": record.source,
-                    "stream": record.stream,
-                    "source_record_id": record.source_record_id[:200],
-                    "idempotency_key": record.idempotency_key,
-                    "received_at": received,
-                    "occurred_at": record.occurred_at,
-                    "key_id": key_id,
-                    "kind": record.kind,
-                    "payload_enc": cipher.encrypt(_json(record.payload), record_id=record_id, field="payload"),
-                }
-                for name in IDENTITY_FIELDS:
-                    value = record.identity.get(name)
-                    row[f"{name}_enc"] = cipher.encrypt(value, record_id=record_id, field=name) if value else None
-                for name in CLEAR_FIELDS:
-                    row[name] = record.identity.get(name) or None
-                record_rows.append(row)
-                user_key = digests.get("user_id")
-                for position, event in enumerate(record.events):
-                    event_rows.append(
-                        {
-                            "id": f"{record_id}.{position}",
-                            "record_id": record_id,
-                            "source": record.source,
-                            "event_type": event.event_type,
-                            "event_name": event.event_name,
-                            "occurred_at": event.occurred_at,
-                            "anonymous_key": digests.get("anonymous_id"),
-                            "user_key": user_key,
-                            "profile_id": None,
-                            "revenue": event.revenue,
-                            "currency": event.currency,
-                            "channel": event.channel,
-                            "store_id": event.store_id,
-                            "category": event.category,
-                            "properties": event.properties or None,
-                        }
+                key_id, cipher = self.create_key(conn, key_rows)
+            for kind, digest in digests.items():
+                if kind in KEY_SHARING_KINDS:
+                    key_for_digest.setdefault(digest, key_id)
+                index_rows.append((record_id, kind, digest))
+            identity = record.identity
+            encrypt = cipher.encrypt
+            record_rows.append(
+                (
+                    record_id,
+                    record.source,
+                    record.stream,
+                    record.source_record_id[:200],
+                    keys[i],
+                    received,
+                    record.occurred_at,
+                    key_id,
+                    record.kind,
+                    encrypt(_json(record.payload), record_id=record_id, field="payload"),
+                    *(
+                        encrypt(value, record_id=record_id, field=name) if (value := identity.get(name)) else None
+                        for name in IDENTITY_FIELDS
+                    ),
+                    *(identity.get(name) or None for name in CLEAR_FIELDS),
+                )
+            )
+            anonymous_key = digests.get("anonymous_id")
+            user_key = digests.get("user_id")
+            for position, event in enumerate(record.events):
+                event_rows.append(
+                    (
+                        f"{record_id}.{position}",
+                        record_id,
+                        record.source,
+                        event.event_type,
+                        event.event_name,
+                        event.occurred_at,
+                        anonymous_key,
+                        user_key,
+                        None,
+                        event.revenue,
+                        event.currency,
+                        event.channel,
+                        event.store_id,
+                        event.category,
+                        event.properties or None,
                     )
+                )
+            if record.consents:
                 subject_key = next((digests[k] for k in KEY_SHARING_KINDS if k in digests), None)
-                jurisdiction = self.policy.policy.jurisdiction_of(record.identity.get("country"))
+                country = identity.get("country")
+                if country not in jurisdictions:
+                    jurisdictions[country] = self.policy.policy.jurisdiction_of(country)
                 for consent in record.consents:
                     consent_rows.append(
-                        {
-                            "record_id": record_id,
-                            "subject_key": subject_key,
-                            "purpose": consent.purpose,
-                            "status": consent.status,
-                            "basis": consent.basis,
-                            "source": consent.source or record.source,
-                            "notice_version": consent.notice_version,
-                            "jurisdiction": jurisdiction,
-                            "recorded_at": record.occurred_at or received,
-                            "evidence": consent.evidence or None,
-                        }
+                        (
+                            record_id,
+                            subject_key,
+                            consent.purpose,
+                            consent.status,
+                            consent.basis,
+                            consent.source or record.source,
+                            consent.notice_version,
+                            jurisdictions[country],
+                            record.occurred_at or received,
+                            consent.evidence or None,
+                        )
                     )
-            for table, rows in (
-                (t.subject_keys, key_rows),
-                (t.records, record_rows),
-                (t.blind_indexes, index_rows),
-                (t.events, event_rows),
-                (t.consents, consent_rows),
-            ):
-                if rows:
-                    conn.execute(insert(table), rows)
-            work.touch(r["id"] for r in record_rows)
-            duplicates = len(batch) - len(fresh) - suppressed
-            work.detail = f"accepted={len(fresh)} duplicates={duplicates} suppressed={suppressed}"
-            return IngestOutcome(len(fresh), duplicates, tuple(r["id"] for r in record_rows), suppressed)
+        keys_insert = bulk_insert(conn, t.subject_keys, KEY_COLUMNS)
+        keys_insert.run(conn, [tuple(row[c] for c in KEY_COLUMNS) for row in key_rows])
+        bulk_insert(conn, t.records, RECORD_COLUMNS).run(conn, record_rows)
+        bulk_insert(conn, t.blind_indexes, INDEX_COLUMNS).run(conn, index_rows)
+        bulk_insert(conn, t.events, EVENT_COLUMNS).run(conn, event_rows)
+        bulk_insert(conn, t.consents, CONSENT_COLUMNS).run(conn, consent_rows)
+        return out
 
     def _suppressed(self, connection: Connection, digests: set[str]) -> set[str]:
         """Digests of identifiers that belong to erased people (suppression list)."""
         found: set[str] = set()
-        items = sorted(digests)
-        for start in range(0, len(items), 900):
+        for chunk in _chunks(sorted(digests)):
             found.update(
-                connection.execute(
-                    select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(items[start : start + 900]))
-                ).scalars()
+                connection.execute(select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(chunk))).scalars()
             )
         return found
 
@@ -202,38 +386,61 @@ class IngestMixin(StoreCore):
         self, ctx: AccessContext, *, source: str, stream: str, position: str, field: str | None, reason: str, raw: str
     ) -> bool:
         """Keep a rejected record (encrypted) with the reason. Returns False if already quarantined."""
+        entry = {"source": source, "stream": stream, "position": position, "field": field, "reason": reason, "raw": raw}
+        return self.quarantine_many(ctx, [entry]) == 1
+
+    def quarantine_many(self, ctx: AccessContext, entries: Sequence[Mapping[str, Any]]) -> int:
+        """Quarantine several rejected records in one transaction; returns how many were new.
+
+        Each entry has ``source, stream, position, field, reason, raw``. An entry
+        already quarantined at the same (source, position) is re-opened with the
+        new reason instead of being added twice (a re-read after a crash).
+        """
+        if not entries:
+            return 0
         with self.access(ctx, action="write", resource="quarantine", fields=("record_id",)) as work:
             conn = work.connection
-            exists = conn.execute(
-                select(t.quarantine.c.id, t.quarantine.c.status).where(
-                    t.quarantine.c.source == source, t.quarantine.c.position == position
-                )
-            ).first()
-            if exists is not None:
+            added = 0
+            touched: list[str] = []
+            for entry in entries:
+                position = str(entry["position"])[:500]
+                field = entry.get("field") or None
+                field = str(field)[:200] if field else None
+                reason = str(entry["reason"])[:2000]
+                exists = conn.execute(
+                    select(t.quarantine.c.id).where(
+                        t.quarantine.c.source == entry["source"], t.quarantine.c.position == position
+                    )
+                ).first()
+                if exists is not None:
+                    conn.execute(
+                        update(t.quarantine)
+                        .where(t.quarantine.c.id == exists.id)
+                        .values(status="open", reason=reason, field=field)
+                    )
+                    touched.append(exists.id)
+                    continue
+                entry_id = new_id("q")
+                key_id, cipher = self.create_key(conn)
                 conn.execute(
-                    update(t.quarantine)
-                    .where(t.quarantine.c.id == exists.id)
-                    .values(status="open", reason=reason[:2000], field=field)
+                    insert(t.quarantine).values(
+                        id=entry_id,
+                        source=entry["source"],
+                        stream=entry["stream"],
+                        position=position,
+                        field=field,
+                        reason=reason,
+                        key_id=key_id,
+                        payload_enc=cipher.encrypt(str(entry["raw"]), record_id=entry_id, field="quarantine"),
+                        received_at=now(),
+                    )
                 )
-                work.detail = "already quarantined"
-                return False
-            entry_id = new_id("q")
-            key_id, cipher = self.create_key(conn)
-            conn.execute(
-                insert(t.quarantine).values(
-                    id=entry_id,
-                    source=source,
-                    stream=stream,
-                    position=position[:500],
-                    field=field,
-                    reason=reason[:2000],
-                    key_id=key_id,
-                    payload_enc=cipher.encrypt(raw, record_id=entry_id, field="quarantine"),
-                    received_at=now(),
-                )
-            )
-            work.touch([entry_id])
-            return True
+                added += 1
+                touched.append(entry_id)
+            work.touch(touched)
+            if added < len(entries):
+                work.detail = f"quarantined={added} already quarantined={len(entries) - added}"
+            return added
 
     def quarantine_entries(
         self, ctx: AccessContext, *, source: str | None = None, status: str | None = "open", limit: int = 1000
@@ -308,15 +515,15 @@ class IngestMixin(StoreCore):
 
     def set_cursor(self, ctx: AccessContext, connector: str, stream: str, cursor: Any) -> None:
         with self.access(ctx, action="write", resource="connector_state") as work:
-            conn = work.connection
-            updated = conn.execute(
-                update(t.connector_state)
-                .where(t.connector_state.c.connector == connector, t.connector_state.c.stream == stream)
-                .values(cursor=cursor, updated_at=now())
+            self._save_cursor(work.connection, connector, stream, cursor)
+
+    def _save_cursor(self, conn: Connection, connector: str, stream: str, cursor: Any) -> None:
+        updated = conn.execute(
+            update(t.connector_state)
+            .where(t.connector_state.c.connector == connector, t.connector_state.c.stream == stream)
+            .values(cursor=cursor, updated_at=now())
+        )
+        if updated.rowcount == 0:
+            conn.execute(
+                insert(t.connector_state).values(connector=connector, stream=stream, cursor=cursor, updated_at=now())
             )
-            if updated.rowcount == 0:
-                conn.execute(
-                    insert(t.connector_state).values(
-                        connector=connector, stream=stream, cursor=cursor, updated_at=now()
-                    )
-                )

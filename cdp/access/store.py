@@ -19,6 +19,7 @@ from cdp.access._core import StoreCore
 from cdp.access._identity import IdentityMixin, ResolutionStats
 from cdp.access._ingest import IngestMixin
 from cdp.access._profiles import EVENT_FIELDS, PROFILE_FIELDS, ProfileMixin
+from cdp.access._identity_rules import IdentityRulesMixin
 from cdp.access._retention import RetentionMixin
 from cdp.access._subjects import SubjectMixin
 from cdp.crypto import BlindIndexer, CheckpointSigner, ensure_keyring, load_or_create_secret
@@ -34,6 +35,7 @@ class CustomerStore(
     SubjectMixin,
     ConsentMixin,
     RetentionMixin,
+    IdentityRulesMixin,
     IngestMixin,
     IdentityMixin,
     ProfileMixin,

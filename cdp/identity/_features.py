@@ -34,6 +34,7 @@ __all__ = [
     "FEATURE_COLUMNS",
     "PLACEHOLDER_BIRTH_DATES",
     "DomainCorrector",
+    "assign_name_frequencies",
     "email_domains",
     "feature_row",
     "feature_rows",
@@ -60,6 +61,8 @@ FEATURE_COLUMNS: Final = (
 
 MIN_POPULAR_DOMAIN: Final = 20
 """Records that must use an e-mail domain before typos are corrected towards it."""
+
+_COMPARED: Final = ("family", "given_initial", "email_key", "phone", "dob", "postcode", "city")
 
 PLACEHOLDER_BIRTH_DATES: Final = frozenset({"1900-01-01", "1901-01-01", "1970-01-01"})
 """System default dates that forms and tills fill in when nobody asked: not evidence."""
@@ -203,24 +206,17 @@ def email_domains(records: Iterable[Mapping[str, Any]]) -> DomainCorrector:
     return DomainCorrector.from_domains(k.partition("@")[2] for k in keys if k)
 
 
-def feature_rows(
-    records: Sequence[Mapping[str, Any]],
-    people: Mapping[str, str] | None = None,
-    domains: DomainCorrector | None = None,
-) -> list[dict[str, Any]]:
-    """Feature rows for ``records``; ``people`` (record id → cluster label) sets name frequencies.
-
-    A name's frequency is the number of distinct clusters (people, as far as
-    the deterministic stage knows) that carry it; without ``people`` every
-    record counts as its own person.
-    """
+def feature_rows(records: Sequence[Mapping[str, Any]], domains: DomainCorrector | None = None) -> list[dict[str, Any]]:
+    """Feature rows for the records that carry at least one compared field."""
     rows = [feature_row(r, domains) for r in records]
+    return [r for r in rows if any(r[c] is not None for c in _COMPARED)]
+
+
+def assign_name_frequencies(rows: Sequence[dict[str, Any]], people: Mapping[str, str]) -> None:
+    """Set each row's ``name_freq`` from how many people (``record id -> cluster``) carry its name."""
     carriers: dict[str, set[str]] = {}
     for row in rows:
         if row["name_key"]:
-            person = people.get(row["unique_id"], row["unique_id"]) if people else row["unique_id"]
-            carriers.setdefault(row["name_key"], set()).add(person)
+            carriers.setdefault(row["name_key"], set()).add(people.get(row["unique_id"], row["unique_id"]))
     for row in rows:
-        if row["name_key"]:
-            row["name_freq"] = name_frequency_bucket(len(carriers[row["name_key"]]))
-    return rows
+        row["name_freq"] = name_frequency_bucket(len(carriers[row["name_key"]])) if row["name_key"] else "rare"

@@ -1,22 +1,42 @@
 """Running identity resolution end to end through the access layer.
 
 Reads the records' identifiers (decrypted in memory, purpose
-``identity_resolution``), clusters them, and hands the clusters back to the
-access layer, which keeps profile ids stable. Clusters made only of
-anonymous web activity stay anonymous (no profile) until an identifying
-record joins them.
+``identity_resolution``), then clusters them in one guarded union-find
+(:mod:`cdp.identity._clustering`): people's manual rules first, verified
+identifiers next, probabilistic matches (splink, in-memory DuckDB) last.
+The clusters go back to the access layer, which keeps profile ids stable,
+with the evidence of every probabilistic decision (levels and weights, never
+values) for ``cdp identity explain``. Clusters made only of anonymous web
+activity stay anonymous (no profile) until an identifying record joins them.
+
+The trained model is saved at ``settings.model_path`` and reused by later
+runs and by the incremental matcher; ``retrain=True`` (or a missing model)
+trains a new one on the current records.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from cdp.access import CustomerStore
 from cdp.access.context import identity_context
 from cdp.access.store import ResolutionStats
-from cdp.identity import deterministic
-from cdp.identity.normalize import normalize_name
+from cdp.identity._clustering import ClusterResult, ManualRules, cluster_records
+from cdp.identity._features import (
+    DomainCorrector,
+    assign_name_frequencies,
+    email_domains,
+    feature_rows,
+)
+from cdp.identity.probabilistic import PairScore, load_model, predict_pairs, save_model, train_model
 from cdp.settings import Settings
+
+__all__ = ["ResolveReport", "manual_rules", "resolve_identities", "resolve_records"]
+
+METHOD = "deterministic+probabilistic"
 
 
 @dataclass(frozen=True)
@@ -25,13 +45,107 @@ class ResolveReport:
     joins: dict[str, int]
     refused: int
     anonymous_records: int
+    scored_pairs: int = 0
+    probabilistic_joins: int = 0
+    model_trained: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
 
 
-def resolve_identities(store: CustomerStore, settings: Settings) -> ResolveReport:
+@dataclass
+class Resolution:
+    """The outcome of clustering, before it is written."""
+
+    result: ClusterResult
+    model: dict[str, Any]
+    model_trained: bool
+    scored_pairs: int
+    timings: dict[str, float]
+
+
+def manual_rules(rules: Sequence[Mapping[str, Any]]) -> ManualRules:
+    """Active rules from the store as the clusterer's constraints."""
+    merges = tuple((str(r["record_a"]), str(r["record_b"])) for r in rules if r["kind"] == "merge" and r["record_b"])
+    nevers = tuple((str(r["record_a"]), str(r["record_b"])) for r in rules if r["kind"] == "never" and r["record_b"])
+    splits = frozenset(str(r["record_a"]) for r in rules if r["kind"] == "split")
+    return ManualRules(merges, splits, nevers)
+
+
+def resolve_records(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    threshold: float,
+    model: dict[str, Any] | None = None,
+    rules: ManualRules = ManualRules(),
+) -> Resolution:
+    """Cluster ``records`` (as returned by ``store.identity_features``) without touching the store."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    identity = [r for r in records if r.get("kind") == "identity"]
+    domains = DomainCorrector(model["cdp"].get("domains", {})) if model else email_domains(identity)
+    rows = feature_rows(identity, domains)
+    features = {row["unique_id"]: row for row in rows}
+    # Who is who as far as verified identifiers say: the population a name's frequency is counted in.
+    first = cluster_records(records, features, [], rules)
+    assign_name_frequencies(rows, first.clusters)
+    timings["features"] = time.perf_counter() - started
+    trained = model is None
+    if model is None:
+        started = time.perf_counter()
+        model = train_model(rows)
+        model["cdp"]["domains"] = dict(sorted(domains.popular.items()))
+        timings["train"] = time.perf_counter() - started
+    started = time.perf_counter()
+    pairs = predict_pairs(rows, model, threshold=threshold)
+    timings["predict"] = time.perf_counter() - started
+    started = time.perf_counter()
+    result = cluster_records(records, features, pairs, rules)
+    timings["cluster"] = time.perf_counter() - started
+    return Resolution(result, model, trained, len(pairs), timings)
+
+
+def _evidence(pairs: Sequence[PairScore], decision: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "record_a": p.left,
+            "record_b": p.right,
+            "probability": p.probability,
+            "match_weight": p.match_weight,
+            "details": {
+                "decision": decision,
+                "fields": {name: {"level": level, "weight": round(weight, 4)} for name, (level, weight) in p.fields.items()},
+            },
+        }
+        for p in pairs
+    ]
+
+
+def resolve_identities(store: CustomerStore, settings: Settings, *, retrain: bool = False) -> ResolveReport:
+    """Resolve every active record into profiles (see the module docstring)."""
     ctx = identity_context()
+    started = time.perf_counter()
     records = store.identity_features(ctx)
-    result = deterministic.resolve(records, normalize_name)
-    identified_labels = {result.clusters[str(r["record_id"])] for r in records if r["kind"] == "identity"}
-    clusters = {rid: label for rid, label in result.clusters.items() if label in identified_labels}
-    stats = store.apply_clusters(ctx, clusters, method="deterministic", reasons=result.reasons)
-    return ResolveReport(stats, result.joins, result.refused, len(result.clusters) - len(clusters))
+    rules = manual_rules(store.identity_rules(ctx))
+    read_seconds = time.perf_counter() - started
+    model = None if retrain else load_model(settings.model_path)
+    resolution = resolve_records(records, threshold=settings.match_threshold, model=model, rules=rules)
+    if resolution.model_trained:
+        save_model(resolution.model, settings.model_path)
+    result = resolution.result
+    identified = {result.clusters[str(r["record_id"])] for r in records if r["kind"] == "identity"}
+    clusters = {rid: label for rid, label in result.clusters.items() if label in identified}
+    started = time.perf_counter()
+    stats = store.apply_clusters(ctx, clusters, method=METHOD, reasons=result.reasons)
+    store.record_match_evidence(
+        ctx, stats.run_id, _evidence(result.accepted, "joined") + _evidence(result.refused_pairs, "refused")
+    )
+    timings = {"read": read_seconds, **resolution.timings, "write": time.perf_counter() - started}
+    return ResolveReport(
+        stats,
+        result.joins,
+        result.refused,
+        len(result.clusters) - len(clusters),
+        scored_pairs=resolution.scored_pairs,
+        probabilistic_joins=len(result.accepted),
+        model_trained=resolution.model_trained,
+        timings=timings,
+    )

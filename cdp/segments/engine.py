@@ -1,49 +1,153 @@
 """Evaluating compiled segments on DuckDB over in-memory Polars/Arrow frames.
 
 The frames come from the access layer (policy-checked, no direct
-identifiers). DuckDB runs in memory only: nothing is spilled to a file in the
-data directory, so no plaintext can land in a DuckDB file.
+identifiers). DuckDB runs in memory only, with external access disabled:
+nothing is spilled to a file in the data directory, so no plaintext can land
+in a DuckDB file.
+
+Event-history conditions of every segment are gathered first and computed in
+one Polars pass over the events (one count and one revenue column per
+distinct event spec); the segment queries then filter that shared, one row
+per profile ``base`` table instead of scanning raw events once per segment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
 
 import duckdb
 import polars as pl
 
-from cdp.segments.definition import CompiledSegment, Segment, column_kinds, compile_segment
+from cdp.segments.attributes import base_revenue
+from cdp.segments.config import TagsConfig
+from cdp.segments.definition import CompiledSegment, EventSpec, Segment, column_kinds, compile_segment, order_segments
+
+CONSENTS_SCHEMA = {"profile_id": pl.String, "purpose": pl.String, "status": pl.String, "allowed": pl.Boolean}
+MEMBERS_SCHEMA = {"segment": pl.String, "profile_id": pl.String}
+DAY_US = 86_400_000_000
 
 
-def _bind(params: list[Any], as_of: datetime) -> list[Any]:
-    return [as_of - timedelta(days=int(p["days"])) if isinstance(p, dict) else p for p in params]
+def event_aggregates(
+    events: pl.DataFrame, specs: Sequence[EventSpec], *, as_of: datetime, config: TagsConfig | None = None
+) -> pl.DataFrame:
+    """One row per profile with a count and a revenue column per spec (profiles without events are absent)."""
+    if not specs or events.height == 0:
+        return pl.DataFrame(schema={"profile_id": pl.String})
+    names = sorted({s.event for s in specs})
+    code = {name: i for i, name in enumerate(names)}
+    horizon = max(s.start_days for s in specs)
+    now = pl.lit(as_of).cast(pl.Datetime("us", "UTC"))
+    relevant = events.filter(
+        pl.col("event_name").is_in(names)
+        & (pl.col("occurred_at") <= now)
+        & (pl.col("occurred_at") >= now.dt.offset_by(f"-{horizon}d"))
+    )
+    extra = [c for c in ("channel", "category") if c in relevant.columns]
+    slim = relevant.select(
+        "profile_id",
+        pl.col("event_name").replace_strict(code, return_dtype=pl.Int16).alias("_name"),
+        (now - pl.col("occurred_at")).dt.total_microseconds().alias("_age"),
+        base_revenue(relevant, config or TagsConfig()).alias("_amount"),
+        pl.col("revenue").alias("_revenue"),
+        *extra,
+    )
+    aggregations: list[pl.Expr] = []
+    for spec in specs:
+        condition = (pl.col("_name") == code[spec.event]) & (pl.col("_age") <= spec.start_days * DAY_US)
+        if spec.end_days:
+            condition &= pl.col("_age") > spec.end_days * DAY_US
+        if spec.revenue_over is not None:
+            condition &= pl.col("_amount") > spec.revenue_over
+        if spec.channel is not None:
+            condition &= pl.col("channel") == spec.channel if "channel" in extra else pl.lit(False)
+        if spec.category is not None:
+            condition &= pl.col("category") == spec.category if "category" in extra else pl.lit(False)
+        aggregations.append(condition.sum().cast(pl.Int64).alias(spec.count_column))
+        aggregations.append(pl.when(condition).then(pl.col("_amount")).otherwise(0.0).sum().alias(spec.revenue_column))
+    return slim.group_by("profile_id").agg(aggregations)
 
 
 class SegmentEngine:
-    """Holds one snapshot (attributes, tags, events) and evaluates segments over it."""
+    """Holds one snapshot (attributes, tags, events, consents) and evaluates segments over it."""
 
-    def __init__(self, attributes: pl.DataFrame, events: pl.DataFrame, tags: pl.DataFrame, *, as_of: datetime) -> None:
+    def __init__(
+        self,
+        attributes: pl.DataFrame,
+        events: pl.DataFrame,
+        tags: pl.DataFrame,
+        *,
+        as_of: datetime,
+        consents: pl.DataFrame | None = None,
+        purposes: Collection[str] | None = None,
+        config: TagsConfig | None = None,
+    ) -> None:
         self.as_of = as_of
+        self.attributes = attributes
+        self.events = events
+        self.config = config or TagsConfig()
+        self.purposes = purposes
         self.columns = column_kinds([(n, str(t)) for n, t in attributes.schema.items()])
+        self.specs: dict[str, EventSpec] = {}
         self.analytics = duckdb.connect(":memory:", config={"enable_external_access": False})
-        self.analytics.register("attrs", attributes.to_arrow())
-        self.analytics.register(
-            "events", events.select("profile_id", "event_name", "occurred_at", "revenue").to_arrow()
-        )
-        self.analytics.register("tags", tags.to_arrow())
+        self.analytics.register("tags", tags.select("profile_id", "tag").to_arrow())
+        self.analytics.register("consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow())
+        self._members = pl.DataFrame(schema=MEMBERS_SCHEMA)
+        self.analytics.register("segmembers", self._members.to_arrow())
+        self.base = attributes
+        self._register_base()
 
-    def compile(self, segment: Segment) -> CompiledSegment:
-        return compile_segment(segment, self.columns)
+    def _register_base(self) -> None:
+        self.analytics.register("base", self.base.to_arrow())
+
+    def compile(self, segment: Segment, *, segments: Collection[str] | None = None) -> CompiledSegment:
+        return compile_segment(segment, self.columns, purposes=self.purposes, segments=segments)
+
+    def prepare(self, compiled: Iterable[CompiledSegment]) -> None:
+        """Compute the event aggregates the compiled segments need (once for all of them)."""
+        missing = {s.key: s for c in compiled for s in c.event_specs if s.key not in self.specs}
+        if not missing:
+            return
+        aggregates = event_aggregates(self.events, list(missing.values()), as_of=self.as_of, config=self.config)
+        columns = [c for c in aggregates.columns if c != "profile_id"]
+        self.base = self.base.join(aggregates, on="profile_id", how="left").with_columns(
+            pl.col(c).fill_null(0) for c in columns
+        )
+        self.specs.update(missing)
+        self._register_base()
+
+    def run(self, compiled: CompiledSegment) -> pl.Series:
+        self.prepare([compiled])
+        table = self.analytics.execute(compiled.sql, compiled.params).to_arrow_table()
+        column = pl.from_arrow(table.column(0))
+        return column.cast(pl.String).sort() if isinstance(column, pl.Series) else pl.Series(dtype=pl.String)
+
+    def remember(self, name: str, members: pl.Series) -> None:
+        """Make a segment's members visible to ``{segment: name}`` conditions."""
+        frame = pl.DataFrame({"profile_id": members}).select(pl.lit(name).alias("segment"), "profile_id")
+        self._members = pl.concat([self._members.filter(pl.col("segment") != name), frame])
+        self.analytics.unregister("segmembers")
+        self.analytics.register("segmembers", self._members.to_arrow())
+
+    def evaluate(self, segments: Sequence[Segment]) -> dict[str, pl.Series]:
+        """Members of every segment, referenced segments first; shared event aggregates computed once."""
+        ordered = order_segments(segments)
+        names = {s.name for s in ordered}
+        compiled = {s.name: self.compile(s, segments=names) for s in ordered}
+        self.prepare(compiled.values())
+        referenced = {r for c in compiled.values() for r in c.segments}
+        out: dict[str, pl.Series] = {}
+        for segment in ordered:
+            out[segment.name] = self.run(compiled[segment.name])
+            if segment.name in referenced:
+                self.remember(segment.name, out[segment.name])
+        return out
 
     def members(self, segment: Segment) -> list[str]:
-        compiled = self.compile(segment)
-        rows = self.analytics.execute(compiled.sql, _bind(compiled.params, self.as_of)).fetchall()
-        return [str(r[0]) for r in rows]
+        return [str(p) for p in self.evaluate([segment])[segment.name].to_list()]
 
     def evaluate_all(self, segments: Mapping[str, Segment]) -> dict[str, list[str]]:
-        return {name: self.members(segment) for name, segment in segments.items()}
+        return {name: [str(p) for p in s.to_list()] for name, s in self.evaluate(list(segments.values())).items()}
 
     def close(self) -> None:
         self.analytics.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cdp.segments.classify.base import Classification, catalogue, tags_from_column
+from cdp.segments.classify.base import Classification, TagSpec, catalogue, tags_from_column
 from cdp.segments.config import TagsConfig
 
 STAGES = ("new", "active", "loyal", "at_risk", "churned")
@@ -67,7 +67,7 @@ class LifecycleClassifier:
         if "days_since_last_seen" not in attributes.columns:
             return Classification()
         parts: list[pl.DataFrame] = []
-        specs = ()
+        specs: tuple[TagSpec, ...] = ()
         frame: pl.DataFrame | None = None
         if config.lifecycle.enabled:
             frame = lifecycle_stage(attributes, config)

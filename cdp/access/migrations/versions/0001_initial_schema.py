@@ -132,7 +132,6 @@ def upgrade() -> None:
         "subject_keys",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("kek_id", sa.String(length=64), nullable=False),
-        sa.Column("wrapped_key", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("destroyed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subject_keys")),
