@@ -42,7 +42,7 @@ WEB_SAMPLE = """\
 {"type": "identify", "messageId": "m-1", "timestamp": "2026-01-05T10:00:00Z", "userId": "u-1", "traits": {"email": "ada@example.com", "firstName": "Ada"}}
 {"type": "track", "messageId": "m-2", "timestamp": "2026-01-05T10:05:00Z", "userId": "u-1", "event": "Order Completed", "properties": {"revenue": 42.5, "currency": "usd"}}
 {"type": "page", "messageId": "m-3", "timestamp": "2026-01-05T10:06:00Z", "anonymousId": "a-9", "name": "Home"}
-"""  # noqa: E501
+"""
 WEB_BAD = """\
 {"type": "page", "messageId": "b-1", "timestamp": "2026-01-05T10:06:00Z", "anonymousId": "a-9", "name": "Home"}
 {"type": "shout", "messageId": "b-2", "timestamp": "2026-01-05T10:07:00Z", "anonymousId": "a-9"}

@@ -60,7 +60,7 @@ def test_resolution_matches_the_truth_and_keeps_ids_stable(store: CustomerStore,
     _ingest_all(store, files)
     first = resolve(store, store.settings)
     features = store.identity_features(
-        AccessContext("svc", "svc_identity", "identity_resolution"), include_identifiers=False
+        AccessContext("service:identity", "svc_identity", "identity_resolution"), include_identifiers=False
     )
     by_payload_id = _source_ids(store)
     profile_of = {by_payload_id[f["record_id"]]: f["profile_id"] for f in features if f["record_id"] in by_payload_id}
@@ -75,7 +75,7 @@ def test_resolution_matches_the_truth_and_keeps_ids_stable(store: CustomerStore,
 
 
 def _source_ids(store: CustomerStore) -> dict[str, str]:
-    ctx = AccessContext("svc", "svc_identity", "identity_resolution")
+    ctx = AccessContext("service:identity", "svc_identity", "identity_resolution")
     out = {}
     for f in store.identity_features(ctx):
         out[f["record_id"]] = f["source_record_id"]

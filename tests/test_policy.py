@@ -105,3 +105,12 @@ def test_unknown_key_and_bad_yaml_are_reported(tmp_path: Path) -> None:
     purposes.write_text("purposes: [unclosed\n", encoding="utf-8")
     with pytest.raises(ConfigurationError, match=r"purposes.yaml:\d+: not valid YAML"):
         load_policy(target)
+
+
+def test_people_cannot_take_a_service_accounts_role(engine: PolicyEngine) -> None:
+    assert engine.decide(role="svc_connector", purpose="ingestion", action="write", actor="connector:pos").allowed
+    spoof = engine.decide(role="svc_connector", purpose="ingestion", action="write", actor="user:bob")
+    assert not spoof.allowed and "may not act as role" in spoof.reason
+    assert not engine.decide(
+        role="svc_destination", purpose="advertising", action="export", actor="connector:pos"
+    ).allowed

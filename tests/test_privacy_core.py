@@ -75,7 +75,7 @@ def test_a_ciphertext_moved_to_another_row_or_field_fails(store: CustomerStore, 
                 "WHERE r.email_enc IS NOT NULL AND l.unlinked_at IS NULL ORDER BY r.id LIMIT 2"
             )
         ).all()
-        (a_id, a_email, a_key, _), (b_id, _, b_key, b_profile) = rows
+        (a_id, a_email, a_key, _), (b_id, _, _other_key, b_profile) = rows
         # same key, other row: the record id in the associated data no longer matches
         connection.execute(
             text("UPDATE records SET email_enc = :c, key_id = :k WHERE id = :b"), {"c": a_email, "k": a_key, "b": b_id}

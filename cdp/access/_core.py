@@ -116,7 +116,9 @@ class StoreCore:
         if not ctx.actor:
             decision = Decision(False, "default-deny", "no actor declared: every access must name its actor")
         else:
-            decision = self.policy.decide(role=ctx.role, purpose=ctx.purpose, action=action, fields=field_list)
+            decision = self.policy.decide(
+                role=ctx.role, purpose=ctx.purpose, action=action, fields=field_list, actor=ctx.actor
+            )
         if not decision.allowed:
             self._audit_denial(ctx, action, resource, field_list, decision)
             error = PurposeRequired if "declared" in decision.reason else AccessDenied

@@ -63,7 +63,8 @@ class IdentityRulesMixin(StoreCore):
                     created_at=now(),
                 )
             )
-            rule_id = int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            rule_id = int(key[0]) if key else 0
             work.touch([r for r in (record_a, record_b) if r])
             work.detail = f"rule={rule_id} kind={kind}"
             return rule_id

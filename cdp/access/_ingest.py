@@ -29,6 +29,7 @@ from sqlalchemy import Connection, LargeBinary, Table, insert, select, update
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
 from cdp.access.context import AccessContext
+from cdp.crypto import FieldCipher, WrappedKey, new_data_key
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, IngestOutcome
 
 KEY_SHARING_KINDS = ("email", "loyalty_id", "user_id", "anonymous_id")
@@ -276,30 +277,39 @@ class IngestMixin(StoreCore):
                 out[i] = SUPPRESSED
             fresh = [i for i in fresh if out[i] != SUPPRESSED]
         sharing = {d for i in fresh for k, d in digests_of[i].items() if k in KEY_SHARING_KINDS}
-        key_for_digest = self._existing_keys(conn, sharing)
-        self.load_ciphers(conn, set(key_for_digest.values()))
+        existing = self._existing_keys(conn, sharing)
+        self.load_ciphers(conn, set(existing.values()))
+        # Which key each record uses: an existing person's, else a new one (shared within the batch).
+        key_for_digest: dict[str, str | int] = dict(existing)
+        slots: list[str | int] = []
+        new_keys = 0
+        for i in fresh:
+            digests = digests_of[i]
+            slot = next(
+                (key_for_digest[d] for k, d in digests.items() if k in KEY_SHARING_KINDS and d in key_for_digest), None
+            )
+            if slot is None:
+                slot, new_keys = new_keys, new_keys + 1
+            for kind, digest in digests.items():
+                if kind in KEY_SHARING_KINDS:
+                    key_for_digest.setdefault(digest, slot)
+            slots.append(slot)
+        created = self._create_keys(new_keys)
         record_rows: list[tuple[Any, ...]] = []
         index_rows: list[tuple[Any, ...]] = []
         event_rows: list[tuple[Any, ...]] = []
         consent_rows: list[tuple[Any, ...]] = []
-        key_rows: list[dict[str, Any]] = []
         received = now()
         jurisdictions: dict[str | None, str | None] = {}
-        for i, record_id in zip(fresh, record_ids(len(fresh)), strict=True):
+        for i, slot, record_id in zip(fresh, slots, record_ids(len(fresh)), strict=True):
             record = batch[i]
             digests = digests_of[i]
             out[i] = record_id
-            key_id = next(
-                (key_for_digest[d] for k, d in digests.items() if k in KEY_SHARING_KINDS and d in key_for_digest), None
-            )
-            if key_id is not None:
-                cipher = self.cipher(conn, key_id)
+            if isinstance(slot, int):
+                key_id, cipher, _ = created[slot]
             else:
-                key_id, cipher = self.create_key(conn, key_rows)
-            for kind, digest in digests.items():
-                if kind in KEY_SHARING_KINDS:
-                    key_for_digest.setdefault(digest, key_id)
-                index_rows.append((record_id, kind, digest))
+                key_id, cipher = slot, self.cipher(conn, slot)
+            index_rows.extend((record_id, kind, digest) for kind, digest in digests.items())
             identity = record.identity
             encrypt = cipher.encrypt
             record_rows.append(
@@ -363,13 +373,34 @@ class IngestMixin(StoreCore):
                             consent.evidence or None,
                         )
                     )
-        keys_insert = bulk_insert(conn, t.subject_keys, KEY_COLUMNS)
-        keys_insert.run(conn, [tuple(row[c] for c in KEY_COLUMNS) for row in key_rows])
+        bulk_insert(conn, t.subject_keys, KEY_COLUMNS).run(conn, [(k, kek, received) for k, _, kek in created])
         bulk_insert(conn, t.records, RECORD_COLUMNS).run(conn, record_rows)
         bulk_insert(conn, t.blind_indexes, INDEX_COLUMNS).run(conn, index_rows)
         bulk_insert(conn, t.events, EVENT_COLUMNS).run(conn, event_rows)
         bulk_insert(conn, t.consents, CONSENT_COLUMNS).run(conn, consent_rows)
         return out
+
+    def _create_keys(self, count: int) -> list[tuple[str, FieldCipher, str]]:
+        """``count`` new data keys as (key id, cipher, KEK id), put in the key store in one commit.
+
+        The bulk form of ``StoreCore.create_key``: the key store commits before
+        the database transaction, so a failed batch leaves unused keys, never a
+        record whose key is missing.
+        """
+        if not count:
+            return []
+        made: list[tuple[str, FieldCipher, str]] = []
+        wrapped_keys: list[tuple[str, WrappedKey]] = []
+        for _ in range(count):
+            key_id = new_id("k")
+            data_key = new_data_key()
+            wrapped = self.keyring.wrap(data_key, aad=key_id.encode())
+            wrapped_keys.append((key_id, wrapped))
+            made.append((key_id, FieldCipher(data_key, key_id), wrapped.kek_id))
+        self.keystore.put(wrapped_keys)
+        for key_id, cipher, _ in made:
+            self._ciphers[key_id] = cipher
+        return made
 
     def _suppressed(self, connection: Connection, digests: set[str]) -> set[str]:
         """Digests of identifiers that belong to erased people (suppression list)."""

@@ -25,6 +25,46 @@ _COMPOUND_SURNAMES = frozenset(
 )
 
 
+CACHED_NORMALIZERS = ("email", "phone", "name", "date_of_birth", "postcode", "country")
+CACHE_LIMIT = 50_000
+
+
+class _Cached:
+    """A normaliser with a bounded memo: the same raw value (an email on every order) is normalised once.
+
+    Normalisers are pure functions of their arguments. The memo lives as long
+    as the runner that made it (plaintext stays in memory only, like the
+    records themselves) and is emptied whenever it reaches ``CACHE_LIMIT``.
+    """
+
+    __slots__ = ("function", "memo")
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.memo: dict[Any, Any] = {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        key = (args, tuple(kwargs.items())) if kwargs else args
+        try:
+            return self.memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable argument: no memo
+            return self.function(*args, **kwargs)
+        value = self.function(*args, **kwargs)
+        if len(self.memo) >= CACHE_LIMIT:
+            self.memo.clear()
+        self.memo[key] = value
+        return value
+
+
+def cached_normalizers(normalizers: Normalizers) -> dict[str, Callable[..., Any]]:
+    """``normalizers`` with the built-in field types memoised (see :class:`_Cached`)."""
+    return {
+        name: _Cached(function) if name in CACHED_NORMALIZERS else function for name, function in normalizers.items()
+    }
+
+
 def clean(value: str) -> str:
     return _SPACES.sub(" ", unicodedata.normalize("NFC", value)).strip()
 

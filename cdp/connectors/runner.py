@@ -9,7 +9,10 @@ that fails is quarantined with its position and the reason naming the field.
 
 from __future__ import annotations
 
+import copy
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from cdp.access import CustomerStore
 from cdp.access.context import connector_context
 from cdp.connectors import _files
 from cdp.connectors.base import Connector, ReadResult, SourceItem
-from cdp.connectors.prepare import normalise_record
+from cdp.connectors.prepare import cached_normalizers, normalise_record
 from cdp.hookspecs import PluginContext
 from cdp.model import IncomingRecord
 from cdp.settings import Settings
@@ -84,13 +87,68 @@ def quarantine_text(item: SourceItem) -> str:
     return item.raw
 
 
+class _Writer:
+    """Writes batches on a background thread while the runner reads and builds the next one.
+
+    The database driver releases the GIL while it inserts and commits, so
+    reading/normalising batch N+1 overlaps with storing batch N. Jobs run in
+    order, one at a time; a batch and the cursor "read up to here" commit in
+    one transaction, after that batch's quarantine entries, so a crash at any
+    point leaves the saved cursor at or before what is stored.
+    """
+
+    def __init__(self, store: CustomerStore, source: str, stats: RunStats) -> None:
+        self.store = store
+        self.source = source
+        self.ctx = connector_context(source)
+        self.stats = stats
+        self.error: BaseException | None = None
+        self.jobs: queue.Queue[tuple[list[IncomingRecord], list[dict[str, Any]], dict[str, Any]] | None] = queue.Queue(
+            maxsize=2
+        )
+        self.thread = threading.Thread(target=self._loop, name=f"cdp-ingest-{source}", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(*job)
+                except BaseException as exc:  # handed to the reading thread, re-raised there
+                    self.error = exc
+
+    def _write(self, batch: list[IncomingRecord], rejects: list[dict[str, Any]], state: dict[str, Any]) -> None:
+        if rejects:
+            self.store.quarantine_many(self.ctx, rejects)
+        if batch:
+            outcome = self.store.ingest(self.ctx, batch, cursor=(self.source, STATE_STREAM, state))
+            self.stats.accepted += outcome.accepted
+            self.stats.duplicates += outcome.duplicates
+            self.stats.suppressed += outcome.suppressed
+        else:
+            self.store.set_cursor(self.ctx, self.source, STATE_STREAM, state)
+
+    def submit(self, batch: list[IncomingRecord], rejects: list[dict[str, Any]], state: dict[str, Any]) -> None:
+        self.check()
+        self.jobs.put((batch, rejects, state))
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+        self.check()
+
+
 class IngestRunner:
     def __init__(
         self, store: CustomerStore, settings: Settings, *, on_progress: ProgressCallback | None = None
     ) -> None:
         self.store = store
         self.settings = settings
-        self.normalizers = load_normalizers(settings)
+        self.normalizers = cached_normalizers(load_normalizers(settings))
         self.on_progress = on_progress
 
     def build(self, connector: Connector, item: SourceItem) -> list[IncomingRecord]:
@@ -113,40 +171,37 @@ class IngestRunner:
                 stats.seconds = time.perf_counter() - started
                 return stats
         state = self.store.get_cursor(ctx, source, STATE_STREAM) or {}
-        result = ReadResult(state=dict(state))
+        result = ReadResult(state=copy.deepcopy(state))
         batch: list[IncomingRecord] = []
-
-        def flush() -> None:
-            if batch:
-                outcome = self.store.ingest(ctx, batch)
-                stats.accepted += outcome.accepted
-                stats.duplicates += outcome.duplicates
-                stats.suppressed += outcome.suppressed
-                batch.clear()
-            self.store.set_cursor(ctx, source, STATE_STREAM, dict(result.state))
-
-        for item in connector.read(state, result):
-            stats.read += 1
-            try:
-                batch.extend(self.build(connector, item))
-            except RecordRejected as exc:
-                stats.rejected += 1
-                key = exc.field or "record"
-                stats.reasons[key] = stats.reasons.get(key, 0) + 1
-                self.store.quarantine(
-                    ctx,
-                    source=source,
-                    stream=item.stream,
-                    position=item.position,
-                    field=exc.field or None,
-                    reason=exc.message,
-                    raw=quarantine_text(item),
-                )
-            if self.on_progress is not None:
-                self.on_progress(len(item.raw) + 1)
-            if len(batch) >= size:
-                flush()
-        flush()
+        rejects: list[dict[str, Any]] = []
+        writer = _Writer(self.store, source, stats)
+        try:
+            for item in connector.read(state, result):
+                stats.read += 1
+                try:
+                    batch.extend(self.build(connector, item))
+                except RecordRejected as exc:
+                    stats.rejected += 1
+                    key = exc.field or "record"
+                    stats.reasons[key] = stats.reasons.get(key, 0) + 1
+                    rejects.append(
+                        {
+                            "source": source,
+                            "stream": item.stream,
+                            "position": item.position,
+                            "field": exc.field or None,
+                            "reason": exc.message,
+                            "raw": quarantine_text(item),
+                        }
+                    )
+                if self.on_progress is not None:
+                    self.on_progress(len(item.raw) + 1)
+                if len(batch) >= size or len(rejects) >= size:
+                    writer.submit(batch, rejects, copy.deepcopy(result.state))
+                    batch, rejects = [], []
+            writer.submit(batch, rejects, copy.deepcopy(result.state))
+        finally:
+            writer.close()
         if digest is not None:
             self.store.record_file_ingested(ctx, source, digest, str(path_value))
         stats.seconds = time.perf_counter() - started

@@ -158,7 +158,9 @@ class _Clusterer:
         drop = rb if keep == ra else ra
         self.groups[keep].absorb(self.groups.pop(drop))
         self.reasons.setdefault(b, reason)
-        self.joins[reason.split(" ")[-1] if reason.startswith("same ") else reason.split(" ")[0]] += 1
+        self.joins[
+            reason.rsplit(" ", maxsplit=1)[-1] if reason.startswith("same ") else reason.split(" ", maxsplit=1)[0]
+        ] += 1
         return True
 
     def identifier_rules(self, records: Iterable[Mapping[str, Any]]) -> None:
@@ -185,9 +187,10 @@ def cluster_records(
     records: Sequence[Mapping[str, Any]],
     features: Mapping[str, Mapping[str, Any]],
     pairs: Sequence[PairScore],
-    rules: ManualRules = ManualRules(),
+    rules: ManualRules | None = None,
 ) -> ClusterResult:
     """Cluster ``records`` (store feature dicts) with ``features`` (record id → feature row) and scored pairs."""
+    rules = rules or ManualRules()
     ids = [str(r["record_id"]) for r in records]
     known = set(ids)
     clusterer = _Clusterer(ids, features, rules)

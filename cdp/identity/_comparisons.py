@@ -25,8 +25,8 @@ import jellyfish
 __all__ = [
     "COMPARISONS",
     "Comparison",
-    "Level",
     "FieldScore",
+    "Level",
     "level_of",
     "probability_from_weight",
     "score_pair",
@@ -96,12 +96,16 @@ def _location_null(a: Row, b: Row) -> bool:
     return not (both_postcode or both_city)
 
 
+_BOTH_LOCATED = "(postcode_l IS NOT NULL AND postcode_r IS NOT NULL) OR (city_l IS NOT NULL AND city_r IS NOT NULL)"
+
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison(
         "name",
         "name tokens (order, script and nickname independent), family and given name",
         (
-            Level("null", _sql_null("family", "given", "given_initial"), _null("family", "given", "given_initial"), True),
+            Level(
+                "null", _sql_null("family", "given", "given_initial"), _null("family", "given", "given_initial"), True
+            ),
             Level("exact, rare name", "name_key_l = name_key_r AND name_freq_l = 'rare'", _exact_name("rare")),
             Level("exact, common name", "name_key_l = name_key_r AND name_freq_l = 'common'", _exact_name("common")),
             Level("exact, very common name", "name_key_l = name_key_r", _exact_name(None)),
@@ -161,7 +165,7 @@ COMPARISONS: tuple[Comparison, ...] = (
         (
             Level(
                 "null",
-                "NOT ((postcode_l IS NOT NULL AND postcode_r IS NOT NULL) OR (city_l IS NOT NULL AND city_r IS NOT NULL))",
+                f"NOT ({_BOTH_LOCATED})",
                 _location_null,
                 True,
             ),
@@ -230,9 +234,8 @@ def score_pair(
             fields.append(FieldScore(comparison.name, level.label, 0.0))
             continue
         params = trained[comparison.name]["comparison_levels"][index]
-        m, u = params.get("m_probability"), params.get("u_probability")
-        bf = float(m) / float(u) if m is not None and u is not None and float(u) > 0 else 1.0
-        level_weight = math.log2(bf) if bf > 0 else -math.inf
+        m, u = float(params["m_probability"]), float(params["u_probability"])
+        level_weight = math.log2(max(m, 1e-300) / max(u, 1e-300))
         weight += level_weight
         fields.append(FieldScore(comparison.name, level.label, level_weight))
     return probability_from_weight(weight), weight, fields

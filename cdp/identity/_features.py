@@ -169,7 +169,8 @@ def feature_row(record: Mapping[str, Any], domains: DomainCorrector | None = Non
         given = canonical_given or None
         given_initial = given[0] if given else None
         tokens = sorted(
-            [canonical_first_name(t) for t in name.given.split()] + [_family_key(t, chinese) for t in name.family.split()]
+            [canonical_first_name(t) for t in name.given.split()]
+            + [_family_key(t, chinese) for t in name.family.split()]
         )
         name_key = " ".join(tokens) or None
         if given is not None and len(given) == 1:  # an initial is not a given name

@@ -110,7 +110,9 @@ def evaluate_assignment(predicted: Mapping[K, Hashable], truth: Mapping[K, Hasha
     for (c, e), _count in both.items():
         members[e].add(c)
     exact = sum(
-        1 for e, clusters in members.items() if len(clusters) == 1 and cluster_sizes[next(iter(clusters))] == entity_sizes[e]
+        1
+        for e, clusters in members.items()
+        if len(clusters) == 1 and cluster_sizes[next(iter(clusters))] == entity_sizes[e]
     )
     return Metrics(
         records=n,
@@ -140,9 +142,7 @@ def load_labels(path: Path, aliases: Mapping[str, str] = SOURCE_ALIASES) -> dict
             missing = {"source", "record_id", "entity_id"} - set(reader.fieldnames or ())
             if missing:
                 raise ConfigurationError(f"{path}: labels file lacks column(s) {', '.join(sorted(missing))}")
-            return {
-                (aliases.get(row["source"], row["source"]), row["record_id"]): row["entity_id"] for row in reader
-            }
+            return {(aliases.get(row["source"], row["source"]), row["record_id"]): row["entity_id"] for row in reader}
     except OSError as exc:
         raise ConfigurationError(f"cannot read labels file {path}: {exc.strerror}") from exc
 

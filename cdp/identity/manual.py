@@ -41,10 +41,15 @@ def merge_profiles(
     # A person's merge overrides earlier decisions that kept these records apart.
     store.revoke_identity_rules(ctx, records=ids_a + ids_b, kinds=("split",))
     for rule in store.identity_rules(ctx):
-        if rule["kind"] == "never" and {rule["record_a"], rule["record_b"]} & set(ids_a) and {
-            rule["record_a"],
-            rule["record_b"],
-        } & set(ids_b):
+        if (
+            rule["kind"] == "never"
+            and {rule["record_a"], rule["record_b"]} & set(ids_a)
+            and {
+                rule["record_a"],
+                rule["record_b"],
+            }
+            & set(ids_b)
+        ):
             store.revoke_identity_rules(ctx, records=[rule["record_a"]], kinds=("never",))
     store.add_identity_rule(ctx, "merge", min(ids_a), min(ids_b), reason=reason)
     links = store.current_links(ctx)

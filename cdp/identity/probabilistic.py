@@ -111,15 +111,47 @@ def _linker(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any] | None =
 
 def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: float = 5e6) -> dict[str, Any]:
     """Train the model on ``rows`` (feature rows); returns the splink settings with parameters."""
+    from splink.internals.exceptions import SplinkException
+
     linker = _linker(rows)
     training = linker.training
-    training.estimate_probability_two_random_records_match(list(TRAINING_BLOCKS), recall=0.7)
-    training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    sessions = 0
+    try:
+        training.estimate_probability_two_random_records_match(list(TRAINING_BLOCKS), recall=0.7)
+        training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    except (SplinkException, ValueError, ZeroDivisionError):
+        pass  # too few records to learn from: every level stays at "no evidence" below
     for rule in TRAINING_BLOCKS:
-        training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
+        try:
+            training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
+            sessions += 1
+        except (SplinkException, ValueError, ZeroDivisionError):
+            continue  # no pair shares this key (a tiny store): the other session still trains
     model: dict[str, Any] = linker.misc.save_model_to_json()
-    model["cdp"] = {"version": MODEL_VERSION, "records": len(rows)}
+    _complete_parameters(model)
+    model["cdp"] = {"version": MODEL_VERSION, "records": len(rows), "em_sessions": sessions}
     return model
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _complete_parameters(model: dict[str, Any]) -> None:
+    """Give every level explicit m and u, so splink and the in-process scorer use the same numbers.
+
+    A level never seen among random pairs gets u = 1e-6 (what splink assumes);
+    one never seen among matches gets m = u: it counts as no evidence.
+    """
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            u = _number(level.get("u_probability"))
+            u = 1e-6 if u is None or u <= 0 else u
+            m = _number(level.get("m_probability"))
+            level["u_probability"] = u
+            level["m_probability"] = u if m is None or m <= 0 else m
 
 
 def save_model(model: Mapping[str, Any], path: Path) -> None:
@@ -151,18 +183,16 @@ def level_weights(model: Mapping[str, Any]) -> dict[str, list[float]]:
         weights: list[float] = []
         for index, level in enumerate(comparison.levels):
             params = trained[comparison.name]["comparison_levels"][index]
-            m, u = params.get("m_probability"), params.get("u_probability")
-            if level.is_null or m is None or u is None or float(u) <= 0 or float(m) <= 0:
+            if level.is_null:
                 weights.append(0.0)
             else:
-                weights.append(math.log2(float(m) / float(u)))
+                m, u = float(params["m_probability"]), float(params["u_probability"])
+                weights.append(math.log2(max(m, 1e-300) / max(u, 1e-300)))
         out[comparison.name] = weights
     return out
 
 
-def predict_pairs(
-    rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any], *, threshold: float
-) -> list[PairScore]:
+def predict_pairs(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any], *, threshold: float) -> list[PairScore]:
     """Score the blocked candidate pairs of ``rows``; keep those at or above ``threshold``."""
     if len(rows) < 2:
         return []
@@ -170,8 +200,7 @@ def predict_pairs(
     predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     gammas = ", ".join(f"gamma_{c.name}" for c in COMPARISONS)
     relation = linker._db_api.duckdb_con.sql(
-        f"SELECT unique_id_l, unique_id_r, match_probability, match_weight, {gammas} "
-        f"FROM {predictions.physical_name}"
+        f"SELECT unique_id_l, unique_id_r, match_probability, match_weight, {gammas} FROM {predictions.physical_name}"
     )
     weights = level_weights(model)
     levels = {c.name: [level.label for level in c.levels] for c in COMPARISONS}

@@ -75,9 +75,10 @@ def resolve_records(
     *,
     threshold: float,
     model: dict[str, Any] | None = None,
-    rules: ManualRules = ManualRules(),
+    rules: ManualRules | None = None,
 ) -> Resolution:
     """Cluster ``records`` (as returned by ``store.identity_features``) without touching the store."""
+    rules = rules or ManualRules()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     identity = [r for r in records if r.get("kind") == "identity"]
@@ -112,7 +113,9 @@ def _evidence(pairs: Sequence[PairScore], decision: str) -> list[dict[str, Any]]
             "match_weight": p.match_weight,
             "details": {
                 "decision": decision,
-                "fields": {name: {"level": level, "weight": round(weight, 4)} for name, (level, weight) in p.fields.items()},
+                "fields": {
+                    name: {"level": level, "weight": round(weight, 4)} for name, (level, weight) in p.fields.items()
+                },
             },
         }
         for p in pairs

@@ -8,6 +8,7 @@ nothing else makes access decisions.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def _load_roles(doc: LocatedDocument, purposes: dict[str, Purpose], known_fields
     for name, raw in require_mapping(doc, data.get("roles"), ("roles",)).items():
         path = ("roles", name)
         body = require_mapping(doc, raw, path)
-        check_keys(doc, body, path, {"description", "actions", "purposes", "fields", "purpose_fields"})
+        check_keys(doc, body, path, {"description", "actions", "purposes", "fields", "purpose_fields", "actors"})
         actions = frozenset(str(a) for a in require_list(doc, body.get("actions", []), (*path, "actions")))
         for action in actions - ACTIONS:
             raise doc.error((*path, "actions"), f"unknown action {action!r} (expected one of {sorted(ACTIONS)})")
@@ -102,6 +103,7 @@ def _load_roles(doc: LocatedDocument, purposes: dict[str, Purpose], known_fields
             fields=_field_rules(doc, body.get("fields", {}), (*path, "fields"), known_fields),
             purpose_fields=purpose_fields,
             origin=_origin(doc, path),
+            actors=tuple(str(a) for a in require_list(doc, body.get("actors", []), (*path, "actors"))),
         )
     return roles
 
@@ -154,8 +156,13 @@ class PolicyEngine:
             return role.fields[cls]
         return Rule("deny", f"{DEFAULT_DENY}: role {role.name!r} has no rule for class {cls!r}")
 
-    def decide(self, *, role: str, purpose: str, action: str, fields: Iterable[str] = ()) -> Decision:
-        """Decide an access. Never raises: a denial is a Decision with ``allowed=False``."""
+    def decide(
+        self, *, role: str, purpose: str, action: str, fields: Iterable[str] = (), actor: str | None = None
+    ) -> Decision:
+        """Decide an access. Never raises: a denial is a Decision with ``allowed=False``.
+
+        ``actor`` is checked against the role's ``actors`` patterns, so a person cannot take a
+        service account's role (each connector and destination acts as its own actor)."""
         if not role or not purpose:
             missing = "role" if not role else "purpose"
             return Decision(False, DEFAULT_DENY, f"no {missing} declared: every access must declare one")
@@ -165,6 +172,12 @@ class PolicyEngine:
         purpose_def = self.policy.purposes.get(purpose)
         if purpose_def is None:
             return Decision(False, DEFAULT_DENY, f"unknown purpose {purpose!r}")
+        if actor is not None and role_def.actors and not any(fnmatch.fnmatchcase(actor, p) for p in role_def.actors):
+            return Decision(
+                False,
+                role_def.origin,
+                f"actor {actor!r} may not act as role {role!r} (bound to {list(role_def.actors)})",
+            )
         if action not in role_def.actions:
             return Decision(
                 False, role_def.origin, f"role {role!r} may not {action!r} (actions: {sorted(role_def.actions)})"

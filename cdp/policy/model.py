@@ -39,6 +39,7 @@ class Role:
     fields: dict[str, Rule]
     purpose_fields: dict[str, dict[str, Rule]]
     origin: str
+    actors: tuple[str, ...] = ()  # fnmatch patterns of actors that may take this role (empty: any)
 
 
 @dataclass(frozen=True)

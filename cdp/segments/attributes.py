@@ -21,9 +21,7 @@ WINDOWS = (30, 90, 365)
 ORDER_EVENT = "Order Completed"
 SURVEY_EVENT = "Survey Submitted"
 PRODUCT_EVENTS = ("Product Viewed", "Product Added", "Product", ORDER_EVENT)
-SURVEY_SCHEMA = pl.Struct(
-    {"nps": pl.Int64, "csat": pl.Int64, "interests": pl.List(pl.String), "sentiment": pl.String}
-)
+SURVEY_SCHEMA = pl.Struct({"nps": pl.Int64, "csat": pl.Int64, "interests": pl.List(pl.String), "sentiment": pl.String})
 
 
 def base_revenue(events: pl.DataFrame, config: TagsConfig) -> pl.Expr:
@@ -77,7 +75,7 @@ def _survey(events: pl.DataFrame) -> pl.DataFrame | None:
         pl.col("nps").drop_nulls().last().alias("nps_latest"),
         pl.col("csat").drop_nulls().last().alias("csat_latest"),
         pl.col("sentiment").drop_nulls().last().alias("sentiment_latest"),
-        pl.col("interests").flatten().drop_nulls().unique().sort().alias("survey_interests"),
+        pl.col("interests").explode().drop_nulls().unique().sort().alias("survey_interests"),
         pl.len().alias("survey_count"),
     )
 

@@ -178,7 +178,7 @@ class _Reader:
 
 
 def _grid(reader: _Reader, raw: Any, path: str) -> dict[int, tuple[str, ...]]:
-    body = reader.mapping(raw, path)
+    body: dict[Any, Any] = reader.mapping(raw, path)
     grid: dict[int, tuple[str, ...]] = {}
     for key, row in body.items():
         if key not in (1, 2, 3, 4, 5):

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,13 +113,17 @@ def parse_segment(document: Any, *, source: str = "") -> Segment:
         raise DefinitionError("a segment must be a mapping", file=source)
     for key in document:
         if key not in SEGMENT_KEYS:
-            raise DefinitionError(f"unknown field {key!r} (expected one of {list(SEGMENT_KEYS)})", file=source, path=key)
+            raise DefinitionError(
+                f"unknown field {key!r} (expected one of {list(SEGMENT_KEYS)})", file=source, path=key
+            )
     name = document.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise DefinitionError("must be lower-case letters, digits and underscores", file=source, path="name")
     for key in ("description", "purpose"):
         if key in document and not isinstance(document[key], str):
-            raise DefinitionError(f"wrong type: expected a string, got {type(document[key]).__name__}", file=source, path=key)
+            raise DefinitionError(
+                f"wrong type: expected a string, got {type(document[key]).__name__}", file=source, path=key
+            )
     where = document.get("where")
     if not isinstance(where, dict):
         raise DefinitionError("must be a condition mapping", file=source, path="where")
@@ -187,7 +191,8 @@ class _Compiler:
             if key in node:
                 return f"COALESCE({method(node, path)}, FALSE)"
         raise self.fail(
-            path, f"unknown condition {sorted(node)} (expected all, any, not, attribute, tag, segment, consent or event)"
+            path,
+            f"unknown condition {sorted(node)} (expected all, any, not, attribute, tag, segment, consent or event)",
         )
 
     # -- attributes ---------------------------------------------------------------------------
@@ -254,7 +259,13 @@ class _Compiler:
 
     def _check_type(self, kind: str, value: Any, path: str) -> None:
         expected = {"number": "number", "bool": "true or false"}.get(kind, "string")
-        ok = _is_number(value) if kind == "number" else isinstance(value, bool) if kind == "bool" else isinstance(value, str)
+        ok = (
+            _is_number(value)
+            if kind == "number"
+            else isinstance(value, bool)
+            if kind == "bool"
+            else isinstance(value, str)
+        )
         if not ok:
             raise self.fail(path, f"wrong type: expected a {expected}, got {type(value).__name__}")
 
@@ -293,7 +304,7 @@ class _Compiler:
         self.consents.add(purpose)
         self.params.append(purpose)
         if status == "unknown":
-            return "(a.profile_id NOT IN (SELECT c.profile_id FROM consents c WHERE c.purpose = ? AND c.status IS NOT NULL))"
+            return "(a.profile_id IN (SELECT c.profile_id FROM consents c WHERE c.purpose = ? AND c.status IS NULL))"
         if status == "allowed":
             return "(a.profile_id IN (SELECT c.profile_id FROM consents c WHERE c.purpose = ? AND c.allowed))"
         self.params.append(status)
@@ -375,6 +386,7 @@ def compile_segment(
     *,
     purposes: Collection[str] | None = None,
     segments: Collection[str] | None = None,
+    root: str = "where",
 ) -> CompiledSegment:
     """SQL selecting ``profile_id`` from ``base a`` (plus the ``tags``, ``segmembers`` and ``consents`` tables).
 
@@ -382,7 +394,7 @@ def compile_segment(
     event spec (:attr:`CompiledSegment.event_specs`).
     """
     compiler = _Compiler(columns, segment.source, purposes, segments)
-    condition = compiler.compile(segment.where, "where")
+    condition = compiler.compile(segment.where, root)
     return CompiledSegment(
         f"SELECT a.profile_id FROM base a WHERE {condition}",
         compiler.params,
@@ -392,6 +404,21 @@ def compile_segment(
         frozenset(compiler.references),
         frozenset(compiler.consents),
     )
+
+
+def walk_leaves(node: Any) -> Iterator[Mapping[str, Any]]:
+    """Every leaf condition (attribute, tag, segment, consent, event) of a definition, malformed parts skipped."""
+    if not isinstance(node, dict):
+        return
+    if any(k in node for k in ("all", "any", "not")):
+        for key in ("all", "any"):
+            if isinstance(node.get(key), list):
+                for item in node[key]:
+                    yield from walk_leaves(item)
+        if "not" in node:
+            yield from walk_leaves(node["not"])
+        return
+    yield node
 
 
 def _references(node: Any, path: str) -> list[tuple[str, str]]:
@@ -427,7 +454,9 @@ def order_segments(segments: Sequence[Segment]) -> list[Segment]:
             if target not in by_name:
                 raise DefinitionError(f"unknown segment {target!r}", file=segment.source, path=path)
             if state.get(target) == "visiting":
-                cycle = [*trail[trail.index(target) :], segment.name, target] if target in trail else [segment.name, target]
+                cycle = (
+                    [*trail[trail.index(target) :], segment.name, target] if target in trail else [segment.name, target]
+                )
                 raise DefinitionError(f"cyclic reference: {' -> '.join(cycle)}", file=segment.source, path=path)
             visit(by_name[target], [*trail, segment.name])
         state[segment.name] = "done"

@@ -90,8 +90,11 @@ class SegmentEngine:
         self.columns = column_kinds([(n, str(t)) for n, t in attributes.schema.items()])
         self.specs: dict[str, EventSpec] = {}
         self.analytics = duckdb.connect(":memory:", config={"enable_external_access": False})
-        self.analytics.register("tags", tags.select("profile_id", "tag").to_arrow())
-        self.analytics.register("consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow())
+        self.tags = tags.select("profile_id", "tag")
+        self.analytics.register("tags", self.tags.to_arrow())
+        self.analytics.register(
+            "consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow()
+        )
         self._members = pl.DataFrame(schema=MEMBERS_SCHEMA)
         self.analytics.register("segmembers", self._members.to_arrow())
         self.base = attributes
@@ -121,6 +124,12 @@ class SegmentEngine:
         table = self.analytics.execute(compiled.sql, compiled.params).to_arrow_table()
         column = pl.from_arrow(table.column(0))
         return column.cast(pl.String).sort() if isinstance(column, pl.Series) else pl.Series(dtype=pl.String)
+
+    def add_tags(self, frame: pl.DataFrame) -> None:
+        """Make more (profile_id, tag) rows visible to ``{tag: …}`` conditions."""
+        self.tags = pl.concat([self.tags, frame.select("profile_id", "tag")])
+        self.analytics.unregister("tags")
+        self.analytics.register("tags", self.tags.to_arrow())
 
     def remember(self, name: str, members: pl.Series) -> None:
         """Make a segment's members visible to ``{segment: name}`` conditions."""

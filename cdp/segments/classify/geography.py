@@ -67,7 +67,9 @@ def cn_province(state: str | None, city: str | None = None) -> str | None:
             if short in ref.CN_PROVINCES and (not from_city or short in ref.CN_MUNICIPALITIES):
                 return short
             continue
-        key = re.sub(r"\s+(province|sheng|shi|city|municipality|sar|autonomous region)$", "", " ".join(raw.lower().split()))
+        key = re.sub(
+            r"\s+(province|sheng|shi|city|municipality|sar|autonomous region)$", "", " ".join(raw.lower().split())
+        )
         province = ref.CN_PROVINCE_PINYIN.get(key)
         if province is not None and (not from_city or province in ref.CN_MUNICIPALITIES):
             return province
@@ -113,9 +115,9 @@ def locate(country: str | None, state: str | None, city: str | None) -> dict[str
 def geography(attributes: pl.DataFrame) -> pl.DataFrame:
     """profile_id and the geography columns (null where unknown)."""
     present = [c for c in ("country", "state", "city") if c in attributes.columns]
-    keys = attributes.select(
-        "profile_id", *[pl.col(c).cast(pl.String).alias(c) for c in present]
-    ).with_columns(*[pl.lit(None, dtype=pl.String).alias(c) for c in ("country", "state", "city") if c not in present])
+    keys = attributes.select("profile_id", *[pl.col(c).cast(pl.String).alias(c) for c in present]).with_columns(
+        *[pl.lit(None, dtype=pl.String).alias(c) for c in ("country", "state", "city") if c not in present]
+    )
     distinct = keys.select("country", "state", "city").unique()
     rows = [{"country": c, "state": s, "city": t, **locate(c, s, t)} for c, s, t in distinct.iter_rows()]
     schema = {name: pl.String for name in ("country", "state", "city", *GEO_COLUMNS)}

@@ -55,7 +55,9 @@ def rfm_scores(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
         quintile(-pl.col("days_since_last_order"), n).alias("rfm_recency"),
         quintile(frequency, n).alias("rfm_frequency"),
         quintile(monetary, n).alias("rfm_monetary"),
-    ).with_columns(((pl.col("rfm_frequency").cast(pl.Int16) + pl.col("rfm_monetary") + 1) // 2).cast(pl.Int8).alias("rfm_fm"))
+    ).with_columns(
+        ((pl.col("rfm_frequency").cast(pl.Int16) + pl.col("rfm_monetary") + 1) // 2).cast(pl.Int8).alias("rfm_fm")
+    )
     grid = {(r, fm + 1): cell for r, row in config.rfm.grid.items() for fm, cell in enumerate(row)}
     keys = pl.col("rfm_recency").cast(pl.String) + pl.col("rfm_fm").cast(pl.String)
     mapping = {f"{r}{fm}": cell for (r, fm), cell in grid.items()}

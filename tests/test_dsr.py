@@ -1,0 +1,167 @@
+"""Data-subject requests end to end on a generated population."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cdp._exceptions import AccessDenied, Conflict, NotFound
+from cdp.access import AccessContext, CustomerStore
+from cdp.consent.dsr import DataSubjectRequests
+from cdp.demo import DemoFiles
+from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, refresh_segments
+from cdp.segments.service import load_segment_file
+from demo_helpers import build, find_plaintext, labels, plaintexts
+
+OFFICER = AccessContext("officer:ann", "compliance_officer", "dsr")
+SVC = AccessContext("service:identity", "svc_identity", "identity_resolution")
+
+
+@pytest.fixture
+def demo(store: CustomerStore, tmp_path: Path) -> DemoFiles:
+    return build(store, tmp_path / "demo", customers=200)
+
+
+def _records_by_source_id(store: CustomerStore) -> dict[tuple[str, str], dict[str, object]]:
+    return {(f["source"], f["source_record_id"]): f for f in store.identity_features(SVC)}
+
+
+def _person_in_three_sources(store: CustomerStore, demo: DemoFiles) -> tuple[str, str, list[tuple[str, str]]]:
+    """An entity with records in all three sources that resolution put in one profile."""
+    stored = _records_by_source_id(store)
+    for entity, items in sorted(labels(demo).items()):
+        kept = [i for i in items if i in stored and stored[i]["kind"] == "identity"]
+        if {s for s, _ in kept} != {"website", "pos", "survey"}:
+            continue
+        profiles = {stored[i]["profile_id"] for i in kept}
+        emails = {stored[i]["email"] for i in kept if stored[i]["email"]}
+        if len(profiles) == 1 and emails:
+            return entity, str(sorted(emails)[0]), kept
+    pytest.skip("no fully linked three-source person in this sample")
+
+
+def test_access_request_finds_every_record_from_every_source(store: CustomerStore, demo: DemoFiles) -> None:
+    _, email, items = _person_in_three_sources(store, demo)
+    outcome = DataSubjectRequests(store, store.settings).run(OFFICER, kind="access", identifier=email.upper())
+    data_file, summary = outcome.files
+    exported = {
+        (r["source"], r["source_record_id"])
+        for r in __import__("json").loads(data_file.read_text(encoding="utf-8"))["records"]
+    }
+    assert set(items) <= exported
+    assert {s for s, _ in exported} >= {"website", "pos", "survey"}
+    assert "source record(s)" in summary.read_text(encoding="utf-8")
+    assert data_file.stat().st_mode & 0o077 == 0
+    request = store.get_request(OFFICER, outcome.request_id)
+    assert request["status"] == "done" and request["profile_id"] == outcome.profile_id
+
+
+def test_erasure_leaves_nothing_readable_and_blocks_reingestion(
+    store: CustomerStore, demo: DemoFiles, tmp_path: Path
+) -> None:
+    _, email, items = _person_in_three_sources(store, demo)
+    requests = DataSubjectRequests(store, store.settings)
+    access = requests.run(OFFICER, kind="access", identifier=email)
+    profile = access.profile_id
+    assert profile is not None
+    definition = load_segment_file(DEMO_SEGMENTS_DIR / "active_high_value.yaml")
+    refresh_segments(store, [definition])
+    export(store, store.settings, definition)
+    secrets = plaintexts(demo, only=set(items))
+    assert secrets.emails
+
+    outcome = requests.run(OFFICER, kind="erasure", identifier=email)
+    assert outcome.result["keys_shredded"] >= 1 and outcome.result["records_deleted"] >= len(items)
+
+    # 1. the database and every file cdp manages (exports, access files, DuckDB files) hold nothing readable of theirs
+    from test_privacy_core import _cells
+
+    leaks = [
+        f"{where}: {hit}" for where, blob in _cells(store) for hit in find_plaintext(blob, secrets, check_names=False)
+    ]
+    assert leaks == []
+    for path in store.settings.data_dir.rglob("*"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".txt", ".duckdb", ".jsonl"):
+            assert find_plaintext(path.read_bytes(), secrets, check_names=False) == [], path
+    assert not access.files[0].exists()
+    # 2. segments no longer count them
+    report = refresh_segments(store, [definition])
+    assert profile not in store.segment_members(AccessContext("m", "marketer", "marketing_email"), "active_high_value")
+    assert report.profiles >= 1
+    # 3. re-ingesting their source records is caught by suppression
+    stats = ingest(store, store.settings, SourceSpec("survey", {"path": str(_copy(demo.survey, tmp_path))}))
+    assert stats.suppressed >= 1
+    assert store.find_profiles(OFFICER, kind="email", value=_match_key(email)) == []
+
+
+def _copy(path: Path, tmp_path: Path) -> Path:
+    target = tmp_path / f"again-{Path(path).name}"
+    target.write_bytes(Path(path).read_bytes() + b"\r\n")
+    return target
+
+
+def _match_key(email: str) -> str:
+    from cdp.identity.normalize import normalize_email
+
+    normalised = normalize_email(email)
+    assert normalised is not None
+    return normalised.match_key
+
+
+def test_withdrawn_marketing_consent_removes_the_person_from_the_next_export(
+    store: CustomerStore, demo: DemoFiles
+) -> None:
+    definition = load_segment_file(DEMO_SEGMENTS_DIR / "active_high_value.yaml")
+    refresh_segments(store, [definition])
+    first = export(store, store.settings, definition)
+    with first.path.open(encoding="utf-8") as handle:
+        exported = [row["profile_id"] for row in csv.DictReader(handle)]
+    assert exported, "the demo segment should export someone"
+    person = exported[0]
+    store.record_consent(
+        AccessContext("officer", "compliance_officer", "compliance"),
+        person,
+        purpose="marketing_email",
+        status="withdrawn",
+    )
+    second = export(store, store.settings, definition)
+    with second.path.open(encoding="utf-8") as handle:
+        again = [row["profile_id"] for row in csv.DictReader(handle)]
+    assert person not in again and len(again) == len(exported) - 1
+
+
+def test_overdue_requests_are_listed(store: CustomerStore, demo: DemoFiles) -> None:
+    requests = DataSubjectRequests(store, store.settings)
+    _, email, _ = _person_in_three_sources(store, demo)
+    done = requests.run(OFFICER, kind="access", identifier=email, regime="CCPA")
+    pending = store.open_request(OFFICER, kind="erasure", regime="GDPR", deadline_days=30, detail={})
+    assert requests.overdue(OFFICER) == []
+    later = requests.overdue(OFFICER, at=datetime.now(UTC) + timedelta(days=31))
+    assert [r["id"] for r in later] == [pending]
+    ccpa = store.get_request(OFFICER, done.request_id)
+    assert (ccpa["due_at"] - ccpa["received_at"]).days == 45
+
+
+def test_bad_requests_are_refused_and_audited(store: CustomerStore, demo: DemoFiles) -> None:
+    requests = DataSubjectRequests(store, store.settings)
+    with pytest.raises(NotFound):
+        requests.run(OFFICER, kind="access", identifier="nobody-at-all@example.invalid")
+    # an identifier shared by two profiles (a household's landline) is refused
+    stored = store.identity_features(SVC)
+    phones: dict[str, set[str]] = {}
+    for f in stored:
+        if f["phone"] and f["profile_id"]:
+            phones.setdefault(str(f["phone"]), set()).add(str(f["profile_id"]))
+    shared = [p for p, owners in phones.items() if len(owners) > 1]
+    if shared:
+        with pytest.raises(Conflict):
+            requests.run(OFFICER, kind="access", identifier=shared[0])
+    with pytest.raises(AccessDenied):
+        requests.run(AccessContext("mallory", "marketer", "dsr"), kind="erasure", identifier="x@example.com")
+    rejected = [r for r in store.requests(OFFICER) if r["status"] == "rejected"]
+    assert len(rejected) == 1 + bool(shared)
+    denials = store.search_audit(AccessContext("a", "compliance_officer", "compliance"), decision="deny")
+    assert any(d["actor"] == "mallory" for d in denials)
