@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from demo_helpers import build, find_plaintext, labels, plaintexts
 
 from cdp._exceptions import AccessDenied, Conflict, NotFound
 from cdp.access import AccessContext, CustomerStore
@@ -14,7 +15,6 @@ from cdp.consent.dsr import DataSubjectRequests
 from cdp.demo import DemoFiles
 from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, refresh_segments
 from cdp.segments.service import load_segment_file
-from demo_helpers import build, find_plaintext, labels, plaintexts
 
 OFFICER = AccessContext("officer:ann", "compliance_officer", "dsr")
 SVC = AccessContext("service:identity", "svc_identity", "identity_resolution")

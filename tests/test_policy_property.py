@@ -4,9 +4,9 @@ and consent decides who appears (hypothesis, 1,000 examples)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from fixtures import write_fixture_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +15,6 @@ from cdp.access import AccessContext, CustomerStore, open_store
 from cdp.access.store import PROFILE_FIELDS
 from cdp.pipeline import SourceSpec, ingest, resolve
 from cdp.settings import Settings
-from fixtures import write_fixture_files
 
 OFFICER = AccessContext("officer", "compliance_officer", "compliance")
 

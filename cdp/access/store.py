@@ -17,13 +17,13 @@ from cdp.access._audit_queries import AuditMixin
 from cdp.access._consent import ConsentMixin
 from cdp.access._core import StoreCore
 from cdp.access._identity import IdentityMixin, ResolutionStats
-from cdp.access._ingest import IngestMixin
-from cdp.access._profiles import EVENT_FIELDS, PROFILE_FIELDS, ProfileMixin
 from cdp.access._identity_rules import IdentityRulesMixin
+from cdp.access._ingest import IngestMixin
 from cdp.access._profile_view import ProfileViewMixin
+from cdp.access._profiles import EVENT_FIELDS, PROFILE_FIELDS, ProfileMixin
 from cdp.access._retention import RetentionMixin
-from cdp.access._tags_manual import ManualTagMixin
 from cdp.access._subjects import SubjectMixin
+from cdp.access._tags_manual import ManualTagMixin
 from cdp.crypto import BlindIndexer, CheckpointSigner, ensure_keyring, load_or_create_secret
 from cdp.crypto.keystore import DataKeyStore
 from cdp.hookspecs import PluginContext
