@@ -85,3 +85,14 @@ class IngestOutcome:
     duplicates: int
     record_ids: tuple[str, ...] = ()
     suppressed: int = 0  # records of erased people, blocked by their suppression entries
+
+
+def strip_sensitive(payload: Any, keys: frozenset[str], depth: int = 0) -> Any:
+    """The payload without special-category keys (any nesting level), as policies require."""
+    if not keys or depth > 20:
+        return payload
+    if isinstance(payload, dict):
+        return {k: strip_sensitive(v, keys, depth + 1) for k, v in payload.items() if str(k).lower() not in keys}
+    if isinstance(payload, list):
+        return [strip_sensitive(v, keys, depth + 1) for v in payload]
+    return payload

@@ -151,3 +151,24 @@ def test_wrapped_keys_are_not_stored_in_the_database(store: CustomerStore, demo:
     assert store.keystore.count() > 0
     assert store.keystore.path.stat().st_mode & 0o077 == 0
     shutil.copy(store.keystore.path, store.settings.data_dir / "copy.sqlite")
+
+
+def test_special_category_data_is_never_stored(store: CustomerStore, tmp_path: Path) -> None:
+    import json
+
+    from cdp.pipeline import SourceSpec, ingest, resolve
+
+    call = {
+        "type": "identify", "messageId": "m-sens-1", "timestamp": "2026-10-01T10:00:00Z", "userId": "u_9",
+        "traits": {"email": "sensitive.person@example.com", "religion": "pastafarian", "health": {"diagnosis": "flu"},
+                   "address": {"city": "Berlin", "country": "DE", "latitude": 52.52}},
+    }
+    path = tmp_path / "sens.jsonl"
+    path.write_text(json.dumps(call) + "\n", encoding="utf-8")
+    ingest(store, store.settings, SourceSpec("website", {"path": str(path)}))
+    resolve(store, store.settings)
+    profile = store.find_profiles(OFFICER, kind="email", value="sensitive.person@example.com")[0]
+    payload = store.subject_export(OFFICER, profile)["records"][0]["payload"]
+    assert "religion" not in payload["traits"] and "health" not in payload["traits"]
+    assert "latitude" not in payload["traits"]["address"] and payload["traits"]["address"]["city"] == "Berlin"
+    assert "pastafarian" not in json.dumps(payload)

@@ -30,7 +30,7 @@ from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
 from cdp.access.context import AccessContext
 from cdp.crypto import FieldCipher, WrappedKey, new_data_key
-from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, IngestOutcome
+from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, IngestOutcome, strip_sensitive
 
 KEY_SHARING_KINDS = ("email", "loyalty_id", "user_id", "anonymous_id")
 INGEST_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "anonymous_id", "event_name", "revenue", "consent")
@@ -323,7 +323,7 @@ class IngestMixin(StoreCore):
                     record.occurred_at,
                     key_id,
                     record.kind,
-                    encrypt(_json(record.payload), record_id=record_id, field="payload"),
+                    encrypt(_json(strip_sensitive(record.payload, self.policy.policy.sensitive_keys)), record_id=record_id, field="payload"),
                     *(
                         encrypt(value, record_id=record_id, field=name) if (value := identity.get(name)) else None
                         for name in IDENTITY_FIELDS

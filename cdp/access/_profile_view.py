@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol, cast
 
 import polars as pl
 from sqlalchemy import Connection, func, select
@@ -51,31 +51,31 @@ GOLDEN_FIELDS = (
 )
 EVENT_COLUMNS = ("event_type", "event_name", "occurred_at", "revenue", "currency", "channel", "store_id", "category")
 SURVEY_FIELDS = ("nps", "csat", "interests", "sentiment")
+_EPOCH = datetime(1970, 1, 1)
 VIEW_FIELDS = (*VIEW_IDENTIFIERS, *EVENT_COLUMNS, *SURVEY_FIELDS, "source", "tags", "segments", "consent")
 
 
+class _ProfileReader(Protocol):
+    """The part of ``ProfileMixin`` the 360 view uses (composed into the same CustomerStore)."""
+
+    def read_profiles(
+        self,
+        ctx: AccessContext,
+        fields: Iterable[str],
+        *,
+        profile_ids: Sequence[str] | None = None,
+        with_provenance: bool = False,
+    ) -> list[dict[str, Any]]: ...
+
+
 class ProfileViewMixin(StoreCore):
-    if TYPE_CHECKING:  # provided by ProfileMixin in the composed CustomerStore
-
-        def consent_states(self, conn: Connection, purpose: str) -> dict[str, str]: ...
-
-        def read_profiles(
-            self,
-            ctx: AccessContext,
-            fields: Iterable[str],
-            *,
-            profile_ids: Sequence[str] | None = None,
-            action: str = "read",
-            with_provenance: bool = False,
-            today: date | None = None,
-        ) -> list[dict[str, Any]]: ...
-
     # -- customer 360 ---------------------------------------------------------------------------
 
     def profile_view(
         self, ctx: AccessContext, profile_id: str, *, timeline_limit: int = 50, fields: Sequence[str] = GOLDEN_FIELDS
     ) -> dict[str, Any]:
-        golden_rows = self.read_profiles(ctx, fields, profile_ids=[profile_id], with_provenance=True)
+        reader = cast(_ProfileReader, self)
+        golden_rows = reader.read_profiles(ctx, fields, profile_ids=[profile_id], with_provenance=True)
         with self.access(ctx, action="read", resource="profile_view", fields=VIEW_FIELDS) as work:
             conn = work.connection
             row = conn.execute(
@@ -205,15 +205,24 @@ class ProfileViewMixin(StoreCore):
     def consent_frame(self, ctx: AccessContext, purposes: Iterable[str]) -> pl.DataFrame:
         """profile_id, purpose, status: the latest ledger status per profile and consent purpose."""
         wanted = sorted(set(purposes))
+        c = t.consents
         with self.access(ctx, action="read", resource="consents", fields=("profile_id", "consent")) as work:
-            rows = [
-                (profile_id, purpose, status)
-                for purpose in wanted
-                for profile_id, status in self.consent_states(work.connection, purpose).items()
-            ]
-            work.subject_count = len({r[0] for r in rows})
+            rows = work.connection.execute(
+                select(t.record_links.c.profile_id, c.c.purpose, c.c.status, c.c.recorded_at, c.c.id)
+                .join(t.record_links, t.record_links.c.record_id == c.c.record_id)
+                .where(c.c.purpose.in_(wanted), t.record_links.c.unlinked_at.is_(None))
+            ).all()
+            latest: dict[tuple[str, str], tuple[datetime, int, str]] = {}
+            for profile_id, purpose, status, recorded_at, seq in rows:
+                stamp = (recorded_at.replace(tzinfo=None) if recorded_at else _EPOCH, int(seq))
+                key = (profile_id, purpose)
+                if key not in latest or stamp > latest[key][:2]:
+                    latest[key] = (stamp[0], stamp[1], status)
+            work.subject_count = len({p for p, _ in latest})
             return pl.DataFrame(
-                rows, schema={"profile_id": pl.String, "purpose": pl.String, "status": pl.String}, orient="row"
+                [(p, purpose, v[2]) for (p, purpose), v in sorted(latest.items())],
+                schema={"profile_id": pl.String, "purpose": pl.String, "status": pl.String},
+                orient="row",
             )
 
     # -- segments -------------------------------------------------------------------------------

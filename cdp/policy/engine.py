@@ -34,7 +34,9 @@ def _field_rules(doc: LocatedDocument, raw: object, path: tuple[str, ...], known
 
 def _load_fields(doc: LocatedDocument) -> tuple[frozenset[str], dict[str, str], dict[str, str]]:
     data = require_mapping(doc, doc.data, ())
-    check_keys(doc, data, (), {"classes", "fields", "columns", "event_properties", "retention"})
+    check_keys(
+        doc, data, (), {"classes", "fields", "columns", "event_properties", "retention", "sensitive_keys", "allow_sensitive"}
+    )
     classes = frozenset(str(c) for c in require_list(doc, data.get("classes"), ("classes",)))
     mappings: list[dict[str, str]] = []
     for section in ("fields", "columns", "event_properties"):
@@ -123,7 +125,14 @@ def load_policy(policies_dir: Path) -> Policy:
         if not isinstance(days, int) or days <= 0:
             raise fields_doc.error(("retention", key), "retention must be a positive number of days")
         retention[key] = days
+    sensitive = frozenset(
+        str(k).lower() for k in require_list(fields_doc, fields_doc.data.get("sensitive_keys", []), ("sensitive_keys",))
+    )
+    allow_sensitive = fields_doc.data.get("allow_sensitive", False)
+    if not isinstance(allow_sensitive, bool):
+        raise fields_doc.error(("allow_sensitive",), "must be true or false")
     return Policy(
+        sensitive_keys=frozenset() if allow_sensitive else sensitive,
         roles=roles,
         purposes=purposes,
         classes=classes,

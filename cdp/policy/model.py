@@ -60,6 +60,7 @@ class Policy:
     column_classes: dict[str, str]
     jurisdictions: dict[str, frozenset[str]]  # jurisdiction -> ISO country codes
     retention: dict[str, int] = field(default_factory=dict)  # class or table -> days
+    sensitive_keys: frozenset[str] = frozenset()  # payload keys removed before storage
 
     def jurisdiction_of(self, country: str | None) -> str | None:
         if not country:
