@@ -58,6 +58,7 @@ class Settings:
     )
     trusted_sources: tuple[str, ...] = ("pos", "survey", "website")
     write_keys: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = ()  # "actor:role:key" entries for the HTTP API
     gdpr_deadline_days: int = 30
     ccpa_deadline_days: int = 45  # accepted Segment write keys for the collection endpoint
 
@@ -111,7 +112,7 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
         if not isinstance(raw, dict):
             raise ConfigurationError(f"{origin}: {name} must be a table")
         return {str(k): str(v) for k, v in raw.items()}
-    if name in ("trusted_sources", "write_keys"):
+    if name in ("trusted_sources", "write_keys", "api_keys"):
         if isinstance(raw, str):
             return tuple(s.strip() for s in raw.split(",") if s.strip())
         return tuple(str(s) for s in raw)

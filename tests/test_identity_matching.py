@@ -42,7 +42,9 @@ def test_different_people_keep_different_name_keys() -> None:
 
 def test_identifier_keys_are_normalised() -> None:
     row = feature_row(
-        record("a", email="J.Smith+shop@GoogleMail.com", phone="(415) 555-0100", country="US", date_of_birth="1970-01-01")
+        record(
+            "a", email="J.Smith+shop@GoogleMail.com", phone="(415) 555-0100", country="US", date_of_birth="1970-01-01"
+        )
     )
     assert row["email_key"] == "jsmith@gmail.com"
     assert row["phone"] == "+14155550100"

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from cdp._exceptions import CDPError
 from cdp.api.collect import CollectController
 from cdp.api.errors import cdp_error_handler
+from cdp.api.privacy import PrivacyController
 from cdp.settings import Settings
 
 
@@ -32,7 +33,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Litestar:
             opened.close()
 
     return Litestar(
-        route_handlers=[health, CollectController],
+        route_handlers=[health, CollectController, PrivacyController],
         exception_handlers={CDPError: cdp_error_handler},
         state=State({"settings": settings, "store": opened, "normalizers": load_normalizers(settings)}),
         on_shutdown=[close_store],

@@ -55,8 +55,16 @@ BLOCKING_RULES: tuple[str, ...] = (
 )
 """Pairs meeting any rule are scored (each pair once)."""
 
-TRAINING_BLOCKS: tuple[str, ...] = ("l.email_key = r.email_key", "l.phone = r.phone")
-"""EM sessions: each estimates m for every comparison except the one it blocks on."""
+TRAINING_BLOCKS: tuple[str, ...] = ("l.email_key = r.email_key", "l.phone = r.phone", "l.dob = r.dob")
+"""EM sessions: each estimates m for every comparison except the one it blocks on (a session
+whose key no pair shares, such as e-mail in a source without e-mail, is skipped)."""
+
+PRIOR_RULES: tuple[str, ...] = (
+    "l.email_key = r.email_key",
+    "l.phone = r.phone",
+    "l.name_key = r.name_key AND l.dob = r.dob",
+)
+"""Near-certain rules whose pairs (at an assumed recall) estimate the prior match probability."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: 
     training = linker.training
     sessions = 0
     try:
-        training.estimate_probability_two_random_records_match(list(TRAINING_BLOCKS), recall=0.7)
+        training.estimate_probability_two_random_records_match(list(PRIOR_RULES), recall=0.7)
         training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
     except (SplinkException, ValueError, ZeroDivisionError):
         pass  # too few records to learn from: every level stays at "no evidence" below
@@ -128,6 +136,9 @@ def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: 
         except (SplinkException, ValueError, ZeroDivisionError):
             continue  # no pair shares this key (a tiny store): the other session still trains
     model: dict[str, Any] = linker.misc.save_model_to_json()
+    prior = _number(model.get("probability_two_random_records_match"))
+    if prior is None or not 0 < prior < 0.5:  # no pair met a prior rule: about one duplicate per record
+        model["probability_two_random_records_match"] = min(0.5, 1.0 / max(2, len(rows)))
     _complete_parameters(model)
     model["cdp"] = {"version": MODEL_VERSION, "records": len(rows), "em_sessions": sessions}
     return model

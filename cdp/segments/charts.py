@@ -3,7 +3,7 @@
 One function per chart, each taking an insight table from
 :mod:`cdp.segments.insights` and writing one file. Only aggregates are
 drawn. Chinese region names need a CJK font; when none is installed the
-labels are written in pinyin instead (so a chart never shows empty boxes).
+labels are written in English (or pinyin) instead (so a chart never shows empty boxes).
 """
 
 from __future__ import annotations
@@ -45,8 +45,12 @@ def _label_function() -> Callable[[str], str]:
 
     from pypinyin import lazy_pinyin
 
+    from cdp.segments.classify.geo_reference import CN_LABELS_EN
+
     def label(text: str) -> str:
-        return text if text.isascii() else "".join(lazy_pinyin(text)).capitalize()
+        if text.isascii():
+            return text
+        return CN_LABELS_EN.get(text) or "".join(lazy_pinyin(text)).capitalize()
 
     return label
 

@@ -124,3 +124,11 @@ CN_SUFFIXES = (
     "市",
 )
 CN_MUNICIPALITIES = ("北京", "上海", "天津", "重庆")
+
+# English labels, for charts drawn without a CJK font.
+CN_LABELS_EN: dict[str, str] = {
+    "华北": "North China", "东北": "Northeast China", "华东": "East China", "华中": "Central China",
+    "华南": "South China", "西南": "Southwest China", "西北": "Northwest China",
+    "长三角": "Yangtze River Delta", "珠三角": "Pearl River Delta", "京津冀": "Jing-Jin-Ji",
+    "成渝": "Chengdu-Chongqing",
+}  # fmt: skip

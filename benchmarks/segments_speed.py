@@ -1,0 +1,207 @@
+"""Benchmark: 20 segments over 1,000,000 profiles and 10,000,000 events, end to end from the events frame.
+
+The events and profile frames are synthesised directly in Polars (reading
+10 million events out of the system of record is the access layer's
+benchmark, not this one); everything after that is the production code
+path of a refresh: computed attributes, the built-in classifiers (tags),
+the shared event-window aggregates and the 20 segment queries on DuckDB.
+Writing memberships back to the store is not included.
+
+    python benchmarks/segments_speed.py                 # 1M profiles, 10M events
+    python benchmarks/segments_speed.py --profiles 100000 --events 1000000
+
+Peak memory is the process's peak resident set size (``VmHWM``), reset after
+the data is generated, so it is what the refresh itself needs on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from cdp.segments.attributes import compute_attributes
+from cdp.segments.classify import run_classifiers
+from cdp.segments.classify.builtin import builtin_classifiers
+from cdp.segments.config import TagsConfig
+from cdp.segments.definition import Segment
+from cdp.segments.engine import SegmentEngine
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+EVENT_NAMES = ["Order Completed", "Product Viewed", "Product Added", "Product", "Home", "Newsletter Subscribed"]
+EVENT_WEIGHTS = [0.15, 0.35, 0.15, 0.20, 0.14, 0.01]
+CATEGORIES = ["outdoor", "tech", "fashion", "home", "beauty", "sports", "travel", "food"]
+
+
+def synthesise(profiles: int, events: int, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    # Skewed activity: a few heavy users, many light ones.
+    owner = (rng.pareto(1.5, events) * profiles / 20).astype(np.int64) % profiles
+    cumulative = np.cumsum(EVENT_WEIGHTS)
+    kind = np.searchsorted(cumulative / cumulative[-1], rng.random(events))
+    age_s = rng.integers(0, 730 * 86_400, events)
+    is_order = kind == 0
+    channel = np.where(is_order & (rng.random(events) < 0.5), "store", "web")
+    frame = pl.DataFrame(
+        {
+            "profile_id": "p_" + pl.Series(owner).cast(pl.String).str.zfill(7),
+            "event_type": pl.Series(np.where(kind == 3, "page", "track")),
+            "event_name": pl.Series(np.array(EVENT_NAMES)[kind]),
+            "occurred_at": pl.Series(np.datetime64(AS_OF.replace(tzinfo=None)) - age_s.astype("timedelta64[s]")),
+            "revenue": pl.Series(np.where(is_order, np.round(rng.gamma(2.0, 40.0, events), 2), np.nan)),
+            "currency": pl.Series(np.where(is_order, np.array(["USD", "EUR", "GBP", "CNY"])[owner % 4], None)),
+            "channel": pl.Series(channel),
+            "store_id": pl.Series(np.where(channel == "store", np.char.add("S", (owner % 300).astype(str)), None)),
+            "category": pl.Series(np.array(CATEGORIES)[(owner + rng.integers(0, 3, events)) % 8]),
+        }
+    ).with_columns(
+        pl.col("occurred_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+        pl.col("revenue").fill_nan(None),
+    )
+    ids = pl.Series(np.arange(profiles)).cast(pl.String).str.zfill(7)
+    countries = np.array(["US", "CN", "GB", "DE", "FR", None], dtype=object)
+    states = np.array(["CA", "TX", "NY", "广东", "上海", "四川", None], dtype=object)
+    people = pl.DataFrame(
+        {
+            "profile_id": "p_" + ids,
+            "country": countries[rng.integers(0, 6, profiles)],
+            "state": states[rng.integers(0, 7, profiles)],
+            "city": np.array(["深圳", "Austin", None], dtype=object)[rng.integers(0, 3, profiles)],
+            "gender": np.array(["f", "male", None], dtype=object)[rng.integers(0, 3, profiles)],
+            "age_band": np.array(["18-24", "25-34", "35-44", "45-54", None], dtype=object)[
+                rng.integers(0, 5, profiles)
+            ],
+        }
+    )
+    return frame, people
+
+
+def segments() -> list[Segment]:
+    def seg(name: str, where: dict[str, object]) -> Segment:
+        return Segment(name, "", "profiling", where)
+
+    order = "Order Completed"
+    return [
+        seg("s01_big_recent", {"event": order, "within_days": 90, "min_count": 3, "revenue_over": 100}),
+        seg(
+            "s02_active_high_value",
+            {"all": [{"attribute": "orders_365d", "op": ">=", "value": 2}, {"tag": "value:high"}]},
+        ),
+        seg("s03_champions", {"tag": "rfm:champions"}),
+        seg(
+            "s04_at_risk_big",
+            {"all": [{"tag": "rfm:at_risk"}, {"attribute": "revenue_lifetime", "op": ">", "value": 300}]},
+        ),
+        seg("s05_store_regulars", {"event": order, "within_days": 365, "min_count": 4, "channel": "store"}),
+        seg(
+            "s06_browsers_no_buy",
+            {
+                "all": [
+                    {"event": "Product Viewed", "within_days": 30, "min_count": 3},
+                    {"event": order, "within_days": 30, "max_count": 0},
+                ]
+            },
+        ),
+        seg(
+            "s07_cart_abandon",
+            {"all": [{"event": "Product Added", "within_days": 30}, {"not": {"event": order, "within_days": 30}}]},
+        ),
+        seg(
+            "s08_tech_fans",
+            {"any": [{"tag": "interest:tech"}, {"attribute": "favourite_category", "op": "=", "value": "tech"}]},
+        ),
+        seg(
+            "s09_lapsed",
+            {
+                "all": [
+                    {"attribute": "days_since_last_order", "op": "between", "value": [180, 365]},
+                    {"attribute": "order_count", "op": ">=", "value": 2},
+                ]
+            },
+        ),
+        seg("s10_churn_warning", {"any": [{"tag": "churn_risk:warning"}, {"tag": "churn_risk:high"}]}),
+        seg("s11_new_buyers", {"all": [{"tag": "lifecycle:new"}, {"event": order, "within_days": 30}]}),
+        seg(
+            "s12_cn_east",
+            {
+                "all": [
+                    {"attribute": "cn_region", "op": "=", "value": "华东"},
+                    {"attribute": "orders_90d", "op": ">=", "value": 1},
+                ]
+            },
+        ),
+        seg("s13_us_west_mid", {"all": [{"tag": "us_region:west"}, {"tag": "value:mid"}]}),
+        seg("s14_big_spenders_year", {"event": order, "within_days": 365, "total_revenue_over": 1000}),
+        seg(
+            "s15_young_fashion",
+            {"all": [{"attribute": "age_band", "op": "in", "value": ["18-24", "25-34"]}, {"tag": "interest:fashion"}]},
+        ),
+        seg("s16_omnichannel", {"attribute": "channel_count", "op": ">=", "value": 2}),
+        seg("s17_between_windows", {"event": order, "between_days": [90, 180], "min_count": 2}),
+        seg("s18_high_aov", {"attribute": "average_order_value", "op": ">", "value": 150}),
+        seg("s19_vip_not_lapsed", {"all": [{"segment": "s01_big_recent"}, {"not": {"segment": "s09_lapsed"}}]}),
+        seg(
+            "s20_potential",
+            {"any": [{"tag": "value:potential"}, {"tag": "rfm:potential_loyalists"}, {"tag": "rfm:promising"}]},
+        ),
+    ]
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    events, people = synthesise(args.profiles, args.events)
+    print(f"synthesised {people.height:,} profiles, {events.height:,} events in {time.perf_counter() - started:.1f}s")
+    print(f"cores: {os.cpu_count()}, polars threads: {pl.thread_pool_size()}")
+    reset_peak()
+    config = TagsConfig()
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    computed = compute_attributes(events, as_of=AS_OF, config=config)
+    attributes = people.join(computed, on="profile_id", how="left")
+    timings["attributes"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    classified = run_classifiers(attributes, builtin_classifiers(), config)
+    timings["classifiers (tags)"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    engine = SegmentEngine(classified.attributes, events, classified.tags, as_of=AS_OF, config=config)
+    members = engine.evaluate(segments())
+    engine.close()
+    timings["20 segments (shared event aggregates + DuckDB)"] = time.perf_counter() - t
+
+    total = sum(timings.values())
+    for name, seconds in timings.items():
+        print(f"{name:<50} {seconds:6.2f} s")
+    print(f"{'total, events frame -> tags and memberships':<50} {total:6.2f} s")
+    print(f"tags held: {classified.tags.height:,}; peak RSS during the refresh: {peak_rss_mib():,.0f} MiB")
+    for name, ids in members.items():
+        print(f"  {name:<24} {ids.len():>9,}")
+
+
+if __name__ == "__main__":
+    main()
