@@ -42,43 +42,51 @@ def synthesise(profiles: int, events: int, seed: int = 7) -> tuple[pl.DataFrame,
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    # Skewed activity: a few heavy users, many light ones.
-    owner = (rng.pareto(1.5, events) * profiles / 20).astype(np.int64) % profiles
     cumulative = np.cumsum(EVENT_WEIGHTS)
-    kind = np.searchsorted(cumulative / cumulative[-1], rng.random(events))
-    age_s = rng.integers(0, 730 * 86_400, events)
-    is_order = kind == 0
-    channel = np.where(is_order & (rng.random(events) < 0.5), "store", "web")
-    frame = pl.DataFrame(
+    raw = pl.DataFrame(
         {
-            "profile_id": "p_" + pl.Series(owner).cast(pl.String).str.zfill(7),
-            "event_type": pl.Series(np.where(kind == 3, "page", "track")),
-            "event_name": pl.Series(np.array(EVENT_NAMES)[kind]),
-            "occurred_at": pl.Series(np.datetime64(AS_OF.replace(tzinfo=None)) - age_s.astype("timedelta64[s]")),
-            "revenue": pl.Series(np.where(is_order, np.round(rng.gamma(2.0, 40.0, events), 2), np.nan)),
-            "currency": pl.Series(np.where(is_order, np.array(["USD", "EUR", "GBP", "CNY"])[owner % 4], None)),
-            "channel": pl.Series(channel),
-            "store_id": pl.Series(np.where(channel == "store", np.char.add("S", (owner % 300).astype(str)), None)),
-            "category": pl.Series(np.array(CATEGORIES)[(owner + rng.integers(0, 3, events)) % 8]),
+            # Skewed activity: a few heavy users, many light ones.
+            "owner": (rng.pareto(1.5, events) * profiles / 20).astype(np.int64) % profiles,
+            "kind": np.searchsorted(cumulative / cumulative[-1], rng.random(events)).astype(np.int64),
+            "age_s": rng.integers(0, 730 * 86_400, events),
+            "amount": np.round(rng.gamma(2.0, 40.0, events), 2),
+            "coin": rng.random(events),
+            "shift": rng.integers(0, 3, events),
         }
-    ).with_columns(
-        pl.col("occurred_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-        pl.col("revenue").fill_nan(None),
     )
-    ids = pl.Series(np.arange(profiles)).cast(pl.String).str.zfill(7)
-    countries = np.array(["US", "CN", "GB", "DE", "FR", None], dtype=object)
-    states = np.array(["CA", "TX", "NY", "广东", "上海", "四川", None], dtype=object)
-    people = pl.DataFrame(
-        {
-            "profile_id": "p_" + ids,
-            "country": countries[rng.integers(0, 6, profiles)],
-            "state": states[rng.integers(0, 7, profiles)],
-            "city": np.array(["深圳", "Austin", None], dtype=object)[rng.integers(0, 3, profiles)],
-            "gender": np.array(["f", "male", None], dtype=object)[rng.integers(0, 3, profiles)],
-            "age_band": np.array(["18-24", "25-34", "35-44", "45-54", None], dtype=object)[
-                rng.integers(0, 5, profiles)
-            ],
-        }
+    names = dict(enumerate(EVENT_NAMES))
+    order = pl.col("kind") == 0
+    store = order & (pl.col("coin") < 0.5)
+    frame = raw.select(
+        ("p_" + pl.col("owner").cast(pl.String).str.zfill(7)).alias("profile_id"),
+        pl.when(pl.col("kind") == 3).then(pl.lit("page")).otherwise(pl.lit("track")).alias("event_type"),
+        pl.col("kind").replace_strict(names, return_dtype=pl.String).alias("event_name"),
+        (pl.lit(AS_OF) - pl.duration(seconds=pl.col("age_s"))).alias("occurred_at"),
+        pl.when(order).then(pl.col("amount")).otherwise(None).alias("revenue"),
+        pl.when(order)
+        .then(
+            (pl.col("owner") % 4).replace_strict(dict(enumerate(["USD", "EUR", "GBP", "CNY"])), return_dtype=pl.String)
+        )
+        .otherwise(None)
+        .alias("currency"),
+        pl.when(store).then(pl.lit("store")).otherwise(pl.lit("web")).alias("channel"),
+        pl.when(store).then("S" + (pl.col("owner") % 300).cast(pl.String)).otherwise(None).alias("store_id"),
+        ((pl.col("owner") + pl.col("shift")) % 8)
+        .replace_strict(dict(enumerate(CATEGORIES)), return_dtype=pl.String)
+        .alias("category"),
+    )
+
+    def pick(values: list[str | None]) -> pl.Expr:
+        index = pl.Series(rng.integers(0, len(values), profiles))
+        return pl.lit(index).replace_strict(dict(enumerate(values)), return_dtype=pl.String)
+
+    people = pl.DataFrame({"n": np.arange(profiles)}).select(
+        ("p_" + pl.col("n").cast(pl.String).str.zfill(7)).alias("profile_id"),
+        pick(["US", "CN", "GB", "DE", "FR", None]).alias("country"),
+        pick(["CA", "TX", "NY", "广东", "上海", "四川", None]).alias("state"),
+        pick(["深圳", "Austin", None]).alias("city"),
+        pick(["f", "male", None]).alias("gender"),
+        pick(["18-24", "25-34", "35-44", "45-54", None]).alias("age_band"),
     )
     return frame, people
 

@@ -25,6 +25,13 @@ COMMANDS = [
     ["quarantine", "replay"],
     ["connectors", "list"],
     ["keys", "rotate"],
+    ["connectors", "new"],
+    ["dsr", "access"],
+    ["dsr", "erase"],
+    ["dsr", "overdue"],
+    ["consent", "set"],
+    ["retention", "run"],
+    ["report", "processing"],
 ]
 
 

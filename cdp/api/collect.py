@@ -3,18 +3,28 @@
 Existing Segment and RudderStack client libraries pointed at cdp work
 unchanged: the write key is the HTTP basic-auth user name (or ``writeKey`` in
 the body), ``messageId`` makes re-sends no-ops, a call is limited to 32 KB and
-a batch to 500 KB (400 with the reason beyond), and ``Sec-GPC: 1`` is recorded
-as an opt-out of sale/sharing. Bad calls are quarantined, never dropped.
+a batch to 500 KB (400 with the reason beyond; gzip bodies are measured
+after decompression), and ``Sec-GPC: 1`` is recorded as an opt-out of
+sale/sharing. Bad calls are quarantined, never dropped.
+
+Parsing happens on the event loop; storing runs on a worker thread through a
+group commit (:class:`GroupWriter`): requests that arrive while a
+transaction is being written share the next one, so concurrent clients cost
+one transaction per round instead of one each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import json
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
+import anyio.to_thread
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 
@@ -23,8 +33,11 @@ from cdp.access import CustomerStore
 from cdp.access.context import connector_context
 from cdp.connectors.prepare import normalise_record
 from cdp.connectors.website import MAX_BATCH_BYTES, MAX_CALL_BYTES, call_to_record, message_id
-from cdp.model import IncomingRecord
+from cdp.model import IncomingRecord, IngestOutcome
 from cdp.settings import Settings
+
+SOURCE = "website"
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 class Unauthorized(InputError):
@@ -50,10 +63,39 @@ def _authorise(settings: Settings, key: str) -> None:
         raise Unauthorized("unknown write key")
 
 
+def _too_big(what: str, size: int | str, limit: int) -> InputError:
+    return InputError(f"{what} is {size} bytes, over the {limit // 1024} KB limit")
+
+
+async def _read_body(request: Request[Any, Any, Any], limit: int, what: str) -> bytes:
+    """The body, refused as soon as it is known to exceed ``limit`` (declared, received or inflated)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_big(what, int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_big(what, f"more than {limit}", limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        inflater = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            raise InputError(f"body is not valid {encoding} data") from None
+        if len(raw) > limit or inflater.unconsumed_tail:
+            raise _too_big(what, f"more than {limit} (decompressed)", limit)
+    elif encoding not in ("", "identity"):
+        raise InputError(f"unsupported content-encoding {encoding!r}")
+    return raw
+
+
 async def _read_json(request: Request[Any, Any, Any], limit: int, what: str) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > limit:
-        raise InputError(f"{what} is {len(raw)} bytes, over the {limit // 1024} KB limit")
+    raw = await _read_body(request, limit, what)
     try:
         body = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -63,51 +105,126 @@ async def _read_json(request: Request[Any, Any, Any], limit: int, what: str) -> 
     return body
 
 
+class GroupWriter:
+    """Stores records for concurrent requests, several requests per transaction.
+
+    A request adds its records and rejects to the pending list and waits; whoever
+    holds the lock writes everything pending on a worker thread (quarantine
+    entries first, then all records in one ``ingest_many`` transaction) and
+    hands each request its own outcome. If a shared transaction fails, each
+    request's part is retried alone, so one bad request cannot fail the others.
+    """
+
+    def __init__(self, store: CustomerStore) -> None:
+        self.store = store
+        self.ctx = connector_context(SOURCE)
+        self.lock = asyncio.Lock()
+        self.pending: list[tuple[list[IncomingRecord], list[dict[str, Any]], asyncio.Future[IngestOutcome]]] = []
+
+    async def write(self, records: list[IncomingRecord], rejects: list[dict[str, Any]]) -> IngestOutcome:
+        future: asyncio.Future[IngestOutcome] = asyncio.get_running_loop().create_future()
+        self.pending.append((records, rejects, future))
+        async with self.lock:
+            if not future.done():
+                jobs, self.pending = self.pending, []
+                try:
+                    outcomes = await anyio.to_thread.run_sync(self._store, jobs)
+                except Exception as exc:
+                    for _, _, waiting in jobs:
+                        waiting.set_exception(exc)
+                else:
+                    for (_, _, waiting), outcome in zip(jobs, outcomes, strict=True):
+                        if isinstance(outcome, BaseException):
+                            waiting.set_exception(outcome)
+                        else:
+                            waiting.set_result(outcome)
+        return await future
+
+    def _store(self, jobs: Sequence[tuple[list[IncomingRecord], list[dict[str, Any]], Any]]) -> list[Any]:
+        try:
+            self.store.quarantine_many(self.ctx, [entry for _, rejects, _ in jobs for entry in rejects])
+            return list(self.store.ingest_many(self.ctx, [records for records, _, _ in jobs]))
+        except Exception:
+            if len(jobs) == 1:
+                raise
+        results: list[Any] = []
+        for records, rejects, _ in jobs:
+            try:
+                self.store.quarantine_many(self.ctx, rejects)
+                results.append(self.store.ingest(self.ctx, records))
+            except Exception as exc:  # this request's own failure, reported to it alone
+                results.append(exc)
+        return results
+
+
+def _writer(state: State) -> GroupWriter:
+    writer = state.get("group_writer")
+    if writer is None:
+        writer = state["group_writer"] = GroupWriter(state.store)
+    assert isinstance(writer, GroupWriter)
+    return writer
+
+
+def _prepare(
+    state: State, calls: list[dict[str, Any]], *, gpc: bool, forced_type: str | None
+) -> tuple[list[IncomingRecord], list[dict[str, Any]], list[dict[str, str]]]:
+    settings: Settings = state.settings
+    normalizers = state.normalizers
+    records: list[IncomingRecord] = []
+    rejects: list[dict[str, Any]] = []
+    rejected: list[dict[str, str]] = []
+    for original in calls:
+        call = original if forced_type is None else {**original, "type": forced_type}
+        text = ""
+        try:
+            text = _ENCODE(call)
+            size = len(text.encode())
+            if size > MAX_CALL_BYTES:
+                raise RecordRejected(
+                    f"call is {size} bytes, over the 32 KB limit", record=message_id(call), field="(call)"
+                )
+            record = call_to_record(call, gpc=gpc, strict_keys=False)
+            records.append(normalise_record(record, normalizers, settings.default_region))
+        except RecordRejected as exc:
+            mid = message_id(call)
+            rejects.append(
+                {
+                    "source": SOURCE,
+                    "stream": "calls",
+                    "position": f"http:{mid}",
+                    "field": exc.field or None,
+                    "reason": exc.message,
+                    "raw": text or _ENCODE(call),
+                }
+            )
+            rejected.append({"messageId": mid, "field": exc.field, "reason": exc.reason})
+    return records, rejects, rejected
+
+
 class CollectController(Controller):
     path = "/v1"
 
-    def _ingest(
+    async def _ingest(
         self, state: State, calls: list[dict[str, Any]], *, gpc: bool, forced_type: str | None
     ) -> dict[str, Any]:
-        store: CustomerStore = state.store
-        settings: Settings = state.settings
-        normalizers = state.normalizers
-        ctx = connector_context("website")
-        records: list[IncomingRecord] = []
-        rejected: list[dict[str, str]] = []
-        for original in calls:
-            call = original if forced_type is None else {**original, "type": forced_type}
-            try:
-                if len(json.dumps(call).encode()) > MAX_CALL_BYTES:
-                    raise RecordRejected("call is over the 32 KB limit", record=message_id(call), field="")
-                record = call_to_record(call, gpc=gpc, strict_keys=False)
-                records.append(normalise_record(record, normalizers, settings.default_region))
-            except RecordRejected as exc:
-                position = f"http:{message_id(call)}"
-                store.quarantine(
-                    ctx,
-                    source="website",
-                    stream="calls",
-                    position=position,
-                    field=exc.field or None,
-                    reason=exc.message,
-                    raw=json.dumps(call, ensure_ascii=False),
-                )
-                rejected.append({"messageId": message_id(call), "field": exc.field, "reason": exc.reason})
-        outcome = store.ingest(ctx, records) if records else None
+        records, rejects, rejected = _prepare(state, calls, gpc=gpc, forced_type=forced_type)
+        outcome = await _writer(state).write(records, rejects)
         if rejected and not records:
-            raise InputError(f"{rejected[0]['messageId']}: field {rejected[0]['field']!r}: {rejected[0]['reason']}")
+            first = rejected[0]
+            raise InputError(f"{first['messageId']}: field {first['field']!r}: {first['reason']}")
         return {
             "success": True,
-            "accepted": outcome.accepted if outcome else 0,
-            "duplicates": outcome.duplicates if outcome else 0,
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
             "rejected": rejected,
         }
 
     async def _single(self, request: Request[Any, Any, State], kind: str) -> dict[str, Any]:
         body = await _read_json(request, MAX_CALL_BYTES, "call")
         _authorise(request.app.state.settings, _write_key(request, body))
-        return self._ingest(request.app.state, [body], gpc=request.headers.get("sec-gpc") == "1", forced_type=kind)
+        return await self._ingest(
+            request.app.state, [body], gpc=request.headers.get("sec-gpc") == "1", forced_type=kind
+        )
 
     @post("/identify", status_code=200)
     async def identify(self, request: Request[Any, Any, State]) -> dict[str, Any]:
@@ -143,4 +260,6 @@ class CollectController(Controller):
         context = body.get("context")
         if isinstance(context, dict):
             calls = [{**c, "context": {**context, **(c.get("context") or {})}} for c in calls]
-        return self._ingest(request.app.state, calls, gpc=request.headers.get("sec-gpc") == "1", forced_type=None)
+        return await self._ingest(
+            request.app.state, calls, gpc=request.headers.get("sec-gpc") == "1", forced_type=None
+        )

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from cdp._exceptions import CDPError
-from cdp.cli import admin_commands, compliance_commands, pipeline_commands
+from cdp.cli import admin_commands, compliance_commands, connector_commands, pipeline_commands
 from cdp.cli._errors import fail
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ app.add_typer(admin_commands.quarantine_app, name="quarantine")
 app.add_typer(admin_commands.connectors_app, name="connectors")
 app.add_typer(admin_commands.keys_app, name="keys")
 compliance_commands.register(app)
+connector_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -74,6 +74,13 @@ def names_compatible(a: NameKey, b: NameKey) -> bool:
     return family_ok and _given_compatible(a.given, b.given, a.tokens, b.tokens)
 
 
+def _births_agree(a: set[str], b: set[str]) -> bool:
+    """Some birth date of one is another's, or a typo of it (one character)."""
+    if a & b:
+        return True
+    return any(jellyfish.levenshtein_distance(x, y) <= 1 for x in a for y in b)
+
+
 @dataclass
 class _Group:
     names: set[NameKey] = field(default_factory=set)
@@ -87,7 +94,7 @@ class _Group:
     def compatible(self, other: _Group) -> bool:
         if self.locked or other.locked or self.forbids(other):
             return False
-        if self.births and other.births and not (self.births & other.births):
+        if self.births and other.births and not _births_agree(self.births, other.births):
             return False
         if self.names and other.names:
             return any(names_compatible(a, b) for a in self.names for b in other.names)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdp.identity._clustering import _name_of, names_compatible
+from cdp.identity._clustering import _births_agree, _name_of, names_compatible
 from cdp.identity._comparisons import FieldScore, score_pair
 from cdp.identity._features import DomainCorrector, feature_row, name_frequency_bucket
 
@@ -158,7 +158,7 @@ class ProfileIndex:
         members = [self.rows[r] for r in self.members.get(profile_id, ())]
         births = {m["dob"] for m in members if m.get("dob")}
         births |= {m["dob_swapped"] for m in members if m.get("dob_swapped")}
-        if row.get("dob") and births and row["dob"] not in births:
+        if row.get("dob") and births and not _births_agree({row["dob"]}, births):
             return False
         names = [n for n in (_name_of(m) for m in members) if n is not None]
         return name is None or not names or any(names_compatible(name, n) for n in names)

@@ -154,6 +154,10 @@ def _complete_parameters(model: dict[str, Any]) -> None:
     A level never seen among random pairs gets u = 1e-6 (what splink assumes);
     one never seen among matches gets m = u: it counts as no evidence.
     """
+    present = {c["output_column_name"] for c in model["comparisons"]}
+    for index, comparison in enumerate(splink_comparisons()):
+        if comparison["output_column_name"] not in present:  # splink leaves out a field no record has
+            model["comparisons"].insert(index, comparison)
     for comparison in model["comparisons"]:
         for level in comparison["comparison_levels"]:
             if level.get("is_null_level"):

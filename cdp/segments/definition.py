@@ -351,8 +351,8 @@ class _Compiler:
         if not isinstance(name, str) or not name or len(name) > 200:
             raise self.fail(f"{path}.event", "wrong type: expected an event name (a non-empty string)")
         start, end = self._window(node, path)
-        low = node.get("min_count", 1)
         high = node.get("max_count")
+        low = node.get("min_count", 1 if high is None else 0)  # max_count alone: "at most", including never
         for key, value in (("min_count", low), ("max_count", high)):
             if value is not None and (not _whole(value) or value < 0):
                 raise self.fail(f"{path}.{key}", "wrong type: expected a whole number >= 0")

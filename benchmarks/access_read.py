@@ -1,0 +1,111 @@
+"""Reading N profiles through the access layer (policy, decryption, masking, consent filter,
+audit) versus the same read of plaintext columns with no policy.
+
+The plaintext baseline reads the same rows from a plaintext copy of the records table (made
+for the benchmark only, in a separate SQLite file) and assembles the same profile dicts
+(group by profile, most recent value per field) in plain Python.
+
+    python benchmarks/access_read.py --profiles 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cdp.access import AccessContext, open_store
+from cdp.access.context import connector_context, identity_context
+from cdp.model import EventData, IncomingRecord
+from cdp.settings import Settings
+
+FIELDS = ("given_name", "family_name", "email", "phone", "city", "country")
+FIRST = ["Anna", "Ben", "Chloe", "David", "Emma", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Wei", "Li", "Maria", "Omar"]
+LAST = ["Smith", "Jones", "Garcia", "Muller", "Wang", "Chen", "Brown", "Martin", "Rossi", "Novak", "Kim", "Silva"]
+CITIES = ["London", "Berlin", "Paris", "Austin", "Boston", "Shanghai", "Chengdu", "Lyon"]
+
+
+def make_records(n: int, seed: int = 1) -> list[IncomingRecord]:
+    rng = random.Random(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        given, family = rng.choice(FIRST), rng.choice(LAST)
+        identity = {
+            "given_name": given, "family_name": family, "email": f"{given.lower()}.{family.lower()}{i}@example.com",
+            "phone": f"+1415{i:07d}", "city": rng.choice(CITIES), "country": "US",
+        }
+        when = start + timedelta(minutes=i)
+        out.append(IncomingRecord(
+            source="bench", stream="rows", source_record_id=str(i), occurred_at=when, payload={"i": i}, identity=identity,
+            match_keys={"email": identity["email"], "phone": identity["phone"]},
+            events=[EventData("track", when, "Order Completed", revenue=10.0, channel="web")],
+        ))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="cdp-bench-access-"))
+    settings = Settings(data_dir=base / "data", keys_dir=base / "keys", audit_checkpoint_every=10_000_000)
+    store = open_store(settings, migrate=True)
+    records = make_records(args.profiles)
+    t0 = time.perf_counter()
+    for start in range(0, len(records), 5000):
+        store.ingest(connector_context("bench"), records[start : start + 5000])
+    features = store.identity_features(identity_context(), include_identifiers=False)
+    store.apply_clusters(identity_context(), {f["record_id"]: f["record_id"] for f in features}, method="bench")
+    print(f"setup: {args.profiles:,} profiles in {time.perf_counter() - t0:.1f} s")
+
+    plain = sqlite3.connect(base / "plain.sqlite")
+    plain.execute("CREATE TABLE records (profile_id TEXT, occurred_at TEXT, " + ", ".join(f"{f} TEXT" for f in FIELDS) + ")")
+    link = {f["record_id"]: f["profile_id"] for f in store.identity_features(identity_context(), include_identifiers=False)}
+    by_source_id = {f["source_record_id"]: f["record_id"] for f in store.identity_features(identity_context(), include_identifiers=False)}
+    plain.executemany(
+        f"INSERT INTO records VALUES (?, ?, {', '.join('?' for _ in FIELDS)})",
+        [(link[by_source_id[r.source_record_id]], r.occurred_at.isoformat() if r.occurred_at else "", *(r.identity[f] for f in FIELDS))
+         for r in records],
+    )
+    plain.commit()
+
+    def read_plain() -> int:
+        grouped: dict[str, list[tuple[object, ...]]] = defaultdict(list)
+        for row in plain.execute("SELECT * FROM records"):
+            grouped[row[0]].append(row)
+        out = []
+        for profile_id in sorted(grouped):
+            rows = sorted(grouped[profile_id], key=lambda r: str(r[1]), reverse=True)
+            out.append({"profile_id": profile_id, **{f: next((r[i + 2] for r in rows if r[i + 2]), None) for i, f in enumerate(FIELDS)}})
+        return len(out)
+
+    marketer = AccessContext("user:bench", "marketer", "analytics")
+
+    def read_access() -> int:
+        store._ciphers.clear()  # cold: every data key unwrapped again
+        return len(store.read_profiles(marketer, FIELDS))
+
+    timings: dict[str, list[float]] = {"plaintext, no policy": [], "access layer (decrypt + mask + audit)": []}
+    for _ in range(args.repeat):
+        for label, fn in (("plaintext, no policy", read_plain), ("access layer (decrypt + mask + audit)", read_access)):
+            t = time.perf_counter()
+            count = fn()
+            timings[label].append(time.perf_counter() - t)
+            assert count == args.profiles, (label, count)
+    best = {k: min(v) for k, v in timings.items()}
+    for label, seconds in best.items():
+        print(f"{label}: best of {args.repeat}: {seconds:.2f} s ({args.profiles / seconds:,.0f} profiles/s)")
+    ratio = best["access layer (decrypt + mask + audit)"] / best["plaintext, no policy"]
+    print(f"ratio: {ratio:.2f} (target <= 1.5)")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
