@@ -76,27 +76,27 @@ def _survivorship_order(records: list[Any], rule: str, trusted: Sequence[str]) -
 
 
 class ProfileMixin(StoreCore):
-    def _candidates(self, conn: Connection, rows: list[Any], name: str) -> list[tuple[str, datetime | None, str]]:
-        out: list[tuple[str, datetime | None, str]] = []
-        for row in rows:
-            if name in IDENTITY_FIELDS:
-                token = getattr(row, f"{name}_enc")
-                value = (
-                    self.decrypt_or_none(conn, row.key_id, token, row.id, name)
-                    if token and self.has_cipher(row.key_id)
-                    else None
-                )
-            else:
-                value = getattr(row, name)
-            if value:
-                out.append((value, row.occurred_at or row.received_at, row.source))
-        return out
-
     def _profile_records(
-        self, conn: Connection, profile_ids: Sequence[str] | None, *, include_restricted: bool = False
+        self,
+        conn: Connection,
+        profile_ids: Sequence[str] | None,
+        *,
+        include_restricted: bool = False,
+        identity_fields: Iterable[str] = IDENTITY_FIELDS,
     ) -> dict[str, list[Any]]:
+        """The active records of each profile, with only the encrypted columns asked for."""
+        columns = [
+            t.record_links.c.profile_id,
+            t.records.c.id,
+            t.records.c.source,
+            t.records.c.key_id,
+            t.records.c.occurred_at,
+            t.records.c.received_at,
+            *(t.records.c[n] for n in CLEAR_FIELDS),
+            *(t.records.c[f"{n}_enc"] for n in identity_fields),
+        ]
         query = (
-            select(t.record_links.c.profile_id, t.records)
+            select(*columns)
             .join(t.records, t.records.c.id == t.record_links.c.record_id)
             .join(t.profiles, t.profiles.c.id == t.record_links.c.profile_id)
             .where(t.record_links.c.unlinked_at.is_(None), t.records.c.status == "active")
@@ -141,36 +141,54 @@ class ProfileMixin(StoreCore):
         jurisdiction = self.policy.policy.jurisdiction_of(country)
         return jurisdiction is None or jurisdiction not in decision.opt_in_jurisdictions
 
+    def _value(self, conn: Connection, row: Any, name: str) -> str | None:
+        if name in IDENTITY_FIELDS:
+            token = getattr(row, f"{name}_enc", None)
+            if token is None or not self.has_cipher(row.key_id):
+                return None
+            return self.decrypt_or_none(conn, row.key_id, token, row.id, name)
+        value = getattr(row, name)
+        return str(value) if value else None
+
     def _golden(self, conn: Connection, records: list[Any], wanted: set[str], today: date) -> dict[str, Any]:
+        """The golden record: one value per field by its survivorship rule, with its source."""
         profile: dict[str, Any] = {}
         provenance: dict[str, str] = {}
-        for name in (*IDENTITY_FIELDS, *CLEAR_FIELDS):
-            need = name in wanted or (name == "date_of_birth" and "age_band" in wanted) or name == "country"
-            if not need:
-                continue
-            rule = self.settings.survivorship.get(name, "most_recent")
-            ordered = _survivorship_order(records, rule, self.settings.trusted_sources)
-            # A rectification (data-subject request) wins over every source value.
-            rectified = [r for r in ordered if r.source == RECTIFICATION_SOURCE]
-            first_only = rule in ("most_recent", "most_trusted") or bool(rectified)
-            candidates: list[tuple[str, datetime | None, str]] = []
-            for row in rectified or ordered:
-                if name in IDENTITY_FIELDS:
-                    token = getattr(row, f"{name}_enc")
-                    if token is None or not self.has_cipher(row.key_id):
-                        continue
-                    value = self.decrypt_or_none(conn, row.key_id, token, row.id, name)
-                else:
-                    value = getattr(row, name)
+        needed = [
+            n
+            for n in (*IDENTITY_FIELDS, *CLEAR_FIELDS)
+            if n in wanted or (n == "date_of_birth" and "age_band" in wanted) or n == "country"
+        ]
+        if len(records) == 1:
+            row = records[0]
+            for name in needed:
+                value = self._value(conn, row, name)
                 if value:
-                    candidates.append((value, row.occurred_at or row.received_at, row.source))
-                    if first_only:
+                    profile[name], provenance[name] = value, row.source
+        else:
+            orders: dict[str, list[Any]] = {}
+            rectified = [r for r in records if r.source == RECTIFICATION_SOURCE]
+            for name in needed:
+                rule = self.settings.survivorship.get(name, "most_recent")
+                order_key = "most_trusted" if rule == "most_trusted" else "most_recent"
+                if order_key not in orders:
+                    orders[order_key] = _survivorship_order(records, rule, self.settings.trusted_sources)
+                ordered = orders[order_key]
+                first_only = rule in ("most_recent", "most_trusted")
+                candidates: list[tuple[str, datetime | None, str]] = []
+                # A rectification (data-subject request) wins over every source value.
+                for group, only_first in ((rectified, True), (ordered, first_only)):
+                    for row in group:
+                        value = self._value(conn, row, name)
+                        if value:
+                            candidates.append((value, row.occurred_at or row.received_at, row.source))
+                            if only_first:
+                                break
+                    if candidates:
                         break
-            if not candidates and rectified:
-                candidates = self._candidates(conn, ordered, name)
-            chosen = _pick(candidates, rule, self.settings.trusted_sources)
-            if chosen is not None:
-                profile[name], provenance[name] = chosen
+                chosen = _pick(candidates, rule, self.settings.trusted_sources)
+                if chosen is not None:
+                    profile[name], provenance[name] = chosen
         if "age_band" in wanted and profile.get("date_of_birth"):
             try:
                 profile["age_band"] = age_band(age_on(date.fromisoformat(profile["date_of_birth"]), today))
@@ -200,7 +218,13 @@ class ProfileMixin(StoreCore):
             conn = work.connection
             decision = work.decision
             readable = [f for f in field_list if decision.fields[f].allowed]
-            grouped = self._profile_records(conn, profile_ids, include_restricted=ctx.purpose in COMPLIANCE_PURPOSES)
+            wanted = set(readable) | ({"date_of_birth"} if "age_band" in readable else set())
+            grouped = self._profile_records(
+                conn,
+                profile_ids,
+                include_restricted=ctx.purpose in COMPLIANCE_PURPOSES,
+                identity_fields=[n for n in IDENTITY_FIELDS if n in wanted],
+            )
             self.load_ciphers(conn, {r.key_id for rows in grouped.values() for r in rows})
             consent = self.consent_states(conn, decision.consent_purpose) if decision.consent_purpose else {}
             out: list[dict[str, Any]] = []

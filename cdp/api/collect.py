@@ -22,6 +22,7 @@ import hmac
 import json
 import zlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -143,6 +144,8 @@ class GroupWriter:
     def _store(self, jobs: Sequence[tuple[list[IncomingRecord], list[dict[str, Any]], Any]]) -> list[Any]:
         try:
             self.store.quarantine_many(self.ctx, [entry for _, rejects, _ in jobs for entry in rejects])
+            if not any(records for records, _, _ in jobs):
+                return [IngestOutcome(0, 0) for _ in jobs]
             return list(self.store.ingest_many(self.ctx, [records for records, _, _ in jobs]))
         except Exception:
             if len(jobs) == 1:
@@ -173,8 +176,13 @@ def _prepare(
     records: list[IncomingRecord] = []
     rejects: list[dict[str, Any]] = []
     rejected: list[dict[str, str]] = []
+    received = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for original in calls:
         call = original if forced_type is None else {**original, "type": forced_type}
+        if "receivedAt" not in call:
+            # Like Segment: a call without a timestamp is dated when received. The id is fixed first,
+            # so a re-sent call without a messageId keeps its content-hash id.
+            call = {**call, "messageId": message_id(call), "receivedAt": received}
         text = ""
         try:
             text = _ENCODE(call)
@@ -259,7 +267,10 @@ class CollectController(Controller):
             raise InputError("field 'batch' must be a list of call objects")
         context = body.get("context")
         if isinstance(context, dict):
-            calls = [{**c, "context": {**context, **(c.get("context") or {})}} for c in calls]
-        return await self._ingest(
-            request.app.state, calls, gpc=request.headers.get("sec-gpc") == "1", forced_type=None
-        )
+            calls = [
+                {**c, "context": {**context, **(c.get("context") or {})}}
+                if isinstance(c.get("context") or {}, dict)
+                else c  # a malformed per-call context is rejected (and quarantined) with the call
+                for c in calls
+            ]
+        return await self._ingest(request.app.state, calls, gpc=request.headers.get("sec-gpc") == "1", forced_type=None)

@@ -74,6 +74,10 @@ def names_compatible(a: NameKey, b: NameKey) -> bool:
     return family_ok and _given_compatible(a.given, b.given, a.tokens, b.tokens)
 
 
+def _one_part_agrees(a: NameKey, b: NameKey) -> bool:
+    return bool((a.given and a.given == b.given) or (a.family and a.family == b.family))
+
+
 def _births_agree(a: set[str], b: set[str]) -> bool:
     """Some birth date of one is another's, or a typo of it (one character)."""
     if a & b:
@@ -97,7 +101,12 @@ class _Group:
         if self.births and other.births and not _births_agree(self.births, other.births):
             return False
         if self.names and other.names:
-            return any(names_compatible(a, b) for a in self.names for b in other.names)
+            if any(names_compatible(a, b) for a in self.names for b in other.names):
+                return True
+            # Relatives almost never share a birth date: with one, a replaced given or family name is a change.
+            return bool(self.births & other.births) and any(
+                _one_part_agrees(a, b) for a in self.names for b in other.names
+            )
         return True
 
     def absorb(self, other: _Group) -> None:

@@ -55,7 +55,12 @@ BLOCKING_RULES: tuple[str, ...] = (
 )
 """Pairs meeting any rule are scored (each pair once)."""
 
-TRAINING_BLOCKS: tuple[str, ...] = ("l.email_key = r.email_key", "l.phone = r.phone", "l.dob = r.dob")
+TRAINING_BLOCKS: tuple[str, ...] = (
+    "l.email_key = r.email_key",
+    "l.phone = r.phone",
+    "l.dob = r.dob",
+    "l.name_key = r.name_key",
+)
 """EM sessions: each estimates m for every comparison except the one it blocks on (a session
 whose key no pair shares, such as e-mail in a source without e-mail, is skipped)."""
 
@@ -126,6 +131,9 @@ def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: 
     sessions = 0
     try:
         training.estimate_probability_two_random_records_match(list(PRIOR_RULES), recall=0.7)
+    except (SplinkException, ValueError, ZeroDivisionError):
+        pass  # no pair meets a prior rule: the fallback below applies
+    try:
         training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
     except (SplinkException, ValueError, ZeroDivisionError):
         pass  # too few records to learn from: every level stays at "no evidence" below
