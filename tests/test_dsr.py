@@ -165,3 +165,43 @@ def test_bad_requests_are_refused_and_audited(store: CustomerStore, demo: DemoFi
     assert len(rejected) == 1 + bool(shared)
     denials = store.search_audit(AccessContext("a", "compliance_officer", "compliance"), decision="deny")
     assert any(d["actor"] == "mallory" for d in denials)
+
+
+def test_consent_withdrawn_during_an_export_is_fenced_out(
+    store: CustomerStore, demo: DemoFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdp.segments.export import export_csv
+
+    definition = load_segment_file(DEMO_SEGMENTS_DIR / "active_high_value.yaml")
+    refresh_segments(store, [definition])
+    members = store.segment_members(AccessContext("m", "marketer", "marketing_email"), "active_high_value")
+    assert len(members) >= 3
+    original = store.read_profiles
+    calls = {"n": 0}
+    victim: dict[str, str] = {}
+
+    def read_then_withdraw(*args: object, **kwargs: object) -> list[dict[str, object]]:
+        rows = original(*args, **kwargs)  # type: ignore[arg-type]
+        calls["n"] += 1
+        if calls["n"] == 1 and rows:
+            # The person withdraws while the export is still running (after their chunk was read).
+            victim["id"] = str(rows[0]["profile_id"])
+            store.record_consent(
+                AccessContext("officer", "compliance_officer", "compliance"),
+                victim["id"],
+                purpose="marketing_email",
+                status="withdrawn",
+            )
+        return rows
+
+    monkeypatch.setattr(store, "read_profiles", read_then_withdraw)
+    report = export_csv(
+        store, "active_high_value", purpose="marketing_email", out_dir=store.settings.exports_dir, chunk_size=2
+    )
+    monkeypatch.undo()
+    assert calls["n"] >= 2 and victim
+    with report.path.open(encoding="utf-8") as handle:
+        exported = {row["profile_id"] for row in csv.DictReader(handle)}
+    assert victim["id"] not in exported and len(exported) == report.written
+    export_rows = store.subject_export(OFFICER, victim["id"])["exports"]
+    assert all(e["export_id"] != report.export_id for e in export_rows)

@@ -9,6 +9,7 @@ data-subject access request can list the exports a person was part of).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -164,11 +165,28 @@ class ActivationMixin(StoreCore):
             return members
 
     def record_export(
-        self, ctx: AccessContext, *, segment: str, destination: str, location: str, profile_ids: Iterable[str]
-    ) -> str:
+        self,
+        ctx: AccessContext,
+        *,
+        segment: str,
+        destination: str,
+        location: str,
+        profile_ids: Iterable[str],
+        fence_since: datetime | None = None,
+    ) -> tuple[str, list[str]]:
+        """Record who an export included; returns (export id, people fenced out).
+
+        The consent fence: anyone whose consent for the export's purpose was refused or
+        withdrawn after ``fence_since`` (the export's start) is excluded here, in the same
+        transaction that records the export, so a withdrawal during an export wins."""
         members = sorted(set(profile_ids))
+        fenced: list[str] = []
         with self.access(ctx, action="export", resource="exports", fields=("profile_id", "segments")) as work:
             conn = work.connection
+            consent_purpose = work.decision.consent_purpose
+            if fence_since is not None and consent_purpose is not None and members:
+                fenced = self._withdrawn_since(conn, consent_purpose, fence_since, members)
+                members = [m for m in members if m not in set(fenced)]
             export_id = new_id("x")
             conn.execute(
                 insert(t.exports).values(
@@ -184,5 +202,23 @@ class ActivationMixin(StoreCore):
             if members:
                 conn.execute(insert(t.export_members), [{"export_id": export_id, "profile_id": p} for p in members])
             work.touch(members)
-            work.detail = f"export={export_id} destination={destination}"
-            return export_id
+            work.detail = f"export={export_id} destination={destination} fenced_out={len(fenced)}"
+            return export_id, fenced
+
+    def _withdrawn_since(self, conn: Any, purpose: str, since: datetime, profile_ids: list[str]) -> list[str]:
+        out: set[str] = set()
+        for chunk in _chunks(profile_ids):
+            out.update(
+                conn.execute(
+                    select(t.record_links.c.profile_id)
+                    .join(t.consents, t.consents.c.record_id == t.record_links.c.record_id)
+                    .where(
+                        t.record_links.c.profile_id.in_(chunk),
+                        t.record_links.c.unlinked_at.is_(None),
+                        t.consents.c.purpose == purpose,
+                        t.consents.c.status.in_(("denied", "withdrawn")),
+                        t.consents.c.recorded_at >= since,
+                    )
+                ).scalars()
+            )
+        return sorted(out)

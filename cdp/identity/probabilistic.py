@@ -14,6 +14,7 @@ DuckDB runs in memory only: no database file ever holds identifiers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -129,19 +130,16 @@ def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: 
     linker = _linker(rows)
     training = linker.training
     sessions = 0
-    try:
+    failures = (SplinkException, ValueError, ZeroDivisionError)
+    with contextlib.suppress(*failures):  # no pair meets a prior rule: the fallback below applies
         training.estimate_probability_two_random_records_match(list(PRIOR_RULES), recall=0.7)
-    except (SplinkException, ValueError, ZeroDivisionError):
-        pass  # no pair meets a prior rule: the fallback below applies
-    try:
+    with contextlib.suppress(*failures):  # too few records: every level stays at "no evidence" below
         training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
-    except (SplinkException, ValueError, ZeroDivisionError):
-        pass  # too few records to learn from: every level stays at "no evidence" below
     for rule in TRAINING_BLOCKS:
         try:
             training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
             sessions += 1
-        except (SplinkException, ValueError, ZeroDivisionError):
+        except failures:
             continue  # no pair shares this key (a tiny store): the other session still trains
     model: dict[str, Any] = linker.misc.save_model_to_json()
     prior = _number(model.get("probability_two_random_records_match"))

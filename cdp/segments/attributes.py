@@ -44,20 +44,16 @@ def _mode(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
     )
 
 
-def _interests(events: pl.DataFrame, now: datetime, config: TagsConfig) -> pl.DataFrame:
-    options = config.interests
-    recent = events.filter(
-        pl.col("event_name").is_in(PRODUCT_EVENTS)
-        & pl.col("category").is_in(options.categories)
-        & (pl.col("occurred_at") >= pl.lit(now).dt.offset_by(f"-{options.window_days}d"))
-    )
-    return (
-        recent.group_by("profile_id", "category")
-        .len()
-        .filter(pl.col("len") >= options.min_browsing_events)
-        .group_by("profile_id")
-        .agg(pl.col("category").sort().alias("browsed_categories"))
-    )
+def _argmax(columns: dict[str, str], name: str) -> pl.Expr:
+    """The key whose count column is largest (null when all are 0; ties: the first key in sorted order)."""
+    keys = sorted(columns)
+    if not keys:
+        return pl.lit(None, dtype=pl.String).alias(name)
+    best = pl.max_horizontal([pl.col(columns[k]) for k in keys])
+    expr = pl.when(best <= 0).then(pl.lit(None, dtype=pl.String))
+    for key in keys:
+        expr = expr.when(pl.col(columns[key]) == best).then(pl.lit(key))
+    return expr.otherwise(pl.lit(None, dtype=pl.String)).alias(name)
 
 
 def _survey(events: pl.DataFrame) -> pl.DataFrame | None:
@@ -83,7 +79,13 @@ def _survey(events: pl.DataFrame) -> pl.DataFrame | None:
 def compute_attributes(
     events: pl.DataFrame, *, as_of: datetime | None = None, config: TagsConfig | None = None
 ) -> pl.DataFrame:
-    """One row per profile: first/last seen, orders and revenue per window, AOV, interval, channel, interests."""
+    """One row per profile: first/last seen, orders and revenue per window, AOV, interval, channel, interests.
+
+    One grouped pass over the events computes every measure; per-channel and
+    per-category counts are conditional sums in that pass (there are few
+    channels and categories), the favourite store (many values, few rows)
+    and survey answers are small separate passes.
+    """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
     if events.height == 0:
@@ -97,9 +99,9 @@ def compute_attributes(
         ts.max().alias("last_seen"),
         is_order.sum().cast(pl.Int64).alias("order_count"),
         revenue.sum().alias("revenue_lifetime"),
-        ts.filter(is_order).max().alias("last_order_at"),
-        ts.filter(is_order).min().alias("first_order_at"),
-        pl.col("channel").n_unique().alias("channel_count"),
+        pl.when(is_order).then(ts).max().alias("last_order_at"),
+        pl.when(is_order).then(ts).min().alias("first_order_at"),
+        pl.col("channel").drop_nulls().n_unique().cast(pl.Int64).alias("channel_count"),
         (pl.col("event_type") != "identify").sum().cast(pl.Int64).alias("event_count"),
     ]
     for days in WINDOWS:
@@ -108,19 +110,32 @@ def compute_attributes(
         aggregations.append(pl.when(recent).then(revenue).otherwise(0.0).sum().alias(f"revenue_{days}d"))
     previous = (ts >= pl.lit(now).dt.offset_by("-180d")) & (ts < pl.lit(now).dt.offset_by("-90d"))
     aggregations.append((is_order & previous).sum().cast(pl.Int64).alias("orders_prev_90d"))
-    frame = events.group_by("profile_id").agg(aggregations)
-    orders = events.filter(is_order)
-    for extra in (
-        _mode(orders, "channel", "preferred_channel"),
-        _mode(events, "store_id", "favourite_store"),
-        _mode(events.filter(pl.col("event_name").is_in(PRODUCT_EVENTS)), "category", "favourite_category"),
-        _interests(events, now, options),
-        _survey(events),
-    ):
+    channels = {str(c): f"_ch_{i}" for i, c in enumerate(events["channel"].drop_nulls().unique().sort().to_list())}
+    for channel, column in channels.items():
+        aggregations.append((is_order & (pl.col("channel") == channel)).sum().alias(column))
+    product = pl.col("event_name").is_in(PRODUCT_EVENTS) & (
+        ts >= pl.lit(now).dt.offset_by(f"-{options.interests.window_days}d")
+    )
+    found = events.filter(product)["category"].drop_nulls().unique().sort().to_list()
+    categories = {str(c): f"_cat_{i}" for i, c in enumerate(found)}
+    for category, column in categories.items():
+        aggregations.append((product & (pl.col("category") == category)).sum().alias(column))
+    frame = events.lazy().group_by("profile_id").agg(aggregations).collect()
+    browsed = [
+        pl.when(pl.col(column) >= options.interests.min_browsing_events).then(pl.lit(category))
+        for category, column in categories.items()
+        if category in options.interests.categories
+    ]
+    interests = pl.concat_list(browsed).list.drop_nulls() if browsed else pl.lit([], dtype=pl.List(pl.String))
+    frame = frame.with_columns(
+        _argmax(channels, "preferred_channel"),
+        _argmax(categories, "favourite_category"),
+        interests.alias("browsed_categories"),
+    ).drop([*channels.values(), *categories.values()])
+    stores = _mode(events.filter(pl.col("store_id").is_not_null()), "store_id", "favourite_store")
+    for extra in (stores, _survey(events)):
         if extra is not None:
             frame = frame.join(extra, on="profile_id", how="left")
-    if "browsed_categories" in frame.columns:
-        frame = frame.with_columns(pl.col("browsed_categories").fill_null([]))
     return frame.with_columns(
         pl.when(pl.col("order_count") > 0)
         .then(pl.col("revenue_lifetime") / pl.col("order_count"))

@@ -10,6 +10,7 @@ would execute (``=``, ``+``, ``-``, ``@``) are escaped.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,21 +44,46 @@ def export_csv(
     out_dir: Path,
     fields: tuple[str, ...] = DEFAULT_FIELDS,
     destination: str = "file",
+    chunk_size: int = 1000,
 ) -> ExportReport:
+    """Write a segment's members to CSV, chunk by chunk, each chunk read with the consent in
+    force at that moment; a final consent fence drops anyone who withdrew during the export
+    before the file is published."""
     ctx = destination_context(destination, purpose)
+    started = datetime.now(UTC)
     members = store.segment_members(ctx, segment, action="export")
-    rows = store.read_profiles(ctx, fields, profile_ids=members, action="export")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = started.strftime("%Y%m%dT%H%M%S%f")
     path = out_dir / f"{segment}-{stamp}.csv"
-    columns = ["profile_id", *[f for f in fields if not rows or f in rows[0]]]
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    partial = out_dir / f".{segment}-{stamp}.partial"
+    decision = store.policy.decide(role=ctx.role, purpose=purpose, action="export", fields=fields, actor=ctx.actor)
+    columns = ["profile_id", *(f for f in fields if decision.allowed and decision.fields[f].allowed)]
+    written: list[list[str]] = []
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow([escape_cell(row.get(c)) for c in columns])
-    path.chmod(0o600)
-    export_id = store.record_export(
-        ctx, segment=segment, destination=destination, location=str(path), profile_ids=[r["profile_id"] for r in rows]
+        for start in range(0, len(members), chunk_size):
+            rows = store.read_profiles(ctx, fields, profile_ids=members[start : start + chunk_size], action="export")
+            for row in rows:
+                cells = [escape_cell(row.get(c)) for c in columns]
+                writer.writerow(cells)
+                written.append(cells)
+    export_id, fenced = store.record_export(
+        ctx,
+        segment=segment,
+        destination=destination,
+        location=str(path),
+        profile_ids=[cells[0] for cells in written],
+        fence_since=started,
     )
-    return ExportReport(export_id, path, len(members), len(rows), len(members) - len(rows))
+    if fenced:
+        dropped = set(fenced)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_TRUNC)
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(cells for cells in written if cells[0] not in dropped)
+    partial.replace(path)
+    count = len(written) - len(fenced)
+    return ExportReport(export_id, path, len(members), count, len(members) - count)
