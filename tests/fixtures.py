@@ -1,4 +1,3 @@
-# ruff: noqa: E501
 """Small hand-made source files with known people, for pipeline tests.
 
 People (truth):

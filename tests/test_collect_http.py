@@ -232,7 +232,10 @@ def test_malformed_call_is_quarantined_naming_the_field(segment: Any, store: Cus
         ({"type": "track", "event": "E"}, "userId"),
         ({"type": "teleport", "userId": "u"}, "type"),
         ({"type": "track", "userId": "u", "event": "E", "context": "nope"}, "context"),
-        ({"type": "identify", "userId": "u", "context": {"consent": {"categoryPreferences": []}}}, "categoryPreferences"),
+        (
+            {"type": "identify", "userId": "u", "context": {"consent": {"categoryPreferences": []}}},
+            "categoryPreferences",
+        ),
     ],
 )
 def test_malformed_calls_in_a_batch_are_quarantined(
@@ -262,9 +265,7 @@ def test_malformed_calls_in_a_batch_are_quarantined(
     ],
 )
 def test_unreadable_bodies_are_400(server: str, store: CustomerStore, content: bytes, reason: str) -> None:
-    response = httpx.post(
-        f"{server}/v1/batch", content=content, headers={**auth(), "Content-Type": "application/json"}
-    )
+    response = httpx.post(f"{server}/v1/batch", content=content, headers={**auth(), "Content-Type": "application/json"})
     assert response.status_code == 400
     assert reason in response.json()["message"]
     assert response.json()["code"] == "InputError"

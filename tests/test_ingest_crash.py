@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, text
 
 from cdp.access import CustomerStore
 from cdp.access.context import AccessContext
@@ -71,6 +71,12 @@ def stored(store: CustomerStore) -> tuple[int, int]:
     return found.get("records:website", 0), found.get("quarantine", 0)
 
 
+def records_now(engine: Engine) -> int:
+    """A plain read (no audit row, no write lock), so polling never slows the ingest it watches."""
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM records")).scalar() or 0)
+
+
 def environment(settings: Settings, batch_size: int) -> dict[str, str]:
     return {
         **os.environ,
@@ -82,18 +88,15 @@ def environment(settings: Settings, batch_size: int) -> dict[str, str]:
     }
 
 
-def kill_after(
-    store: CustomerStore, path: Path, env: dict[str, str], at_least: int, cwd: Path, timeout: float = 120
-) -> int:
+def kill_after(engine: Engine, path: Path, env: dict[str, str], at_least: int, cwd: Path, timeout: float = 120) -> int:
     """Start an ingest, SIGKILL it once ``at_least`` records are stored; return how many were stored by then."""
-    process = subprocess.Popen(  # noqa: S603 - a fixed interpreter and script
+    process = subprocess.Popen(
         [sys.executable, "-c", RUN, str(path)], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + timeout
     try:
         while True:
-            records, _ = stored(store)
-            if records >= at_least:
+            if records_now(engine) >= at_least:
                 break
             assert process.poll() is None, f"the ingest ended before it could be killed: {process.communicate()}"
             assert time.monotonic() < deadline, "the ingest made no progress"
@@ -102,12 +105,18 @@ def kill_after(
     finally:
         process.kill()
         process.communicate()
-    return stored(store)[0]
+    return records_now(engine)
 
 
 def finish(path: Path, env: dict[str, str], cwd: Path) -> dict[str, int]:
-    done = subprocess.run(  # noqa: S603 - a fixed interpreter and script
-        [sys.executable, "-c", RUN, str(path)], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, str(path)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -129,18 +138,23 @@ def check_exactly_once(store: CustomerStore, good: set[str], bad: set[int]) -> N
     assert stored(store) == (len(good), len(bad))
 
 
-@pytest.mark.parametrize("kills", [1, 2])
+@pytest.mark.slow
 def test_killed_and_restarted_ingest_stores_each_record_once(
-    tmp_path: Path, settings: Settings, store: CustomerStore, kills: int
+    tmp_path: Path, settings: Settings, store: CustomerStore
 ) -> None:
-    total = 20_000
+    """Killed twice (after a third, then after a further quarter), then run to the end."""
+    total, kills = 20_000, 2
     path = tmp_path / "calls.jsonl"
     good, bad = write_calls(path, total)
-    env = environment(settings, batch_size=250)
+    env = environment(settings, batch_size=1000)
     before = 0
-    for round_ in range(kills):
-        before = kill_after(store, path, env, at_least=before + total // (3 + round_), cwd=tmp_path)
-        assert 0 < before < len(good), f"kill {round_ + 1} came too late to test anything ({before} stored)"
+    watcher = create_engine(settings.database_url)
+    try:
+        for round_ in range(kills):
+            before = kill_after(watcher, path, env, at_least=before + total // (3 + round_), cwd=tmp_path)
+            assert 0 < before < len(good), f"kill {round_ + 1} came too late to test anything ({before} stored)"
+    finally:
+        watcher.dispose()
     rerun = finish(path, env, tmp_path)
     assert rerun["read"] < total, "the restart read the file again from the start instead of from the cursor"
     check_exactly_once(store, good, bad)

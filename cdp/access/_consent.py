@@ -54,7 +54,7 @@ class ConsentMixin(ProfileMixin):
         with self.access(ctx, action="write", resource="consents", fields=("consent", "profile_id")) as work:
             conn = work.connection
             row = conn.execute(
-                select(t.records.c.id, t.records.c.country)
+                select(t.records.c.id, t.records.c.country, t.records.c.state)
                 .join(t.record_links, t.record_links.c.record_id == t.records.c.id)
                 .where(t.record_links.c.profile_id == profile_id, t.record_links.c.unlinked_at.is_(None))
                 .order_by(t.records.c.received_at.desc())
@@ -71,7 +71,7 @@ class ConsentMixin(ProfileMixin):
                     basis=basis,
                     source=source,
                     notice_version=notice_version,
-                    jurisdiction=self.policy.policy.jurisdiction_of(row.country),
+                    jurisdiction=self.policy.policy.jurisdiction_of(row.country, row.state),
                     recorded_at=now(),
                     evidence=evidence or None,
                 )

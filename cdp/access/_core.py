@@ -228,6 +228,15 @@ class StoreCore:
             connection.execute(update(t.subject_keys).where(t.subject_keys.c.id.in_(chunk)).values(kek_id=current))
         return len(rewrapped)
 
+    def hash_evidence(self, evidence: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Consent evidence as stored: an IP address becomes a keyed hash (proof without the address)."""
+        if not evidence:
+            return None
+        out = {k: v for k, v in evidence.items() if k != "ip"}
+        if evidence.get("ip"):
+            out["ip_hash"] = self.indexer.index("ip", str(evidence["ip"]))
+        return out
+
     def rotate_keys(self, ctx: AccessContext) -> tuple[int, str]:
         """New key-encryption key; every data key re-wrapped under it in one transaction."""
         with self.access(ctx, action="manage", resource="subject_keys") as work:

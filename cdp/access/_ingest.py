@@ -300,7 +300,8 @@ class IngestMixin(StoreCore):
         event_rows: list[tuple[Any, ...]] = []
         consent_rows: list[tuple[Any, ...]] = []
         received = now()
-        jurisdictions: dict[str | None, str | None] = {}
+        jurisdictions: dict[tuple[str | None, str | None], str | None] = {}
+        sensitive = self.policy.policy.sensitive_keys
         for i, slot, record_id in zip(fresh, slots, record_ids(len(fresh)), strict=True):
             record = batch[i]
             digests = digests_of[i]
@@ -323,7 +324,7 @@ class IngestMixin(StoreCore):
                     record.occurred_at,
                     key_id,
                     record.kind,
-                    encrypt(_json(strip_sensitive(record.payload, self.policy.policy.sensitive_keys)), record_id=record_id, field="payload"),
+                    encrypt(_json(strip_sensitive(record.payload, sensitive)), record_id=record_id, field="payload"),
                     *(
                         encrypt(value, record_id=record_id, field=name) if (value := identity.get(name)) else None
                         for name in IDENTITY_FIELDS
@@ -356,8 +357,9 @@ class IngestMixin(StoreCore):
             if record.consents:
                 subject_key = next((digests[k] for k in KEY_SHARING_KINDS if k in digests), None)
                 country = identity.get("country")
-                if country not in jurisdictions:
-                    jurisdictions[country] = self.policy.policy.jurisdiction_of(country)
+                region = (country, identity.get("state"))
+                if region not in jurisdictions:
+                    jurisdictions[region] = self.policy.policy.jurisdiction_of(*region)
                 for consent in record.consents:
                     consent_rows.append(
                         (
@@ -368,9 +370,9 @@ class IngestMixin(StoreCore):
                             consent.basis,
                             consent.source or record.source,
                             consent.notice_version,
-                            jurisdictions[country],
+                            jurisdictions[region],
                             record.occurred_at or received,
-                            consent.evidence or None,
+                            self.hash_evidence(consent.evidence),
                         )
                     )
         bulk_insert(conn, t.subject_keys, KEY_COLUMNS).run(conn, [(k, kek, received) for k, _, kek in created])

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from cdp._exceptions import CDPError
-from cdp.cli import admin_commands, compliance_commands, connector_commands, pipeline_commands
+from cdp.cli import admin_commands, compliance_commands, connector_commands, identity_commands, pipeline_commands
 from cdp.cli._errors import fail
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.add_typer(admin_commands.connectors_app, name="connectors")
 app.add_typer(admin_commands.keys_app, name="keys")
 compliance_commands.register(app)
 connector_commands.register(app)
+identity_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

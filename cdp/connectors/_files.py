@@ -87,24 +87,40 @@ def read_jsonl(path: Path, stream: str, state: Mapping[str, Any], result: ReadRe
         if raw.strip():
             if len(raw) > MAX_LINE_BYTES:
                 yield SourceItem(
-                    stream, where, text[:2000], error=f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} limit"
+                    stream,
+                    where,
+                    text[:2000],
+                    error=f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} limit",
+                    error_field="(size)",
                 )
             else:
                 try:
                     decoded = raw.decode("utf-8").strip()
                 except UnicodeDecodeError as exc:
-                    yield SourceItem(stream, where, text, error=f"invalid UTF-8 at byte {exc.start}")
+                    yield SourceItem(
+                        stream, where, text, error=f"invalid UTF-8 at byte {exc.start}", error_field="(encoding)"
+                    )
                 else:
                     try:
                         data = json.loads(decoded)
                     except json.JSONDecodeError as exc:
-                        yield SourceItem(stream, where, decoded, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+                        yield SourceItem(
+                            stream,
+                            where,
+                            decoded,
+                            error=f"invalid JSON: {exc.msg} at column {exc.colno}",
+                            error_field="(json)",
+                        )
                     else:
                         if isinstance(data, dict):
                             yield SourceItem(stream, where, decoded, data=data)
                         else:
                             yield SourceItem(
-                                stream, where, decoded, error=f"expected a JSON object, got {type(data).__name__}"
+                                stream,
+                                where,
+                                decoded,
+                                error=f"expected a JSON object, got {type(data).__name__}",
+                                error_field="(json)",
                             )
         result.state[str(path)] = {"offset": end, "line": number, "head": cursor.head()}
 
@@ -115,34 +131,81 @@ def read_csv(
     offset, line_no, header = _resume_point(path, state)
     source = _lines(path, offset, line_no)
     cursor = _Cursor(path, line_no, offset)
+    physical: list[tuple[int, str]] = []  # the lines of the row being parsed
 
     def text_lines() -> Iterator[str]:
         for number, end, raw in source:
             cursor.line, cursor.end = number, end
+            if b"\0" in raw:
+                cursor.bad = cursor.bad or "contains a NUL byte"
             try:
-                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                cursor.bad = f"invalid UTF-8 at byte {exc.start}"
-                yield raw.decode("utf-8", errors="replace")
+                cursor.bad = cursor.bad or f"invalid UTF-8 at byte {exc.start}"
+                line = raw.decode("utf-8", errors="replace")
+            physical.append((number, line))
+            yield line
 
-    reader = csv.reader(text_lines(), delimiter=delimiter, strict=False)
-    start_line = line_no + 1
-    for row in reader:
-        where = f"{path.name}:{start_line}"
-        if header is None:
+    lines = text_lines()
+    reader = csv.reader(lines, delimiter=delimiter, strict=False)
+    while True:
+        physical.clear()
+        try:
+            row: list[str] | None = next(reader)
+            error = ""
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a field over csv.field_size_limit(): the reader starts afresh after it
+            row, error = None, f"unreadable CSV: {exc}"
+            reader = csv.reader(lines, delimiter=delimiter, strict=False)
+        if header is None and row is not None:
             header = [h.strip() for h in row]
-        elif not any(cell.strip() for cell in row):
-            pass
-        elif cursor.bad:
-            yield SourceItem(stream, where, _row_text(row, delimiter), error=cursor.bad)
-        elif len(row) != len(header):
-            message = f"row has {len(row)} columns, the header has {len(header)}"
-            yield SourceItem(stream, where, _row_text(row, delimiter), error=message)
-        else:
-            yield SourceItem(stream, where, _row_text(row, delimiter), data=dict(zip(header, row, strict=True)))
+        elif header is not None:
+            yield from _csv_items(stream, path.name, physical, row, header, cursor.bad or error, delimiter)
         cursor.bad = ""
-        start_line = cursor.line + 1
         result.state[str(path)] = {"offset": cursor.end, "line": cursor.line, "head": cursor.head(), "header": header}
+
+
+def _csv_items(
+    stream: str,
+    name: str,
+    physical: list[tuple[int, str]],
+    row: list[str] | None,
+    header: list[str],
+    error: str,
+    delimiter: str,
+) -> Iterator[SourceItem]:
+    """The item(s) of one parsed row. A bad row spanning several lines (an unbalanced quote swallowing
+    the lines after it) is taken apart line by line, so one stray quote cannot hide the rows it ate."""
+    where = f"{name}:{physical[0][0] if physical else '?'}"
+    if row is not None and not any(cell.strip() for cell in row):
+        return
+    if len(physical) > 1 and (error or row is None or len(row) != len(header)):
+        for number, line in physical:
+            cells: list[str] | None
+            try:
+                cells, bad = next(csv.reader([line], delimiter=delimiter, strict=False), []), ""
+            except csv.Error as exc:
+                cells, bad = None, f"unreadable CSV: {exc}"
+            if ("NUL" in error and "\0" in line) or ("UTF-8" in error and "\ufffd" in line):
+                bad = error
+            yield from _csv_items(stream, name, [(number, line)], cells, header, bad, delimiter)
+        return
+    text = _row_text(row, delimiter) if row is not None else "".join(line for _, line in physical)[:100_000]
+    if error:
+        yield SourceItem(stream, where, text, error=error, error_field=_damage(error))
+    elif row is None or len(row) != len(header):
+        message = f"row has {len(row or [])} columns, the header has {len(header)}"
+        yield SourceItem(stream, where, text, error=message, error_field="(columns)")
+    else:
+        yield SourceItem(stream, where, text, data=dict(zip(header, row, strict=True)))
+
+
+def _damage(error: str) -> str:
+    """The pseudo-field naming what kind of damage made a row unreadable."""
+    if "UTF" in error or "NUL" in error:
+        return "(encoding)"
+    return "(size)" if "larger than field limit" in error else "(csv)"
 
 
 def _row_text(row: list[str], delimiter: str) -> str:

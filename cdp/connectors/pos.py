@@ -15,7 +15,7 @@ from cdp._exceptions import RecordRejected
 from cdp.connectors._parse import number, text, timestamp
 from cdp.connectors._tabular import MappedFileConnector
 from cdp.connectors.base import ConfigField, FieldSpec, SourceItem, StreamSpec
-from cdp.model import EventData, IncomingRecord
+from cdp.model import ConsentSignal, EventData, IncomingRecord
 
 POS_COLUMNS = (
     "transaction_id",
@@ -135,6 +135,18 @@ class PosConnector(MappedFileConnector):
                 )
             },
         )
+        consents = []
+        if identity.get("loyalty_id"):
+            # A loyalty card is a contract for personalised offers; the sign-up is recorded in the ledger.
+            consents.append(
+                ConsentSignal(
+                    "personalisation",
+                    "granted",
+                    basis="contract",
+                    source=f"{self.source_name}:loyalty",
+                    evidence={"transaction": transaction_id},
+                )
+            )
         region = self.config.get("default_region")
         if self.config.get("region_from_store_id") and store_id and store_id[:2].isalpha():
             region = store_id[:2].upper()
@@ -148,6 +160,7 @@ class PosConnector(MappedFileConnector):
                 identity=identity,
                 events=[event],
                 position=item.position,
+                consents=consents,
                 region_hint=str(region) if region else None,
             )
         ]

@@ -96,8 +96,43 @@ def split_full_name(full: str, normalizers: Normalizers, country: str | None) ->
     return " ".join(parts[:-1]), parts[-1]
 
 
+def unstorable(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (a NUL, an unpaired surrogate), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains an unpaired surrogate (not valid Unicode)"
+    return None
+
+
+def _check_storable(record: IncomingRecord) -> None:
+    """Reject text no database column can hold (PostgreSQL refuses NUL; UTF-8 refuses lone surrogates)."""
+    rid = record.source_record_id
+    texts: list[tuple[str, Any]] = [("record id", rid), ("anonymousId", record.anonymous_id)]
+    texts += list(record.identity.items())
+    for event in record.events:
+        texts += [
+            ("event", event.event_name),
+            ("currency", event.currency),
+            ("channel", event.channel),
+            ("store_id", event.store_id),
+            ("category", event.category),
+        ]
+        texts += [(f"properties.{k}", v) for k, v in event.properties.items()]
+        texts += [(f"properties.{k}", k) for k in event.properties]
+    for consent in record.consents:
+        texts += [("consent", consent.purpose), ("consent", consent.source), ("consent", consent.notice_version)]
+    for name, value in texts:
+        if isinstance(value, str) and (reason := unstorable(value)):
+            raise RecordRejected(reason, record="(unprintable id)" if unstorable(rid) else rid, field=name)
+
+
 def normalise_record(record: IncomingRecord, normalizers: Normalizers, default_region: str) -> IncomingRecord:
     """Normalise ``record.identity`` in place of the raw values; fill ``match_keys``."""
+    _check_storable(record)
     raw = record.identity
     rid = record.source_record_id
     out: dict[str, str] = {}

@@ -114,6 +114,7 @@ def message_id(call: Mapping[str, Any]) -> str:
 
 def _consents(context: Mapping[str, Any], *, gpc: bool, record: str) -> list[ConsentSignal]:
     signals: list[ConsentSignal] = []
+    ip = context.get("ip") if isinstance(context.get("ip"), str) else None
     consent = context.get("consent")
     if isinstance(consent, dict):
         prefs = consent.get("categoryPreferences")
@@ -124,12 +125,17 @@ def _consents(context: Mapping[str, Any], *, gpc: bool, record: str) -> list[Con
             if purpose is None or not isinstance(value, bool):
                 continue
             signals.append(
-                ConsentSignal(purpose, "granted" if value else "denied", source="website", evidence={"request": record})
+                ConsentSignal(
+                    purpose, "granted" if value else "denied", source="website", evidence={"request": record, "ip": ip}
+                )
             )
     if gpc:
         signals.append(
             ConsentSignal(
-                "advertising", "denied", source="website:sec-gpc", evidence={"request": record, "signal": "Sec-GPC: 1"}
+                "advertising",
+                "denied",
+                source="website:sec-gpc",
+                evidence={"request": record, "signal": "Sec-GPC: 1", "ip": ip},
             )
         )
     return signals

@@ -2,12 +2,13 @@
 
 Union-find over records, in a fixed order of trust:
 
-1. **manual merges** (people said so) are applied unconditionally;
-2. **deterministic joins** on verified identifiers, strongest first (the
+1. **deterministic joins** on verified identifiers, strongest first (the
    rules of :mod:`cdp.identity.deterministic`);
-3. **probabilistic joins**, most probable pair first.
+2. **probabilistic joins**, most probable pair first;
+3. **manual merges** (people said so), applied unconditionally to the
+   clusters the automatic stages built.
 
-Every automatic join (2 and 3) must pass the same guards: the two clusters'
+Every automatic join (1 and 2) must pass the same guards: the two clusters'
 names must not contradict each other, their birth dates must overlap when both
 have one (this is what keeps spouses, parents and children who share an
 address, a landline or a family e-mail apart), no manual *never* rule may hold
@@ -210,9 +211,6 @@ def cluster_records(
     ids = [str(r["record_id"]) for r in records]
     known = set(ids)
     clusterer = _Clusterer(ids, features, rules)
-    for a, b in rules.merges:
-        if a in known and b in known:
-            clusterer.union(a, b, "manual merge", force=True)
     clusterer.identifier_rules(records)
     accepted: list[PairScore] = []
     refused_pairs: list[PairScore] = []
@@ -226,5 +224,9 @@ def cluster_records(
         else:
             clusterer.refused += 1
             refused_pairs.append(pair)
+    # Last, so a merged cluster's names and birth dates never block the automatic joins of either side.
+    for a, b in rules.merges:
+        if a in known and b in known:
+            clusterer.union(a, b, "manual merge", force=True)
     labels = {record_id: clusterer.uf.find(record_id) for record_id in ids}
     return ClusterResult(labels, clusterer.reasons, dict(clusterer.joins), clusterer.refused, accepted, refused_pairs)

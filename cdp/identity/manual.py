@@ -26,6 +26,12 @@ def _apply(store: CustomerStore, ctx: AccessContext, links: Mapping[str, str], m
     return store.apply_clusters(ctx, dict(links), method=method, reasons={r: method for r in links})
 
 
+def _representative(records: list[dict[str, Any]]) -> str:
+    """The record a merge rule names for a profile: its first identity record (events follow devices)."""
+    identity = [str(r["record_id"]) for r in records if r.get("kind") == "identity"]
+    return min(identity or [str(r["record_id"]) for r in records])
+
+
 def merge_profiles(
     store: CustomerStore, ctx: AccessContext, profile_a: str, profile_b: str, *, reason: str = ""
 ) -> tuple[str, ResolutionStats]:
@@ -51,12 +57,12 @@ def merge_profiles(
             & set(ids_b)
         ):
             store.revoke_identity_rules(ctx, records=[rule["record_a"]], kinds=("never",))
-    store.add_identity_rule(ctx, "merge", min(ids_a), min(ids_b), reason=reason)
+    store.add_identity_rule(ctx, "merge", _representative(records_a), _representative(records_b), reason=reason)
     links = store.current_links(ctx)
     for record_id in ids_b:
         links[record_id] = live_a
     stats = _apply(store, ctx, links, "manual merge")
-    survivor = store.current_links(ctx)[min(ids_a)]
+    survivor = store.current_links(ctx)[_representative(records_a)]
     return survivor, stats
 
 

@@ -34,9 +34,8 @@ def _field_rules(doc: LocatedDocument, raw: object, path: tuple[str, ...], known
 
 def _load_fields(doc: LocatedDocument) -> tuple[frozenset[str], dict[str, str], dict[str, str]]:
     data = require_mapping(doc, doc.data, ())
-    check_keys(
-        doc, data, (), {"classes", "fields", "columns", "event_properties", "retention", "sensitive_keys", "allow_sensitive"}
-    )
+    known = {"classes", "fields", "columns", "event_properties", "retention", "sensitive_keys", "allow_sensitive"}
+    check_keys(doc, data, (), known)
     classes = frozenset(str(c) for c in require_list(doc, data.get("classes"), ("classes",)))
     mappings: list[dict[str, str]] = []
     for section in ("fields", "columns", "event_properties"):

@@ -62,10 +62,16 @@ class Policy:
     retention: dict[str, int] = field(default_factory=dict)  # class or table -> days
     sensitive_keys: frozenset[str] = frozenset()  # payload keys removed before storage
 
-    def jurisdiction_of(self, country: str | None) -> str | None:
+    def jurisdiction_of(self, country: str | None, state: str | None = None) -> str | None:
+        """The jurisdiction whose consent rules apply; a sub-national one (``US-CA``) wins."""
         if not country:
             return None
         code = country.upper()
+        if state:
+            local = f"{code}-{state.upper()}"
+            for name, members in self.jurisdictions.items():
+                if local in members:
+                    return name
         for name, countries in self.jurisdictions.items():
             if code in countries:
                 return name

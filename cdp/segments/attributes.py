@@ -11,7 +11,7 @@ memory, in a few passes over the events.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -81,10 +81,11 @@ def compute_attributes(
 ) -> pl.DataFrame:
     """One row per profile: first/last seen, orders and revenue per window, AOV, interval, channel, interests.
 
-    One grouped pass over the events computes every measure; per-channel and
-    per-category counts are conditional sums in that pass (there are few
-    channels and categories), the favourite store (many values, few rows)
-    and survey answers are small separate passes.
+    Every per-row condition is computed first as a flat column; one grouped
+    pass then only sums, mins and maxes plain columns (fast even with a
+    million groups). Per-channel and per-category counts are such sums (there
+    are few channels and categories); the favourite store (many values, few
+    rows) and survey answers are small separate passes.
     """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
@@ -92,46 +93,72 @@ def compute_attributes(
         return pl.DataFrame(schema={"profile_id": pl.String})
     events = events.filter(pl.col("occurred_at") <= pl.lit(now))
     ts = pl.col("occurred_at")
-    is_order = pl.col("event_name") == ORDER_EVENT
-    revenue = pl.when(is_order).then(base_revenue(events, options)).otherwise(0.0)
-    aggregations: list[pl.Expr] = [
-        ts.min().alias("first_seen"),
-        ts.max().alias("last_seen"),
-        is_order.sum().cast(pl.Int64).alias("order_count"),
-        revenue.sum().alias("revenue_lifetime"),
-        pl.when(is_order).then(ts).max().alias("last_order_at"),
-        pl.when(is_order).then(ts).min().alias("first_order_at"),
-        pl.col("channel").drop_nulls().n_unique().cast(pl.Int64).alias("channel_count"),
-        (pl.col("event_type") != "identify").sum().cast(pl.Int64).alias("event_count"),
-    ]
-    for days in WINDOWS:
-        recent = ts >= pl.lit(now).dt.offset_by(f"-{days}d")
-        aggregations.append((is_order & recent).sum().cast(pl.Int64).alias(f"orders_{days}d"))
-        aggregations.append(pl.when(recent).then(revenue).otherwise(0.0).sum().alias(f"revenue_{days}d"))
-    previous = (ts >= pl.lit(now).dt.offset_by("-180d")) & (ts < pl.lit(now).dt.offset_by("-90d"))
-    aggregations.append((is_order & previous).sum().cast(pl.Int64).alias("orders_prev_90d"))
-    channels = {str(c): f"_ch_{i}" for i, c in enumerate(events["channel"].drop_nulls().unique().sort().to_list())}
-    for channel, column in channels.items():
-        aggregations.append((is_order & (pl.col("channel") == channel)).sum().alias(column))
-    product = pl.col("event_name").is_in(PRODUCT_EVENTS) & (
-        ts >= pl.lit(now).dt.offset_by(f"-{options.interests.window_days}d")
-    )
+    order = pl.col("event_name") == ORDER_EVENT
+    since = {days: pl.lit(now - timedelta(days=days)) for days in (*WINDOWS, 180, options.interests.window_days)}
+    product = pl.col("event_name").is_in(PRODUCT_EVENTS) & (ts >= since[options.interests.window_days])
+    channels = {str(c): i for i, c in enumerate(events["channel"].drop_nulls().unique().sort().to_list())}
     found = events.filter(product)["category"].drop_nulls().unique().sort().to_list()
-    categories = {str(c): f"_cat_{i}" for i, c in enumerate(found)}
-    for category, column in categories.items():
-        aggregations.append((product & (pl.col("category") == category)).sum().alias(column))
-    frame = events.lazy().group_by("profile_id").agg(aggregations).collect()
+    categories = {str(c): i for i, c in enumerate(found)}
+    flat: list[pl.Expr] = [
+        pl.col("profile_id"),
+        ts,
+        order.cast(pl.Int32).alias("_o"),
+        pl.col("_r"),
+        pl.when(order).then(ts).alias("_ot"),
+        (pl.col("event_type") != "identify").cast(pl.Int32).alias("_e"),
+        (order & (ts >= since[180]) & (ts < since[90])).cast(pl.Int32).alias("_prev"),
+    ]
+    sums = ["_o", "_r", "_e", "_prev"]
+    for days in WINDOWS:
+        flat.append((order & (ts >= since[days])).cast(pl.Int32).alias(f"_o{days}"))
+        flat.append(pl.when(order & (ts >= since[days])).then(pl.col("_r")).otherwise(0.0).alias(f"_r{days}"))
+        sums += [f"_o{days}", f"_r{days}"]
+    for channel, i in channels.items():
+        flat.append((pl.col("channel") == channel).cast(pl.Int32).alias(f"_any{i}"))
+        flat.append((order & (pl.col("channel") == channel)).cast(pl.Int32).alias(f"_ch{i}"))
+        sums += [f"_any{i}", f"_ch{i}"]
+    for category, i in categories.items():
+        flat.append((product & (pl.col("category") == category)).cast(pl.Int32).alias(f"_cat{i}"))
+        sums.append(f"_cat{i}")
+    prepared = (
+        events.lazy()
+        .with_columns(pl.when(order).then(base_revenue(events, options)).otherwise(0.0).alias("_r"))
+        .select(flat)
+    )
+    frame = (
+        prepared.group_by("profile_id")
+        .agg(
+            ts.min().alias("first_seen"),
+            ts.max().alias("last_seen"),
+            pl.col("_ot").max().alias("last_order_at"),
+            pl.col("_ot").min().alias("first_order_at"),
+            *[pl.col(c).sum() for c in sums],
+        )
+        .collect()
+    )
     browsed = [
-        pl.when(pl.col(column) >= options.interests.min_browsing_events).then(pl.lit(category))
-        for category, column in categories.items()
+        pl.when(pl.col(f"_cat{i}") >= options.interests.min_browsing_events).then(pl.lit(category))
+        for category, i in categories.items()
         if category in options.interests.categories
     ]
     interests = pl.concat_list(browsed).list.drop_nulls() if browsed else pl.lit([], dtype=pl.List(pl.String))
-    frame = frame.with_columns(
-        _argmax(channels, "preferred_channel"),
-        _argmax(categories, "favourite_category"),
-        interests.alias("browsed_categories"),
-    ).drop([*channels.values(), *categories.values()])
+    renames = {"_o": "order_count", "_r": "revenue_lifetime", "_e": "event_count", "_prev": "orders_prev_90d"}
+    for days in WINDOWS:
+        renames.update({f"_o{days}": f"orders_{days}d", f"_r{days}": f"revenue_{days}d"})
+    frame = (
+        frame.with_columns(
+            _argmax({c: f"_ch{i}" for c, i in channels.items()}, "preferred_channel"),
+            _argmax({c: f"_cat{i}" for c, i in categories.items()}, "favourite_category"),
+            interests.alias("browsed_categories"),
+            pl.sum_horizontal([pl.col(f"_any{i}") > 0 for i in channels.values()] or [pl.lit(0)])
+            .cast(pl.Int64)
+            .alias("channel_count"),
+        )
+        .drop([c for c in frame.columns if c.startswith(("_any", "_ch", "_cat"))])
+        .rename(renames)
+        .with_columns(pl.col(c).cast(pl.Int64) for c in ("order_count", "event_count", "orders_prev_90d"))
+        .with_columns(pl.col(f"orders_{days}d").cast(pl.Int64) for days in WINDOWS)
+    )
     stores = _mode(events.filter(pl.col("store_id").is_not_null()), "store_id", "favourite_store")
     for extra in (stores, _survey(events)):
         if extra is not None:

@@ -108,6 +108,11 @@ class CompiledSegment:
     consents: frozenset[str]
 
 
+def tag_column(tag: str) -> str:
+    """The boolean column of ``base`` saying who holds ``tag`` (named by digest, never by the tag itself)."""
+    return f"__tag_{hashlib.sha256(tag.encode('utf-8')).hexdigest()[:12]}"
+
+
 def parse_segment(document: Any, *, source: str = "") -> Segment:
     if not isinstance(document, dict):
         raise DefinitionError("a segment must be a mapping", file=source)
@@ -277,8 +282,7 @@ class _Compiler:
         if not isinstance(tag, str) or not TAG_NAME.match(tag):
             raise self.fail(f"{path}.tag", "wrong type: expected a tag name (letters, digits, '_', '-', ':', '.', '+')")
         self.tags.add(tag)
-        self.params.append(tag)
-        return "(a.profile_id IN (SELECT t.profile_id FROM tags t WHERE t.tag = ?))"
+        return f'(a."{tag_column(tag)}")'
 
     def _segment(self, node: Mapping[str, Any], path: str) -> str:
         self.keys(node, path, ("segment",))
@@ -388,10 +392,11 @@ def compile_segment(
     segments: Collection[str] | None = None,
     root: str = "where",
 ) -> CompiledSegment:
-    """SQL selecting ``profile_id`` from ``base a`` (plus the ``tags``, ``segmembers`` and ``consents`` tables).
+    """SQL selecting ``profile_id`` from ``base a`` (plus the ``segmembers`` and ``consents`` tables).
 
-    ``base`` holds the attributes and one count and one revenue column per
-    event spec (:attr:`CompiledSegment.event_specs`).
+    ``base`` holds the attributes, one count and one revenue column per event
+    spec (:attr:`CompiledSegment.event_specs`) and one boolean column per tag
+    (:func:`tag_column`), all computed once per snapshot by the engine.
     """
     compiler = _Compiler(columns, segment.source, purposes, segments)
     condition = compiler.compile(segment.where, root)

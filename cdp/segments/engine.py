@@ -21,7 +21,15 @@ import polars as pl
 
 from cdp.segments.attributes import base_revenue
 from cdp.segments.config import TagsConfig
-from cdp.segments.definition import CompiledSegment, EventSpec, Segment, column_kinds, compile_segment, order_segments
+from cdp.segments.definition import (
+    CompiledSegment,
+    EventSpec,
+    Segment,
+    column_kinds,
+    compile_segment,
+    order_segments,
+    tag_column,
+)
 
 CONSENTS_SCHEMA = {"profile_id": pl.String, "purpose": pl.String, "status": pl.String, "allowed": pl.Boolean}
 MEMBERS_SCHEMA = {"segment": pl.String, "profile_id": pl.String}
@@ -44,28 +52,40 @@ def event_aggregates(
         & (pl.col("occurred_at") >= now.dt.offset_by(f"-{horizon}d"))
     )
     extra = [c for c in ("channel", "category") if c in relevant.columns]
-    slim = relevant.select(
-        "profile_id",
-        pl.col("event_name").replace_strict(code, return_dtype=pl.Int16).alias("_name"),
-        (now - pl.col("occurred_at")).dt.total_microseconds().alias("_age"),
-        base_revenue(relevant, config or TagsConfig()).alias("_amount"),
-        pl.col("revenue").alias("_revenue"),
-        *extra,
-    )
-    aggregations: list[pl.Expr] = []
+    age = (now - pl.col("occurred_at")).dt.total_microseconds()
+    name = pl.col("event_name").replace_strict(code, return_dtype=pl.Int16)
+    amount = base_revenue(relevant, config or TagsConfig())
+    flat: list[pl.Expr] = [pl.col("profile_id")]
     for spec in specs:
-        condition = (pl.col("_name") == code[spec.event]) & (pl.col("_age") <= spec.start_days * DAY_US)
+        condition = (name == code[spec.event]) & (age <= spec.start_days * DAY_US)
         if spec.end_days:
-            condition &= pl.col("_age") > spec.end_days * DAY_US
+            condition &= age > spec.end_days * DAY_US
         if spec.revenue_over is not None:
-            condition &= pl.col("_amount") > spec.revenue_over
+            condition &= amount > spec.revenue_over
         if spec.channel is not None:
             condition &= pl.col("channel") == spec.channel if "channel" in extra else pl.lit(False)
         if spec.category is not None:
             condition &= pl.col("category") == spec.category if "category" in extra else pl.lit(False)
-        aggregations.append(condition.sum().cast(pl.Int64).alias(spec.count_column))
-        aggregations.append(pl.when(condition).then(pl.col("_amount")).otherwise(0.0).sum().alias(spec.revenue_column))
-    return slim.group_by("profile_id").agg(aggregations)
+        flat.append(condition.cast(pl.Int32).alias(spec.count_column))
+        flat.append(pl.when(condition).then(amount).otherwise(0.0).alias(spec.revenue_column))
+    # Flat per-row columns first, then plain sums per profile: fast even with a million groups.
+    columns = [c for s in specs for c in (s.count_column, s.revenue_column)]
+    return (
+        relevant.lazy()
+        .select(flat)
+        .group_by("profile_id")
+        .agg(pl.col(c).sum() for c in columns)
+        .with_columns(pl.col(s.count_column).cast(pl.Int64) for s in specs)
+        .collect()
+    )
+
+
+def tag_flags(tags: pl.DataFrame, wanted: Iterable[str]) -> pl.DataFrame:
+    """profile_id and one boolean column per wanted tag (only profiles holding at least one of them)."""
+    names = sorted(set(wanted))
+    held = tags.filter(pl.col("tag").is_in(names)).unique()
+    flat = held.lazy().select("profile_id", *[(pl.col("tag") == name).alias(tag_column(name)) for name in names])
+    return flat.group_by("profile_id").agg(pl.all().max()).collect()
 
 
 class SegmentEngine:
@@ -91,7 +111,7 @@ class SegmentEngine:
         self.specs: dict[str, EventSpec] = {}
         self.analytics = duckdb.connect(":memory:", config={"enable_external_access": False})
         self.tags = tags.select("profile_id", "tag")
-        self.analytics.register("tags", self.tags.to_arrow())
+        self.tag_columns: set[str] = set()
         self.analytics.register(
             "consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow()
         )
@@ -107,16 +127,24 @@ class SegmentEngine:
         return compile_segment(segment, self.columns, purposes=self.purposes, segments=segments)
 
     def prepare(self, compiled: Iterable[CompiledSegment]) -> None:
-        """Compute the event aggregates the compiled segments need (once for all of them)."""
+        """Add the event aggregates and tag columns the compiled segments need (once for all of them)."""
+        compiled = list(compiled)
         missing = {s.key: s for c in compiled for s in c.event_specs if s.key not in self.specs}
-        if not missing:
+        tags = {t for c in compiled for t in c.tags if tag_column(t) not in self.tag_columns}
+        if not missing and not tags:
             return
-        aggregates = event_aggregates(self.events, list(missing.values()), as_of=self.as_of, config=self.config)
-        columns = [c for c in aggregates.columns if c != "profile_id"]
-        self.base = self.base.join(aggregates, on="profile_id", how="left").with_columns(
-            pl.col(c).fill_null(0) for c in columns
-        )
-        self.specs.update(missing)
+        if missing:
+            aggregates = event_aggregates(self.events, list(missing.values()), as_of=self.as_of, config=self.config)
+            columns = [c for c in aggregates.columns if c != "profile_id"]
+            self.base = self.base.join(aggregates, on="profile_id", how="left").with_columns(
+                pl.col(c).fill_null(0) for c in columns
+            )
+            self.specs.update(missing)
+        if tags:
+            self.base = self.base.join(tag_flags(self.tags, tags), on="profile_id", how="left").with_columns(
+                pl.col(tag_column(t)).fill_null(False) for t in tags
+            )
+            self.tag_columns.update(tag_column(t) for t in tags)
         self._register_base()
 
     def run(self, compiled: CompiledSegment) -> pl.Series:
@@ -128,8 +156,10 @@ class SegmentEngine:
     def add_tags(self, frame: pl.DataFrame) -> None:
         """Make more (profile_id, tag) rows visible to ``{tag: …}`` conditions."""
         self.tags = pl.concat([self.tags, frame.select("profile_id", "tag")])
-        self.analytics.unregister("tags")
-        self.analytics.register("tags", self.tags.to_arrow())
+        stale = [c for c in (tag_column(t) for t in frame["tag"].unique().to_list()) if c in self.tag_columns]
+        if stale:
+            self.base = self.base.drop(stale)
+            self.tag_columns.difference_update(stale)
 
     def remember(self, name: str, members: pl.Series) -> None:
         """Make a segment's members visible to ``{segment: name}`` conditions."""

@@ -27,8 +27,8 @@ def value_tier(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
     if buyers.height == 0:
         return pl.DataFrame(schema={"profile_id": pl.String, "value_tier": pl.String})
     n = pl.len()
-    # Share of buyers strictly above: 0 for the top spender. Ties share a tier.
-    above = (pl.col("revenue_365d").rank(method="max", descending=True) - 1) / n
+    # Share of buyers strictly above: 0 for the top spender. Ties share the better tier.
+    above = (pl.col("revenue_365d").rank(method="min", descending=True) - 1) / n
     rising = (pl.col("orders_90d") >= options.potential_min_orders_90d) & (
         pl.col("orders_90d") > pl.col("orders_prev_90d") * options.rising_ratio
     )
