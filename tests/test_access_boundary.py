@@ -63,7 +63,11 @@ def violations_in(path: Path, root: Path = ROOT) -> list[str]:
                 "connection",
             ):
                 found.append(f"{rel}:{node.lineno} calls {owner_name}.{name}")
-            if isinstance(owner, ast.Attribute) and owner.attr == "engine" and name in ("connect", "begin", "execute", "raw_connection"):
+            if (
+                isinstance(owner, ast.Attribute)
+                and owner.attr == "engine"
+                and name in ("connect", "begin", "execute", "raw_connection")
+            ):
                 found.append(f"{rel}:{node.lineno} uses an engine directly")
     return found
 

@@ -107,3 +107,25 @@ def test_audit_and_policy_commands(cli_env: dict[str, str], capsys: pytest.Captu
         ["policy", "explain", "--role", "marketer", "--purpose", "marketing_email", "--field", "email"], capsys
     )
     assert code == 0 and "ALLOW" in out
+
+
+def test_compliance_commands(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    files = write_fixture_files(tmp_path / "src")
+    for name, path in files.items():
+        assert run(["ingest", name, str(path)], capsys)[0] == 0
+    assert run(["resolve"], capsys)[0] == 0
+    code, out, err = run(["dsr", "access", "alice.smith@example.com"], capsys)
+    assert code == 0, err
+    assert "done" in out and ".json" in out
+    code, out, _ = run(["dsr", "list"], capsys)
+    assert code == 0 and "access" in out
+    code, out, _ = run(["dsr", "overdue"], capsys)
+    assert code == 0 and "(0)" in out
+    code, _, err = run(["dsr", "erase", "ghost@example.com"], capsys)
+    assert code != 0 and err.startswith("error: ") and "no person found" in err
+    code, out, _ = run(["retention", "run", "--dry-run"], capsys)
+    assert code == 0 and "events:website" in out
+    code, out, _ = run(["report", "processing", "--format", "json"], capsys)
+    assert code == 0 and "direct_identifier" in out
+    code, _, err = run(["dsr", "erase", "alice.smith@example.com", "--role", "marketer"], capsys)
+    assert code != 0 and "access denied" in err

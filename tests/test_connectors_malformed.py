@@ -184,7 +184,10 @@ def test_jsonl_damage_is_quarantined_line_by_line(tmp_path: Path, store: Custome
         "web.jsonl:12#2": "type",
         "web.jsonl:14": "properties.revenue",
     }
+    if found.get("web.jsonl:7", ("",))[0] == "(record)":  # the website connector names no field for it (yet)
+        expected["web.jsonl:7"] = "(record)"
     assert {p: f for p, (f, _) in found.items()} == expected
+    assert "32 KB" in found["web.jsonl:7"][1]
     assert "NUL" in found["web.jsonl:8"][1]
     assert "surrogate" in found["web.jsonl:9"][1]
     assert (stats.accepted, stats.duplicates, stats.rejected) == (3, 1, len(expected))
@@ -254,13 +257,25 @@ def test_arbitrary_bytes_never_crash_the_readers(tmp_path_factory: pytest.TempPa
             lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
             max_leaves=8,
         ),
-    )
+    ),
+    st.sampled_from(["identify", "track", "page", "screen", "alias", "group", "batch", "", None]),
 )
-def test_arbitrary_calls_are_built_or_rejected(tmp_path_factory: pytest.TempPathFactory, call: dict[str, Any]) -> None:
+def test_arbitrary_calls_are_built_or_rejected(
+    tmp_path_factory: pytest.TempPathFactory, call: dict[str, Any], call_type: str | None
+) -> None:
     folder = tmp_path_factory.mktemp("calls")
     settings = Settings(data_dir=folder / "data")
     runner = IngestRunner(cast(CustomerStore, None), settings)
     path = folder / "web.jsonl"
-    path.write_text(json.dumps({"messageId": "m", **call}) + "\n")
+    path.write_text(json.dumps({"messageId": "m", "type": call_type, **call}) + "\n")
     items, _ = _build_all(runner, "website", settings, path)
     assert items == 1
+
+
+@pytest.mark.xfail(reason="cdp/connectors/website.py:153 tests `kind not in CALL_TYPES` before checking it is text")
+@pytest.mark.parametrize("call_type", [[], {}, ["track"]])
+def test_non_text_call_type_is_rejected_in_files(tmp_path: Path, settings: Settings, call_type: Any) -> None:
+    runner = IngestRunner(cast(CustomerStore, None), settings)
+    path = tmp_path / "web.jsonl"
+    path.write_text(json.dumps({"messageId": "m", "type": call_type, "userId": "u"}) + "\n")
+    assert _build_all(runner, "website", settings, path) == (1, 1)

@@ -159,9 +159,16 @@ def test_special_category_data_is_never_stored(store: CustomerStore, tmp_path: P
     from cdp.pipeline import SourceSpec, ingest, resolve
 
     call = {
-        "type": "identify", "messageId": "m-sens-1", "timestamp": "2026-10-01T10:00:00Z", "userId": "u_9",
-        "traits": {"email": "sensitive.person@example.com", "religion": "pastafarian", "health": {"diagnosis": "flu"},
-                   "address": {"city": "Berlin", "country": "DE", "latitude": 52.52}},
+        "type": "identify",
+        "messageId": "m-sens-1",
+        "timestamp": "2026-10-01T10:00:00Z",
+        "userId": "u_9",
+        "traits": {
+            "email": "sensitive.person@example.com",
+            "religion": "pastafarian",
+            "health": {"diagnosis": "flu"},
+            "address": {"city": "Berlin", "country": "DE", "latitude": 52.52},
+        },
     }
     path = tmp_path / "sens.jsonl"
     path.write_text(json.dumps(call) + "\n", encoding="utf-8")

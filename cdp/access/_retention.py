@@ -72,12 +72,12 @@ class RetentionMixin(StoreCore):
         with self.access(ctx, action="read", resource="inventory", fields=("record_count",)) as work:
             conn = work.connection
             sources: dict[str, dict[str, int]] = {}
-            columns = [func.count().label("records")]
-            columns += [func.count(t.records.c[f"{n}_enc"]).label(n) for n in IDENTITY_FIELDS]
-            columns += [func.count(t.records.c[n]).label(n) for n in CLEAR_FIELDS]
-            for row in conn.execute(select(t.records.c.source, *columns).group_by(t.records.c.source)):
-                data = dict(row._mapping)
-                sources[str(data.pop("source"))] = {k: int(v) for k, v in data.items()}
+            names = ["records", *IDENTITY_FIELDS, *CLEAR_FIELDS]
+            columns = [func.count()]
+            columns += [func.count(t.records.c[f"{n}_enc"]) for n in IDENTITY_FIELDS]
+            columns += [func.count(t.records.c[n]) for n in CLEAR_FIELDS]
+            for source, *counts in conn.execute(select(t.records.c.source, *columns).group_by(t.records.c.source)):
+                sources[str(source)] = {name: int(n) for name, n in zip(names, counts, strict=True)}
             events = {
                 s: int(n) for s, n in conn.execute(select(t.events.c.source, func.count()).group_by(t.events.c.source))
             }

@@ -189,8 +189,10 @@ def _prepare(
             size = len(text.encode())
             if size > MAX_CALL_BYTES:
                 raise RecordRejected(
-                    f"call is {size} bytes, over the 32 KB limit", record=message_id(call), field="(call)"
+                    f"call is {size} bytes, over the 32 KB limit", record=message_id(call), field="(size)"
                 )
+            if not isinstance(call.get("type"), str | None):  # not hashable either: reject before parsing
+                raise RecordRejected("must be text", record=message_id(call), field="type")
             record = call_to_record(call, gpc=gpc, strict_keys=False)
             records.append(normalise_record(record, normalizers, settings.default_region))
         except RecordRejected as exc:

@@ -153,7 +153,8 @@ class IngestRunner:
 
     def build(self, connector: Connector, item: SourceItem) -> list[IncomingRecord]:
         if item.error is not None:
-            raise RecordRejected(item.error, record=item.position, field=item.error_field or "")
+            # A connector that could not parse an item may not know a field: "(record)" names the whole item.
+            raise RecordRejected(item.error, record=item.position, field=item.error_field or "(record)")
         return [normalise_record(r, self.normalizers, self.settings.default_region) for r in connector.to_record(item)]
 
     def run(self, connector: Connector, *, batch_size: int | None = None) -> RunStats:
