@@ -231,6 +231,7 @@ def test_malformed_call_is_quarantined_naming_the_field(segment: Any, store: Cus
         ({"type": "alias", "userId": "u"}, "previousId"),
         ({"type": "track", "event": "E"}, "userId"),
         ({"type": "teleport", "userId": "u"}, "type"),
+        ({"type": ["track"], "userId": "u"}, "type"),
         ({"type": "track", "userId": "u", "event": "E", "context": "nope"}, "context"),
         (
             {"type": "identify", "userId": "u", "context": {"consent": {"categoryPreferences": []}}},

@@ -250,7 +250,7 @@ def test_arbitrary_bytes_never_crash_the_readers(tmp_path_factory: pytest.TempPa
 @given(
     st.dictionaries(
         st.sampled_from(
-            ["type", "userId", "anonymousId", "event", "name", "traits", "properties", "context", "timestamp"]
+            ["previousId", "userId", "anonymousId", "event", "name", "traits", "properties", "context", "timestamp"]
         ),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

@@ -64,6 +64,16 @@ def _lev(column: str, most: int) -> Predicate:
     return test
 
 
+def _one_keystroke(column: str) -> Predicate:
+    """One insertion, deletion, substitution or swap of neighbours (Damerau–Levenshtein ≤ 1)."""
+
+    def test(a: Row, b: Row) -> bool:
+        x, y = a.get(column), b.get(column)
+        return x is not None and y is not None and jellyfish.damerau_levenshtein_distance(x, y) <= 1
+
+    return test
+
+
 def _null(*columns: str) -> Predicate:
     """Null level: one side has none of ``columns``."""
     return lambda a, b: all(a.get(c) is None for c in columns) or all(b.get(c) is None for c in columns)
@@ -171,6 +181,20 @@ COMPARISONS: tuple[Comparison, ...] = (
             ),
             Level("same postcode", "postcode_l = postcode_r", _eq("postcode")),
             Level("same city", "city_l = city_r", _eq("city")),
+            _else(),
+        ),
+    ),
+    Comparison(
+        "account_id",
+        "account or customer number (user_id)",
+        (
+            Level("null", _sql_null("account_id"), _null("account_id"), True),
+            Level("exact", "account_id_l = account_id_r", _eq("account_id")),
+            Level(
+                "one keystroke apart",
+                "damerau_levenshtein(account_id_l, account_id_r) <= 1",
+                _one_keystroke("account_id"),
+            ),
             _else(),
         ),
     ),

@@ -5,7 +5,10 @@ storage, not for matching); here each becomes the key the matcher compares:
 order-insensitive, nickname-resolved and script-independent name tokens (so
 王伟 = Wang Wei = Wei Wang and Bob Smith = Robert Smith), the e-mail *match*
 key (plus-tags and Gmail dots removed), the E.164 phone, the birth date with
-well-known placeholders dropped, and postcode/city/country. The same function
+well-known placeholders dropped, postcode/city/country, and the account id
+(``user_id``: a login or customer number issued to one person, scored as
+evidence, exact or one keystroke apart, rather than only joined on exactly;
+loyalty cards are left out because households share them). The same function
 feeds the batch model (splink) and the in-process scorer for single records,
 so both see identical keys.
 
@@ -56,6 +59,7 @@ FEATURE_COLUMNS: Final = (
     "postcode",
     "city",
     "country",
+    "account_id",
 )
 """Columns of a feature row, in order (all strings or None, except ``name_freq``)."""
 
@@ -183,6 +187,7 @@ def feature_row(record: Mapping[str, Any], domains: DomainCorrector | None = Non
     dob_swapped = f"{dob[:4]}-{dob[8:10]}-{dob[5:7]}" if dob and dob[8:10] <= "12" else None
     postcode = normalize_postcode(record.get("postcode"), country) if record.get("postcode") else None
     city = normalize_city(record.get("city")) if record.get("city") else None
+    account = str(record.get("user_id") or "").strip().lower() or None
     return {
         "unique_id": str(record["record_id"]),
         "given": given,
@@ -198,6 +203,7 @@ def feature_row(record: Mapping[str, Any], domains: DomainCorrector | None = Non
         "postcode": postcode,
         "city": city,
         "country": country,
+        "account_id": account,
     }
 
 

@@ -44,6 +44,7 @@ def blocking_keys(row: Mapping[str, Any]) -> list[str]:
     phone = row.get("phone")
     add("email", row.get("email_key"))
     add("phone", phone)
+    add("account", row.get("account_id"))
     add("name", row.get("name_key"))
     add("family_dob", row.get("family"), row.get("dob"))
     add("given_dob", row.get("given"), row.get("dob"))

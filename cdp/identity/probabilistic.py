@@ -44,6 +44,7 @@ MODEL_VERSION = "cdp-identity-1"
 BLOCKING_RULES: tuple[str, ...] = (
     "l.email_key = r.email_key",
     "l.phone = r.phone",
+    "l.account_id = r.account_id",
     "l.name_key = r.name_key",
     "l.family = r.family AND l.dob = r.dob",
     "l.given = r.given AND l.dob = r.dob",
