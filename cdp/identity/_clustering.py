@@ -26,12 +26,15 @@ from typing import Any
 
 import jellyfish
 
+from cdp.identity._comparisons import probability_from_weight
 from cdp.identity.deterministic import MAX_KEY_FANOUT, RULE_ORDER, NameKey, UnionFind
 from cdp.identity.probabilistic import PairScore
 
-__all__ = ["ClusterResult", "ManualRules", "cluster_records"]
+__all__ = ["ClusterResult", "ManualRules", "cluster_records", "outweighs_birth_dates"]
 
 _MAX_NAMES = 12
+ACCOUNT_AGREES = frozenset({"exact", "one keystroke apart"})
+"""Account-id comparison levels that let strong evidence outweigh a birth-date disagreement."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,10 @@ class _Group:
     def forbids(self, other: _Group) -> bool:
         return any((rule, 1 - side) in other.sides for rule, side in self.sides)
 
-    def compatible(self, other: _Group) -> bool:
+    def compatible(self, other: _Group, *, births_outweighed: bool = False) -> bool:
         if self.locked or other.locked or self.forbids(other):
             return False
-        if self.births and other.births and not _births_agree(self.births, other.births):
+        if not births_outweighed and self.births and other.births and not _births_agree(self.births, other.births):
             return False
         if self.names and other.names:
             if any(names_compatible(a, b) for a in self.names for b in other.names):
@@ -165,11 +168,11 @@ class _Clusterer:
         self.joins: dict[str, int] = defaultdict(int)
         self.refused = 0
 
-    def union(self, a: str, b: str, reason: str, *, force: bool = False) -> bool:
+    def union(self, a: str, b: str, reason: str, *, force: bool = False, births_outweighed: bool = False) -> bool:
         ra, rb = self.uf.find(a), self.uf.find(b)
         if ra == rb:
             return True
-        if not force and not self.groups[ra].compatible(self.groups[rb]):
+        if not force and not self.groups[ra].compatible(self.groups[rb], births_outweighed=births_outweighed):
             return False
         keep = self.uf.union(ra, rb)
         drop = rb if keep == ra else ra
@@ -200,11 +203,30 @@ class _Clusterer:
                     anchors.append(member)
 
 
+def outweighs_birth_dates(pair: PairScore, threshold: float) -> bool:
+    """Does the pair's evidence *without* the birth date still reach ``threshold``, with the account id agreeing?
+
+    A different birth date usually means a relative (a Jr. at the same
+    address), so the guard refuses it; but records that carry the same account
+    number (or one keystroke from it) and whose other fields alone would be a
+    match are one person whose birth date was mistyped or replaced. Relatives
+    do not share an account id, and a shared id with weak other evidence
+    (a household's single login) stays refused.
+    """
+    account = pair.fields.get("account_id")
+    if account is None or account[0] not in ACCOUNT_AGREES:
+        return False
+    birth = pair.fields.get("date_of_birth", ("", 0.0))[1]
+    return probability_from_weight(pair.match_weight - birth) >= threshold
+
+
 def cluster_records(
     records: Sequence[Mapping[str, Any]],
     features: Mapping[str, Mapping[str, Any]],
     pairs: Sequence[PairScore],
     rules: ManualRules | None = None,
+    *,
+    threshold: float = 0.9,
 ) -> ClusterResult:
     """Cluster ``records`` (store feature dicts) with ``features`` (record id → feature row) and scored pairs."""
     rules = rules or ManualRules()
@@ -219,7 +241,10 @@ def cluster_records(
             continue
         if clusterer.uf.find(pair.left) == clusterer.uf.find(pair.right):
             continue
-        if clusterer.union(pair.left, pair.right, f"probabilistic p={pair.probability:.4f}"):
+        outweighed = outweighs_birth_dates(pair, threshold)
+        if clusterer.union(
+            pair.left, pair.right, f"probabilistic p={pair.probability:.4f}", births_outweighed=outweighed
+        ):
             accepted.append(pair)
         else:
             clusterer.refused += 1

@@ -99,7 +99,7 @@ def resolve_records(
     pairs = predict_pairs(rows, model, threshold=threshold)
     timings["predict"] = time.perf_counter() - started
     started = time.perf_counter()
-    result = cluster_records(records, features, pairs, rules)
+    result = cluster_records(records, features, pairs, rules, threshold=threshold)
     timings["cluster"] = time.perf_counter() - started
     return Resolution(result, model, trained, len(pairs), timings)
 
