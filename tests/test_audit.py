@@ -122,3 +122,31 @@ def test_audit_is_written_in_the_same_transaction_as_the_data(
     monkeypatch.undo()
     counts = store.counts(AccessContext("t", "data_engineer", "operations"))
     assert not any(key.startswith("records:") for key in counts), "data was written without its audit record"
+
+
+def test_a_consistently_rewritten_chain_is_caught_by_the_signed_checkpoint(populated: CustomerStore) -> None:
+    from cdp.access.audit import GENESIS, row_hash
+
+    # The attacker edits record 3 and recomputes every later hash so the chain itself verifies.
+    with populated.engine.begin() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(text("SELECT * FROM audit_log ORDER BY seq"))]
+        rows[2]["detail"] = "nothing to see here"
+        previous = GENESIS
+        for row in rows:
+            row["prev_hash"] = previous
+            row["hash"] = row_hash(previous, row)
+            previous = row["hash"]
+            connection.execute(
+                text("UPDATE audit_log SET detail = :detail, prev_hash = :prev_hash, hash = :hash WHERE seq = :seq"),
+                row,
+            )
+    result = populated.verify_audit(OFFICER)
+    assert not result.ok and "checkpoint" in result.reason
+
+
+def test_export_cells_cannot_run_as_spreadsheet_formulas() -> None:
+    from cdp.segments.export import escape_cell
+
+    for dangerous in ('=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"):
+        assert escape_cell(dangerous).startswith("'")
+    assert escape_cell("alice@example.com") == "alice@example.com" and escape_cell(None) == ""

@@ -205,3 +205,28 @@ def test_consent_withdrawn_during_an_export_is_fenced_out(
     assert victim["id"] not in exported and len(exported) == report.written
     export_rows = store.subject_export(OFFICER, victim["id"])["exports"]
     assert all(e["export_id"] != report.export_id for e in export_rows)
+
+
+def test_erasures_are_replayed_after_a_restore_from_backup(
+    store: CustomerStore, demo: DemoFiles, tmp_path: Path
+) -> None:
+    if not store.settings.is_sqlite:
+        pytest.skip("the file-copy backup below is SQLite-specific")
+    import sqlite3
+
+    database = Path(store.settings.database_url.removeprefix("sqlite:///"))
+    _, email, _ = _person_in_three_sources(store, demo)
+    backup = tmp_path / "backup.sqlite"
+    with sqlite3.connect(database) as source, sqlite3.connect(backup) as target:
+        source.backup(target)
+    outcome = DataSubjectRequests(store, store.settings).run(OFFICER, kind="erasure", identifier=email)
+    store.engine.dispose()
+    with sqlite3.connect(backup) as source, sqlite3.connect(database) as target:
+        source.backup(target)
+    # the restored database has the person's records again (unreadable: their keys are gone) ...
+    assert store.find_profiles(OFFICER, kind="email", value=_match_key(email)) == [outcome.profile_id]
+    result = store.replay_erasures(AccessContext("officer", "compliance_officer", "dsr"))
+    assert result["profiles_erased_again"] == 1 and result["records_deleted"] >= 3
+    assert store.find_profiles(OFFICER, kind="email", value=_match_key(email)) == []
+    stats = ingest(store, store.settings, SourceSpec("survey", {"path": str(_copy(demo.survey, tmp_path))}))
+    assert stats.suppressed >= 1

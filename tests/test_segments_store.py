@@ -50,13 +50,13 @@ def _config(rules: list[dict[str, object]]) -> TagsConfig:
 def test_refresh_writes_tags_and_memberships_then_only_changes(loaded: CustomerStore) -> None:
     first = refresh(loaded, [EMAILABLE, BUYERS], classifiers=builtin_classifiers(), config=TagsConfig())
     assert first.profiles == 5
-    assert first.segments["buyers"][0] == first.segments["buyers"][1] >= 3  # everyone entered
-    assert first.tags["lifecycle:active"][0] >= 1 and "rfm:champions" in first.tags or "rfm:new" in first.tags
+    assert first.segments["buyers"] == (5, 5, 0)  # everyone entered
+    assert first.tags["lifecycle:active"][0] >= 1
+    assert sum(v[0] for k, v in first.tags.items() if k.startswith("rfm:")) == 5  # every buyer in one cell
     ids = _ids_by_email(loaded)
-    mary_and_john = ids["lees@example.net"]
     members = set(loaded.segment_members(ENGINEER, "emailable_buyers"))
-    assert ids["alice.smith@example.com"] in members
-    assert mary_and_john not in members or ids["bob.jones@example.org"] in members
+    assert ids["alice.smith@example.com"] in members  # granted marketing on the web
+    assert first.segments["emailable_buyers"][0] == 4  # Mary Lee said no; US silence allows the others
     audit_before = loaded.counts(ENGINEER)["audit"]
     second = refresh(loaded, [EMAILABLE, BUYERS], classifiers=builtin_classifiers(), config=TagsConfig())
     assert "segment:buyers" in second.unchanged and "tag:lifecycle:active" in second.unchanged

@@ -12,7 +12,9 @@ received them.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
@@ -321,6 +323,66 @@ class SubjectMixin(StoreCore):
                 "suppression_entries": len(suppress),
                 "destination_deletions": len(destinations),
             }
+            work.detail = " ".join(f"{k}={v}" for k, v in outcome.items())
+            ledger = {
+                "at": stamp.isoformat(),
+                "request_id": request_id,
+                "profile_id": profile_id,
+                "records": record_ids,
+                "suppress": sorted([k, d] for k, d in suppress),
+            }
+        # Kept outside the database (pseudonymous ids and digests only), so erasures can be
+        # replayed after a restore from a backup taken before them.
+        self._append_erasure_ledger(ledger)
+        return outcome
+
+    @property
+    def erasure_ledger(self) -> Path:
+        return self.settings.data_dir / "erasure-ledger.jsonl"
+
+    def _append_erasure_ledger(self, entry: dict[str, Any]) -> None:
+        path = self.erasure_ledger
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    def replay_erasures(self, ctx: AccessContext) -> dict[str, int]:
+        """Re-apply every erasure in the ledger (after restoring the database from a backup)."""
+        if not self.erasure_ledger.is_file():
+            return {"entries": 0, "profiles_erased_again": 0, "records_deleted": 0}
+        entries = [
+            json.loads(line) for line in self.erasure_ledger.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
+        with self.access(ctx, action="erase", resource="subject", fields=("record_id", "profile_id")) as work:
+            conn = work.connection
+            again = deleted = 0
+            stamp = now()
+            known = {(k, d) for k, d in conn.execute(select(t.suppressions.c.kind, t.suppressions.c.digest))}
+            for entry in entries:
+                records = [r for r in entry["records"] if isinstance(r, str)]
+                for chunk in _chunks(records):
+                    for table in (t.events, t.blind_indexes, t.consents, t.record_links):
+                        conn.execute(delete(table).where(table.c.record_id.in_(chunk)))
+                    deleted += conn.execute(delete(t.records).where(t.records.c.id.in_(chunk))).rowcount or 0
+                missing = [(k, d) for k, d in entry["suppress"] if (k, d) not in known]
+                if missing:
+                    conn.execute(
+                        insert(t.suppressions),
+                        [
+                            {"kind": k, "digest": d, "request_id": entry.get("request_id"), "created_at": stamp}
+                            for k, d in missing
+                        ],
+                    )
+                    known.update(missing)
+                restored = conn.execute(
+                    update(t.profiles)
+                    .where(t.profiles.c.id == entry["profile_id"], t.profiles.c.status != "erased")
+                    .values(status="erased")
+                )
+                again += restored.rowcount or 0
+                work.touch([entry["profile_id"]])
+            outcome = {"entries": len(entries), "profiles_erased_again": again, "records_deleted": deleted}
             work.detail = " ".join(f"{k}={v}" for k, v in outcome.items())
             return outcome
 

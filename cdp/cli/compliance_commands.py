@@ -92,6 +92,15 @@ def dsr_object(
     _run("objection", identifier, regime, role, purpose=purpose)
 
 
+@dsr_app.command("replay-erasures")
+def dsr_replay_erasures(role: Role = None) -> None:
+    """After restoring the database from a backup: erase again everyone in the erasure ledger."""
+    cfg = settings()
+    with store(cfg) as opened:
+        outcome = opened.replay_erasures(_ctx(role))
+    console.print(table("Erasure ledger replayed", ["what", "count"], sorted(outcome.items())))
+
+
 @dsr_app.command("list")
 def dsr_list(role: Role = None) -> None:
     """All requests with their state and deadline."""

@@ -30,11 +30,11 @@ from cdp.identity._comparisons import probability_from_weight
 from cdp.identity.deterministic import MAX_KEY_FANOUT, RULE_ORDER, NameKey, UnionFind
 from cdp.identity.probabilistic import PairScore
 
-__all__ = ["ClusterResult", "ManualRules", "cluster_records", "outweighs_birth_dates"]
+__all__ = ["ClusterResult", "ManualRules", "cluster_records", "outweighs"]
 
 _MAX_NAMES = 12
 ACCOUNT_AGREES = frozenset({"exact", "one keystroke apart"})
-"""Account-id comparison levels that let strong evidence outweigh a birth-date disagreement."""
+"""Account-id comparison levels that let strong evidence outweigh the name and birth-date guards."""
 
 
 @dataclass(frozen=True)
@@ -99,19 +99,19 @@ class _Group:
     def forbids(self, other: _Group) -> bool:
         return any((rule, 1 - side) in other.sides for rule, side in self.sides)
 
-    def compatible(self, other: _Group, *, births_outweighed: bool = False) -> bool:
+    def contradictions(self, other: _Group) -> frozenset[str] | None:
+        """The guards a join with ``other`` fails ("date_of_birth", "name"); None if it is forbidden outright."""
         if self.locked or other.locked or self.forbids(other):
-            return False
-        if not births_outweighed and self.births and other.births and not _births_agree(self.births, other.births):
-            return False
-        if self.names and other.names:
-            if any(names_compatible(a, b) for a in self.names for b in other.names):
-                return True
+            return None
+        failed: set[str] = set()
+        if self.births and other.births and not _births_agree(self.births, other.births):
+            failed.add("date_of_birth")
+        if self.names and other.names and not any(names_compatible(a, b) for a in self.names for b in other.names):
             # Relatives almost never share a birth date: with one, a replaced given or family name is a change.
-            return bool(self.births & other.births) and any(
-                _one_part_agrees(a, b) for a in self.names for b in other.names
-            )
-        return True
+            shared_birth = bool(self.births & other.births)
+            if not (shared_birth and any(_one_part_agrees(a, b) for a in self.names for b in other.names)):
+                failed.add("name")
+        return frozenset(failed)
 
     def absorb(self, other: _Group) -> None:
         for name in other.names:
@@ -145,7 +145,10 @@ def _name_of(row: Mapping[str, Any] | None) -> NameKey | None:
 
 
 class _Clusterer:
-    def __init__(self, ids: Sequence[str], features: Mapping[str, Mapping[str, Any]], rules: ManualRules) -> None:
+    def __init__(
+        self, ids: Sequence[str], features: Mapping[str, Mapping[str, Any]], rules: ManualRules, threshold: float
+    ) -> None:
+        self.threshold = threshold
         self.uf = UnionFind(ids)
         self.groups: dict[str, _Group] = {}
         for record_id in ids:
@@ -168,12 +171,14 @@ class _Clusterer:
         self.joins: dict[str, int] = defaultdict(int)
         self.refused = 0
 
-    def union(self, a: str, b: str, reason: str, *, force: bool = False, births_outweighed: bool = False) -> bool:
+    def union(self, a: str, b: str, reason: str, *, force: bool = False, evidence: PairScore | None = None) -> bool:
         ra, rb = self.uf.find(a), self.uf.find(b)
         if ra == rb:
             return True
-        if not force and not self.groups[ra].compatible(self.groups[rb], births_outweighed=births_outweighed):
-            return False
+        if not force:
+            failed = self.groups[ra].contradictions(self.groups[rb])
+            if failed is None or (failed and not (evidence and outweighs(evidence, failed, self.threshold))):
+                return False
         keep = self.uf.union(ra, rb)
         drop = rb if keep == ra else ra
         self.groups[keep].absorb(self.groups.pop(drop))
@@ -203,21 +208,22 @@ class _Clusterer:
                     anchors.append(member)
 
 
-def outweighs_birth_dates(pair: PairScore, threshold: float) -> bool:
-    """Does the pair's evidence *without* the birth date still reach ``threshold``, with the account id agreeing?
+def outweighs(pair: PairScore, contradicted: Iterable[str], threshold: float) -> bool:
+    """Does the pair's evidence *without* the ``contradicted`` fields still reach ``threshold``?
 
-    A different birth date usually means a relative (a Jr. at the same
-    address), so the guard refuses it; but records that carry the same account
-    number (or one keystroke from it) and whose other fields alone would be a
-    match are one person whose birth date was mistyped or replaced. Relatives
-    do not share an account id, and a shared id with weak other evidence
-    (a household's single login) stays refused.
+    A different birth date or name usually means a relative (a Jr. at the same
+    address, a spouse on the family login), so the guard refuses it. But when
+    the account id agrees (exactly or one keystroke apart) and the remaining
+    fields alone would make a match, the contradicting field was mistyped or
+    replaced: the model, not the guard, has the last word. Without an agreeing
+    account id the guard is absolute, and a shared id with weak other
+    evidence stays refused.
     """
     account = pair.fields.get("account_id")
     if account is None or account[0] not in ACCOUNT_AGREES:
         return False
-    birth = pair.fields.get("date_of_birth", ("", 0.0))[1]
-    return probability_from_weight(pair.match_weight - birth) >= threshold
+    weight = pair.match_weight - sum(pair.fields.get(name, ("", 0.0))[1] for name in contradicted)
+    return probability_from_weight(weight) >= threshold
 
 
 def cluster_records(
@@ -232,7 +238,7 @@ def cluster_records(
     rules = rules or ManualRules()
     ids = [str(r["record_id"]) for r in records]
     known = set(ids)
-    clusterer = _Clusterer(ids, features, rules)
+    clusterer = _Clusterer(ids, features, rules, threshold)
     clusterer.identifier_rules(records)
     accepted: list[PairScore] = []
     refused_pairs: list[PairScore] = []
@@ -241,10 +247,7 @@ def cluster_records(
             continue
         if clusterer.uf.find(pair.left) == clusterer.uf.find(pair.right):
             continue
-        outweighed = outweighs_birth_dates(pair, threshold)
-        if clusterer.union(
-            pair.left, pair.right, f"probabilistic p={pair.probability:.4f}", births_outweighed=outweighed
-        ):
+        if clusterer.union(pair.left, pair.right, f"probabilistic p={pair.probability:.4f}", evidence=pair):
             accepted.append(pair)
         else:
             clusterer.refused += 1

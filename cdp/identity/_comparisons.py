@@ -90,7 +90,7 @@ def _else() -> Level:
 
 
 def _name_fuzzy(a: Row, b: Row) -> bool:
-    return (_eq("family")(a, b) and _lev("given", 2)(a, b)) or (_eq("given")(a, b) and _lev("family", 1)(a, b))
+    return (_eq("family")(a, b) and _lev("given", 2)(a, b)) or (_eq("given")(a, b) and _one_keystroke("family")(a, b))
 
 
 def _exact_name(bucket: str | None) -> Predicate:
@@ -122,7 +122,7 @@ COMPARISONS: tuple[Comparison, ...] = (
             Level(
                 "one name exact, the other within a typo",
                 "(family_l = family_r AND levenshtein(given_l, given_r) <= 2) "
-                "OR (given_l = given_r AND levenshtein(family_l, family_r) <= 1)",
+                "OR (given_l = given_r AND damerau_levenshtein(family_l, family_r) <= 1)",
                 _name_fuzzy,
             ),
             Level(
@@ -165,7 +165,7 @@ COMPARISONS: tuple[Comparison, ...] = (
                 "dob_swapped_l = dob_r",
                 lambda a, b: a.get("dob_swapped") is not None and a.get("dob_swapped") == b.get("dob"),
             ),
-            Level("one character differs", "levenshtein(dob_l, dob_r) <= 1", _lev("dob", 1)),
+            Level("one keystroke apart", "damerau_levenshtein(dob_l, dob_r) <= 1", _one_keystroke("dob")),
             _else(),
         ),
     ),
@@ -181,6 +181,11 @@ COMPARISONS: tuple[Comparison, ...] = (
             ),
             Level("same postcode", "postcode_l = postcode_r", _eq("postcode")),
             Level("same city", "city_l = city_r", _eq("city")),
+            Level(
+                "postcode one keystroke apart",
+                "damerau_levenshtein(postcode_l, postcode_r) <= 1",
+                _one_keystroke("postcode"),
+            ),
             _else(),
         ),
     ),

@@ -1,0 +1,249 @@
+"""Ingestion throughput and crash safety at scale (the figures in docs/benchmarks.md, "Ingestion").
+
+Why a script and not a test: these runs take tens of seconds on 2 cores.
+
+    python benchmarks/ingest_speed.py files [--records 100000]   # demo files -> SQLite, records/s
+    python benchmarks/ingest_speed.py http [--events 100000 --clients 4 --batch 100]
+    python benchmarks/ingest_speed.py crash [--records 100000]   # SIGKILL mid-run, restart, count
+    python benchmarks/ingest_speed.py files --profile            # cProfile of the file path
+
+Everything runs in a temporary directory against SQLite; the HTTP server
+listens on 127.0.0.1 only and every run is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import logging
+import os
+import pstats
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+OPS_ARGS = ("bench", "data_engineer", "operations")
+
+
+def _settings(folder: Path, **changes: Any) -> Any:
+    from cdp.settings import Settings
+
+    return Settings(data_dir=folder / "data", log_level="ERROR", **changes)
+
+
+def demo_files(folder: Path, records: int) -> list[tuple[str, Path, dict[str, Any]]]:
+    """Demo files holding about ``records`` lines in all (about 6.8 lines per customer)."""
+    from cdp.demo import generate
+
+    made = generate(folder / "demo", customers=max(10, round(records / 6.82)), seed=42)
+    return [
+        ("website", made.web, {}),
+        ("pos", made.pos, {"region_from_store_id": True}),
+        ("survey", made.survey, {}),
+    ]
+
+
+def bench_files(records: int, profile: bool) -> dict[str, Any]:
+    from cdp.access import open_store
+    from cdp.connectors.runner import IngestRunner, make_connector
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sources = demo_files(folder, records)
+        settings = _settings(folder)
+        store = open_store(settings, migrate=True)
+        profiler = cProfile.Profile() if profile else None
+        rows: list[dict[str, Any]] = []
+        started = time.perf_counter()
+        cpu = time.process_time()
+        if profiler:
+            profiler.enable()
+        for name, path, config in sources:
+            stats = IngestRunner(store, settings).run(make_connector(settings, name, {**config, "path": str(path)}))
+            rows.append(
+                {"source": name, "read": stats.read, "accepted": stats.accepted, "rejected": stats.rejected}
+                | {"seconds": round(stats.seconds, 2), "per_second": round(stats.per_second)}
+            )
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        wall = time.perf_counter() - started
+        total = sum(r["read"] for r in rows)
+        store.close()
+    return {
+        "mode": "files",
+        "records": total,
+        "seconds": round(wall, 2),
+        "records_per_second": round(total / wall),
+        "cpu_seconds": round(time.process_time() - cpu, 2),
+        "sources": rows,
+    }
+
+
+def _calls(events: int) -> list[dict[str, Any]]:
+    """Segment calls: one identify per ten events, the rest track/page, for events / 5 people."""
+    calls: list[dict[str, Any]] = []
+    for n in range(events):
+        person = n % max(1, events // 5)
+        base = {"messageId": f"bench-{n}", "userId": f"u{person}", "timestamp": "2026-10-01T10:00:00.000Z"}
+        if n % 10 == 0:
+            traits = {"email": f"person{person}@example.org", "firstName": "Pat", "lastName": f"Lee{person}"}
+            calls.append(base | {"type": "identify", "traits": traits})
+        elif n % 3 == 0:
+            calls.append(base | {"type": "page", "name": "Home", "properties": {"path": "/"}})
+        else:
+            calls.append(base | {"type": "track", "event": "Product Viewed", "properties": {"sku": f"s{n % 500}"}})
+    return calls
+
+
+def bench_http(events: int, clients: int, batch: int) -> dict[str, Any]:
+    import httpx
+    import uvicorn
+
+    from cdp.access import open_store
+    from cdp.access.context import AccessContext
+    from cdp.api import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = _settings(Path(tmp), write_keys=("bench-key",))
+        store = open_store(settings, migrate=True)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings, store=store), log_level="warning", ws="none", access_log=False)
+        )
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        calls = _calls(events)
+        bodies = [json.dumps({"batch": calls[i : i + batch]}).encode() for i in range(0, len(calls), batch)]
+        failures: list[str] = []
+
+        async def client(share: list[bytes]) -> None:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", auth=("bench-key", ""), timeout=60
+            ) as http:
+                for body in share:
+                    response = await http.post("/v1/batch", content=body, headers={"Content-Type": "application/json"})
+                    if response.status_code != 200:
+                        failures.append(response.text[:200])
+
+        def drive() -> None:
+            async def main() -> None:
+                await asyncio.gather(*(client(bodies[i::clients]) for i in range(clients)))
+
+            asyncio.run(main())
+
+        started = time.perf_counter()
+        driver = threading.Thread(target=drive)  # the clients share the 2 cores with the server, as in life
+        driver.start()
+        driver.join(timeout=600)
+        wall = time.perf_counter() - started
+        server.should_exit = True
+        thread.join(timeout=30)
+        stored = store.counts(AccessContext(*OPS_ARGS)).get("records:website", 0)
+        store.close()
+    return {
+        "mode": "http",
+        "events": events,
+        "stored": stored,
+        "failures": len(failures),
+        "clients": clients,
+        "calls_per_request": batch,
+        "seconds": round(wall, 2),
+        "events_per_second": round(events / wall),
+    }
+
+
+def bench_crash(records: int, batch_size: int) -> dict[str, Any]:
+    sys.path.insert(0, str(TESTS))
+    from test_ingest_crash import RUN, write_calls  # the same input and ingest script as the test
+
+    from cdp.access import open_store
+    from cdp.access.context import AccessContext
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = folder / "calls.jsonl"
+        good, bad = write_calls(path, records)
+        settings = _settings(folder)
+        store = open_store(settings, migrate=True)
+        env = {
+            **os.environ,
+            "CDP_DATA_DIR": str(settings.data_dir),
+            "CDP_BATCH_SIZE": str(batch_size),
+            "CDP_LOG_LEVEL": "ERROR",
+        }
+        ops = AccessContext(*OPS_ARGS)
+        kills: list[int] = []
+        for fraction in (0.3, 0.7):
+            process = subprocess.Popen([sys.executable, "-c", RUN, str(path)], env=env, cwd=folder)
+            deadline = time.monotonic() + 600
+            while store.counts(ops).get("records:website", 0) < fraction * len(good):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the ingest ended or stalled before it could be killed")
+                time.sleep(0.2)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills.append(store.counts(ops).get("records:website", 0))
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", RUN, str(path)], env=env, cwd=folder, capture_output=True, text=True, check=True
+        )
+        restart_seconds = time.perf_counter() - started
+        found = store.counts(ops)
+        from sqlalchemy import text
+
+        with store.engine.connect() as connection:
+            distinct = connection.execute(text("SELECT count(DISTINCT source_record_id) FROM records")).scalar()
+        store.close()
+    accepted, quarantined = found.get("records:website", 0), found.get("quarantine", 0)
+    return {
+        "mode": "crash",
+        "input_lines": records,
+        "valid": len(good),
+        "invalid": len(bad),
+        "stored_when_killed": kills,
+        "stored": accepted,
+        "distinct_record_ids": distinct,
+        "quarantined": quarantined,
+        "accepted_or_quarantined": accepted + quarantined,
+        "exact": accepted == len(good) and quarantined == len(bad) and distinct == accepted,
+        "last_run": json.loads(done.stdout.strip().splitlines()[-1]),
+        "last_run_seconds": round(restart_seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["files", "http", "crash"])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=2000, help="CDP_BATCH_SIZE for the crash run")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    if args.mode == "files":
+        result = bench_files(min(args.records, 500_000), args.profile)
+    elif args.mode == "http":
+        result = bench_http(min(args.events, 200_000), max(1, min(args.clients, 16)), max(1, args.batch))
+    else:
+        result = bench_crash(min(args.records, 200_000), args.batch_size)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
