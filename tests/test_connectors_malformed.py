@@ -272,7 +272,6 @@ def test_arbitrary_calls_are_built_or_rejected(
     assert items == 1
 
 
-@pytest.mark.xfail(reason="cdp/connectors/website.py:153 tests `kind not in CALL_TYPES` before checking it is text")
 @pytest.mark.parametrize("call_type", [[], {}, ["track"]])
 def test_non_text_call_type_is_rejected_in_files(tmp_path: Path, settings: Settings, call_type: Any) -> None:
     runner = IngestRunner(cast(CustomerStore, None), settings)

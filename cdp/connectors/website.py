@@ -150,7 +150,7 @@ def call_to_record(
     if strict_keys and unknown:
         raise RecordRejected(f"unknown field {unknown[0]!r} in a Segment call", record=record, field=unknown[0])
     kind = call.get("type")
-    if kind not in CALL_TYPES:
+    if not isinstance(kind, str) or kind not in CALL_TYPES:
         raise RecordRejected(f"must be one of {sorted(CALL_TYPES)}", record=record, field="type")
     user_id = text(call.get("userId"), "userId", record=record, max_len=200)
     anonymous_id = text(call.get("anonymousId"), "anonymousId", record=record, max_len=200)
@@ -261,7 +261,11 @@ class WebsiteConnector(Connector):
                 encoded = len(item.raw.encode("utf-8"))
                 if encoded > MAX_CALL_BYTES:
                     yield SourceItem(
-                        item.stream, item.position, item.raw, error=f"call is {encoded} bytes, over the 32 KB limit"
+                        item.stream,
+                        item.position,
+                        item.raw,
+                        error=f"call is {encoded} bytes, over the 32 KB limit",
+                        error_field="(size)",
                     )
                     continue
                 if item.data.get("type") == "batch" or isinstance(item.data.get("batch"), list):

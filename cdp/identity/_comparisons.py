@@ -93,6 +93,20 @@ def _name_fuzzy(a: Row, b: Row) -> bool:
     return (_eq("family")(a, b) and _lev("given", 2)(a, b)) or (_eq("given")(a, b) and _one_keystroke("family")(a, b))
 
 
+def _typo(x: Any, y: Any) -> bool:
+    return x is not None and y is not None and jellyfish.levenshtein_distance(x, y) <= 2
+
+
+def _both_names_typo(a: Row, b: Row) -> bool:
+    """Given and family each within two edits, in the same or in swapped order."""
+    same = _typo(a.get("given"), b.get("given")) and _typo(a.get("family"), b.get("family"))
+    return same or (_typo(a.get("given"), b.get("family")) and _typo(a.get("family"), b.get("given")))
+
+
+def _one_name_typo(a: Row, b: Row) -> bool:
+    return _typo(a.get("given"), b.get("given")) or _typo(a.get("family"), b.get("family"))
+
+
 def _exact_name(bucket: str | None) -> Predicate:
     def test(a: Row, b: Row) -> bool:
         return _eq("name_key")(a, b) and (bucket is None or a.get("name_freq") == bucket)
@@ -126,12 +140,23 @@ COMPARISONS: tuple[Comparison, ...] = (
                 _name_fuzzy,
             ),
             Level(
+                "both names within a typo, in either order",
+                "(levenshtein(given_l, given_r) <= 2 AND levenshtein(family_l, family_r) <= 2) "
+                "OR (levenshtein(given_l, family_r) <= 2 AND levenshtein(family_l, given_r) <= 2)",
+                _both_names_typo,
+            ),
+            Level(
                 "family name and initial",
                 "family_l = family_r AND given_initial_l = given_initial_r",
                 lambda a, b: _eq("family")(a, b) and _eq("given_initial")(a, b),
             ),
             Level("family name only", "family_l = family_r", _eq("family")),
             Level("given name only", "given_l = given_r", _eq("given")),
+            Level(
+                "one name within a typo",
+                "levenshtein(given_l, given_r) <= 2 OR levenshtein(family_l, family_r) <= 2",
+                _one_name_typo,
+            ),
             _else(),
         ),
     ),

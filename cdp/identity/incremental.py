@@ -50,6 +50,13 @@ def blocking_keys(row: Mapping[str, Any]) -> list[str]:
     add("given_dob", row.get("given"), row.get("dob"))
     add("family_postcode", row.get("family"), row.get("postcode"))
     add("family_initial_city", row.get("family"), row.get("given_initial"), row.get("city"))
+    add("dob_postcode", row.get("dob"), row.get("postcode"))
+    add("dob_city", row.get("dob"), row.get("city"))
+    add("given_postcode", row.get("given"), row.get("postcode"))
+    account = row.get("account_id")
+    if account:
+        add("account_head_postcode", account[:4], row.get("postcode"))
+        add("account_tail_postcode", account[-3:], row.get("postcode"))
     if phone:
         add("phone_head", phone[:-2])
         add("phone_tail", phone[:-4] + phone[-2:])

@@ -50,6 +50,12 @@ BLOCKING_RULES: tuple[str, ...] = (
     "l.given = r.given AND l.dob = r.dob",
     "l.family = r.family AND l.postcode = r.postcode",
     "l.family = r.family AND l.given_initial = r.given_initial AND l.city = r.city",
+    # both names changed or mistyped: the person's other stable facts
+    "l.dob = r.dob AND l.postcode = r.postcode",
+    "l.dob = r.dob AND l.city = r.city",
+    "l.given = r.given AND l.postcode = r.postcode",
+    "l.postcode = r.postcode AND left(l.account_id, 4) = left(r.account_id, 4)",
+    "l.postcode = r.postcode AND right(l.account_id, 3) = right(r.account_id, 3)",
     # one mistyped digit among the last four: either the last two or the two before them agree
     "substr(l.phone, 1, length(l.phone) - 2) = substr(r.phone, 1, length(r.phone) - 2)",
     "substr(l.phone, 1, length(l.phone) - 4) || right(l.phone, 2) = "

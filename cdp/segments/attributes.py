@@ -50,10 +50,10 @@ def _argmax(columns: dict[str, str], name: str) -> pl.Expr:
     if not keys:
         return pl.lit(None, dtype=pl.String).alias(name)
     best = pl.max_horizontal([pl.col(columns[k]) for k in keys])
-    expr = pl.when(best <= 0).then(pl.lit(None, dtype=pl.String))
-    for key in keys:
-        expr = expr.when(pl.col(columns[key]) == best).then(pl.lit(key))
-    return expr.otherwise(pl.lit(None, dtype=pl.String)).alias(name)
+    expr: pl.Expr = pl.lit(None, dtype=pl.String)
+    for key in reversed(keys):  # built inside out, so the first key wins a tie
+        expr = pl.when(pl.col(columns[key]) == best).then(pl.lit(key)).otherwise(expr)
+    return pl.when(best <= 0).then(pl.lit(None, dtype=pl.String)).otherwise(expr).alias(name)
 
 
 def _survey(events: pl.DataFrame) -> pl.DataFrame | None:

@@ -1,0 +1,189 @@
+"""Identity-resolution speed: a full batch run, and one new record against 100,000 profiles.
+
+    python benchmarks/identity_speed.py batch --records 100000
+    python benchmarks/identity_speed.py incremental --profiles 100000
+
+``batch`` generates demo data with ``cdp.demo.generate`` (about 6.8 records
+per customer, so the customer count is chosen from ``--records``), ingests
+its three sources through the connectors into a fresh store, then times
+``resolve_identities(store, settings, retrain=True)``: reading and decrypting
+the identifiers, normalising, training the model, blocking and scoring with
+splink, clustering, and writing profiles and match evidence. Ingest is timed
+separately and is not part of the resolution figure.
+
+``incremental`` trains a model on a small demo store, then fills a
+:class:`cdp.identity.incremental.ProfileIndex` with ``--profiles`` synthetic
+people (one to three records each, with the demo's kinds of variation) and
+matches new records (half are edited copies of indexed people, half are new
+people) one at a time, reporting percentiles of the per-record latency. The
+index holds the same blocking keys a store would keep as blind indexes; the
+lookup is therefore a dictionary probe per key, as a keyed-digest table
+lookup would be.
+
+Peak memory is the process's peak resident set (``resource.getrusage``),
+which includes generation and ingest. Output is counts and timings only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cdp.access import open_store
+from cdp.identity.incremental import ProfileIndex
+from cdp.identity.probabilistic import load_model
+from cdp.identity.service import resolve_identities
+from cdp.pipeline import SourceSpec, ingest
+from cdp.settings import Settings
+
+RECORDS_PER_CUSTOMER = 6.8
+"""Demo records per customer (68,151 records for 10,000 customers)."""
+
+_GIVEN = ("james", "mary", "wei", "olivia", "noah", "sofia", "liam", "emma", "lucas", "mia", "arjun", "yuki", "omar")
+_FAMILY = ("smith", "garcia", "wang", "muller", "rossi", "nguyen", "khan", "silva", "kim", "dubois", "cohen", "novak")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def _fill_store(workdir: Path, customers: int) -> tuple[Settings, Any, float]:
+    from cdp.demo import generate
+
+    files = generate(workdir / "demo", customers=customers, seed=42, as_of=date(2026, 11, 1))
+    settings = Settings(data_dir=workdir / "data")
+    store = open_store(settings, migrate=True)
+    started = time.perf_counter()
+    for connector, attribute, extra in (
+        ("website", "web", {}),
+        ("pos", "pos", {"region_from_store_id": True}),
+        ("survey", "survey", {}),
+    ):
+        ingest(store, settings, SourceSpec(connector, {**extra, "path": str(getattr(files, attribute))}))
+    return settings, store, time.perf_counter() - started
+
+
+def run_batch(workdir: Path, records: int) -> None:
+    customers = max(10, round(records / RECORDS_PER_CUSTOMER))
+    settings, store, ingest_seconds = _fill_store(workdir, customers)
+    started = time.perf_counter()
+    report = resolve_identities(store, settings, retrain=True)
+    total = time.perf_counter() - started
+    stats = report.stats
+    print(f"== batch resolution, demo data, {customers:,} customers")
+    print(f"{'ingest seconds (not counted)':40s} {ingest_seconds:.1f}")
+    print(f"{'records resolved':40s} {stats.records:,}")
+    print(f"{'profiles':40s} {stats.profiles:,}")
+    print(f"{'scored pairs above threshold':40s} {report.scored_pairs:,}")
+    for name, seconds in report.timings.items():
+        print(f"{'seconds: ' + name:40s} {seconds:.1f}")
+    print(f"{'seconds: resolve total':40s} {total:.1f}")
+    print(f"{'peak RSS MB (whole process)':40s} {_peak_mb():.0f}")
+    store.close()
+
+
+def _person(rng: random.Random, number: int) -> dict[str, Any]:
+    given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+    return {
+        "given_name": given + rng.choice(("", "a", "e", "o", "ie", "y")),
+        "family_name": family + rng.choice(("", "s", "er", "son", "ley", "ford")),
+        "email": f"{given}.{family}{number}@example.com",
+        "phone": f"+4420{7000000 + number * 7 % 9_000_000:08d}"[:13],
+        "date_of_birth": f"{rng.randint(1940, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "postcode": f"{rng.choice('ABCDEFGHJ')}{rng.randint(1, 99)} {rng.randint(1, 9)}{rng.choice('ABDEFGHJ')}L",
+        "city": rng.choice(("london", "leeds", "york", "bath", "derby")),
+        "country": "GB",
+        "user_id": f"u{number:07d}" if rng.random() < 0.5 else None,
+    }
+
+
+def _variant(rng: random.Random, person: dict[str, Any]) -> dict[str, Any]:
+    out = dict(person)
+    change = rng.random()
+    if change < 0.3:
+        out["email"] = None  # a till that never asked
+    elif change < 0.5:
+        out["phone"] = None
+        out["email"] = out["email"].replace(".", "_", 1)
+    elif change < 0.7:
+        name = out["given_name"]
+        out["given_name"] = name[:-1] if len(name) > 3 else name
+    if rng.random() < 0.3:
+        out["date_of_birth"] = None
+    return out
+
+
+def run_incremental(workdir: Path, profiles: int, queries: int) -> None:
+    settings, store, _ = _fill_store(workdir, 2_000)
+    resolve_identities(store, settings, retrain=True)
+    store.close()
+    model = load_model(settings.model_path)
+    assert model is not None
+    index = ProfileIndex(model, threshold=settings.match_threshold)
+    rng = random.Random(11)
+    started = time.perf_counter()
+    people: list[dict[str, Any]] = []
+    count = 0
+    for number in range(profiles):
+        person = _person(rng, number)
+        people.append(person)
+        for _ in range(rng.randint(1, 3)):
+            count += 1
+            index.add_records(
+                [{**_variant(rng, person), "record_id": f"r{count}", "profile_id": f"p{number}", "kind": "identity"}]
+            )
+    build = time.perf_counter() - started
+    latencies: list[float] = []
+    found = candidates = 0
+    for query in range(queries):
+        if query % 2 == 0:
+            number = rng.randrange(profiles)
+            record = _variant(rng, people[number])
+        else:
+            record = _person(rng, profiles + query)
+        record = {**record, "record_id": f"q{query}", "kind": "identity"}
+        started = time.perf_counter()
+        result = index.match(record)
+        latencies.append((time.perf_counter() - started) * 1000)
+        found += result.profile_id is not None
+        candidates += result.candidates_scored
+    latencies.sort()
+    print(f"== incremental match against {profiles:,} profiles ({count:,} records), in-memory key index")
+    print(f"{'index build seconds':40s} {build:.1f}")
+    print(f"{'queries (half known people)':40s} {queries:,}")
+    print(f"{'matched to a profile':40s} {found:,}")
+    print(f"{'mean candidates scored':40s} {candidates / queries:.1f}")
+    print(f"{'latency ms p50':40s} {statistics.median(latencies):.2f}")
+    print(f"{'latency ms p95':40s} {latencies[int(0.95 * len(latencies)) - 1]:.2f}")
+    print(f"{'latency ms p99':40s} {latencies[int(0.99 * len(latencies)) - 1]:.2f}")
+    print(f"{'latency ms max':40s} {latencies[-1]:.2f}")
+    print(f"{'peak RSS MB (whole process)':40s} {_peak_mb():.0f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["batch", "incremental"])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=2_000)
+    args = parser.parse_args(argv)
+    logging.disable(logging.INFO)
+    with tempfile.TemporaryDirectory(prefix="cdp-identity-speed-") as tmp:
+        if args.mode == "batch":
+            run_batch(Path(tmp), args.records)
+        else:
+            run_incremental(Path(tmp), args.profiles, args.queries)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
