@@ -153,3 +153,40 @@ def test_scope_counts_identity_records_and_linked_events() -> None:
     ]
     assert scoped_assignment(records, "identity") == {("website", "i"): None}
     assert set(scoped_assignment(records, "resolved")) == {("website", "i"), ("website", "e1")}
+
+
+def _juniors() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    records = [
+        record("sr", given_name="John", family_name="Lee", date_of_birth="1950-03-02", user_id="A1"),
+        record("jr", given_name="John", family_name="Lee", date_of_birth="1980-07-09", user_id="A1"),
+    ]
+    return records, {r["unique_id"]: r for r in feature_rows(records)}
+
+
+def _pair(account: str, weight: float, birth_weight: float) -> PairScore:
+    fields = {"account_id": (account, 13.0), "date_of_birth": ("else", birth_weight), "name": ("exact", 12.0)}
+    return PairScore("sr", "jr", 0.99, weight, fields)
+
+
+@pytest.mark.parametrize(
+    ("pair", "joined"),
+    [
+        (_pair("exact", 20.0, -4.5), True),  # the account id and the name outweigh the birth date
+        (_pair("else", 20.0, -4.5), False),  # no agreeing account id: the guard is absolute
+        (_pair("exact", 4.0, 3.0), False),  # without the birth date's weight the evidence is too weak
+    ],
+)
+def test_birth_date_guard_gives_way_only_to_strong_account_evidence(pair: PairScore, joined: bool) -> None:
+    records, features = _juniors()
+    result = cluster_records(records, features, [pair], threshold=0.9)
+    assert (result.clusters["sr"] == result.clusters["jr"]) is joined
+
+
+def test_account_id_is_a_feature_and_one_keystroke_is_a_level() -> None:
+    from cdp.identity._comparisons import COMPARISONS, level_of
+
+    a = feature_row(record("a", given_name="Ann", user_id=" 5714719 "))
+    b = feature_row(record("b", given_name="Ann", user_id="5714791"))
+    account = next(c for c in COMPARISONS if c.name == "account_id")
+    assert a["account_id"] == "5714719"
+    assert account.levels[level_of(account, a, b)].label == "one keystroke apart"

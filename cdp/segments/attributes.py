@@ -11,11 +11,13 @@ memory, in a few passes over the events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from cdp.segments.config import TagsConfig
+from cdp.segments.definition import EventSpec
 
 WINDOWS = (30, 90, 365)
 ORDER_EVENT = "Order Completed"
@@ -31,6 +33,34 @@ def base_revenue(events: pl.DataFrame, config: TagsConfig) -> pl.Expr:
     if "currency" not in events.columns:
         rate = pl.lit(1.0)
     return pl.col("revenue").fill_null(0.0) * rate.fill_null(1.0)
+
+
+DAY_US = 86_400_000_000
+
+
+def spec_columns(
+    events: pl.DataFrame, specs: Sequence[EventSpec], *, as_of: datetime, config: TagsConfig
+) -> list[pl.Expr]:
+    """Per-row count (0/1) and amount columns for each event-history spec of the segment definitions."""
+    names = sorted({s.event for s in specs})
+    code = {name: i for i, name in enumerate(names)}
+    now = pl.lit(as_of).cast(pl.Datetime("us", "UTC"))
+    age = (now - pl.col("occurred_at")).dt.total_microseconds()
+    name = pl.col("event_name").replace_strict(code, default=-1, return_dtype=pl.Int16)
+    amount = base_revenue(events, config)
+    out: list[pl.Expr] = []
+    for spec in specs:
+        condition = (name == code[spec.event]) & (age >= 0) & (age <= spec.start_days * DAY_US)
+        if spec.end_days:
+            condition &= age > spec.end_days * DAY_US
+        if spec.revenue_over is not None:
+            condition &= amount > spec.revenue_over
+        for key, value in (("channel", spec.channel), ("category", spec.category)):
+            if value is not None:
+                condition &= pl.col(key) == value if key in events.columns else pl.lit(False)
+        out.append(condition.cast(pl.Int32).alias(spec.count_column))
+        out.append(pl.when(condition).then(amount).otherwise(0.0).alias(spec.revenue_column))
+    return out
 
 
 def _mode(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
@@ -77,7 +107,11 @@ def _survey(events: pl.DataFrame) -> pl.DataFrame | None:
 
 
 def compute_attributes(
-    events: pl.DataFrame, *, as_of: datetime | None = None, config: TagsConfig | None = None
+    events: pl.DataFrame,
+    *,
+    as_of: datetime | None = None,
+    config: TagsConfig | None = None,
+    event_specs: Sequence[EventSpec] = (),
 ) -> pl.DataFrame:
     """One row per profile: first/last seen, orders and revenue per window, AOV, interval, channel, interests.
 
@@ -85,7 +119,9 @@ def compute_attributes(
     pass then only sums, mins and maxes plain columns (fast even with a
     million groups). Per-channel and per-category counts are such sums (there
     are few channels and categories); the favourite store (many values, few
-    rows) and survey answers are small separate passes.
+    rows) and survey answers are small separate passes. The event-history
+    measures of the segment definitions (``event_specs``) are computed in the
+    same pass, so segments never scan the events again.
     """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
@@ -120,6 +156,9 @@ def compute_attributes(
     for category, i in categories.items():
         flat.append((product & (pl.col("category") == category)).cast(pl.Int32).alias(f"_cat{i}"))
         sums.append(f"_cat{i}")
+    specs = list({spec.key: spec for spec in event_specs}.values())
+    flat.extend(spec_columns(events, specs, as_of=now, config=options))
+    sums += [c for spec in specs for c in (spec.count_column, spec.revenue_column)]
     prepared = (
         events.lazy()
         .with_columns(pl.when(order).then(base_revenue(events, options)).otherwise(0.0).alias("_r"))
@@ -158,6 +197,7 @@ def compute_attributes(
         .rename(renames)
         .with_columns(pl.col(c).cast(pl.Int64) for c in ("order_count", "event_count", "orders_prev_90d"))
         .with_columns(pl.col(f"orders_{days}d").cast(pl.Int64) for days in WINDOWS)
+        .with_columns(pl.col(spec.count_column).cast(pl.Int64) for spec in specs)
     )
     stores = _mode(events.filter(pl.col("store_id").is_not_null()), "store_id", "favourite_store")
     for extra in (stores, _survey(events)):

@@ -42,9 +42,10 @@ Errors name the file, the path inside the definition and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -424,6 +425,20 @@ def walk_leaves(node: Any) -> Iterator[Mapping[str, Any]]:
             yield from walk_leaves(node["not"])
         return
     yield node
+
+
+def event_specs(wheres: Iterable[Any]) -> list[EventSpec]:
+    """The event-history specs of definitions, to compute with the attributes.
+
+    Invalid leaves are skipped here: compiling the definition reports them with their path.
+    """
+    compiler = _Compiler({}, "", None, None)
+    for where in wheres:
+        for leaf in walk_leaves(where):
+            if "event" in leaf:
+                with contextlib.suppress(DefinitionError):
+                    compiler._event(leaf, "where")
+    return list(compiler.specs.values())
 
 
 def _references(node: Any, path: str) -> list[tuple[str, str]]:

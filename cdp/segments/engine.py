@@ -19,7 +19,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from cdp.segments.attributes import base_revenue
+from cdp.segments.attributes import spec_columns
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import (
     CompiledSegment,
@@ -33,7 +33,6 @@ from cdp.segments.definition import (
 
 CONSENTS_SCHEMA = {"profile_id": pl.String, "purpose": pl.String, "status": pl.String, "allowed": pl.Boolean}
 MEMBERS_SCHEMA = {"segment": pl.String, "profile_id": pl.String}
-DAY_US = 86_400_000_000
 
 
 def event_aggregates(
@@ -43,7 +42,6 @@ def event_aggregates(
     if not specs or events.height == 0:
         return pl.DataFrame(schema={"profile_id": pl.String})
     names = sorted({s.event for s in specs})
-    code = {name: i for i, name in enumerate(names)}
     horizon = max(s.start_days for s in specs)
     now = pl.lit(as_of).cast(pl.Datetime("us", "UTC"))
     relevant = events.filter(
@@ -51,23 +49,7 @@ def event_aggregates(
         & (pl.col("occurred_at") <= now)
         & (pl.col("occurred_at") >= now.dt.offset_by(f"-{horizon}d"))
     )
-    extra = [c for c in ("channel", "category") if c in relevant.columns]
-    age = (now - pl.col("occurred_at")).dt.total_microseconds()
-    name = pl.col("event_name").replace_strict(code, return_dtype=pl.Int16)
-    amount = base_revenue(relevant, config or TagsConfig())
-    flat: list[pl.Expr] = [pl.col("profile_id")]
-    for spec in specs:
-        condition = (name == code[spec.event]) & (age <= spec.start_days * DAY_US)
-        if spec.end_days:
-            condition &= age > spec.end_days * DAY_US
-        if spec.revenue_over is not None:
-            condition &= amount > spec.revenue_over
-        if spec.channel is not None:
-            condition &= pl.col("channel") == spec.channel if "channel" in extra else pl.lit(False)
-        if spec.category is not None:
-            condition &= pl.col("category") == spec.category if "category" in extra else pl.lit(False)
-        flat.append(condition.cast(pl.Int32).alias(spec.count_column))
-        flat.append(pl.when(condition).then(amount).otherwise(0.0).alias(spec.revenue_column))
+    flat = [pl.col("profile_id"), *spec_columns(relevant, specs, as_of=as_of, config=config or TagsConfig())]
     # Flat per-row columns first, then plain sums per profile: fast even with a million groups.
     columns = [c for s in specs for c in (s.count_column, s.revenue_column)]
     return (
@@ -130,6 +112,9 @@ class SegmentEngine:
         """Add the event aggregates and tag columns the compiled segments need (once for all of them)."""
         compiled = list(compiled)
         missing = {s.key: s for c in compiled for s in c.event_specs if s.key not in self.specs}
+        # Specs computed with the attributes (one pass over the events) are already columns of base.
+        self.specs.update({k: s for k, s in missing.items() if s.count_column in self.base.columns})
+        missing = {k: s for k, s in missing.items() if k not in self.specs}
         tags = {t for c in compiled for t in c.tags if tag_column(t) not in self.tag_columns}
         if not missing and not tags:
             return

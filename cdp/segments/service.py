@@ -36,7 +36,7 @@ from cdp.policy.model import Policy
 from cdp.segments.attributes import compute_attributes
 from cdp.segments.classify.base import Classifier, TagSpec, collect_classifiers, empty_tags, run_classifiers
 from cdp.segments.config import TagsConfig, default_tags_path, load_tags_config
-from cdp.segments.definition import Segment, order_segments, parse_segment, walk_leaves
+from cdp.segments.definition import Segment, event_specs, order_segments, parse_segment, walk_leaves
 from cdp.segments.engine import CONSENTS_SCHEMA, SegmentEngine
 from cdp.segments.tags import TagWrite, apply_tags, digest_ids, evaluate_rule_tags, rule_catalogue
 from cdp.settings import Settings
@@ -175,7 +175,8 @@ def build_snapshot(
     profiles = store.profile_frame(ctx, profile_fields, today=as_of.date())
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
-    computed = compute_attributes(events, as_of=as_of, config=config)
+    specs = event_specs([*(s.where for s in segments), *(r.where for r in config.rules)])
+    computed = compute_attributes(events, as_of=as_of, config=config, event_specs=specs)
     attributes = profiles.join(computed, on="profile_id", how="left") if computed.width > 1 else profiles
     events = events.filter(pl.col("profile_id").is_in(attributes["profile_id"].implode()))
     timings["attributes"] = time.perf_counter() - started
