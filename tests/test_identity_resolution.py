@@ -164,4 +164,4 @@ def test_incremental_match_finds_the_profile_of_a_new_record(store: CustomerStor
         if tested == 25:
             break
     assert tested == 25
-    assert correct >= 15
+    assert correct >= 15, correct

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from cdp._exceptions import DefinitionError
-from cdp.segments.definition import Segment, compile_segment, order_segments, parse_segment
+from cdp.segments.attributes import compute_attributes
+from cdp.segments.definition import Segment, compile_segment, event_specs, order_segments, parse_segment
 from cdp.segments.engine import SegmentEngine
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -132,6 +133,22 @@ def test_nested_event_window_definition_matches_the_reference(seed: int) -> None
         engine.close()
     expected = reference(people, events, tags)
     assert got == expected
+    # The refresh path: event aggregates computed in the attributes pass, then the same engine query.
+    event_frame = engine_for(people, events, tags).events
+    specs = event_specs([DEFINITION])
+    computed = compute_attributes(event_frame.with_columns(event_type=pl.lit("track")), as_of=NOW, event_specs=specs)
+    attributes = pl.DataFrame(people, schema={"profile_id": pl.String, "country": pl.String, "score": pl.Int64})
+    joined = attributes.join(
+        computed.select("profile_id", *[c for c in computed.columns if c.startswith("__ev_")]),
+        on="profile_id",
+        how="left",
+    )
+    tag_frame = pl.DataFrame(tags, schema={"profile_id": pl.String, "tag": pl.String}, orient="row")
+    second = SegmentEngine(joined, event_frame.clear(), tag_frame, as_of=NOW)
+    try:
+        assert second.members(Segment("nested", "", "profiling", DEFINITION)) == expected
+    finally:
+        second.close()
     assert 0 < len(expected) < len(people)  # the fixture exercises both outcomes
 
 

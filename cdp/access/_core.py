@@ -160,24 +160,30 @@ class StoreCore:
 
     # -- keys -----------------------------------------------------------------------------------
 
-    def create_key(
-        self, connection: Connection, pending: list[dict[str, Any]] | None = None
-    ) -> tuple[str, FieldCipher]:
-        """A new data key, wrapped under the current KEK and put in the key store at once; its
-        metadata row is inserted now, or appended to ``pending`` for the caller's bulk insert."""
-        key_id = new_id("k")
-        data_key = new_data_key()
-        wrapped = self.keyring.wrap(data_key, aad=key_id.encode())
-        # The key store commits first: a failed database transaction leaves an unused key, never
-        # a record whose key is missing.
-        self.keystore.put([(key_id, wrapped)])
-        row = {"id": key_id, "kek_id": wrapped.kek_id, "created_at": now()}
-        if pending is None:
-            connection.execute(insert(t.subject_keys).values(**row))
-        else:
-            pending.append(row)
-        cipher = FieldCipher(data_key, key_id)
-        self._ciphers[key_id] = cipher
+    def create_keys(self, count: int) -> list[tuple[str, FieldCipher, str]]:
+        """``count`` new data keys as (key id, cipher, KEK id), wrapped under the current KEK and
+        put in the key store in one commit. The key store commits before the database
+        transaction that references the keys: a failed batch leaves unused keys, never a record
+        whose key is missing."""
+        if count <= 0:
+            return []
+        made: list[tuple[str, FieldCipher, str]] = []
+        wrapped_keys: list[tuple[str, WrappedKey]] = []
+        for _ in range(count):
+            key_id = new_id("k")
+            data_key = new_data_key()
+            wrapped = self.keyring.wrap(data_key, aad=key_id.encode())
+            wrapped_keys.append((key_id, wrapped))
+            made.append((key_id, FieldCipher(data_key, key_id), wrapped.kek_id))
+        self.keystore.put(wrapped_keys)
+        for key_id, cipher, _ in made:
+            self._ciphers[key_id] = cipher
+        return made
+
+    def create_key(self, connection: Connection) -> tuple[str, FieldCipher]:
+        """One new data key, its metadata row inserted in the caller's transaction."""
+        key_id, cipher, kek_id = self.create_keys(1)[0]
+        connection.execute(insert(t.subject_keys).values(id=key_id, kek_id=kek_id, created_at=now()))
         return key_id, cipher
 
     def cipher(self, connection: Connection, key_id: str) -> FieldCipher:

@@ -29,7 +29,6 @@ from sqlalchemy import Connection, LargeBinary, Table, insert, select, update
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
 from cdp.access.context import AccessContext
-from cdp.crypto import FieldCipher, WrappedKey, new_data_key
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, IngestOutcome, strip_sensitive
 
 KEY_SHARING_KINDS = ("email", "loyalty_id", "user_id", "anonymous_id")
@@ -294,7 +293,7 @@ class IngestMixin(StoreCore):
                 if kind in KEY_SHARING_KINDS:
                     key_for_digest.setdefault(digest, slot)
             slots.append(slot)
-        created = self._create_keys(new_keys)
+        created = self.create_keys(new_keys)
         record_rows: list[tuple[Any, ...]] = []
         index_rows: list[tuple[Any, ...]] = []
         event_rows: list[tuple[Any, ...]] = []
@@ -381,28 +380,6 @@ class IngestMixin(StoreCore):
         bulk_insert(conn, t.events, EVENT_COLUMNS).run(conn, event_rows)
         bulk_insert(conn, t.consents, CONSENT_COLUMNS).run(conn, consent_rows)
         return out
-
-    def _create_keys(self, count: int) -> list[tuple[str, FieldCipher, str]]:
-        """``count`` new data keys as (key id, cipher, KEK id), put in the key store in one commit.
-
-        The bulk form of ``StoreCore.create_key``: the key store commits before
-        the database transaction, so a failed batch leaves unused keys, never a
-        record whose key is missing.
-        """
-        if not count:
-            return []
-        made: list[tuple[str, FieldCipher, str]] = []
-        wrapped_keys: list[tuple[str, WrappedKey]] = []
-        for _ in range(count):
-            key_id = new_id("k")
-            data_key = new_data_key()
-            wrapped = self.keyring.wrap(data_key, aad=key_id.encode())
-            wrapped_keys.append((key_id, wrapped))
-            made.append((key_id, FieldCipher(data_key, key_id), wrapped.kek_id))
-        self.keystore.put(wrapped_keys)
-        for key_id, cipher, _ in made:
-            self._ciphers[key_id] = cipher
-        return made
 
     def _suppressed(self, connection: Connection, digests: set[str]) -> set[str]:
         """Digests of identifiers that belong to erased people (suppression list)."""

@@ -199,7 +199,11 @@ def compute_attributes(
         .with_columns(pl.col(f"orders_{days}d").cast(pl.Int64) for days in WINDOWS)
         .with_columns(pl.col(spec.count_column).cast(pl.Int64) for spec in specs)
     )
-    stores = _mode(events.filter(pl.col("store_id").is_not_null()), "store_id", "favourite_store")
+    stores = (
+        _mode(events.filter(pl.col("store_id").is_not_null()), "store_id", "favourite_store")
+        if "store_id" in events.columns
+        else None
+    )
     for extra in (stores, _survey(events)):
         if extra is not None:
             frame = frame.join(extra, on="profile_id", how="left")

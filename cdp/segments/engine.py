@@ -99,7 +99,8 @@ class SegmentEngine:
         )
         self._members = pl.DataFrame(schema=MEMBERS_SCHEMA)
         self.analytics.register("segmembers", self._members.to_arrow())
-        self.base = attributes
+        # Event-history columns computed with the attributes: a profile without events did it 0 times.
+        self.base = attributes.with_columns(pl.col(c).fill_null(0) for c in attributes.columns if c.startswith("__ev_"))
         self._register_base()
 
     def _register_base(self) -> None:
