@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
@@ -37,38 +37,47 @@ class ActivationMixin(StoreCore):
             else:
                 conn.execute(update(t.tags).where(t.tags.c.name == name).values(**values))
 
+    def _sync_holders(
+        self,
+        conn: Connection,
+        table: Table,
+        key: tuple[str, str],
+        target: set[str],
+        *,
+        started: str,
+        ended: str,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Make the open rows of ``table`` where ``key[0] == key[1]`` hold exactly ``target``
+        profiles, keeping history: the gained get a row opened now (``started``), the lost have
+        theirs closed now (``ended``). Returns (gained, lost)."""
+        column, value = table.c[key[0]], key[1]
+        open_rows = (column == value) & table.c[ended].is_(None)
+        held = set(conn.execute(select(table.c.profile_id).where(open_rows)).scalars())
+        stamp = now()
+        gained = sorted(target - held)
+        lost = sorted(held - target)
+        if gained:
+            rows = [{key[0]: value, "profile_id": p, started: stamp, **(extra or {})} for p in gained]
+            conn.execute(insert(table), rows)
+        for chunk in _chunks(lost):
+            conn.execute(update(table).where(open_rows, table.c.profile_id.in_(chunk)).values({ended: stamp}))
+        return gained, lost
+
     def sync_tag(
         self, ctx: AccessContext, tag: str, profile_ids: Iterable[str], *, assigned_by: str
     ) -> tuple[int, int]:
         """Make ``tag`` held by exactly ``profile_ids`` (rule-based tags); returns (gained, lost)."""
-        target = set(profile_ids)
         with self.access(ctx, action="write", resource="profile_tags", fields=("tags", "profile_id")) as work:
-            conn = work.connection
-            held = set(
-                conn.execute(
-                    select(t.profile_tags.c.profile_id).where(
-                        t.profile_tags.c.tag == tag, t.profile_tags.c.removed_at.is_(None)
-                    )
-                ).scalars()
+            gained, lost = self._sync_holders(
+                work.connection,
+                t.profile_tags,
+                ("tag", tag),
+                set(profile_ids),
+                started="assigned_at",
+                ended="removed_at",
+                extra={"assigned_by": assigned_by},
             )
-            stamp = now()
-            gained = sorted(target - held)
-            lost = sorted(held - target)
-            if gained:
-                conn.execute(
-                    insert(t.profile_tags),
-                    [{"profile_id": p, "tag": tag, "assigned_by": assigned_by, "assigned_at": stamp} for p in gained],
-                )
-            for chunk in _chunks(lost):
-                conn.execute(
-                    update(t.profile_tags)
-                    .where(
-                        t.profile_tags.c.tag == tag,
-                        t.profile_tags.c.profile_id.in_(chunk),
-                        t.profile_tags.c.removed_at.is_(None),
-                    )
-                    .values(removed_at=stamp)
-                )
             work.touch(gained + lost)
             work.detail = f"tag={tag} gained={len(gained)} lost={len(lost)}"
             return len(gained), len(lost)
@@ -122,32 +131,14 @@ class ActivationMixin(StoreCore):
         with self.access(
             ctx, action="write", resource="segment_memberships", fields=("segments", "profile_id")
         ) as work:
-            conn = work.connection
-            current = set(
-                conn.execute(
-                    select(t.segment_memberships.c.profile_id).where(
-                        t.segment_memberships.c.segment == segment, t.segment_memberships.c.exited_at.is_(None)
-                    )
-                ).scalars()
+            entered, exited = self._sync_holders(
+                work.connection,
+                t.segment_memberships,
+                ("segment", segment),
+                target,
+                started="entered_at",
+                ended="exited_at",
             )
-            stamp = now()
-            entered = sorted(target - current)
-            exited = sorted(current - target)
-            if entered:
-                conn.execute(
-                    insert(t.segment_memberships),
-                    [{"segment": segment, "profile_id": p, "entered_at": stamp} for p in entered],
-                )
-            for chunk in _chunks(exited):
-                conn.execute(
-                    update(t.segment_memberships)
-                    .where(
-                        t.segment_memberships.c.segment == segment,
-                        t.segment_memberships.c.profile_id.in_(chunk),
-                        t.segment_memberships.c.exited_at.is_(None),
-                    )
-                    .values(exited_at=stamp)
-                )
             work.touch(entered + exited)
             work.detail = f"segment={segment} size={len(target)} entered={len(entered)} exited={len(exited)}"
             return len(target), len(entered), len(exited)

@@ -9,23 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from cdp.access import AccessContext, CustomerStore
+from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
 from cdp.policy import Policy
 
-FIELD_COLUMNS = (
-    "email",
-    "phone",
-    "given_name",
-    "family_name",
-    "date_of_birth",
-    "street",
-    "loyalty_id",
-    "user_id",
-    "postcode",
-    "city",
-    "state",
-    "country",
-    "gender",
-)
+FIELD_COLUMNS = (*IDENTITY_FIELDS, *CLEAR_FIELDS)
 
 
 def processing_record(store: CustomerStore, policy: Policy, ctx: AccessContext) -> dict[str, Any]:

@@ -103,10 +103,6 @@ def _both_names_typo(a: Row, b: Row) -> bool:
     return same or (_typo(a.get("given"), b.get("family")) and _typo(a.get("family"), b.get("given")))
 
 
-def _one_name_typo(a: Row, b: Row) -> bool:
-    return _typo(a.get("given"), b.get("given")) or _typo(a.get("family"), b.get("family"))
-
-
 def _exact_name(bucket: str | None) -> Predicate:
     def test(a: Row, b: Row) -> bool:
         return _eq("name_key")(a, b) and (bucket is None or a.get("name_freq") == bucket)
@@ -152,11 +148,6 @@ COMPARISONS: tuple[Comparison, ...] = (
             ),
             Level("family name only", "family_l = family_r", _eq("family")),
             Level("given name only", "given_l = given_r", _eq("given")),
-            Level(
-                "one name within a typo",
-                "levenshtein(given_l, given_r) <= 2 OR levenshtein(family_l, family_r) <= 2",
-                _one_name_typo,
-            ),
             _else(),
         ),
     ),

@@ -40,17 +40,24 @@ DAY_US = 86_400_000_000
 
 def spec_columns(
     events: pl.DataFrame, specs: Sequence[EventSpec], *, as_of: datetime, config: TagsConfig
-) -> list[pl.Expr]:
-    """Per-row count (0/1) and amount columns for each event-history spec of the segment definitions."""
+) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """(helper columns to add first, per-row count and amount columns) for each event-history spec.
+
+    The helpers (event name code, age, amount in the reporting currency) are
+    computed once, so each spec costs only a few comparisons per row.
+    """
     names = sorted({s.event for s in specs})
     code = {name: i for i, name in enumerate(names)}
     now = pl.lit(as_of).cast(pl.Datetime("us", "UTC"))
-    age = (now - pl.col("occurred_at")).dt.total_microseconds()
-    name = pl.col("event_name").replace_strict(code, default=-1, return_dtype=pl.Int16)
-    amount = base_revenue(events, config)
+    helpers = [
+        pl.col("event_name").replace_strict(code, default=-1, return_dtype=pl.Int16).alias("_spec_name"),
+        (now - pl.col("occurred_at")).dt.total_microseconds().alias("_spec_age"),
+        base_revenue(events, config).alias("_spec_amount"),
+    ]
+    age, amount = pl.col("_spec_age"), pl.col("_spec_amount")
     out: list[pl.Expr] = []
     for spec in specs:
-        condition = (name == code[spec.event]) & (age >= 0) & (age <= spec.start_days * DAY_US)
+        condition = (pl.col("_spec_name") == code[spec.event]) & (age >= 0) & (age <= spec.start_days * DAY_US)
         if spec.end_days:
             condition &= age > spec.end_days * DAY_US
         if spec.revenue_over is not None:
@@ -60,7 +67,7 @@ def spec_columns(
                 condition &= pl.col(key) == value if key in events.columns else pl.lit(False)
         out.append(condition.cast(pl.Int32).alias(spec.count_column))
         out.append(pl.when(condition).then(amount).otherwise(0.0).alias(spec.revenue_column))
-    return out
+    return (helpers if specs else []), out
 
 
 def _mode(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
@@ -157,11 +164,12 @@ def compute_attributes(
         flat.append((product & (pl.col("category") == category)).cast(pl.Int32).alias(f"_cat{i}"))
         sums.append(f"_cat{i}")
     specs = list({spec.key: spec for spec in event_specs}.values())
-    flat.extend(spec_columns(events, specs, as_of=now, config=options))
+    helpers, spec_flat = spec_columns(events, specs, as_of=now, config=options)
+    flat.extend(spec_flat)
     sums += [c for spec in specs for c in (spec.count_column, spec.revenue_column)]
     prepared = (
         events.lazy()
-        .with_columns(pl.when(order).then(base_revenue(events, options)).otherwise(0.0).alias("_r"))
+        .with_columns(pl.when(order).then(base_revenue(events, options)).otherwise(0.0).alias("_r"), *helpers)
         .select(flat)
     )
     frame = (

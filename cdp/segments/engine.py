@@ -49,12 +49,13 @@ def event_aggregates(
         & (pl.col("occurred_at") <= now)
         & (pl.col("occurred_at") >= now.dt.offset_by(f"-{horizon}d"))
     )
-    flat = [pl.col("profile_id"), *spec_columns(relevant, specs, as_of=as_of, config=config or TagsConfig())]
+    helpers, columns_flat = spec_columns(relevant, specs, as_of=as_of, config=config or TagsConfig())
     # Flat per-row columns first, then plain sums per profile: fast even with a million groups.
     columns = [c for s in specs for c in (s.count_column, s.revenue_column)]
     return (
         relevant.lazy()
-        .select(flat)
+        .with_columns(helpers)
+        .select("profile_id", *columns_flat)
         .group_by("profile_id")
         .agg(pl.col(c).sum() for c in columns)
         .with_columns(pl.col(s.count_column).cast(pl.Int64) for s in specs)
