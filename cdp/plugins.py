@@ -19,6 +19,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cdp.crypto.default_keyring",
     "cdp.identity.default_normalizers",
     "cdp.connectors.builtin",
+    "cdp.segments.classify.builtin",
 )
 
 

@@ -89,8 +89,18 @@ def test_manual_merge_split_and_never_survive_an_automatic_run(store: CustomerSt
 
 
 def test_explain_shows_levels_and_weights_but_no_values(
-    store: CustomerStore, demo: Path, cli_env: dict[str, str]
+    store: CustomerStore, demo: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # One person twice, with no shared verified identifier (different emails, no phone or
+    # account): only the probabilistic model can join these two records.
+    twin = tmp_path / "twin.csv"
+    twin.write_text(
+        "response_id,submitted_at,name,email,phone,country,city,postcode,birth_date,nps,csat,interests,feedback,marketing_opt_in\r\n"
+        "R_twin_a,2026-10-01T10:00:00Z,Evangeline Throckmorton,evangeline.t@example.org,,GB,Leeds,LS1 4AP,1961-02-03,9,5,home,,\r\n"
+        "R_twin_b,2026-10-09T10:00:00Z,Evangeline Throckmortn,e.throckmorton@example.net,,GB,Leeds,LS1 4AP,03.02.1961,8,4,home,,\r\n",
+        encoding="utf-8",
+    )
+    ingest(store, store.settings, SourceSpec("survey", {"path": str(twin), "source": "survey2"}))
     resolve_identities(store, store.settings)
     ctx = identity_context()
     evidence_profile = None

@@ -10,6 +10,7 @@ declared purpose are filtered out here.
 from __future__ import annotations
 
 import gc
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -274,14 +275,16 @@ class ProfileMixin(StoreCore):
 
     def events_frame(self, ctx: AccessContext) -> pl.DataFrame:
         """Behavioural events of resolved profiles, for analytics (no identifiers)."""
-        with self.access(ctx, action="read", resource="events", fields=EVENT_FIELDS) as work:
+        fields = (*EVENT_FIELDS, "event_properties")
+        with self.access(ctx, action="read", resource="events", fields=fields) as work:
             rows = work.connection.execute(
-                select(*(t.events.c[name] for name in EVENT_FIELDS))
+                select(*(t.events.c[name] for name in EVENT_FIELDS), t.events.c.properties)
                 .join(t.profiles, t.profiles.c.id == t.events.c.profile_id)
                 .where(t.profiles.c.status == "active")
             ).all()
+            # properties hold only keys classified in fields.yaml (event_properties), as JSON text
             frame = pl.DataFrame(
-                [tuple(r) for r in rows],
+                [(*r[:-1], json.dumps(r[-1], sort_keys=True) if r[-1] else None) for r in rows],
                 schema={
                     "profile_id": pl.String,
                     "event_type": pl.String,
@@ -292,6 +295,7 @@ class ProfileMixin(StoreCore):
                     "channel": pl.String,
                     "store_id": pl.String,
                     "category": pl.String,
+                    "properties": pl.String,
                 },
                 orient="row",
             )

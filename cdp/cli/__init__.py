@@ -11,7 +11,14 @@ import sys
 import typer
 
 from cdp._exceptions import CDPError
-from cdp.cli import admin_commands, compliance_commands, connector_commands, identity_commands, pipeline_commands
+from cdp.cli import (
+    admin_commands,
+    compliance_commands,
+    connector_commands,
+    identity_commands,
+    pipeline_commands,
+    segment_commands,
+)
 from cdp.cli._errors import fail
 
 app = typer.Typer(
@@ -24,7 +31,6 @@ app = typer.Typer(
 app.command("demo")(pipeline_commands.demo_command)
 app.command("ingest")(pipeline_commands.ingest_command)
 app.command("resolve")(pipeline_commands.resolve_command)
-app.command("segments")(pipeline_commands.segments_command)
 app.command("export")(pipeline_commands.export_command)
 app.command("serve")(admin_commands.serve_command)
 app.add_typer(admin_commands.db_app, name="db")
@@ -36,6 +42,7 @@ app.add_typer(admin_commands.keys_app, name="keys")
 compliance_commands.register(app)
 connector_commands.register(app)
 identity_commands.register(app)
+segment_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,6 +19,7 @@ from cdp.connectors.runner import RunStats
 from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, refresh_segments, resolve
 from cdp.segments.service import load_segment_file
 
+DEMO_TAG_FAMILIES = ("lifecycle", "value", "rfm")  # the summary shows these; `cdp tags list` shows all
 DEMO_SOURCES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("website", "web", {}),
     ("pos", "pos", {"region_from_store_id": True}),  # demo store ids start with the store's country
@@ -109,25 +110,6 @@ def resolve_command() -> None:
     )
 
 
-def segments_command(
-    files: Annotated[list[Path] | None, typer.Argument(help="segment definition files (YAML/JSON)")] = None,
-) -> None:
-    """Refresh computed attributes, rule tags and segment memberships."""
-    cfg = settings()
-    paths = files or sorted(DEMO_SEGMENTS_DIR.glob("*.yaml"))
-    definitions = [load_segment_file(p) for p in paths]
-    with store(cfg) as opened, console.status("computing tags and segments…"):
-        report = refresh_segments(opened, definitions)
-    console.print(
-        table("Tags", ["tag", "holders", "gained", "lost"], [[k, *v] for k, v in sorted(report.tags.items())])
-    )
-    console.print(
-        table(
-            "Segments", ["segment", "size", "entered", "exited"], [[k, *v] for k, v in sorted(report.segments.items())]
-        )
-    )
-
-
 def export_command(
     segment_file: Annotated[Path, typer.Argument(help="the segment definition to export")],
 ) -> None:
@@ -187,7 +169,11 @@ def demo_command(
                 ["records merged into another record's profile", f"{sum(resolved.joins.values()):,}"],
                 ["joins refused by name/birth-date guard", f"{resolved.refused:,}"],
                 ["anonymous web records (no profile yet)", f"{resolved.anonymous_records:,}"],
-                *[[f"tag {k}", f"{v[0]:,}"] for k, v in sorted(refreshed.tags.items())],
+                *[
+                    [f"tag {k}", f"{v[0]:,}"]
+                    for k, v in sorted(refreshed.tags.items())
+                    if k.split(":")[0] in DEMO_TAG_FAMILIES
+                ],
                 *[[f"segment {k}", f"{v[0]:,}"] for k, v in refreshed.segments.items()],
                 ["exported (consent allowed)", f"{exported.written:,} of {exported.members:,}"],
                 ["export file", str(exported.path)],

@@ -39,7 +39,18 @@ __all__ = [
     "train_model",
 ]
 
-MODEL_VERSION = "cdp-identity-1"
+
+def _definition_fingerprint() -> str:
+    """A saved model is only valid for the comparisons and blocking rules it was trained with."""
+    import hashlib
+
+    # label, SQL and null flag only: a level's Python predicate has no stable text form.
+    levels = [(c.name, [(lv.label, lv.sql, lv.is_null) for lv in c.levels]) for c in COMPARISONS]
+    spec = repr(levels) + repr(BLOCKING_RULES)
+    return hashlib.sha256(spec.encode()).hexdigest()[:12]
+
+
+MODEL_VERSION = "cdp-identity-1"  # completed with the definition fingerprint below
 
 BLOCKING_RULES: tuple[str, ...] = (
     "l.email_key = r.email_key",
@@ -61,6 +72,7 @@ BLOCKING_RULES: tuple[str, ...] = (
     "substr(l.phone, 1, length(l.phone) - 4) || right(l.phone, 2) = "
     "substr(r.phone, 1, length(r.phone) - 4) || right(r.phone, 2)",
 )
+MODEL_VERSION = f"cdp-identity-1-{_definition_fingerprint()}"
 """Pairs meeting any rule are scored (each pair once)."""
 
 TRAINING_BLOCKS: tuple[str, ...] = (
@@ -119,12 +131,12 @@ def _settings(model: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return settings
 
 
-def _linker(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any] | None = None) -> Any:
+def _linker(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any] | None = None, *, threads: int = 0) -> Any:
     from splink import DuckDBAPI, Linker
 
     _quiet_splink()
     db = DuckDBAPI()  # ":memory:" — never a file
-    threads = max(1, min(2, os.cpu_count() or 1))
+    threads = threads or max(1, min(2, os.cpu_count() or 1))
     db.duckdb_con.execute(f"SET threads = {threads}")
     sdf = db.register(_arrow(rows), dataset_display_name="identity_features")
     return Linker(sdf, _settings(model), log_level=None)
@@ -134,7 +146,11 @@ def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: 
     """Train the model on ``rows`` (feature rows); returns the splink settings with parameters."""
     from splink.internals.exceptions import SplinkException
 
-    linker = _linker(rows)
+    # Record ids are random, so order the rows by content: the seeded sampling then sees the same
+    # data in the same order on every run, and training is reproducible.
+    ordered = sorted(rows, key=lambda r: tuple(str(r.get(k)) for k in sorted(r) if k != "unique_id"))
+    # One DuckDB thread while training: seeded sampling is only repeatable single-threaded.
+    linker = _linker(ordered, threads=1)
     training = linker.training
     sessions = 0
     failures = (SplinkException, ValueError, ZeroDivisionError)
