@@ -230,3 +230,22 @@ def test_erasures_are_replayed_after_a_restore_from_backup(
     assert store.find_profiles(OFFICER, kind="email", value=_match_key(email)) == []
     stats = ingest(store, store.settings, SourceSpec("survey", {"path": str(_copy(demo.survey, tmp_path))}))
     assert stats.suppressed >= 1
+
+
+def test_withdrawal_takes_effect_on_the_next_segment_refresh(store: CustomerStore, demo: DemoFiles) -> None:
+    definition = load_segment_file(DEMO_SEGMENTS_DIR / "active_high_value.yaml")
+    refresh_segments(store, [definition])
+    reader = AccessContext("m", "marketer", "marketing_email")
+    members = store.segment_members(reader, "active_high_value")
+    assert members
+    person = members[0]
+    store.record_consent(
+        AccessContext("officer", "compliance_officer", "compliance"),
+        person,
+        purpose="marketing_email",
+        status="withdrawn",
+    )
+    report = refresh_segments(store, [definition])
+    after = store.segment_members(reader, "active_high_value")
+    assert person not in after and len(after) == len(members) - 1
+    assert report.segments["active_high_value"][2] == 1  # one member exited

@@ -169,6 +169,13 @@ class SegmentEngine:
                 self.remember(segment.name, out[segment.name])
         return out
 
+    def allowed(self, purpose: str) -> set[str]:
+        """Profiles whose consent allows ``purpose`` (needs the purpose in this snapshot's consents)."""
+        rows = self.analytics.execute(
+            "SELECT profile_id FROM consents WHERE purpose = ? AND allowed", [purpose]
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
     def members(self, segment: Segment) -> list[str]:
         return [str(p) for p in self.evaluate([segment])[segment.name].to_list()]
 

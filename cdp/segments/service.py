@@ -20,7 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -226,6 +226,14 @@ def build_snapshot(
     )
 
 
+def bind_purpose(segment: Segment, policy: Policy) -> Segment:
+    """The segment with its purpose's consent added as a condition (when the purpose needs one)."""
+    purpose = policy.purposes.get(segment.purpose)
+    if purpose is None or purpose.consent is None:
+        return segment
+    return replace(segment, where={"all": [dict(segment.where), {"consent": segment.purpose}]})
+
+
 def _load_state(path: Path) -> dict[str, Any]:
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
@@ -264,7 +272,11 @@ def refresh(
     chain = plugin_classifiers(store.settings) if classifiers is None else list(classifiers)
     path = state_path or store.settings.data_dir / STATE_FILE
     state = _load_state(path)
-    snap = build_snapshot(store, ctx, as_of=moment, config=options, classifiers=chain, segments=ordered)
+    # A segment is computed for its declared purpose: people whose consent does not allow that
+    # purpose are not members, so a withdrawal takes effect on the very next refresh. (The bound
+    # copies only make the snapshot load those purposes' consent; members come from the originals.)
+    bound = [bind_purpose(s, store.policy.policy) for s in ordered]
+    snap = build_snapshot(store, ctx, as_of=moment, config=options, classifiers=chain, segments=bound)
     unchanged: list[str] = []
     try:
         writes: dict[str, TagWrite] = apply_tags(
@@ -272,6 +284,10 @@ def refresh(
         )
         unchanged.extend(f"tag:{name}" for name, w in writes.items() if w.skipped)
         members = snap.engine.evaluate(ordered)
+        for segment in ordered:
+            if bind_purpose(segment, store.policy.policy) is not segment:
+                allowed = snap.engine.allowed(segment.purpose)
+                members[segment.name] = members[segment.name].filter(members[segment.name].is_in(list(allowed)))
         sizes = store.segment_sizes(ctx)
         previous: dict[str, Any] = state.setdefault("segments", {})
         segment_report: dict[str, tuple[int, int, int]] = {}
