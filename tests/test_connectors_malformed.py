@@ -24,26 +24,12 @@ from hypothesis import strategies as st
 from cdp._exceptions import RecordRejected
 from cdp.access import CustomerStore
 from cdp.access.context import AccessContext
+from cdp.connectors.pos import POS_COLUMNS
 from cdp.connectors.runner import IngestRunner, RunStats, make_connector
 from cdp.settings import Settings
 
 OPS = AccessContext("t", "data_engineer", "operations")
-POS_HEADER = [
-    "transaction_id",
-    "store_id",
-    "occurred_at",
-    "customer_name",
-    "customer_phone",
-    "customer_email",
-    "loyalty_id",
-    "line_items",
-    "amount",
-    "currency",
-    "city",
-    "state",
-    "postcode",
-    "country",
-]
+POS_HEADER = list(POS_COLUMNS)
 
 
 def pos_row(n: int, **changes: str) -> str:

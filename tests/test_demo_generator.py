@@ -16,6 +16,8 @@ import phonenumbers
 import pytest
 
 from cdp._exceptions import InputError
+from cdp.connectors.pos import POS_COLUMNS
+from cdp.connectors.survey import SURVEY_COLUMNS
 from cdp.demo import DemoFiles, generate
 from cdp.demo import _noise as noise
 from cdp.demo._catalog import CATEGORIES, FEEDBACK
@@ -24,38 +26,8 @@ from cdp.demo._sink import Clock, Sink
 from cdp.demo._web import WebRenderer
 
 AS_OF = date(2026, 11, 1)
-POS_HEADER = [
-    "transaction_id",
-    "store_id",
-    "occurred_at",
-    "customer_name",
-    "customer_phone",
-    "customer_email",
-    "loyalty_id",
-    "line_items",
-    "amount",
-    "currency",
-    "city",
-    "state",
-    "postcode",
-    "country",
-]
-SURVEY_HEADER = [
-    "response_id",
-    "submitted_at",
-    "name",
-    "email",
-    "phone",
-    "country",
-    "city",
-    "postcode",
-    "birth_date",
-    "nps",
-    "csat",
-    "interests",
-    "feedback",
-    "marketing_opt_in",
-]
+POS_HEADER = list(POS_COLUMNS)
+SURVEY_HEADER = list(SURVEY_COLUMNS)
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 HAN = re.compile(r"[\u4e00-\u9fff]")
 CURRENCY = {"US": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR", "CN": "CNY"}
