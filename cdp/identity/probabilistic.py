@@ -149,6 +149,9 @@ def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: 
     # Record ids are random, so order the rows by content: the seeded sampling then sees the same
     # data in the same order on every run, and training is reproducible.
     ordered = sorted(rows, key=lambda r: tuple(str(r.get(k)) for k in sorted(r) if k != "unique_id"))
+    # Splink orients each candidate pair by unique_id, so random ids would change which side of
+    # a pair is "left" from run to run; training works on content-ordered ids instead.
+    ordered = [{**r, "unique_id": f"t{i:09d}"} for i, r in enumerate(ordered)]
     # One DuckDB thread while training: seeded sampling is only repeatable single-threaded.
     linker = _linker(ordered, threads=1)
     training = linker.training
