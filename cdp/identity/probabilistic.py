@@ -243,7 +243,13 @@ def predict_pairs(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any], *
     """Score the blocked candidate pairs of ``rows``; keep those at or above ``threshold``."""
     if len(rows) < 2:
         return []
-    linker = _linker(rows, model)
+    # Content-ordered ids, as in training, so a pair's orientation (and so its score) does not
+    # depend on random record ids; mapped back to the real ids below.
+    ordered = sorted(
+        rows, key=lambda r: (tuple(str(r.get(k)) for k in sorted(r) if k != "unique_id"), str(r["unique_id"]))
+    )
+    real = {f"t{i:09d}": str(r["unique_id"]) for i, r in enumerate(ordered)}
+    linker = _linker([{**r, "unique_id": f"t{i:09d}"} for i, r in enumerate(ordered)], model)
     predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     gammas = ", ".join(f"gamma_{c.name}" for c in COMPARISONS)
     relation = linker._db_api.duckdb_con.sql(
@@ -260,6 +266,6 @@ def predict_pairs(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any], *
             # splink numbers levels from the else level (0) upwards; null is -1
             index = null_index[comparison.name] if gamma == -1 else len(comparison.levels) - 1 - gamma
             fields[comparison.name] = (levels[comparison.name][index], weights[comparison.name][index])
-        out.append(PairScore(str(row[0]), str(row[1]), float(row[2]), float(row[3]), fields))
+        out.append(PairScore(real[str(row[0])], real[str(row[1])], float(row[2]), float(row[3]), fields))
     predictions.drop_table_from_database_and_remove_from_cache()
     return out
