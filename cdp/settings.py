@@ -5,7 +5,8 @@ Settings come, in rising priority, from defaults, an optional ``cdp.toml``
 environment variables. Nothing else in cdp reads the environment.
 
 The embedded default keeps everything in a data directory (``./.cdp/``):
-``cdp.sqlite`` (the system of record), ``analytics.duckdb`` and ``keys/``.
+``cdp.sqlite`` (the system of record), exports, audit checkpoints and ``keys/``.
+Analytics (DuckDB) run in memory only, so no plaintext lands in a DuckDB file.
 ``CDP_DATABASE_URL=postgresql+psycopg://…`` moves the system of record to
 PostgreSQL with no code change.
 """
@@ -73,10 +74,6 @@ class Settings:
             raise ConfigurationError(f"match_threshold must be between 0 and 1, got {self.match_threshold}")
         if self.batch_size < 1:
             raise ConfigurationError(f"batch_size must be positive, got {self.batch_size}")
-
-    @property
-    def duckdb_path(self) -> Path:
-        return self.data_dir / "analytics.duckdb"
 
     @property
     def is_sqlite(self) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import OperationalError
 
-from cdp._exceptions import AccessDenied, DecryptionFailed, KeyUnavailable, PurposeRequired, StorageError
+from cdp._exceptions import AccessDenied, DecryptionFailed, PurposeRequired, StorageError
 from cdp.access import _tables as t
 from cdp.access import audit
 from cdp.access.context import AccessContext
@@ -255,11 +255,7 @@ class StoreCore:
     def decrypt_or_none(
         self, connection: Connection, key_id: str, token: bytes | None, record_id: str, name: str
     ) -> str | None:
+        """The field's plaintext; DecryptionFailed / KeyUnavailable (never naming a value) otherwise."""
         if token is None:
             return None
-        try:
-            return self.cipher(connection, key_id).decrypt(token, record_id=record_id, field=name)
-        except (DecryptionFailed, KeyUnavailable):
-            raise
-        except Exception as exc:  # pragma: no cover - defensive: never leak a value in a message
-            raise DecryptionFailed(f"cannot decrypt field {name!r} of record {record_id}") from exc
+        return self.cipher(connection, key_id).decrypt(token, record_id=record_id, field=name)

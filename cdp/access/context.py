@@ -21,9 +21,6 @@ class AccessContext:
     purpose: str
     request_id: str = field(default_factory=new_request_id)
 
-    def for_purpose(self, purpose: str) -> AccessContext:
-        return AccessContext(self.actor, self.role, purpose, self.request_id)
-
 
 # Service identities used by cdp's own pipeline steps.
 def connector_context(connector: str, request_id: str | None = None) -> AccessContext:

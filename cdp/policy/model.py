@@ -88,11 +88,3 @@ class Decision:
     fields: dict[str, Rule] = field(default_factory=dict)
     consent_purpose: str | None = None
     opt_in_jurisdictions: frozenset[str] = frozenset()
-
-    @property
-    def readable_fields(self) -> list[str]:
-        return [name for name, rule in self.fields.items() if rule.allowed]
-
-    @property
-    def denied_fields(self) -> list[str]:
-        return [name for name, rule in self.fields.items() if not rule.allowed]

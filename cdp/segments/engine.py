@@ -13,7 +13,7 @@ per profile ``base`` table instead of scanning raw events once per segment.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 import duckdb
@@ -178,9 +178,6 @@ class SegmentEngine:
 
     def members(self, segment: Segment) -> list[str]:
         return [str(p) for p in self.evaluate([segment])[segment.name].to_list()]
-
-    def evaluate_all(self, segments: Mapping[str, Segment]) -> dict[str, list[str]]:
-        return {name: [str(p) for p in s.to_list()] for name, s in self.evaluate(list(segments.values())).items()}
 
     def close(self) -> None:
         self.analytics.close()
