@@ -95,6 +95,11 @@ def find_plaintext(blob: bytes, secrets: Plaintexts, *, check_names: bool = True
     compact = re.sub(rb"[\s().\-/]", b"", blob)
     hits += [m.decode()[-8:] for m in DIGITS.findall(compact) if m.decode()[-8:] in secrets.phone_digits]
     if check_names:
-        text = blob.decode("utf-8", errors="ignore")
+        # Names are looked for in text only: random ciphertext bytes, decoded leniently, form
+        # short words that can equal a name by chance (emails and phone digits are too long to).
+        try:
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError:
+            return hits
         hits += [w for w in WORD.findall(text) if w.casefold() in secrets.names]
     return hits
