@@ -82,8 +82,40 @@ def test_same_value_encrypts_differently(cipher: FieldCipher) -> None:
 
 def test_token_layout(cipher: FieldCipher) -> None:
     token = cipher.encrypt("abc", record_id="p1", field="email")
-    assert token[0] == 1
+    assert token[0] == 2
     assert len(token) == 1 + 12 + 3 + 16
+
+
+def test_version_2_token_is_aes_gcm_under_the_data_key_with_bound_aad() -> None:
+    # An independent decryption from the documented format, so the format cannot drift silently.
+    data_key = new_data_key()
+    token = FieldCipher(data_key, "dk-1").encrypt(EMAIL, record_id="p1", field="email")
+    aad = encode_aad(b"\x02", "p1", "email", "dk-1")
+    assert AESGCM(data_key).decrypt(token[1:13], token[13:], aad).decode() == EMAIL
+
+
+def _legacy_v1_token(data_key: bytes, key_id: str, value: str, record_id: str, field: str) -> bytes:
+    """A version-1 token built from its documented format: a per-field HKDF subkey, AAD with version 1."""
+    subkey = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"cdp-field:" + field.encode()).derive(data_key)
+    nonce = os.urandom(12)
+    aad = encode_aad(b"\x01", record_id, field, key_id)
+    return b"\x01" + nonce + AESGCM(subkey).encrypt(nonce, value.encode(), aad)
+
+
+def test_version_1_tokens_still_decrypt_and_stay_bound() -> None:
+    data_key = new_data_key()
+    token = _legacy_v1_token(data_key, "dk-1", EMAIL, "p1", "email")
+    cipher = FieldCipher(data_key, "dk-1")
+    assert cipher.decrypt(token, record_id="p1", field="email") == EMAIL
+    for record_id, field in (("p2", "email"), ("p1", "phone")):
+        with pytest.raises(DecryptionFailed):
+            cipher.decrypt(token, record_id=record_id, field=field)
+    # A v1 token relabelled as v2 (or the reverse) does not decrypt: the version is in the AAD.
+    with pytest.raises(DecryptionFailed):
+        cipher.decrypt(b"\x02" + token[1:], record_id="p1", field="email")
+    v2 = cipher.encrypt(EMAIL, record_id="p1", field="email")
+    with pytest.raises(DecryptionFailed):
+        cipher.decrypt(b"\x01" + v2[1:], record_id="p1", field="email")
 
 
 @pytest.mark.parametrize(
@@ -164,16 +196,6 @@ def test_prekeyed_hmac_is_hmac_sha256(key_len: int) -> None:
     for message in (b"", b"a", os.urandom(63), os.urandom(64), os.urandom(1000)):
         assert mac.digest(message) == hmac.digest(key, message, "sha256")
     assert mac.digest(b"x") == mac.digest(b"x")  # the keyed states are not consumed
-
-
-def test_token_matches_documented_format() -> None:
-    # Anyone holding the data key can decrypt with a plain AES-GCM library and the documented
-    # subkey and AAD: this pins the on-disk format so a refactor cannot silently change it.
-    data_key = new_data_key()
-    token = FieldCipher(data_key, "dk-1").encrypt(EMAIL, record_id="p1", field="email")
-    subkey = hkdf_sha256(data_key, b"cdp-field:email")
-    aad = encode_aad(b"\x01", "p1", "email", "dk-1")
-    assert AESGCM(subkey).decrypt(token[1:13], token[13:], aad) == EMAIL.encode()
 
 
 @pytest.mark.slow
