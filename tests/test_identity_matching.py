@@ -73,6 +73,9 @@ def test_name_frequency_counts_people_not_records() -> None:
         (NameKey("lea", "michel", frozenset()), NameKey("lez", "michel", frozenset()), True),
         (NameKey("john", "smith", frozenset()), NameKey("mary", "smith", frozenset()), False),
         (NameKey("christina", "gauthier", frozenset()), NameKey("christopher", "gauthier", frozenset()), False),
+        # given and family swapped by a form, with a typo in one of them
+        (NameKey("amelia", "grahamjones", frozenset()), NameKey("grahamjones", "amelua", frozenset()), True),
+        (NameKey("amelia", "grahamjones", frozenset()), NameKey("grahamjones", "oliver", frozenset()), False),
     ],
 )
 def test_name_guard(a: NameKey, b: NameKey, expected: bool) -> None:
@@ -190,3 +193,39 @@ def test_account_id_is_a_feature_and_one_keystroke_is_a_level() -> None:
     account = next(c for c in COMPARISONS if c.name == "account_id")
     assert a["account_id"] == "5714719"
     assert account.levels[level_of(account, a, b)].label == "one keystroke apart"
+
+
+def _namesakes(born_a: str, born_b: str, given_b: str = "John") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    records = [
+        record("a", given_name="John", family_name="Lee", date_of_birth=born_a),
+        record("b", given_name=given_b, family_name="Lee", date_of_birth=born_b),
+    ]
+    return records, {r["unique_id"]: r for r in feature_rows(records)}
+
+
+@pytest.mark.parametrize(
+    ("born_b", "given_b", "joined"),
+    [
+        ("1957-02-11", "John", True),  # same name, same generation: the birth date was mistyped or replaced
+        ("1957-02-11", "Jhon", True),  # ... also with a typo in the name
+        ("1982-02-11", "John", False),  # a generation apart: a Jr., the guard holds
+        ("1957-02-11", "Mary", False),  # another name: a relative (the name guard)
+    ],
+)
+def test_birth_date_guard_yields_within_a_generation_for_the_same_name(born_b: str, given_b: str, joined: bool) -> None:
+    records, features = _namesakes("1950-09-03", born_b, given_b)
+    pair = PairScore("a", "b", 0.999, 12.0, {"name": ("exact", 12.0), "date_of_birth": ("else", -4.5)})
+    result = cluster_records(records, features, [pair], threshold=0.9)
+    assert (result.clusters["a"] == result.clusters["b"]) is joined
+
+
+def test_shared_birth_date_lets_a_family_name_typo_count_as_agreeing() -> None:
+    records = [
+        record("a", given_name="Naomi", family_name="Reid", date_of_birth="1998-05-21"),
+        record("b", given_name="Max", family_name="Rei", date_of_birth="1998-05-21"),
+        record("c", given_name="Nicholas", family_name="Hope", date_of_birth="1998-05-21"),
+    ]
+    features = {r["unique_id"]: r for r in feature_rows(records)}
+    pairs = [PairScore("a", "b", 0.999, 12.0), PairScore("a", "c", 0.999, 11.0)]
+    result = cluster_records(records, features, pairs, threshold=0.9)
+    assert result.clusters["a"] == result.clusters["b"] != result.clusters["c"]

@@ -30,6 +30,7 @@ from cdp.identity.normalize import (
     normalize_name,
     normalize_phone,
     normalize_postcode,
+    normalize_street,
 )
 from cdp.settings import Settings
 
@@ -52,6 +53,7 @@ NORMALISERS: dict[str, tuple[Callable[[Any], object], tuple[type, ...]]] = {
     "postcode_us": (lambda v: normalize_postcode(v, "US"), (str,)),
     "postcode_gb": (lambda v: normalize_postcode(v, "GB"), (str,)),
     "city": (normalize_city, (str,)),
+    "street": (normalize_street, (str,)),
     "country": (normalize_country, (str,)),
 }
 
@@ -614,6 +616,9 @@ def test_property_city_and_postcode_are_idempotent(value: str) -> None:
     city = normalize_city(value)
     if city is not None:
         assert normalize_city(city) == city
+    street = normalize_street(value)
+    if street is not None:
+        assert normalize_street(street) == street
     for country in (None, "US", "GB", "DE"):
         postcode = normalize_postcode(value, country)
         if postcode is not None:
@@ -650,3 +655,21 @@ def test_default_plugin_registers_every_normaliser() -> None:
         "country": normalize_country,
     }
     assert normalisers["phone"]("(415) 555-0100") == "+14155550100"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("12 Maple St.", "12 maple street"),
+        ("12  MAPLE   STREET", "12 maple street"),
+        ("Hauptstr. 5", "hauptstrasse 5"),
+        ("Hauptstraße 5", "hauptstrasse 5"),
+        ("3 Rue d'Alésia", "3 rue dalesia"),
+        ("3 r. d'Alésia", "3 rue dalesia"),
+        ("Flat 3, 12 Maple Street", "flat 3 12 maple street"),  # the flat number stays: neighbours differ
+        ("北京路 12号", "北京路12号"),
+        ("  ", None),
+    ],
+)
+def test_street_lines(raw: str, expected: str | None) -> None:
+    assert normalize_street(raw) == expected

@@ -72,6 +72,8 @@ def names_compatible(a: NameKey, b: NameKey) -> bool:
     """Could these two names be the same person's? (typos, nicknames, initials, order; not a relative's)."""
     if (a.tokens and a.tokens == b.tokens) or not (a.given or a.family) or not (b.given or b.family):
         return True
+    if a.given and a.family and _close(a.given, b.family) and _close(a.family, b.given):
+        return True  # given and family swapped by a form, with a typo
     family_ok = (
         not a.family or not b.family or _close(a.family, b.family) or a.family in b.tokens or b.family in a.tokens
     )
@@ -79,7 +81,30 @@ def names_compatible(a: NameKey, b: NameKey) -> bool:
 
 
 def _one_part_agrees(a: NameKey, b: NameKey) -> bool:
-    return bool((a.given and a.given == b.given) or (a.family and a.family == b.family))
+    """The given name is the same, or the family name is (up to a typo)."""
+    return bool((a.given and a.given == b.given) or (a.family and b.family and _close(a.family, b.family)))
+
+
+def _same_name(a: NameKey, b: NameKey) -> bool:
+    """The full name agrees: the same tokens, or given and family names each within a typo."""
+    if a.tokens and a.tokens == b.tokens:
+        return True
+    return (
+        bool(len(a.given) > 1 and len(b.given) > 1 and a.family and b.family)
+        and _close(a.given, b.given)
+        and _close(a.family, b.family)
+    )
+
+
+GENERATION_YEARS = 15
+"""Birth dates closer than this cannot be a parent's and a child's."""
+
+
+def _same_generation(a: set[str], b: set[str]) -> bool:
+    """Every birth date of one is within :data:`GENERATION_YEARS` of every birth date of the other."""
+    years_a = [int(x[:4]) for x in a if x[:4].isdigit()]
+    years_b = [int(y[:4]) for y in b if y[:4].isdigit()]
+    return bool(years_a and years_b) and max(abs(x - y) for x in years_a for y in years_b) < GENERATION_YEARS
 
 
 def _births_agree(a: set[str], b: set[str]) -> bool:
@@ -105,7 +130,11 @@ class _Group:
             return None
         failed: set[str] = set()
         if self.births and other.births and not _births_agree(self.births, other.births):
-            failed.add("date_of_birth")
+            # A relative with the same full name is a son or father (a Jr.), a generation apart; within
+            # one generation the same name with another birth date is a mistyped or replaced date.
+            same_name = any(_same_name(a, b) for a in self.names for b in other.names)
+            if not (same_name and _same_generation(self.births, other.births)):
+                failed.add("date_of_birth")
         if self.names and other.names and not any(names_compatible(a, b) for a in self.names for b in other.names):
             # Relatives almost never share a birth date: with one, a replaced given or family name is a change.
             shared_birth = bool(self.births & other.births)

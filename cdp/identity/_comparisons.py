@@ -110,12 +110,24 @@ def _exact_name(bucket: str | None) -> Predicate:
     return test
 
 
+def _one_name_missing(a: Row, b: Row) -> bool:
+    """One side lacks a given (or family) name; the part both have is within a typo."""
+    no_given = a.get("given_initial") is None or b.get("given_initial") is None
+    no_family = a.get("family") is None or b.get("family") is None
+    return (no_given and _one_keystroke("family")(a, b)) or (no_family and _lev("given", 2)(a, b))
+
+
 def _location_null(a: Row, b: Row) -> bool:
     both_postcode = a.get("postcode") is not None and b.get("postcode") is not None
     both_city = a.get("city") is not None and b.get("city") is not None
     return not (both_postcode or both_city)
 
 
+def _same_area(a: Row, b: Row) -> bool:
+    return _eq("postcode")(a, b) or _eq("city")(a, b)
+
+
+_SAME_AREA = "postcode_l = postcode_r OR city_l = city_r"
 _BOTH_LOCATED = "(postcode_l IS NOT NULL AND postcode_r IS NOT NULL) OR (city_l IS NOT NULL AND city_r IS NOT NULL)"
 
 COMPARISONS: tuple[Comparison, ...] = (
@@ -142,11 +154,23 @@ COMPARISONS: tuple[Comparison, ...] = (
                 _both_names_typo,
             ),
             Level(
+                "one name missing, the other within a typo",
+                "((given_initial_l IS NULL OR given_initial_r IS NULL) "
+                "AND damerau_levenshtein(family_l, family_r) <= 1) "
+                "OR ((family_l IS NULL OR family_r IS NULL) AND levenshtein(given_l, given_r) <= 2)",
+                _one_name_missing,
+            ),
+            Level(
                 "family name and initial",
                 "family_l = family_r AND given_initial_l = given_initial_r",
                 lambda a, b: _eq("family")(a, b) and _eq("given_initial")(a, b),
             ),
             Level("family name only", "family_l = family_r", _eq("family")),
+            Level(
+                "family name within a typo",
+                "damerau_levenshtein(family_l, family_r) <= 1",
+                _one_keystroke("family"),
+            ),
             Level("given name only", "given_l = given_r", _eq("given")),
             _else(),
         ),
@@ -187,13 +211,24 @@ COMPARISONS: tuple[Comparison, ...] = (
     ),
     Comparison(
         "location",
-        "postcode, else city",
+        "address: street line with postcode or city, else postcode, else city (one comparison, since a "
+        "shared street implies a shared postcode)",
         (
             Level(
                 "null",
                 f"NOT ({_BOTH_LOCATED})",
                 _location_null,
                 True,
+            ),
+            Level(
+                "same street, same postcode or city",
+                f"street_l = street_r AND ({_SAME_AREA})",
+                lambda a, b: _eq("street")(a, b) and _same_area(a, b),
+            ),
+            Level(
+                "street within two edits, same postcode or city",
+                f"levenshtein(street_l, street_r) <= 2 AND ({_SAME_AREA})",
+                lambda a, b: _lev("street", 2)(a, b) and _same_area(a, b),
             ),
             Level("same postcode", "postcode_l = postcode_r", _eq("postcode")),
             Level("same city", "city_l = city_r", _eq("city")),

@@ -5,7 +5,8 @@ storage, not for matching); here each becomes the key the matcher compares:
 order-insensitive, nickname-resolved and script-independent name tokens (so
 王伟 = Wang Wei = Wei Wang and Bob Smith = Robert Smith), the e-mail *match*
 key (plus-tags and Gmail dots removed), the E.164 phone, the birth date with
-well-known placeholders dropped, postcode/city/country, and the account id
+well-known placeholders dropped, the street line (abbreviations written out),
+postcode/city/country, and the account id
 (``user_id``: a login or customer number issued to one person, scored as
 evidence, exact or one keystroke apart, rather than only joined on exactly;
 loyalty cards are left out because households share them). The same function
@@ -31,6 +32,7 @@ from cdp.identity.normalize import (
     normalize_name,
     normalize_phone,
     normalize_postcode,
+    normalize_street,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ FEATURE_COLUMNS: Final = (
     "dob",
     "dob_year",
     "dob_swapped",
+    "street",
     "postcode",
     "city",
     "country",
@@ -66,7 +69,7 @@ FEATURE_COLUMNS: Final = (
 MIN_POPULAR_DOMAIN: Final = 20
 """Records that must use an e-mail domain before typos are corrected towards it."""
 
-_COMPARED: Final = ("family", "given_initial", "email_key", "phone", "dob", "postcode", "city")
+_COMPARED: Final = ("family", "given_initial", "email_key", "phone", "dob", "street", "postcode", "city")
 
 PLACEHOLDER_BIRTH_DATES: Final = frozenset({"1900-01-01", "1901-01-01", "1970-01-01"})
 """System default dates that forms and tills fill in when nobody asked: not evidence."""
@@ -172,9 +175,11 @@ def feature_row(record: Mapping[str, Any], domains: DomainCorrector | None = Non
         family = _family_key(name.family.replace(" ", ""), chinese) or None
         given = canonical_given or None
         given_initial = given[0] if given else None
+        # Every token is read as a possible nickname, family ones too: a form that swapped the
+        # fields ("Steinert, Jack") then keeps the key of "Jack Steinert" (both become "john").
         tokens = sorted(
             [canonical_first_name(t) for t in name.given.split()]
-            + [_family_key(t, chinese) for t in name.family.split()]
+            + [canonical_first_name(_family_key(t, chinese)) for t in name.family.split()]
         )
         name_key = " ".join(tokens) or None
         if given is not None and len(given) == 1:  # an initial is not a given name
@@ -185,6 +190,7 @@ def feature_row(record: Mapping[str, Any], domains: DomainCorrector | None = Non
     dob_raw = record.get("date_of_birth")
     dob = str(dob_raw)[:10] if dob_raw and str(dob_raw)[:10] not in PLACEHOLDER_BIRTH_DATES else None
     dob_swapped = f"{dob[:4]}-{dob[8:10]}-{dob[5:7]}" if dob and dob[8:10] <= "12" else None
+    street = normalize_street(record.get("street")) if record.get("street") else None
     postcode = normalize_postcode(record.get("postcode"), country) if record.get("postcode") else None
     city = normalize_city(record.get("city")) if record.get("city") else None
     account = str(record.get("user_id") or "").strip().lower() or None
@@ -200,6 +206,7 @@ def feature_row(record: Mapping[str, Any], domains: DomainCorrector | None = Non
         "dob": dob,
         "dob_year": dob[:4] if dob else None,
         "dob_swapped": dob_swapped,
+        "street": street,
         "postcode": postcode,
         "city": city,
         "country": country,

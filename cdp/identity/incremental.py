@@ -53,6 +53,7 @@ def blocking_keys(row: Mapping[str, Any]) -> list[str]:
     add("dob_postcode", row.get("dob"), row.get("postcode"))
     add("dob_city", row.get("dob"), row.get("city"))
     add("given_postcode", row.get("given"), row.get("postcode"))
+    add("street", row.get("street"))
     account = row.get("account_id")
     if account:
         add("account_head_postcode", account[:4], row.get("postcode"))

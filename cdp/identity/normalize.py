@@ -315,6 +315,58 @@ def normalize_city(value: object) -> str | None:
     return _normalize_city(s) if s is not None else None
 
 
+# --------------------------------------------------------------------------- street
+
+_STREET_WORDS: Final = {
+    "st": "street",
+    "str": "strasse",
+    "rd": "road",
+    "ave": "avenue",
+    "av": "avenue",
+    "dr": "drive",
+    "ln": "lane",
+    "blvd": "boulevard",
+    "bd": "boulevard",
+    "bld": "boulevard",
+    "ct": "court",
+    "pl": "place",
+    "cres": "crescent",
+    "cct": "circuit",
+    "cir": "circle",
+    "hwy": "highway",
+    "pde": "parade",
+    "tce": "terrace",
+    "sq": "square",
+    "pkwy": "parkway",
+    "r": "rue",
+    "all": "allee",
+    "ch": "chemin",
+    "chem": "chemin",
+}
+"""Street-type abbreviations (English, German, French) → the word written out."""
+
+
+@lru_cache(maxsize=65536)
+def _normalize_street(text: str) -> str | None:
+    folded = fold(text, keep_digits=True)
+    if has_han(folded):
+        return folded.replace(" ", "").replace("-", "") or None
+    words = [_STREET_WORDS.get(word, word) for word in folded.replace("-", " ").split()]
+    # "Hauptstr." = "Hauptstraße"
+    return " ".join(w + "asse" if w.endswith("str") and len(w) > 5 else w for w in words) or None
+
+
+def normalize_street(value: object) -> str | None:
+    """A street line for matching: folded like a city, street-type abbreviations written out.
+
+    "12 Maple St." → ``"12 maple street"``, "Hauptstr. 5" → ``"hauptstrasse 5"``
+    (ß folds to ss), "3 Rue d'Alésia" → ``"3 rue dalesia"``; Han lines lose their
+    spaces. House and flat numbers stay: they tell neighbours apart.
+    """
+    s = _text(value)
+    return _normalize_street(s) if s is not None else None
+
+
 # --------------------------------------------------------------------------- country
 
 _ISO_3166_TEXT: Final = """

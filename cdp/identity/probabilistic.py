@@ -65,6 +65,7 @@ BLOCKING_RULES: tuple[str, ...] = (
     "l.dob = r.dob AND l.postcode = r.postcode",
     "l.dob = r.dob AND l.city = r.city",
     "l.given = r.given AND l.postcode = r.postcode",
+    "l.street = r.street",
     "l.postcode = r.postcode AND left(l.account_id, 4) = left(r.account_id, 4)",
     "l.postcode = r.postcode AND right(l.account_id, 3) = right(r.account_id, 3)",
     # one mistyped digit among the last four: either the last two or the two before them agree
