@@ -175,3 +175,24 @@ def test_incremental_match_finds_the_profile_of_a_new_record(store: CustomerStor
             break
     assert tested == 25
     assert correct >= 15, correct
+
+
+def test_a_profile_merged_away_points_to_the_profile_that_absorbed_most_of_it(store: CustomerStore, demo: Path) -> None:
+    resolve_identities(store, store.settings)
+    records = store.identity_features(identity_context(), include_identifiers=False)
+    by_profile: dict[str, list[str]] = {}
+    for r in records:
+        if r["profile_id"]:
+            by_profile.setdefault(r["profile_id"], []).append(r["record_id"])
+    ranked = sorted(by_profile.items(), key=lambda i: (-len(i[1]), i[0]))
+    (big, big_members), (third, _), (small, small_members) = ranked[0], ranked[1], ranked[-1]
+    assert len(big_members) >= len(small_members) + 2  # the first keeps the larger overlap with its old id
+    clusters = {r["record_id"]: r["profile_id"] for r in records if r["profile_id"]}
+    for record_id in small_members:
+        clusters[record_id] = big  # the second profile is absorbed by the first ...
+    clusters[big_members[0]] = third  # ... which lost one record to the third
+    stats = store.apply_clusters(ENGINEER, clusters, method="test")
+    assert stats.retired == 1
+    live, members = store.profile_records(ENGINEER, small)
+    assert live == big
+    assert {m["record_id"] for m in members} == set(big_members[1:] + small_members)

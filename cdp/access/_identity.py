@@ -171,10 +171,15 @@ class IdentityMixin(StoreCore):
             live = set(assigned.values())
             previous = set(current.values())
             retired = sorted(previous - live)
+            # Where each retired profile's records went (one pass, not one pass per retired profile).
+            successors: dict[str, Counter[str]] = defaultdict(Counter)
+            retired_set = set(retired)
+            for lbl, recs in members.items():
+                for r in recs:
+                    if current.get(r) in retired_set:
+                        successors[current[r]][assigned[lbl]] += 1
             for profile_id in retired:
-                successor = Counter(
-                    assigned[lbl] for lbl, recs in members.items() for r in recs if current.get(r) == profile_id
-                )
+                successor = successors.get(profile_id)
                 conn.execute(
                     update(t.profiles)
                     .where(t.profiles.c.id == profile_id)
