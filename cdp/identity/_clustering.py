@@ -30,7 +30,7 @@ from cdp.identity._comparisons import probability_from_weight
 from cdp.identity.deterministic import MAX_KEY_FANOUT, RULE_ORDER, NameKey, UnionFind
 from cdp.identity.probabilistic import PairScore
 
-__all__ = ["ClusterResult", "ManualRules", "cluster_records", "outweighs"]
+__all__ = ["ClusterResult", "Clustering", "ManualRules", "cluster_records", "outweighs"]
 
 _MAX_NAMES = 12
 ACCOUNT_AGREES = frozenset({"exact", "one keystroke apart"})
@@ -255,6 +255,62 @@ def outweighs(pair: PairScore, contradicted: Iterable[str], threshold: float) ->
     return probability_from_weight(weight) >= threshold
 
 
+class Clustering:
+    """One clustering run in its stages, so the identifier stage is done once.
+
+    Built from the records, the identifier joins (stage 1) are made at once;
+    :meth:`labels` then says who is who as far as verified identifiers go (what
+    name frequencies are counted over); :meth:`finish` adds the scored pairs
+    and the manual merges.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        features: Mapping[str, Mapping[str, Any]],
+        rules: ManualRules | None = None,
+        *,
+        threshold: float = 0.9,
+    ) -> None:
+        self.rules = rules or ManualRules()
+        self.ids = [str(r["record_id"]) for r in records]
+        self._clusterer = _Clusterer(self.ids, features, self.rules, threshold)
+        self._clusterer.identifier_rules(records)
+        self._finished = False
+
+    def labels(self) -> dict[str, str]:
+        """record id -> cluster label, as the stages so far have it."""
+        find = self._clusterer.uf.find
+        return {record_id: find(record_id) for record_id in self.ids}
+
+    def finish(self, pairs: Sequence[PairScore]) -> ClusterResult:
+        """Join the scored pairs, most probable first, then apply the manual merges (once only)."""
+        if self._finished:
+            raise RuntimeError("this clustering is finished")
+        self._finished = True
+        clusterer = self._clusterer
+        known = set(self.ids)
+        accepted: list[PairScore] = []
+        refused_pairs: list[PairScore] = []
+        for pair in sorted(pairs, key=lambda p: (-p.match_weight, p.left, p.right)):
+            if pair.left not in known or pair.right not in known:
+                continue
+            if clusterer.uf.find(pair.left) == clusterer.uf.find(pair.right):
+                continue
+            if clusterer.union(pair.left, pair.right, f"probabilistic p={pair.probability:.4f}", evidence=pair):
+                accepted.append(pair)
+            else:
+                clusterer.refused += 1
+                refused_pairs.append(pair)
+        # Last, so a merged cluster's names and birth dates never block the automatic joins of either side.
+        for a, b in self.rules.merges:
+            if a in known and b in known:
+                clusterer.union(a, b, "manual merge", force=True)
+        return ClusterResult(
+            self.labels(), clusterer.reasons, dict(clusterer.joins), clusterer.refused, accepted, refused_pairs
+        )
+
+
 def cluster_records(
     records: Sequence[Mapping[str, Any]],
     features: Mapping[str, Mapping[str, Any]],
@@ -264,26 +320,4 @@ def cluster_records(
     threshold: float = 0.9,
 ) -> ClusterResult:
     """Cluster ``records`` (store feature dicts) with ``features`` (record id → feature row) and scored pairs."""
-    rules = rules or ManualRules()
-    ids = [str(r["record_id"]) for r in records]
-    known = set(ids)
-    clusterer = _Clusterer(ids, features, rules, threshold)
-    clusterer.identifier_rules(records)
-    accepted: list[PairScore] = []
-    refused_pairs: list[PairScore] = []
-    for pair in sorted(pairs, key=lambda p: (-p.match_weight, p.left, p.right)):
-        if pair.left not in known or pair.right not in known:
-            continue
-        if clusterer.uf.find(pair.left) == clusterer.uf.find(pair.right):
-            continue
-        if clusterer.union(pair.left, pair.right, f"probabilistic p={pair.probability:.4f}", evidence=pair):
-            accepted.append(pair)
-        else:
-            clusterer.refused += 1
-            refused_pairs.append(pair)
-    # Last, so a merged cluster's names and birth dates never block the automatic joins of either side.
-    for a, b in rules.merges:
-        if a in known and b in known:
-            clusterer.union(a, b, "manual merge", force=True)
-    labels = {record_id: clusterer.uf.find(record_id) for record_id in ids}
-    return ClusterResult(labels, clusterer.reasons, dict(clusterer.joins), clusterer.refused, accepted, refused_pairs)
+    return Clustering(records, features, rules, threshold=threshold).finish(pairs)

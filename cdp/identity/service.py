@@ -24,7 +24,7 @@ from typing import Any
 from cdp.access import CustomerStore
 from cdp.access.context import identity_context
 from cdp.access.store import ResolutionStats
-from cdp.identity._clustering import ClusterResult, ManualRules, cluster_records
+from cdp.identity._clustering import Clustering, ClusterResult, ManualRules
 from cdp.identity._features import (
     DomainCorrector,
     assign_name_frequencies,
@@ -86,8 +86,8 @@ def resolve_records(
     rows = feature_rows(identity, domains)
     features = {row["unique_id"]: row for row in rows}
     # Who is who as far as verified identifiers say: the population a name's frequency is counted in.
-    first = cluster_records(records, features, [], rules)
-    assign_name_frequencies(rows, first.clusters)
+    clustering = Clustering(records, features, rules, threshold=threshold)
+    assign_name_frequencies(rows, clustering.labels())
     timings["features"] = time.perf_counter() - started
     trained = model is None
     if model is None:
@@ -99,7 +99,7 @@ def resolve_records(
     pairs = predict_pairs(rows, model, threshold=threshold)
     timings["predict"] = time.perf_counter() - started
     started = time.perf_counter()
-    result = cluster_records(records, features, pairs, rules, threshold=threshold)
+    result = clustering.finish(pairs)
     timings["cluster"] = time.perf_counter() - started
     return Resolution(result, model, trained, len(pairs), timings)
 
@@ -138,10 +138,16 @@ def resolve_identities(store: CustomerStore, settings: Settings, *, retrain: boo
     clusters = {rid: label for rid, label in result.clusters.items() if label in identified}
     started = time.perf_counter()
     stats = store.apply_clusters(ctx, clusters, method=METHOD, reasons=result.reasons)
+    written = time.perf_counter()
     store.record_match_evidence(
         ctx, stats.run_id, _evidence(result.accepted, "joined") + _evidence(result.refused_pairs, "refused")
     )
-    timings = {"read": read_seconds, **resolution.timings, "write": time.perf_counter() - started}
+    timings = {
+        "read": read_seconds,
+        **resolution.timings,
+        "write profiles": written - started,
+        "write evidence": time.perf_counter() - written,
+    }
     return ResolveReport(
         stats,
         result.joins,
