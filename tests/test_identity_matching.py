@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cdp.identity._clustering import ManualRules, cluster_records, names_compatible
+from cdp.identity._clustering import Clustering, ManualRules, cluster_records, names_compatible
 from cdp.identity._features import DomainCorrector, assign_name_frequencies, feature_row, feature_rows
 from cdp.identity.deterministic import NameKey
 from cdp.identity.evaluate import evaluate_assignment, load_labels, scoped_assignment
@@ -108,6 +108,19 @@ def test_probabilistic_pairs_join_when_names_agree_and_are_refused_otherwise() -
     assert result.clusters["john1"] == result.clusters["john2"] == result.clusters["john3"]
     assert result.clusters["mary1"] != result.clusters["john1"]
     assert [p.left for p in result.accepted] == ["john1"] and [p.left for p in result.refused_pairs] == ["mary1"]
+
+
+def test_clustering_in_stages_gives_identifier_clusters_first_and_the_same_result() -> None:
+    records, features = _household()
+    pairs = [PairScore("john1", "john2", 0.99, 9.0), PairScore("mary1", "john2", 0.98, 8.0)]
+    clustering = Clustering(records, features)
+    first = clustering.labels()
+    assert first["john2"] == first["john3"] and first["john1"] != first["john2"]  # the loyalty card only
+    result = clustering.finish(pairs)
+    assert result.clusters == cluster_records(records, features, pairs).clusters
+    assert result.clusters["john1"] == result.clusters["john3"]
+    with pytest.raises(RuntimeError):
+        clustering.finish(pairs)
 
 
 def test_manual_rules_override_automatic_joins() -> None:
