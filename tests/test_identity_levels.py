@@ -1,4 +1,5 @@
-"""Comparison levels on hand-made pairs: what each level means, and splink's SQL agreeing with Python.
+"""Comparison levels on hand-made pairs: what each level means, splink's SQL agreeing with Python,
+and the single-record matcher scoring and guarding as the batch does.
 
 The batch run puts a pair in a level with splink's SQL; a single new record is
 scored in process with the Python predicates. The pairs below are chosen to
@@ -99,3 +100,32 @@ def test_splink_and_the_in_process_scorer_put_every_pair_in_the_same_level() -> 
         ("location", "street within two edits, same postcode or city"),
     ]:
         assert expected in seen
+
+
+def _name_model() -> dict[str, Any]:
+    """An exact name is strong evidence, a different birth date weak evidence against; the rest neutral."""
+    model = _model()
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            level["m_probability"] = level["u_probability"] = 0.5
+            label = level["label_for_charts"]
+            if comparison["output_column_name"] == "name" and label.startswith("exact"):
+                level["m_probability"], level["u_probability"] = 0.9, 1e-6
+            if comparison["output_column_name"] == "date_of_birth" and label == "else":
+                level["m_probability"], level["u_probability"] = 0.1, 0.9
+    return model
+
+
+@pytest.mark.parametrize(("born", "matched"), [("1957-02-11", True), ("1982-02-11", False)])
+def test_incremental_matching_applies_the_batch_guards(born: str, matched: bool) -> None:
+    from cdp.identity.incremental import ProfileIndex
+
+    index = ProfileIndex(_name_model(), threshold=0.9)
+    person = {"given_name": "John", "family_name": "Lee", "date_of_birth": "1950-09-03", "kind": "identity"}
+    index.add_records([{**person, "record_id": "r1", "profile_id": "p1"}])
+    result = index.match({**person, "date_of_birth": born, "record_id": "new"})
+    assert result.best is not None and result.best.probability > 0.99  # the score alone would join both
+    assert (result.profile_id == "p1") is matched  # within a generation a typo; a generation apart a Jr.
+    assert result.refused == ([] if matched else ["p1"])

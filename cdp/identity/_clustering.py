@@ -30,7 +30,7 @@ from cdp.identity._comparisons import probability_from_weight
 from cdp.identity.deterministic import MAX_KEY_FANOUT, RULE_ORDER, NameKey, UnionFind
 from cdp.identity.probabilistic import PairScore
 
-__all__ = ["ClusterResult", "Clustering", "ManualRules", "cluster_records", "outweighs"]
+__all__ = ["ClusterResult", "Clustering", "ManualRules", "cluster_records", "guards_allow", "outweighs"]
 
 _MAX_NAMES = 12
 ACCOUNT_AGREES = frozenset({"exact", "one keystroke apart"})
@@ -173,6 +173,28 @@ def _name_of(row: Mapping[str, Any] | None) -> NameKey | None:
     return NameKey(str(given), str(row.get("family") or ""), tokens)
 
 
+def _group_of(rows: Iterable[Mapping[str, Any] | None]) -> _Group:
+    """The names and birth dates (and their day/month swaps) of feature rows, for the guards."""
+    group = _Group()
+    for row in rows:
+        name = _name_of(row)
+        if name is not None and len(group.names) < _MAX_NAMES:
+            group.names.add(name)
+        if row is not None and row.get("dob"):
+            group.births.add(str(row["dob"]))
+            if row.get("dob_swapped"):
+                group.births.add(str(row["dob_swapped"]))
+    return group
+
+
+def guards_allow(
+    joining: Iterable[Mapping[str, Any]], members: Iterable[Mapping[str, Any]], pair: PairScore, threshold: float
+) -> bool:
+    """Would the batch guards let ``pair`` join the records ``joining`` to the cluster of ``members``?"""
+    failed = _group_of(joining).contradictions(_group_of(members))
+    return failed is not None and (not failed or outweighs(pair, failed, threshold))
+
+
 class _Clusterer:
     def __init__(
         self, ids: Sequence[str], features: Mapping[str, Mapping[str, Any]], rules: ManualRules, threshold: float
@@ -181,15 +203,7 @@ class _Clusterer:
         self.uf = UnionFind(ids)
         self.groups: dict[str, _Group] = {}
         for record_id in ids:
-            row = features.get(record_id)
-            group = _Group()
-            name = _name_of(row)
-            if name is not None:
-                group.names.add(name)
-            if row is not None and row.get("dob"):
-                group.births.add(str(row["dob"]))
-                if row.get("dob_swapped"):
-                    group.births.add(str(row["dob_swapped"]))
+            group = _group_of([features.get(record_id)])
             group.locked = record_id in rules.splits
             self.groups[record_id] = group
         for number, (a, b) in enumerate(rules.nevers):

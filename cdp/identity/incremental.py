@@ -7,8 +7,9 @@ batch blocking rules, so the same pairs are considered) and scored in process
 with the Fellegi–Sunter weights of the saved model
 (:func:`cdp.identity._comparisons.score_pair`, checked against splink's own
 scores in the tests). The best profile is accepted when its best pair
-reaches the threshold and its names and birth dates do not contradict the
-record (the batch guard).
+reaches the threshold and the batch guards allow the join (names and birth
+dates of the whole profile, given way to only as the batch does:
+:func:`cdp.identity._clustering.guards_allow`).
 
 :class:`ProfileIndex` keeps the keys in memory (for a long-running service,
 built once from the store's features); :func:`blocking_keys` gives the keys
@@ -23,9 +24,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdp.identity._clustering import _births_agree, _name_of, names_compatible
+from cdp.identity._clustering import guards_allow
 from cdp.identity._comparisons import FieldScore, score_pair
 from cdp.identity._features import DomainCorrector, feature_row, name_frequency_bucket
+from cdp.identity.probabilistic import PairScore
 
 __all__ = ["Candidate", "MatchResult", "ProfileIndex", "blocking_keys"]
 
@@ -154,20 +156,19 @@ class ProfileIndex:
                 best_per_profile[profile] = Candidate(profile, record_id, probability, weight, tuple(fields))
         ranked = sorted(best_per_profile.values(), key=lambda c: (-c.match_weight, c.profile_id))
         refused: list[str] = []
-        name = _name_of(row)
         for candidate in ranked:
             if candidate.probability < self.threshold:
                 break
-            if self._compatible(name, row, candidate.profile_id):
+            if self._compatible(row, candidate):
                 return MatchResult(candidate.profile_id, candidate, len(ids), refused)
             refused.append(candidate.profile_id)
         return MatchResult(None, ranked[0] if ranked else None, len(ids), refused)
 
-    def _compatible(self, name: Any, row: Mapping[str, Any], profile_id: str) -> bool:
-        members = [self.rows[r] for r in self.members.get(profile_id, ())]
-        births = {m["dob"] for m in members if m.get("dob")}
-        births |= {m["dob_swapped"] for m in members if m.get("dob_swapped")}
-        if row.get("dob") and births and not _births_agree({row["dob"]}, births):
-            return False
-        names = [n for n in (_name_of(m) for m in members) if n is not None]
-        return name is None or not names or any(names_compatible(name, n) for n in names)
+    def _compatible(self, row: Mapping[str, Any], candidate: Candidate) -> bool:
+        """The batch guards, with the candidate pair as the evidence that may outweigh them."""
+        members = [self.rows[r] for r in self.members.get(candidate.profile_id, ())]
+        fields = {f.field: (f.level, f.match_weight) for f in candidate.fields}
+        pair = PairScore(
+            str(row["unique_id"]), candidate.record_id, candidate.probability, candidate.match_weight, fields
+        )
+        return guards_allow([row], members, pair, self.threshold)
