@@ -15,6 +15,13 @@ address, a landline or a family e-mail apart), no manual *never* rule may hold
 between them, and neither may hold a record a person split off. Transitive
 chaining therefore cannot glue a household or a common name into one giant
 profile: a join is judged against everything already in both clusters.
+
+The guards know what relatives look like, and give way where they cannot be
+one: the same full name with birth dates within one generation is one person
+with a mistyped date (a Jr. is a generation apart); with a shared birth date a
+replaced given name or a family-name typo is a change, not a twin; an
+agreeing account id lets strong remaining evidence decide (:func:`outweighs`).
+The single-record matcher asks the same guards (:func:`guards_allow`).
 """
 
 from __future__ import annotations
