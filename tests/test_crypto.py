@@ -581,3 +581,24 @@ def test_signing_key_persists_and_is_private(tmp_path: Path) -> None:
     signature = signer.sign(b"m")
     for bad_key in ("not hex", signer.public_key_hex()[:-2], ""):
         assert not verify_signature(bad_key, b"m", signature)
+
+
+# --------------------------------------------------------------------------- data-key store
+
+
+@pytest.mark.parametrize("scan_above", [0, 10_000], ids=["bulk-scan", "in-probes"])
+def test_key_store_returns_exactly_the_keys_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scan_above: int
+) -> None:
+    from cdp.crypto import keystore
+
+    monkeypatch.setattr(keystore, "_SCAN_ABOVE", scan_above)
+    store = keystore.DataKeyStore(tmp_path / "keys")
+    store.put((f"dk-{i}", WrappedKey("kek-1", bytes([i % 256]) * 40)) for i in range(2000))
+    wanted = [f"dk-{i}" for i in range(0, 2000, 3)] + ["dk-missing"]
+    found = store.get(wanted)
+    assert sorted(found) == sorted(w for w in wanted if w != "dk-missing")
+    assert found["dk-3"] == WrappedKey("kek-1", bytes([3]) * 40)
+    store.destroy(["dk-3"])
+    assert "dk-3" not in store.get(wanted)
+    store.close()

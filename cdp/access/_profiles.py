@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from cdp.access._core import StoreCore
 from cdp.access.context import AccessContext
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
 from cdp.policy import Decision
-from cdp.policy.masking import age_band, age_on, apply_treatment
+from cdp.policy.masking import age_band, age_on, treatment_function
 
 RECTIFICATION_SOURCE = "rectification"
 COMPLIANCE_PURPOSES = frozenset({"compliance", "dsr"})
@@ -42,6 +42,10 @@ EVENT_FIELDS = (
     "category",
 )
 _EPOCH = datetime(1970, 1, 1)
+_TIMING_FIELDS = frozenset({"sources", "record_count", "first_seen", "last_seen"})
+# Positions in the rows of _profile_records: fixed columns, then CLEAR_FIELDS, then the encrypted ones asked for.
+_PROFILE, _ID, _SOURCE, _KEY, _OCCURRED, _RECEIVED = range(6)
+_CLEAR_AT = {name: 6 + i for i, name in enumerate(CLEAR_FIELDS)}
 
 
 def _pick(
@@ -65,6 +69,15 @@ def _pick(
     return best[0], best[2]
 
 
+def _age_band_of(date_of_birth: str | None, today: date) -> str | None:
+    if not date_of_birth:
+        return None
+    try:
+        return age_band(age_on(date.fromisoformat(date_of_birth), today))
+    except ValueError:
+        return None
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a large read builds many small objects (they
@@ -79,7 +92,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _time(row: Any) -> datetime:
-    stamp: datetime = row.occurred_at or row.received_at
+    stamp: datetime = row[_OCCURRED] or row[_RECEIVED]
     return stamp.replace(tzinfo=None)
 
 
@@ -87,7 +100,7 @@ def _survivorship_order(records: list[Any], rule: str, trusted: Sequence[str]) -
     """Records in the order the rule prefers them (so most_recent/most_trusted decrypt one value)."""
     if rule == "most_trusted":
         rank = {s: i for i, s in enumerate(trusted)}
-        return sorted(records, key=lambda r: (rank.get(r.source, len(rank)), -_time(r).timestamp()))
+        return sorted(records, key=lambda r: (rank.get(r[_SOURCE], len(rank)), -_time(r).timestamp()))
     return sorted(records, key=_time, reverse=True)
 
 
@@ -124,8 +137,8 @@ class ProfileMixin(StoreCore):
         chunks = [ids[i : i + 900] for i in range(0, len(ids), 900)] if ids is not None else [None]
         for chunk in chunks:
             q = query if chunk is None else query.where(t.record_links.c.profile_id.in_(chunk))
-            for row in conn.execute(q):
-                grouped[row.profile_id].append(row)
+            for row in conn.execute(q).all():
+                grouped[row[_PROFILE]].append(row)
         return grouped
 
     def consent_states(
@@ -157,34 +170,57 @@ class ProfileMixin(StoreCore):
         jurisdiction = self.policy.policy.jurisdiction_of(country)
         return jurisdiction is None or jurisdiction not in decision.opt_in_jurisdictions
 
-    def _value(self, conn: Connection, row: Any, name: str) -> str | None:
-        if name in IDENTITY_FIELDS:
-            token = getattr(row, f"{name}_enc", None)
-            if token is None or not self.has_cipher(row.key_id):
-                return None
-            return self.decrypt_or_none(conn, row.key_id, token, row.id, name)
-        value = getattr(row, name)
-        return str(value) if value else None
+    def _field_readers(
+        self, needed: Sequence[str], identity_fields: Sequence[str]
+    ) -> list[tuple[str, Callable[[Any], str | None]]]:
+        """For each needed field, a function giving its plaintext from a row of :meth:`_profile_records`.
 
-    def _golden(self, conn: Connection, records: list[Any], wanted: set[str], today: date) -> dict[str, Any]:
-        """The golden record: one value per field by its survivorship rule, with its source."""
+        Encrypted fields are decrypted with the record's data key (loaded by the caller); a
+        shredded key (erased person) reads as no value. Clear fields come back as text.
+        """
+        encrypted_at = {name: 6 + len(CLEAR_FIELDS) + i for i, name in enumerate(identity_fields)}
+        ciphers = self._ciphers
+
+        def clear(position: int) -> Callable[[Any], str | None]:
+            def read(row: Any) -> str | None:
+                value = row[position]
+                return str(value) if value else None
+
+            return read
+
+        def encrypted(name: str, position: int) -> Callable[[Any], str | None]:
+            def read(row: Any) -> str | None:
+                token = row[position]
+                if token is None:
+                    return None
+                cipher = ciphers.get(row[_KEY])
+                return cipher.decrypt(token, record_id=row[_ID], field=name) if cipher is not None else None
+
+            return read
+
+        return [
+            (name, encrypted(name, encrypted_at[name]) if name in encrypted_at else clear(_CLEAR_AT[name]))
+            for name in needed
+        ]
+
+    def _golden(
+        self, records: list[Any], readers: list[tuple[str, Callable[[Any], str | None]]], timings: bool
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The golden record: one value per field by its survivorship rule, and the source of each."""
         profile: dict[str, Any] = {}
         provenance: dict[str, str] = {}
-        needed = [
-            n
-            for n in (*IDENTITY_FIELDS, *CLEAR_FIELDS)
-            if n in wanted or (n == "date_of_birth" and "age_band" in wanted) or n == "country"
-        ]
         if len(records) == 1:
             row = records[0]
-            for name in needed:
-                value = self._value(conn, row, name)
+            source = row[_SOURCE]
+            for name, read in readers:
+                value = read(row)
                 if value:
-                    profile[name], provenance[name] = value, row.source
+                    profile[name] = value
+                    provenance[name] = source
         else:
             orders: dict[str, list[Any]] = {}
-            rectified = [r for r in records if r.source == RECTIFICATION_SOURCE]
-            for name in needed:
+            rectified = [r for r in records if r[_SOURCE] == RECTIFICATION_SOURCE]
+            for name, read in readers:
                 rule = self.settings.survivorship.get(name, "most_recent")
                 order_key = "most_trusted" if rule == "most_trusted" else "most_recent"
                 if order_key not in orders:
@@ -195,9 +231,9 @@ class ProfileMixin(StoreCore):
                 # A rectification (data-subject request) wins over every source value.
                 for group, only_first in ((rectified, True), (ordered, first_only)):
                     for row in group:
-                        value = self._value(conn, row, name)
+                        value = read(row)
                         if value:
-                            candidates.append((value, row.occurred_at or row.received_at, row.source))
+                            candidates.append((value, row[_OCCURRED] or row[_RECEIVED], row[_SOURCE]))
                             if only_first:
                                 break
                     if candidates:
@@ -205,18 +241,13 @@ class ProfileMixin(StoreCore):
                 chosen = _pick(candidates, rule, self.settings.trusted_sources)
                 if chosen is not None:
                     profile[name], provenance[name] = chosen
-        if "age_band" in wanted and profile.get("date_of_birth"):
-            try:
-                profile["age_band"] = age_band(age_on(date.fromisoformat(profile["date_of_birth"]), today))
-            except ValueError:
-                profile["age_band"] = None
-        times = [(r.occurred_at or r.received_at) for r in records]
-        profile["sources"] = ",".join(sorted({r.source for r in records}))
-        profile["record_count"] = len(records)
-        profile["first_seen"] = min(times).isoformat() if times else None
-        profile["last_seen"] = max(times).isoformat() if times else None
-        profile["_provenance"] = provenance
-        return profile
+        if timings:
+            times = [(r[_OCCURRED] or r[_RECEIVED]) for r in records]
+            profile["sources"] = ",".join(sorted({r[_SOURCE] for r in records}))
+            profile["record_count"] = len(records)
+            profile["first_seen"] = min(times).isoformat() if times else None
+            profile["last_seen"] = max(times).isoformat() if times else None
+        return profile, provenance
 
     def read_profiles(
         self,
@@ -235,31 +266,40 @@ class ProfileMixin(StoreCore):
             decision = work.decision
             readable = [f for f in field_list if decision.fields[f].allowed]
             wanted = set(readable) | ({"date_of_birth"} if "age_band" in readable else set())
+            identity_fields = [n for n in IDENTITY_FIELDS if n in wanted]
             grouped = self._profile_records(
                 conn,
                 profile_ids,
                 include_restricted=ctx.purpose in COMPLIANCE_PURPOSES,
-                identity_fields=[n for n in IDENTITY_FIELDS if n in wanted],
+                identity_fields=identity_fields,
             )
-            self.load_ciphers(conn, {r.key_id for rows in grouped.values() for r in rows})
-            consent = self.consent_states(conn, decision.consent_purpose) if decision.consent_purpose else {}
+            self.load_ciphers(conn, {r[_KEY] for rows in grouped.values() for r in rows})
+            consent_purpose = decision.consent_purpose
+            consent = self.consent_states(conn, consent_purpose) if consent_purpose else {}
+            # Only what was asked is decrypted; the country is needed by the jurisdiction row filter.
+            needed = [n for n in (*IDENTITY_FIELDS, *CLEAR_FIELDS) if n in wanted or n == "country"]
+            readers = self._field_readers(needed, identity_fields)
+            timings = bool(_TIMING_FIELDS & set(readable))
             out: list[dict[str, Any]] = []
             excluded = 0
-            wanted_now = set(readable)
             day = today or date.today()
-            treatments = [(name, decision.fields[name].treatment) for name in readable]
+            plan = [(name, treatment_function(decision.fields[name].treatment, name)) for name in readable]
             with _collector_paused():
                 for profile_id in sorted(grouped):
-                    golden = self._golden(conn, grouped[profile_id], wanted_now, day)
-                    if not self._consent_allows(decision, consent.get(profile_id), golden.get("country")):
+                    golden, provenance = self._golden(grouped[profile_id], readers, timings)
+                    if consent_purpose is not None and not self._consent_allows(
+                        decision, consent.get(profile_id), golden.get("country")
+                    ):
                         excluded += 1
                         continue
+                    if "age_band" in wanted:
+                        golden["age_band"] = _age_band_of(golden.get("date_of_birth"), day)
                     row: dict[str, Any] = {"profile_id": profile_id}
-                    for name, treatment in treatments:
+                    for name, mask in plan:
                         value = golden.get(name)
-                        row[name] = value if treatment == "allow" else apply_treatment(treatment, name, value)
+                        row[name] = value if mask is None or value is None else mask(value)
                     if with_provenance:
-                        row["_provenance"] = {k: v for k, v in golden["_provenance"].items() if k in wanted_now}
+                        row["_provenance"] = {k: v for k, v in provenance.items() if k in readable}
                     out.append(row)
             work.touch(r["profile_id"] for r in out)
             work.detail = f"returned={len(out)} excluded_by_consent={excluded}"

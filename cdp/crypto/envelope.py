@@ -40,12 +40,11 @@ def encode_aad(*parts: str | bytes) -> bytes:
     ``("a", "bc")`` give different AAD. Plain concatenation with a separator
     would let a crafted record id shift bytes into the field name.
     """
-    out = bytearray()
+    out = b""
     for part in parts:
         raw = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
-        out += len(raw).to_bytes(4, "big")
-        out += raw
-    return bytes(out)
+        out += len(raw).to_bytes(4, "big") + raw
+    return out
 
 
 def data_key_aad(person_id: str) -> bytes:

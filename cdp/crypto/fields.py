@@ -154,7 +154,8 @@ class FieldCipher:
         self._data_key = bytes(data_key)
         self._aead = AESGCM(self._data_key)
         self._key_id = key_id
-        self._key_id_aad = encode_aad(key_id)
+        raw_key_id = key_id.encode("utf-8", "surrogatepass")
+        self._key_id_aad = len(raw_key_id).to_bytes(4, "big") + raw_key_id  # encode_aad(key_id), inlined
         self._tails: dict[str, bytes] = {}
         self._v1_fields: dict[str, AESGCM] | None = None
 
@@ -208,7 +209,9 @@ class FieldCipher:
             )
         try:
             if version == TOKEN_VERSION:
-                aad = self._aad(_AAD_HEAD, record_id, self._tail(field))
+                rid = record_id.encode("utf-8", "surrogatepass")
+                field_aad = _FIELD_AAD.get(field) or _field_aad(field)
+                aad = _AAD_HEAD + len(rid).to_bytes(4, "big") + rid + field_aad + self._key_id_aad
                 raw = self._aead.decrypt(token[1:_HEADER], token[_HEADER:], aad)
             else:
                 aad = self._aad(_AAD_HEAD_V1, record_id, self._tail(field))

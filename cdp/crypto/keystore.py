@@ -21,6 +21,7 @@ from pathlib import Path
 from cdp.crypto.keyring import WrappedKey
 
 STORE_FILE = "data-keys.sqlite"
+_SCAN_ABOVE = 5000
 
 
 class DataKeyStore:
@@ -67,6 +68,13 @@ class DataKeyStore:
         wanted = list(dict.fromkeys(key_ids))
         found: dict[str, WrappedKey] = {}
         conn = self._connection()
+        if len(wanted) > _SCAN_ABOVE:
+            # Reading every key once is cheaper than thousands of IN (...) probes for a bulk read.
+            wanted_set = set(wanted)
+            for key_id, kek_id, blob in conn.execute("SELECT id, kek_id, blob FROM data_keys"):
+                if key_id in wanted_set:
+                    found[key_id] = WrappedKey(kek_id, bytes(blob))
+            return found
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
             marks = ",".join("?" for _ in chunk)
