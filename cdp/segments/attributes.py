@@ -5,16 +5,25 @@ per profile with recency, frequency and monetary measures over windows
 (revenue converted to one reporting currency), the purchase interval, the
 preferred channel, favourite store and category, browsing interests and the
 latest survey answers. Classifiers (:mod:`cdp.segments.classify`) turn these
-into tags; segment definitions filter on them. Computed with Polars, in
-memory, in a few passes over the events.
+into tags; segment definitions filter on them.
+
+Computed in memory, fast enough for millions of events: every event is mapped
+once to the integer position of its profile (one hash join on the string id),
+the per-row conditions are numpy masks over small coded columns (event name,
+channel, category, age), and each measure is a ``numpy.bincount`` over only
+the rows it concerns (orders are a fraction of the events). Grouping forty
+sums through a string-keyed group-by cost several seconds per ten million
+events; this costs a fraction of that and gives the same values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec
@@ -70,47 +79,127 @@ def spec_columns(
     return (helpers if specs else []), out
 
 
-def _mode(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
-    """profile_id, name: the most frequent non-null value (ties: the alphabetically first)."""
-    counted = frame.filter(pl.col(column).is_not_null()).group_by("profile_id", column).len()
-    return (
-        counted.sort(["profile_id", "len", column], descending=[False, True, False])
-        .group_by("profile_id", maintain_order=True)
-        .first()
-        .select("profile_id", pl.col(column).alias(name))
-    )
+def _codes(column: pl.Series, values: Sequence[str]) -> np.ndarray:
+    """The position of each row's value in ``values`` (-1 for other values and nulls)."""
+    mapping = {v: i for i, v in enumerate(values)}
+    return column.replace_strict(mapping, default=-1, return_dtype=pl.Int32).fill_null(-1).to_numpy()
 
 
-def _argmax(columns: dict[str, str], name: str) -> pl.Expr:
-    """The key whose count column is largest (null when all are 0; ties: the first key in sorted order)."""
-    keys = sorted(columns)
+def _nullable(values: np.ndarray | pl.Series, valid: np.ndarray, dtype: pl.DataType | None = None) -> pl.Series:
+    """``values`` where ``valid``, null elsewhere (cast to ``dtype`` when given)."""
+    series = values if isinstance(values, pl.Series) else pl.Series(values)
+    if dtype is not None:
+        series = series.cast(dtype)
+    if valid.all():
+        return series
+    return pl.select(pl.when(pl.lit(pl.Series(valid))).then(pl.lit(series))).to_series()
+
+
+class _Grouped:
+    """Per-profile reductions of event rows, by the row's profile position (``rows``)."""
+
+    def __init__(self, rows: np.ndarray, size: int) -> None:
+        self.rows = rows
+        self.size = size
+
+    def count(self, mask: np.ndarray | None = None) -> np.ndarray:
+        rows = self.rows if mask is None else self.rows[mask]
+        return np.bincount(rows, minlength=self.size)
+
+    def total(self, weights: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        if mask is None:
+            return np.bincount(self.rows, weights=weights, minlength=self.size)
+        return np.bincount(self.rows[mask], weights=weights[mask], minlength=self.size)
+
+    def count_by(self, keys: np.ndarray, width: int, mask: np.ndarray | None = None) -> np.ndarray:
+        """(profiles, width) counts of each key 0..width-1 (negative keys ignored)."""
+        keep = keys >= 0 if mask is None else mask & (keys >= 0)
+        flat = self.rows[keep].astype(np.int64) * width + keys[keep]
+        return np.bincount(flat, minlength=self.size * width).reshape(self.size, width)
+
+    def extremes(self, values: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(min, max) of integer ``values`` per profile (meaningless where a profile has no row)."""
+        rows, picked = (self.rows, values) if mask is None else (self.rows[mask], values[mask])
+        bounds = np.iinfo(values.dtype)
+        low, high = np.full(self.size, bounds.max, dtype=values.dtype), np.full(self.size, bounds.min, values.dtype)
+        np.minimum.at(low, rows, picked)  # unbuffered ufunc.at has a fast path for plain arrays (numpy >= 1.25)
+        np.maximum.at(high, rows, picked)
+        return low, high
+
+    def first_value(self, frame: pl.DataFrame, name: str) -> pl.Series:
+        """For ``frame`` (``_row``, ``name``, sorted by priority): each profile's first value (null if none)."""
+        best = frame.group_by("_row", maintain_order=True).first()
+        slots = pl.DataFrame({"_row": np.arange(self.size, dtype=np.uint32)})
+        return slots.join(best, on="_row", how="left", maintain_order="left")[name]
+
+
+def _member(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
+    """``codes`` (from :func:`_codes`, -1 for others) that are one of ``wanted``: a table look-up per row."""
+    table = np.zeros(max([*wanted, 0]) + 2, dtype=bool)
+    table[[w + 1 for w in wanted]] = True
+    found: np.ndarray = table[np.clip(codes + 1, 0, table.size - 1)]
+    return found
+
+
+def _lists(held: np.ndarray, labels: Sequence[str]) -> pl.Series:
+    """Per row of the (rows, labels) boolean matrix, the list of labels it holds (in ``labels`` order)."""
+    rows, columns = np.nonzero(held)  # row-major: each row's labels in column order
+    offsets = np.zeros(held.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=held.shape[0]), out=offsets[1:])
+    values = pa.array(np.asarray(labels, dtype=object)[columns] if len(labels) else [], type=pa.large_string())
+    series = pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(offsets), values))
+    assert isinstance(series, pl.Series)
+    return series.cast(pl.List(pl.String))
+
+
+def _argmax(counts: np.ndarray, keys: Sequence[str], name: str) -> pl.Series:
+    """The key whose count is largest (null when all are 0; ties: the first key in sorted order)."""
     if not keys:
-        return pl.lit(None, dtype=pl.String).alias(name)
-    best = pl.max_horizontal([pl.col(columns[k]) for k in keys])
-    expr: pl.Expr = pl.lit(None, dtype=pl.String)
-    for key in reversed(keys):  # built inside out, so the first key wins a tie
-        expr = pl.when(pl.col(columns[key]) == best).then(pl.lit(key)).otherwise(expr)
-    return pl.when(best <= 0).then(pl.lit(None, dtype=pl.String)).otherwise(expr).alias(name)
+        return pl.Series(name, [None] * counts.shape[0], dtype=pl.String)
+    picked = pl.Series(name, list(keys), dtype=pl.String).gather(counts.argmax(axis=1))
+    return _nullable(picked, counts.max(axis=1) > 0).alias(name)
 
 
-def _survey(events: pl.DataFrame) -> pl.DataFrame | None:
+def _survey(events: pl.DataFrame, groups: _Grouped) -> pl.DataFrame | None:
+    """The latest survey answers per profile, aligned with the profile positions (None without surveys)."""
     if "properties" not in events.columns:
         return None
     answers = events.filter(pl.col("event_name") == SURVEY_EVENT).sort("occurred_at")
     props = pl.col("properties")
     if answers.schema["properties"] == pl.String:
         props = props.str.json_decode(SURVEY_SCHEMA)
-    fields = answers.select("profile_id", props.alias("p")).unnest("p")
+    fields = answers.select("_row", props.alias("p")).unnest("p")
     wanted = {"nps", "csat", "interests", "sentiment"}
     if not wanted <= set(fields.columns):
         return None
-    return fields.group_by("profile_id").agg(
+    latest = fields.group_by("_row").agg(
         pl.col("nps").drop_nulls().last().alias("nps_latest"),
         pl.col("csat").drop_nulls().last().alias("csat_latest"),
         pl.col("sentiment").drop_nulls().last().alias("sentiment_latest"),
         pl.col("interests").explode().drop_nulls().unique().sort().alias("survey_interests"),
         pl.len().alias("survey_count"),
     )
+    slots = pl.DataFrame({"_row": np.arange(groups.size, dtype=np.uint32)})
+    return slots.join(latest, on="_row", how="left", maintain_order="left").drop("_row")
+
+
+def _positions(events: pl.DataFrame, profiles: pl.Series | None) -> tuple[pl.DataFrame, pl.Series]:
+    """(events with ``_row``, the position of their profile in the keys; the keys).
+
+    The keys are ``profiles`` when given (events of other profiles are
+    dropped), else the sorted distinct profile ids of the events.
+    """
+    keys = (profiles if profiles is not None else events["profile_id"].drop_nulls().unique().sort()).rename(
+        "profile_id"
+    )
+    index = keys.cast(pl.String).to_frame().with_row_index("_row")
+    rows = events.select(pl.col("profile_id").cast(pl.String)).join(
+        index, on="profile_id", how="left", maintain_order="left"
+    )["_row"]
+    if rows.len() != events.height:
+        raise ValueError("profile ids must be unique")
+    coded = events.with_columns(rows)
+    return (coded.filter(pl.col("_row").is_not_null()) if rows.null_count() else coded), keys
 
 
 def compute_attributes(
@@ -119,102 +208,95 @@ def compute_attributes(
     as_of: datetime | None = None,
     config: TagsConfig | None = None,
     event_specs: Sequence[EventSpec] = (),
+    profiles: pl.Series | None = None,
 ) -> pl.DataFrame:
     """One row per profile: first/last seen, orders and revenue per window, AOV, interval, channel, interests.
 
-    Every per-row condition is computed first as a flat column; one grouped
-    pass then only sums, mins and maxes plain columns (fast even with a
-    million groups). Per-channel and per-category counts are such sums (there
-    are few channels and categories); the favourite store (many values, few
-    rows) and survey answers are small separate passes. The event-history
-    measures of the segment definitions (``event_specs``) are computed in the
-    same pass, so segments never scan the events again.
+    Without ``profiles``: one row per profile with events up to ``as_of``,
+    sorted by id. With ``profiles`` (unique ids): one row per given profile,
+    in that order, all computed columns null for a profile without events;
+    so ``pl.concat([frame, result.drop("profile_id")], how="horizontal")`` is
+    the left join of the profile frame with the attributes, without a join.
+    The event-history measures of the segment definitions (``event_specs``)
+    are computed in the same pass, so segments never scan the events again.
     """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
     if events.height == 0:
         return pl.DataFrame(schema={"profile_id": pl.String})
-    events = events.filter(pl.col("occurred_at") <= pl.lit(now))
-    ts = pl.col("occurred_at")
-    order = pl.col("event_name") == ORDER_EVENT
-    since = {days: pl.lit(now - timedelta(days=days)) for days in (*WINDOWS, 180, options.interests.window_days)}
-    product = pl.col("event_name").is_in(PRODUCT_EVENTS) & (ts >= since[options.interests.window_days])
-    channels = {str(c): i for i, c in enumerate(events["channel"].drop_nulls().unique().sort().to_list())}
-    found = events.filter(product)["category"].drop_nulls().unique().sort().to_list()
-    categories = {str(c): i for i, c in enumerate(found)}
-    flat: list[pl.Expr] = [
-        pl.col("profile_id"),
-        ts,
-        order.cast(pl.Int32).alias("_o"),
-        pl.col("_r"),
-        pl.when(order).then(ts).alias("_ot"),
-        (pl.col("event_type") != "identify").cast(pl.Int32).alias("_e"),
-        (order & (ts >= since[180]) & (ts < since[90])).cast(pl.Int32).alias("_prev"),
-    ]
-    sums = ["_o", "_r", "_e", "_prev"]
-    for days in WINDOWS:
-        flat.append((order & (ts >= since[days])).cast(pl.Int32).alias(f"_o{days}"))
-        flat.append(pl.when(order & (ts >= since[days])).then(pl.col("_r")).otherwise(0.0).alias(f"_r{days}"))
-        sums += [f"_o{days}", f"_r{days}"]
-    for channel, i in channels.items():
-        flat.append((pl.col("channel") == channel).cast(pl.Int32).alias(f"_any{i}"))
-        flat.append((order & (pl.col("channel") == channel)).cast(pl.Int32).alias(f"_ch{i}"))
-        sums += [f"_any{i}", f"_ch{i}"]
-    for category, i in categories.items():
-        flat.append((product & (pl.col("category") == category)).cast(pl.Int32).alias(f"_cat{i}"))
-        sums.append(f"_cat{i}")
+    events, keys = _positions(events.filter(pl.col("occurred_at") <= pl.lit(now)), profiles)
+    groups = _Grouped(events["_row"].to_numpy(), keys.len())
+    ts_type = events.schema["occurred_at"]
+    stamp = events["occurred_at"].to_physical().to_numpy()
+    unit = getattr(ts_type, "time_unit", "us") or "us"
+    per_day = {"ns": 86_400_000_000_000, "us": DAY_US, "ms": 86_400_000}[unit]
+    age = pl.select(pl.lit(now).cast(ts_type).to_physical()).item() - stamp  # >= 0: later events are dropped
     specs = list({spec.key: spec for spec in event_specs}.values())
-    helpers, spec_flat = spec_columns(events, specs, as_of=now, config=options)
-    flat.extend(spec_flat)
-    sums += [c for spec in specs for c in (spec.count_column, spec.revenue_column)]
-    prepared = (
-        events.lazy()
-        .with_columns(pl.when(order).then(base_revenue(events, options)).otherwise(0.0).alias("_r"), *helpers)
-        .select(flat)
-    )
-    frame = (
-        prepared.group_by("profile_id")
-        .agg(
-            ts.min().alias("first_seen"),
-            ts.max().alias("last_seen"),
-            pl.col("_ot").max().alias("last_order_at"),
-            pl.col("_ot").min().alias("first_order_at"),
-            *[pl.col(c).sum() for c in sums],
-        )
-        .collect()
-    )
-    browsed = [
-        pl.when(pl.col(f"_cat{i}") >= options.interests.min_browsing_events).then(pl.lit(category))
-        for category, i in categories.items()
-        if category in options.interests.categories
-    ]
-    interests = pl.concat_list(browsed).list.drop_nulls() if browsed else pl.lit([], dtype=pl.List(pl.String))
-    renames = {"_o": "order_count", "_r": "revenue_lifetime", "_e": "event_count", "_prev": "orders_prev_90d"}
+    names = sorted({ORDER_EVENT, *PRODUCT_EVENTS, *(s.event for s in specs)})
+    name = _codes(events["event_name"], names)
+    order = name == names.index(ORDER_EVENT)
+    # Revenue in the reporting currency, only where a measure reads it (a null revenue counts 0).
+    priced = (order | _member(name, [names.index(s.event) for s in specs])) & events["revenue"].is_not_null().to_numpy()
+    amount = np.zeros(events.height)
+    amount[priced] = events.filter(pl.Series(priced)).select(base_revenue(events, options)).to_series().to_numpy()
+    channels = sorted(str(c) for c in events["channel"].drop_nulls().unique().to_list())
+    channel = _codes(events["channel"], channels)
+
+    seen = groups.count()
+    first_seen, last_seen = groups.extremes(stamp)
+    orders = _Grouped(groups.rows[order], groups.size)
+    o_age, o_amount = age[order], amount[order]
+    order_count = orders.count()
+    first_order, last_order = orders.extremes(stamp[order])
+    out: dict[str, pl.Series | np.ndarray] = {
+        "profile_id": keys,
+        "first_seen": _nullable(first_seen, seen > 0, ts_type),
+        "last_seen": _nullable(last_seen, seen > 0, ts_type),
+        "last_order_at": _nullable(last_order, order_count > 0, ts_type),
+        "first_order_at": _nullable(first_order, order_count > 0, ts_type),
+        "order_count": order_count,
+        "revenue_lifetime": orders.total(o_amount),
+        "event_count": groups.count((events["event_type"] != "identify").fill_null(False).to_numpy()),
+        "orders_prev_90d": orders.count((o_age > 90 * per_day) & (o_age <= 180 * per_day)),
+    }
     for days in WINDOWS:
-        renames.update({f"_o{days}": f"orders_{days}d", f"_r{days}": f"revenue_{days}d"})
-    frame = (
-        frame.with_columns(
-            _argmax({c: f"_ch{i}" for c, i in channels.items()}, "preferred_channel"),
-            _argmax({c: f"_cat{i}" for c, i in categories.items()}, "favourite_category"),
-            interests.alias("browsed_categories"),
-            pl.sum_horizontal([pl.col(f"_any{i}") > 0 for i in channels.values()] or [pl.lit(0)])
-            .cast(pl.Int64)
-            .alias("channel_count"),
+        within = o_age <= days * per_day
+        out[f"orders_{days}d"] = orders.count(within)
+        out[f"revenue_{days}d"] = orders.total(o_amount, within)
+    for spec in specs:
+        picked = (name == names.index(spec.event)) & (age <= spec.start_days * per_day)
+        if spec.end_days:
+            picked &= age > spec.end_days * per_day
+        if spec.revenue_over is not None:
+            picked &= amount > spec.revenue_over
+        if spec.channel is not None:
+            picked &= channel == (channels.index(spec.channel) if spec.channel in channels else -2)
+        if spec.category is not None:
+            picked &= (events["category"] == spec.category).fill_null(False).to_numpy()
+        out[spec.count_column] = groups.count(picked)
+        out[spec.revenue_column] = groups.total(amount, picked)
+    product = _member(name, [names.index(n) for n in PRODUCT_EVENTS]) & (age <= options.interests.window_days * per_day)
+    categories = sorted(str(c) for c in events["category"].filter(pl.Series(product)).drop_nulls().unique().to_list())
+    browsing = groups.count_by(_codes(events["category"], categories), len(categories), product)
+    wanted = [(i, c) for i, c in enumerate(categories) if c in options.interests.categories]
+    liked = browsing >= options.interests.min_browsing_events
+    out["preferred_channel"] = _argmax(orders.count_by(channel[order], len(channels)), channels, "preferred_channel")
+    out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
+    out["browsed_categories"] = _lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
+    out["channel_count"] = (groups.count_by(channel, len(channels)) > 0).sum(axis=1).astype(np.int64)
+    frame = pl.DataFrame(out)
+    if "store_id" in events.columns:
+        stores = events.select("_row", "store_id").filter(pl.col("store_id").is_not_null())
+        counted = stores.group_by("_row", "store_id").len()
+        ranked = counted.sort(["_row", "len", "store_id"], descending=[False, True, False])
+        frame = frame.with_columns(groups.first_value(ranked, "store_id").alias("favourite_store"))
+    survey = _survey(events, groups)
+    if survey is not None:
+        frame = pl.concat([frame, survey], how="horizontal")
+    if not (seen > 0).all():  # profiles without events: every computed column is null, as after a left join
+        frame = frame.with_columns(
+            pl.when(pl.lit(pl.Series(seen > 0))).then(pl.col(c)).alias(c) for c in frame.columns[1:]
         )
-        .drop([c for c in frame.columns if c.startswith(("_any", "_ch", "_cat"))])
-        .rename(renames)
-        .with_columns(pl.col(c).cast(pl.Int64) for c in ("order_count", "event_count", "orders_prev_90d"))
-        .with_columns(pl.col(f"orders_{days}d").cast(pl.Int64) for days in WINDOWS)
-        .with_columns(pl.col(spec.count_column).cast(pl.Int64) for spec in specs)
-    )
-    stores = (
-        _mode(events.filter(pl.col("store_id").is_not_null()), "store_id", "favourite_store")
-        if "store_id" in events.columns
-        else None
-    )
-    for extra in (stores, _survey(events)):
-        if extra is not None:
-            frame = frame.join(extra, on="profile_id", how="left")
     return frame.with_columns(
         pl.when(pl.col("order_count") > 0)
         .then(pl.col("revenue_lifetime") / pl.col("order_count"))
@@ -231,4 +313,4 @@ def compute_attributes(
         )
         .otherwise(None)
         .alias("purchase_interval_days"),
-    ).sort("profile_id")
+    )

@@ -176,9 +176,13 @@ def build_snapshot(
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
     specs = event_specs([*(s.where for s in segments), *(r.where for r in config.rules)])
-    computed = compute_attributes(events, as_of=as_of, config=config, event_specs=specs)
-    attributes = profiles.join(computed, on="profile_id", how="left") if computed.width > 1 else profiles
-    events = events.filter(pl.col("profile_id").is_in(attributes["profile_id"].implode()))
+    # One row per profile, aligned with the profile frame (no join); events of unknown profiles are ignored.
+    computed = compute_attributes(
+        events, as_of=as_of, config=config, event_specs=specs, profiles=profiles["profile_id"]
+    )
+    attributes = (
+        pl.concat([profiles, computed.drop("profile_id")], how="horizontal") if computed.width > 1 else profiles
+    )
     timings["attributes"] = time.perf_counter() - started
     started = time.perf_counter()
     classified = run_classifiers(attributes, classifiers, config)
