@@ -18,6 +18,9 @@ from cdp._exceptions import StorageError
 from cdp.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_CACHE_KIB = 65_536  # page cache per connection (PRAGMA cache_size takes KiB when negative)
+SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+SQLITE_CHECKPOINT_PAGES = 4_000  # WAL auto-checkpoint threshold (default 1,000 pages of 4 KiB)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -28,6 +31,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Bulk-load friendly and still durable against a killed process (WAL + NORMAL loses nothing a
+    # commit returned for unless the machine itself loses power): a 64 MiB page cache keeps the
+    # random-keyed unique indexes (idempotency keys, blind-index digests) in memory, temporary
+    # b-trees stay in memory, reads go through a memory map, and the WAL is checkpointed every
+    # 16 MiB instead of every 4 MiB (a page rewritten by several batches is copied back once).
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cursor.close()
 
 

@@ -9,22 +9,23 @@ that fails is quarantined with its position and the reason naming the field.
 
 from __future__ import annotations
 
-import copy
-import json
+import functools
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cdp._exceptions import ConfigurationError, RecordRejected, UnknownSourceError
+from cdp._exceptions import ConfigurationError, UnknownSourceError
 from cdp.access import CustomerStore
+from cdp.access._ingest import payload_json
 from cdp.access.context import connector_context
-from cdp.connectors import _files
-from cdp.connectors.base import Connector, ReadResult, SourceItem
-from cdp.connectors.prepare import cached_normalizers, normalise_record
+from cdp.connectors import _files, _worker
+from cdp.connectors._worker import Batch
+from cdp.connectors.base import Connector, SourceItem
+from cdp.connectors.prepare import cached_normalizers
 from cdp.hookspecs import PluginContext
 from cdp.model import IncomingRecord
 from cdp.settings import Settings
@@ -43,6 +44,7 @@ class RunStats:
     suppressed: int = 0
     seconds: float = 0.0
     skipped_file: bool = False
+    worker: bool = False  # read and normalised in a worker process
     reasons: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -80,13 +82,6 @@ def load_normalizers(settings: Settings) -> dict[str, Callable[..., Any]]:
     return merged
 
 
-def quarantine_text(item: SourceItem) -> str:
-    """What is kept of a rejected item: its parsed form as JSON (replayable), else the raw text."""
-    if item.data is not None:
-        return json.dumps(item.data, ensure_ascii=False)
-    return item.raw
-
-
 class _Writer:
     """Writes batches on a background thread while the runner reads and builds the next one.
 
@@ -103,9 +98,7 @@ class _Writer:
         self.ctx = connector_context(source)
         self.stats = stats
         self.error: BaseException | None = None
-        self.jobs: queue.Queue[tuple[list[IncomingRecord], list[dict[str, Any]], dict[str, Any]] | None] = queue.Queue(
-            maxsize=2
-        )
+        self.jobs: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._loop, name=f"cdp-ingest-{source}", daemon=True)
         self.thread.start()
 
@@ -113,24 +106,29 @@ class _Writer:
         while (job := self.jobs.get()) is not None:
             if self.error is None:
                 try:
-                    self._write(*job)
+                    self._write(job)
                 except BaseException as exc:  # handed to the reading thread, re-raised there
                     self.error = exc
 
-    def _write(self, batch: list[IncomingRecord], rejects: list[dict[str, Any]], state: dict[str, Any]) -> None:
-        if rejects:
-            self.store.quarantine_many(self.ctx, rejects)
-        if batch:
-            outcome = self.store.ingest(self.ctx, batch, cursor=(self.source, STATE_STREAM, state))
+    def _write(self, job: Batch) -> None:
+        if job.rejects:
+            self.store.quarantine_many(self.ctx, job.rejects)
+        if job.records:
+            outcome = self.store.ingest(
+                self.ctx,
+                job.records,
+                cursor=(self.source, STATE_STREAM, job.state),
+                payloads=job.payloads if job.payloads else None,
+            )
             self.stats.accepted += outcome.accepted
             self.stats.duplicates += outcome.duplicates
             self.stats.suppressed += outcome.suppressed
         else:
-            self.store.set_cursor(self.ctx, self.source, STATE_STREAM, state)
+            self.store.set_cursor(self.ctx, self.source, STATE_STREAM, job.state)
 
-    def submit(self, batch: list[IncomingRecord], rejects: list[dict[str, Any]], state: dict[str, Any]) -> None:
+    def submit(self, job: Batch) -> None:
         self.check()
-        self.jobs.put((batch, rejects, state))
+        self.jobs.put(job)
 
     def check(self) -> None:
         if self.error is not None:
@@ -148,16 +146,19 @@ class IngestRunner:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.normalizers = cached_normalizers(load_normalizers(settings))
+        self.raw_normalizers = load_normalizers(settings)  # what a worker process gets (it memoises its own)
+        self.normalizers = cached_normalizers(self.raw_normalizers)
         self.on_progress = on_progress
 
     def build(self, connector: Connector, item: SourceItem) -> list[IncomingRecord]:
-        if item.error is not None:
-            # A connector that could not parse an item may not know a field: "(record)" names the whole item.
-            raise RecordRejected(item.error, record=item.position, field=item.error_field or "(record)")
-        return [normalise_record(r, self.normalizers, self.settings.default_region) for r in connector.to_record(item)]
+        return _worker.build(connector, item, self.normalizers, self.settings.default_region)
 
-    def run(self, connector: Connector, *, batch_size: int | None = None) -> RunStats:
+    def run(self, connector: Connector, *, batch_size: int | None = None, parallel: bool | None = None) -> RunStats:
+        """Ingest everything the connector has past its saved cursor.
+
+        ``parallel``: read and normalise in a worker process (see :mod:`cdp.connectors._worker`);
+        None (the default) does so for input files of a megabyte or more when it is safe to fork.
+        """
         size = batch_size or self.settings.batch_size
         source = connector.source_name
         ctx = connector_context(source)
@@ -172,37 +173,36 @@ class IngestRunner:
                 stats.seconds = time.perf_counter() - started
                 return stats
         state = self.store.get_cursor(ctx, source, STATE_STREAM) or {}
-        result = ReadResult(state=copy.deepcopy(state))
-        batch: list[IncomingRecord] = []
-        rejects: list[dict[str, Any]] = []
+        sensitive = self.store.policy.policy.sensitive_keys
+        job = _worker.Job(
+            connector,
+            self.raw_normalizers,
+            self.settings.default_region,
+            state,
+            size,
+            functools.partial(payload_json, sensitive=sensitive),
+        )
+        worker = None
+        if parallel is not False:
+            worker = _worker.worker_for(job, forced=bool(parallel), size=_worker.file_size(connector.config))
+        stats.worker = worker is not None
+        produced = iter(worker) if worker is not None else _worker.batches(replace(job, normalizers=self.normalizers))
         writer = _Writer(self.store, source, stats)
         try:
-            for item in connector.read(state, result):
-                stats.read += 1
-                try:
-                    batch.extend(self.build(connector, item))
-                except RecordRejected as exc:
-                    stats.rejected += 1
-                    key = exc.field or "record"
-                    stats.reasons[key] = stats.reasons.get(key, 0) + 1
-                    rejects.append(
-                        {
-                            "source": source,
-                            "stream": item.stream,
-                            "position": item.position,
-                            "field": exc.field or None,
-                            "reason": exc.message,
-                            "raw": quarantine_text(item),
-                        }
-                    )
-                if self.on_progress is not None:
-                    self.on_progress(len(item.raw) + 1)
-                if len(batch) >= size or len(rejects) >= size:
-                    writer.submit(batch, rejects, copy.deepcopy(result.state))
-                    batch, rejects = [], []
-            writer.submit(batch, rejects, copy.deepcopy(result.state))
+            try:
+                for batch in produced:
+                    stats.read += batch.read
+                    stats.rejected += len(batch.rejects)
+                    for key, count in batch.reasons.items():
+                        stats.reasons[key] = stats.reasons.get(key, 0) + count
+                    if self.on_progress is not None and batch.progress:
+                        self.on_progress(batch.progress)
+                    writer.submit(batch)
+            finally:
+                writer.close()
         finally:
-            writer.close()
+            if worker is not None:
+                worker.close()
         if digest is not None:
             self.store.record_file_ingested(ctx, source, digest, str(path_value))
         stats.seconds = time.perf_counter() - started

@@ -1,0 +1,212 @@
+"""Reading, parsing and normalising in a worker process, so the storing process only stores.
+
+Why this module exists: parsing a source (JSON, CSV, the Segment spec),
+normalising identifiers and encoding each payload as JSON is about half of
+the CPU time of an ingest, and all of it holds the GIL; the access layer's
+encryption and SQLite inserts are the other half. With only a thread, the
+two halves take turns on one core. Here a child process reads the
+connector, builds and normalises the records, strips special-category keys
+from each payload and encodes it, and sends whole batches (with the
+cursor state reached and the rejects) to the parent through a pipe; the
+parent keeps every database write, in order, exactly as before.
+
+Privacy: plaintext personal data crosses only the pipe between the two
+processes (never a file), and the child writes nothing anywhere.
+Crash safety is unchanged: the parent saves each batch's cursor in that
+batch's own transaction, so if either process dies the next run resumes at
+or before what was stored. A child whose parent was killed fails on its
+next send (the pipe is closed) and exits.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from cdp._exceptions import RecordRejected
+from cdp.connectors.base import Connector, ReadResult, SourceItem
+from cdp.connectors.prepare import Normalizers, cached_normalizers, normalise_record
+from cdp.model import IncomingRecord
+
+PARALLEL_MIN_BYTES = 1 << 20  # below this, starting a process costs more than it saves
+
+
+@dataclass
+class Batch:
+    """One batch as the child sends it: records (payloads already encoded), rejects, cursor, counts."""
+
+    records: list[IncomingRecord]
+    payloads: list[str]  # the stored JSON of each record's payload, special categories removed
+    rejects: list[dict[str, Any]]
+    state: dict[str, Any]
+    read: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    progress: int = 0  # bytes read, for progress bars
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the child needs: the connector, the normalisers and how to cut and encode batches."""
+
+    connector: Connector
+    normalizers: Normalizers
+    default_region: str
+    state: dict[str, Any]
+    batch_size: int
+    encode_payload: Callable[[Any], str]
+
+
+def build(connector: Connector, item: SourceItem, normalizers: Normalizers, region: str) -> list[IncomingRecord]:
+    """The normalised records of one item; RecordRejected names the field of a bad one."""
+    if item.error is not None:
+        # A connector that could not parse an item may not know a field: "(record)" names the whole item.
+        raise RecordRejected(item.error, record=item.position, field=item.error_field or "(record)")
+    return [normalise_record(r, normalizers, region) for r in connector.to_record(item)]
+
+
+def reject_entry(source: str, item: SourceItem, exc: RecordRejected) -> dict[str, Any]:
+    """The quarantine entry of a rejected item: its parsed form as JSON (replayable), else the raw text."""
+    import json
+
+    raw = json.dumps(item.data, ensure_ascii=False) if item.data is not None else item.raw
+    return {
+        "source": source,
+        "stream": item.stream,
+        "position": item.position,
+        "field": exc.field or None,
+        "reason": exc.message,
+        "raw": raw,
+    }
+
+
+def batches(job: Job) -> Iterator[Batch]:
+    """Read the connector from ``job.state`` and yield full batches, then the last (possibly empty) one."""
+    import copy
+
+    connector = job.connector
+    source = connector.source_name
+    result = ReadResult(state=copy.deepcopy(job.state))
+    current = Batch([], [], [], {})
+    for item in connector.read(job.state, result):
+        current.read += 1
+        current.progress += len(item.raw) + 1
+        try:
+            built = build(connector, item, job.normalizers, job.default_region)
+        except RecordRejected as exc:
+            key = exc.field or "record"
+            current.reasons[key] = current.reasons.get(key, 0) + 1
+            current.rejects.append(reject_entry(source, item, exc))
+        else:
+            current.records.extend(built)
+            for record in built:
+                current.payloads.append(job.encode_payload(record.payload))
+                record.payload = {}  # encoded above; not kept (or sent) twice
+        if len(current.records) >= job.batch_size or len(current.rejects) >= job.batch_size:
+            current.state = copy.deepcopy(result.state)
+            yield current
+            current = Batch([], [], [], {})
+    current.state = copy.deepcopy(result.state)
+    yield current
+
+
+def _child(job: Job, pipe: Connection, parent_end: Connection) -> None:
+    """The worker process: send each batch, then None; an error is sent instead of raised."""
+    # A forked child inherits the parent's receiving end: closed here, so that once the parent is
+    # gone no reader is left and the next send fails (EPIPE) instead of blocking forever.
+    parent_end.close()
+    try:
+        job = Job(
+            job.connector,
+            cached_normalizers(job.normalizers),
+            job.default_region,
+            job.state,
+            job.batch_size,
+            job.encode_payload,
+        )
+        for batch in batches(job):
+            pipe.send(batch)
+        pipe.send(None)
+    except (BrokenPipeError, ConnectionResetError, EOFError):  # the parent is gone: nobody to tell
+        return
+    except BaseException as exc:  # handed to the parent and re-raised there
+        try:
+            pickle.dumps(exc)
+            pipe.send(exc)
+        except Exception:
+            pipe.send(RuntimeError(f"ingest worker failed: {exc.__class__.__name__}: {exc}"))
+    finally:
+        pipe.close()
+
+
+def start_method(*, forced: bool, job: Job) -> str | None:
+    """``fork`` when this process runs a single thread (cheap, nothing to pickle); ``spawn`` only when
+    forced and the job pickles (a plugin defined in a closure cannot be sent); else None (in-process)."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    if not forced:
+        return None
+    try:
+        pickle.dumps(job)
+    except Exception:
+        return None
+    return "spawn"
+
+
+class Worker:
+    """A child process producing batches for :class:`~cdp.connectors.runner.IngestRunner`."""
+
+    def __init__(self, job: Job, method: str) -> None:
+        context: Any = multiprocessing.get_context(method)  # typeshed's BaseContext lacks Process
+        receiving, sending = context.Pipe(duplex=False)
+        self.pipe = receiving
+        self.process = context.Process(
+            target=_child, args=(job, sending, receiving), name="cdp-ingest-worker", daemon=True
+        )
+        self.process.start()
+        sending.close()  # the child holds the only sending end: its death reads as EOF here
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            try:
+                message = self.pipe.recv()
+            except EOFError:
+                raise RuntimeError("the ingest worker process ended without finishing its input") from None
+            if message is None:
+                return
+            if isinstance(message, BaseException):
+                raise message
+            yield message
+
+    def close(self) -> None:
+        self.pipe.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():  # the parent stopped early (an error): the child may be blocked sending
+            self.process.terminate()
+            self.process.join()
+
+
+def worker_for(job: Job, *, forced: bool, size: int | None) -> Worker | None:
+    """A started worker, or None when the job is better (or only) done in-process."""
+    if not forced and (size is None or size < PARALLEL_MIN_BYTES):
+        return None
+    method = start_method(forced=forced, job=job)
+    return Worker(job, method) if method else None
+
+
+def file_size(config: Mapping[str, Any]) -> int | None:
+    """The size of the connector's input file, if it reads one."""
+    from pathlib import Path
+
+    path = config.get("path")
+    if not path:
+        return None
+    try:
+        return Path(str(path)).stat().st_size
+    except OSError:
+        return None
