@@ -10,7 +10,7 @@ most, and every change of a record's profile is kept as link history.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,9 @@ from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
 from cdp.access.context import AccessContext
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
+
+MATCH_KIND = "match"
+"""Blind-index kind of the incremental matcher's candidate keys (see ``_matching``)."""
 
 FEATURE_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "anonymous_id", "record_id", "profile_id")
 
@@ -36,23 +39,41 @@ class ResolutionStats:
 
 
 class IdentityMixin(StoreCore):
-    def identity_features(self, ctx: AccessContext, *, include_identifiers: bool = True) -> list[dict[str, Any]]:
-        """Every active record with its identifiers (decrypted), digests and current profile."""
+    def identity_features(
+        self,
+        ctx: AccessContext,
+        *,
+        include_identifiers: bool = True,
+        record_ids: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Active records with their identifiers (decrypted), digests and current profile.
+
+        Every active record, or only ``record_ids`` (the incremental matcher reads a new record's
+        candidates this way instead of the whole store).
+        """
         fields = FEATURE_FIELDS if include_identifiers else ("record_id", "profile_id", "anonymous_id")
         with self.access(ctx, action="read", resource="records", fields=fields) as work:
             conn = work.connection
+            ids = sorted(set(record_ids)) if record_ids is not None else None
+            chunks = [ids[i : i + 900] for i in range(0, len(ids), 900)] if ids is not None else [None]
             digests: dict[str, dict[str, str]] = defaultdict(dict)
-            for record_id, kind, digest in conn.execute(
-                select(t.blind_indexes.c.record_id, t.blind_indexes.c.kind, t.blind_indexes.c.digest)
-            ):
-                digests[record_id][kind] = digest
-            links = dict(
-                conn.execute(
-                    select(t.record_links.c.record_id, t.record_links.c.profile_id).where(
-                        t.record_links.c.unlinked_at.is_(None)
-                    )
-                ).all()
+            links: dict[str, str] = {}
+            # Match keys (kind "match") are many per record and only for candidate retrieval.
+            digest_query = select(t.blind_indexes.c.record_id, t.blind_indexes.c.kind, t.blind_indexes.c.digest).where(
+                t.blind_indexes.c.kind != MATCH_KIND
             )
+            link_query = select(t.record_links.c.record_id, t.record_links.c.profile_id).where(
+                t.record_links.c.unlinked_at.is_(None)
+            )
+            for chunk in chunks:
+                if chunk is not None:
+                    digest_query_now = digest_query.where(t.blind_indexes.c.record_id.in_(chunk))
+                    link_query_now = link_query.where(t.record_links.c.record_id.in_(chunk))
+                else:
+                    digest_query_now, link_query_now = digest_query, link_query
+                for record_id, kind, digest in conn.execute(digest_query_now):
+                    digests[record_id][kind] = digest
+                links.update((record_id, profile_id) for record_id, profile_id in conn.execute(link_query_now))
             columns = [
                 t.records.c.id,
                 t.records.c.source,
@@ -64,7 +85,12 @@ class IdentityMixin(StoreCore):
             columns += [t.records.c[name] for name in CLEAR_FIELDS]
             if include_identifiers:
                 columns += [t.records.c[f"{name}_enc"] for name in IDENTITY_FIELDS]
-            rows = conn.execute(select(*columns).where(t.records.c.status == "active").order_by(t.records.c.id)).all()
+            query = select(*columns).where(t.records.c.status == "active").order_by(t.records.c.id)
+            rows = [
+                row
+                for chunk in chunks
+                for row in conn.execute(query if chunk is None else query.where(t.records.c.id.in_(chunk))).all()
+            ]
             if include_identifiers:
                 self.load_ciphers(conn, {r.key_id for r in rows})
             out: list[dict[str, Any]] = []

@@ -19,6 +19,7 @@ from cdp.access._core import StoreCore
 from cdp.access._identity import IdentityMixin, ResolutionStats
 from cdp.access._identity_rules import IdentityRulesMixin
 from cdp.access._ingest import IngestMixin
+from cdp.access._matching import NEW_PROFILE, AttachStats, MatchingMixin
 from cdp.access._profile_view import ProfileViewMixin
 from cdp.access._profiles import EVENT_FIELDS, PROFILE_FIELDS, ProfileMixin
 from cdp.access._retention import RetentionMixin
@@ -30,7 +31,15 @@ from cdp.hookspecs import PluginContext
 from cdp.policy import PolicyEngine, load_policy
 from cdp.settings import Settings
 
-__all__ = ["EVENT_FIELDS", "PROFILE_FIELDS", "CustomerStore", "ResolutionStats", "open_store"]
+__all__ = [
+    "EVENT_FIELDS",
+    "NEW_PROFILE",
+    "PROFILE_FIELDS",
+    "AttachStats",
+    "CustomerStore",
+    "ResolutionStats",
+    "open_store",
+]
 
 
 class CustomerStore(
@@ -41,6 +50,7 @@ class CustomerStore(
     ManualTagMixin,
     ProfileViewMixin,
     IngestMixin,
+    MatchingMixin,
     IdentityMixin,
     ProfileMixin,
     ActivationMixin,

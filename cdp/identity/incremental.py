@@ -172,3 +172,13 @@ class ProfileIndex:
             str(row["unique_id"]), candidate.record_id, candidate.probability, candidate.match_weight, fields
         )
         return guards_allow([row], members, pair, self.threshold)
+
+    def joins_without_contradiction(self, row: Mapping[str, Any], profile_id: str) -> bool:
+        """May ``row`` join ``profile_id`` on a shared verified identifier alone (no score to outweigh a guard)?
+
+        The batch's identifier rule: names and birth dates of the profile's records must not
+        contradict the record's.
+        """
+        members = [self.rows[r] for r in self.members.get(profile_id, ())]
+        no_evidence = PairScore(str(row["unique_id"]), "", 0.0, 0.0, {})
+        return guards_allow([row], members, no_evidence, self.threshold)

@@ -32,6 +32,7 @@ from cdp.identity._features import (
     feature_rows,
 )
 from cdp.identity.probabilistic import PairScore, load_model, predict_pairs, save_model, train_model
+from cdp.identity.realtime import index_match_keys
 from cdp.settings import Settings
 
 __all__ = ["ResolveReport", "manual_rules", "resolve_identities", "resolve_records"]
@@ -142,11 +143,18 @@ def resolve_identities(store: CustomerStore, settings: Settings, *, retrain: boo
     store.record_match_evidence(
         ctx, stats.run_id, _evidence(result.accepted, "joined") + _evidence(result.refused_pairs, "refused")
     )
+    evidence_written = time.perf_counter()
+    # Match keys let records arriving later find these profiles (cdp.identity.realtime): every
+    # record's when the model (and so its e-mail domain corrections) is new, else the missing ones.
+    missing = None if resolution.model_trained else set(store.records_without_match_keys(ctx))
+    keyed = [r for r in records if missing is None or str(r["record_id"]) in missing]
+    index_match_keys(store, resolution.model, keyed, replace_all=missing is None)
     timings = {
         "read": read_seconds,
         **resolution.timings,
         "write profiles": written - started,
-        "write evidence": time.perf_counter() - written,
+        "write evidence": evidence_written - written,
+        "write match keys": time.perf_counter() - evidence_written,
     }
     return ResolveReport(
         stats,

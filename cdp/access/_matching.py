@@ -1,0 +1,280 @@
+"""Store side of incremental identity matching: candidate keys as blind indexes, attaching new records.
+
+Why this module exists: a record arriving through any connector should join its
+profile without re-running the batch resolution, and without a plaintext index
+of every customer held in memory (that would be a cache of personal data). The
+matcher's blocking keys (email key, phone, family name + birth date, ...) are
+stored as truncated keyed HMACs of kind ``match`` beside the other blind
+indexes. A new record's keys are looked up here; only the candidates found, and
+the other records of their profiles, are then decrypted, inside an audited
+access. The keys are computed by :mod:`cdp.identity.realtime` (the access layer
+does not know how people are matched, only how to store and find digests).
+
+Leakage: like every blind index, a match key tells someone holding the
+database which records share, say, a family name and a birth date, not the
+values (SECURITY.md). Truncating to 64 bits changes nothing there; it keeps the
+rows short, and a rare collision only adds a candidate that scoring rejects.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from cdp.access import _tables as t
+from cdp.access._core import StoreCore, new_id, now
+from cdp.access._identity import MATCH_KIND
+from cdp.access.context import AccessContext
+
+MATCH_BITS = 64
+MAX_CANDIDATES_PER_KEY = 200
+"""A key shared by more records than this (a placeholder e-mail, a very common name) retrieves nobody."""
+NEW_PROFILE = "new:"
+"""Prefix of an assignment label that asks for a new profile (records with the same label share it)."""
+_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class AttachStats:
+    attached: int
+    joined_existing: int
+    profiles_created: int
+    already_linked: int
+    run_id: str
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class MatchingMixin(StoreCore):
+    def _match_digest(self, key: str) -> str:
+        return self.indexer.index_truncated(MATCH_KIND, key, MATCH_BITS)
+
+    def unmatched_records(
+        self, ctx: AccessContext, *, record_ids: Collection[str] | None = None, kinds: Collection[str] | None = None
+    ) -> list[str]:
+        """Active records that belong to no profile yet (new arrivals), oldest id first.
+
+        All of them, or only those among ``record_ids``; only records of ``kinds`` if given
+        (``identity`` leaves out anonymous activity, which stays unlinked until someone identifies).
+        """
+        with self.access(ctx, action="read", resource="records", fields=("record_id", "profile_id")) as work:
+            link = t.record_links
+            query = (
+                select(t.records.c.id)
+                .outerjoin(link, and_(link.c.record_id == t.records.c.id, link.c.unlinked_at.is_(None)))
+                .where(t.records.c.status == "active", link.c.id.is_(None))
+                .order_by(t.records.c.id)
+            )
+            if kinds is not None:
+                query = query.where(t.records.c.kind.in_(sorted(kinds)))
+            if record_ids is None:
+                found = list(work.connection.execute(query).scalars())
+            else:
+                found = sorted(
+                    rid
+                    for chunk in _chunks(sorted(set(record_ids)))
+                    for rid in work.connection.execute(query.where(t.records.c.id.in_(chunk))).scalars()
+                )
+            work.subject_count = len(found)
+            return found
+
+    def records_without_match_keys(self, ctx: AccessContext) -> list[str]:
+        """Active records for which no match key has been written (new since the last run, or older data)."""
+        with self.access(ctx, action="read", resource="blind_indexes", fields=("record_id", "match_key")) as work:
+            keyed = select(t.blind_indexes.c.record_id).where(t.blind_indexes.c.kind == MATCH_KIND)
+            found = list(
+                work.connection.execute(
+                    select(t.records.c.id)
+                    .where(t.records.c.status == "active", t.records.c.id.not_in(keyed))
+                    .order_by(t.records.c.id)
+                ).scalars()
+            )
+            work.subject_count = len(found)
+            return found
+
+    def write_match_keys(
+        self, ctx: AccessContext, keys_by_record: Mapping[str, Iterable[str]], *, replace_all: bool = False
+    ) -> int:
+        """Store each record's match keys as digests, replacing the ones it had (all of them with ``replace_all``)."""
+        with self.access(ctx, action="write", resource="blind_indexes", fields=("record_id", "match_key")) as work:
+            conn = work.connection
+            if replace_all:
+                conn.execute(delete(t.blind_indexes).where(t.blind_indexes.c.kind == MATCH_KIND))
+            else:
+                for chunk in _chunks(sorted(keys_by_record)):
+                    conn.execute(
+                        delete(t.blind_indexes).where(
+                            t.blind_indexes.c.kind == MATCH_KIND, t.blind_indexes.c.record_id.in_(chunk)
+                        )
+                    )
+            rows = [
+                {"record_id": record_id, "kind": MATCH_KIND, "digest": digest}
+                for record_id, keys in keys_by_record.items()
+                for digest in sorted({self._match_digest(k) for k in keys})
+            ]
+            for start in range(0, len(rows), 5000):
+                conn.execute(insert(t.blind_indexes), rows[start : start + 5000])
+            work.subject_count = len(keys_by_record)
+            return len(rows)
+
+    def match_candidates(self, ctx: AccessContext, keys_by_record: Mapping[str, Iterable[str]]) -> dict[str, str]:
+        """Records of live profiles sharing a match key with any of the given records: ``record -> profile``.
+
+        A digest shared by more than ``MAX_CANDIDATES_PER_KEY`` records is skipped, as in the batch.
+        """
+        digests = sorted({self._match_digest(k) for keys in keys_by_record.values() for k in keys})
+        asking = set(keys_by_record)
+        with self.access(
+            ctx, action="read", resource="blind_indexes", fields=("record_id", "profile_id", "match_key")
+        ) as work:
+            link = t.record_links
+            query = (
+                select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id, link.c.profile_id)
+                .join(link, and_(link.c.record_id == t.blind_indexes.c.record_id, link.c.unlinked_at.is_(None)))
+                .join(t.profiles, t.profiles.c.id == link.c.profile_id)
+                .join(t.records, t.records.c.id == t.blind_indexes.c.record_id)
+                .where(
+                    t.blind_indexes.c.kind == MATCH_KIND,
+                    t.profiles.c.status == "active",
+                    t.records.c.status == "active",
+                )
+            )
+            by_digest: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for chunk in _chunks(digests):
+                for digest, record_id, profile_id in work.connection.execute(
+                    query.where(t.blind_indexes.c.digest.in_(chunk))
+                ):
+                    by_digest[digest].append((record_id, profile_id))
+            found: dict[str, str] = {}
+            for members in by_digest.values():
+                if len(members) <= MAX_CANDIDATES_PER_KEY:
+                    found.update((r, p) for r, p in members if r not in asking)
+            work.subject_count = len(set(found.values()))
+            return found
+
+    def profile_members(self, ctx: AccessContext, profile_ids: Collection[str]) -> dict[str, list[str]]:
+        """The active records of each profile (what the guards compare a joining record with)."""
+        members: dict[str, list[str]] = defaultdict(list)
+        with self.access(ctx, action="read", resource="profiles", fields=("record_id", "profile_id")) as work:
+            link = t.record_links
+            query = (
+                select(link.c.profile_id, link.c.record_id)
+                .join(t.records, t.records.c.id == link.c.record_id)
+                .where(link.c.unlinked_at.is_(None), t.records.c.status == "active")
+            )
+            for chunk in _chunks(sorted(set(profile_ids))):
+                for profile_id, record_id in work.connection.execute(query.where(link.c.profile_id.in_(chunk))):
+                    members[profile_id].append(record_id)
+            work.touch(members)
+        return dict(members)
+
+    def attach_records(
+        self,
+        ctx: AccessContext,
+        assignments: Mapping[str, str],
+        *,
+        reasons: Mapping[str, str] | None = None,
+        method: str = "incremental",
+    ) -> AttachStats:
+        """Link new records to profiles without touching any other record's link.
+
+        ``assignments`` maps a record id to an existing profile id, or to a label starting with
+        ``NEW_PROFILE`` (records with the same label share one new profile). A record that got
+        a profile in the meantime (a concurrent run) keeps it: attaching is idempotent.
+        """
+        reasons = reasons or {}
+        with self.access(ctx, action="write", resource="profiles", fields=("record_id", "profile_id")) as work:
+            conn = work.connection
+            stamp = now()
+            run_id = new_id("run")
+            conn.execute(insert(t.identity_runs).values(id=run_id, started_at=stamp, method=method))
+            linked: set[str] = set()
+            for chunk in _chunks(sorted(assignments)):
+                linked.update(
+                    conn.execute(
+                        select(t.record_links.c.record_id).where(
+                            t.record_links.c.record_id.in_(chunk), t.record_links.c.unlinked_at.is_(None)
+                        )
+                    ).scalars()
+                )
+            todo = {r: label for r, label in assignments.items() if r not in linked}
+            created: dict[str, str] = {}
+            for label in sorted({label for label in todo.values() if label.startswith(NEW_PROFILE)}):
+                created[label] = new_id("p")
+            if created:
+                conn.execute(
+                    insert(t.profiles),
+                    [{"id": p, "created_at": stamp, "updated_at": stamp, "status": "active"} for p in created.values()],
+                )
+            targets = {r: created.get(label, label) for r, label in todo.items()}
+            if targets:
+                conn.execute(
+                    insert(t.record_links),
+                    [
+                        {
+                            "record_id": r,
+                            "profile_id": p,
+                            "linked_at": stamp,
+                            "reason": reasons.get(r, method)[:200],
+                            "run_id": run_id,
+                        }
+                        for r, p in sorted(targets.items())
+                    ],
+                )
+            by_profile: dict[str, list[str]] = defaultdict(list)
+            for record_id, profile_id in targets.items():
+                by_profile[profile_id].append(record_id)
+            for profile_id, record_ids in sorted(by_profile.items()):
+                for chunk in _chunks(sorted(record_ids)):
+                    conn.execute(update(t.events).where(t.events.c.record_id.in_(chunk)).values(profile_id=profile_id))
+            existing = sorted(set(targets.values()) - set(created.values()))
+            for chunk in _chunks(existing):
+                conn.execute(update(t.profiles).where(t.profiles.c.id.in_(chunk)).values(updated_at=stamp))
+            stats = AttachStats(
+                attached=len(targets),
+                joined_existing=sum(1 for p in targets.values() if p not in created.values()),
+                profiles_created=len(created),
+                already_linked=len(assignments) - len(todo),
+                run_id=run_id,
+            )
+            summary: dict[str, Any] = dict(stats.__dict__)
+            conn.execute(
+                update(t.identity_runs).where(t.identity_runs.c.id == run_id).values(finished_at=now(), stats=summary)
+            )
+            work.touch(set(targets.values()))
+            work.detail = f"run={run_id} attached={stats.attached} created={stats.profiles_created}"
+            return stats
+
+    def records_sharing(
+        self, ctx: AccessContext, kinds: Collection[str], digests: Collection[str]
+    ) -> list[tuple[str, str, str, str | None]]:
+        """Active records holding one of ``digests`` (of ``kinds``): ``(record, kind, digest, profile or None)``.
+
+        Verified identifiers (an account id, a device's anonymous id) tie a browsing history to the
+        person who later identifies on it; this finds both sides, linked or not.
+        """
+        link = t.record_links
+        query = (
+            select(t.blind_indexes.c.record_id, t.blind_indexes.c.kind, t.blind_indexes.c.digest, link.c.profile_id)
+            .join(t.records, t.records.c.id == t.blind_indexes.c.record_id)
+            .outerjoin(link, and_(link.c.record_id == t.blind_indexes.c.record_id, link.c.unlinked_at.is_(None)))
+            .where(t.records.c.status == "active", t.blind_indexes.c.kind.in_(sorted(kinds)))
+        )
+        out: list[tuple[str, str, str, str | None]] = []
+        with self.access(
+            ctx, action="read", resource="blind_indexes", fields=("record_id", "profile_id", *sorted(kinds))
+        ) as work:
+            for chunk in _chunks(sorted(set(digests))):
+                out.extend(
+                    (r, k, d, p)
+                    for r, k, d, p in work.connection.execute(query.where(t.blind_indexes.c.digest.in_(chunk)))
+                )
+            work.subject_count = len({p for *_, p in out if p})
+        return out

@@ -1,0 +1,185 @@
+"""Records arriving after a batch resolution find their profiles through the store's match keys."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cdp.access import CustomerStore
+from cdp.access import _tables as t
+from cdp.access.context import connector_context, identity_context
+from cdp.demo import generate
+from cdp.identity.evaluate import evaluate_assignment, load_labels, scoped_assignment
+from cdp.identity.realtime import match_new_records
+from cdp.identity.service import resolve_identities
+from cdp.model import EventData, IncomingRecord
+from cdp.pipeline import SourceSpec, ingest
+
+
+def _split_csv(path: Path, first: Path, second: Path) -> int:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    half = len(body) // 2
+    for target, part in ((first, body[:half]), (second, body[half:])):
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerows([header, *part])
+    return len(body) - half
+
+
+@pytest.fixture
+def late_arrivals(store: CustomerStore, tmp_path: Path) -> tuple[Path, Path]:
+    """A resolved store holding web, survey and half of the POS rows; the other half still to come."""
+    files = generate(tmp_path / "demo", customers=120, seed=11, as_of=date(2026, 11, 1))
+    early, late = tmp_path / "pos-early.csv", tmp_path / "pos-late.csv"
+    assert _split_csv(Path(files.pos), early, late) > 50
+    ingest(store, store.settings, SourceSpec("website", {"path": str(files.web)}))
+    ingest(store, store.settings, SourceSpec("survey", {"path": str(files.survey)}))
+    ingest(store, store.settings, SourceSpec("pos", {"path": str(early), "region_from_store_id": True}))
+    resolve_identities(store, store.settings)
+    return late, Path(files.labels)
+
+
+def _linked(store: CustomerStore) -> dict[str, str]:
+    records = store.identity_features(identity_context(), include_identifiers=False)
+    return {r["record_id"]: r["profile_id"] for r in records if r["profile_id"]}
+
+
+def test_without_a_trained_model_nothing_is_matched(store: CustomerStore) -> None:
+    report = match_new_records(store, store.settings)
+    assert report.skipped is not None and "cdp resolve" in report.skipped
+    assert report.examined == 0
+
+
+def test_late_records_join_the_right_profiles_and_nothing_else_moves(
+    store: CustomerStore, late_arrivals: tuple[Path, Path]
+) -> None:
+    late, labels_path = late_arrivals
+    before = _linked(store)
+    ingest(store, store.settings, SourceSpec("pos", {"path": str(late), "region_from_store_id": True}))
+    kinds = {r["record_id"]: r["kind"] for r in store.identity_features(identity_context(), include_identifiers=False)}
+    waiting = {r for r in store.unmatched_records(identity_context()) if kinds[r] == "identity"}
+    assert len(waiting) > 50
+
+    report = match_new_records(store, store.settings)
+
+    after = _linked(store)
+    assert {r: p for r, p in after.items() if r in before} == before  # no earlier link changed
+    assert waiting <= set(after)  # every late identified POS record has a profile now
+    assert report.joined_existing >= len(waiting) // 3  # about half the late buyers were known before
+    assert report.new_profiles >= 1
+    assert len(report.latencies_ms) == report.examined - report.left_anonymous - report.followed_identifiers
+    records = store.identity_features(identity_context(), include_identifiers=False)
+    metrics = evaluate_assignment(scoped_assignment(records), load_labels(labels_path))
+    assert metrics.precision >= 0.95, metrics
+    assert metrics.recall >= 0.85, metrics
+    # The late records' events now belong to their profiles, and the joins are explained.
+    with store.engine.connect() as conn:
+        orphan_events = conn.execute(
+            select(t.events.c.record_id).where(
+                t.events.c.record_id.in_(sorted(waiting)), t.events.c.profile_id.is_(None)
+            )
+        ).all()
+        incremental_evidence = conn.execute(
+            select(t.match_evidence.c.record_b).where(t.match_evidence.c.record_b.in_(sorted(waiting)))
+        ).all()
+    assert orphan_events == []
+    assert incremental_evidence
+
+    again = match_new_records(store, store.settings)
+    assert again.examined == 0 and _linked(store) == after  # idempotent
+
+
+def test_match_keys_are_short_keyed_digests_written_for_every_record(
+    store: CustomerStore, late_arrivals: tuple[Path, Path]
+) -> None:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(t.blind_indexes.c.record_id, t.blind_indexes.c.digest).where(t.blind_indexes.c.kind == "match")
+        ).all()
+    assert rows
+    assert all(len(digest) == 16 and int(digest, 16) >= 0 for _, digest in rows)
+    identified = {
+        r["record_id"]
+        for r in store.identity_features(identity_context(), include_identifiers=False)
+        if r["kind"] == "identity"
+    }
+    assert {record_id for record_id, _ in rows} <= identified
+    assert len({record_id for record_id, _ in rows}) >= 0.9 * len(identified)
+    assert store.records_without_match_keys(identity_context()) == sorted(
+        r["record_id"]
+        for r in store.identity_features(identity_context(), include_identifiers=False)
+        if r["record_id"] not in {record_id for record_id, _ in rows}
+    )
+
+
+def _web(record_id: str, anonymous_id: str, identity: dict[str, str], when: datetime) -> IncomingRecord:
+    return IncomingRecord(
+        source="website",
+        stream="calls",
+        source_record_id=record_id,
+        occurred_at=when,
+        payload={"messageId": record_id},
+        identity=identity,
+        match_keys={k: v for k, v in identity.items() if k in ("email", "phone")},
+        anonymous_id=anonymous_id,
+        events=[EventData("track", when, "Product Viewed", channel="web")] if not identity else [],
+    )
+
+
+def test_anonymous_history_follows_the_device_into_the_new_profile(
+    store: CustomerStore, late_arrivals: tuple[Path, Path]
+) -> None:
+    when = datetime(2026, 11, 20, tzinfo=UTC)
+    browse = _web("late-browse-1", "device-xyz", {}, when)
+    ingest_ctx = connector_context("website")
+    store.ingest(ingest_ctx, [browse])
+    first = match_new_records(store, store.settings)
+    assert first.new_profiles == 0 and first.joined_existing == 0  # anonymous activity alone makes no profile
+    browse_id = next(
+        r["record_id"]
+        for r in store.identity_features(identity_context(), include_identifiers=False)
+        if r["source_record_id"] == "late-browse-1"
+    )
+    assert browse_id not in _linked(store)
+    only = match_new_records(store, store.settings, record_ids=[browse_id])
+    assert only.examined == 1 and only.left_anonymous == 1
+
+    person = {"email": "zelda.quartermaine@example.net", "given_name": "Zelda", "family_name": "Quartermaine"}
+    store.ingest(ingest_ctx, [_web("late-identify-1", "device-xyz", person, when)])
+    second = match_new_records(store, store.settings)
+    assert second.new_profiles == 1 and second.followed_identifiers == 1
+    linked = _linked(store)
+    by_source_id = {
+        r["source_record_id"]: r["record_id"]
+        for r in store.identity_features(identity_context(), include_identifiers=False)
+    }
+    assert linked[by_source_id["late-browse-1"]] == linked[by_source_id["late-identify-1"]]
+
+    # The same person coming back through the POS joins that profile instead of starting another.
+    store.ingest(
+        connector_context("pos"),
+        [
+            IncomingRecord(
+                source="pos",
+                stream="transactions",
+                source_record_id="late-pos-1",
+                occurred_at=when,
+                payload={"t": 1},
+                identity={**person, "phone": "+14155550199"},
+                match_keys={"email": person["email"], "phone": "+14155550199"},
+            )
+        ],
+    )
+    third = match_new_records(store, store.settings)
+    assert third.joined_existing == 1 and third.new_profiles == 0
+    linked = _linked(store)
+    by_source_id = {
+        r["source_record_id"]: r["record_id"]
+        for r in store.identity_features(identity_context(), include_identifiers=False)
+    }
+    assert linked[by_source_id["late-pos-1"]] == linked[by_source_id["late-identify-1"]]
