@@ -200,7 +200,9 @@ def main() -> None:
     timings["classifiers (tags)"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    engine = SegmentEngine(classified.attributes, events, classified.tags, as_of=AS_OF, config=config)
+    engine = SegmentEngine(
+        classified.attributes, events, classified.tag_rows, as_of=AS_OF, config=config, tag_frame=classified.tag_frame
+    )
     members = engine.evaluate(definitions)
     engine.close()
     timings["20 segments (tag flags + DuckDB queries)"] = time.perf_counter() - t
@@ -209,7 +211,8 @@ def main() -> None:
     for name, seconds in timings.items():
         print(f"{name:<50} {seconds:6.2f} s")
     print(f"{'total, events frame -> tags and memberships':<50} {total:6.2f} s")
-    print(f"tags held: {classified.tags.height:,}; peak RSS during the refresh: {peak_rss_mib():,.0f} MiB")
+    peak = peak_rss_mib()  # before the tag rows are built below (a refresh builds them only to write them)
+    print(f"tags held: {classified.tags.height:,}; peak RSS during the refresh: {peak:,.0f} MiB")
     for name, ids in members.items():
         print(f"  {name:<24} {ids.len():>9,}")
 

@@ -107,6 +107,7 @@ class CompiledSegment:
     tags: frozenset[str]
     segments: frozenset[str]
     consents: frozenset[str]
+    condition: str = "TRUE"  # the WHERE condition of ``sql`` alone (its parameters are ``params``)
 
 
 def tag_column(tag: str) -> str:
@@ -409,6 +410,7 @@ def compile_segment(
         frozenset(compiler.tags),
         frozenset(compiler.references),
         frozenset(compiler.consents),
+        condition,
     )
 
 

@@ -13,13 +13,14 @@ per profile ``base`` table instead of scanning raw events once per segment.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
 from cdp.segments.attributes import spec_columns
+from cdp.segments.classify.base import attach_columns
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import (
     CompiledSegment,
@@ -71,6 +72,26 @@ def tag_flags(tags: pl.DataFrame, wanted: Iterable[str]) -> pl.DataFrame:
     return flat.group_by("profile_id").agg(pl.all().max()).collect()
 
 
+def column_flags(tag_frame: pl.DataFrame, wanted: Iterable[str]) -> pl.DataFrame:
+    """profile_id and one boolean column per wanted tag, read from tag columns (rows as in ``tag_frame``).
+
+    Column ``p`` holding ``v`` (or a list containing ``v``) means the tag
+    ``p:v`` (see :class:`cdp.segments.classify.base.Classification`).
+    """
+    flags: list[pl.Expr] = []
+    for name in sorted(set(wanted)):
+        found: list[pl.Expr] = []
+        for prefix, dtype in tag_frame.schema.items():
+            if prefix == "profile_id" or not name.startswith(f"{prefix}:"):
+                continue
+            value = name[len(prefix) + 1 :]
+            column = pl.col(prefix)
+            held = column.list.contains(value) if isinstance(dtype, pl.List) else column.cast(pl.String) == value
+            found.append(held.fill_null(False))
+        flags.append((pl.any_horizontal(found) if found else pl.lit(False)).alias(tag_column(name)))
+    return tag_frame.select("profile_id", *flags)
+
+
 class SegmentEngine:
     """Holds one snapshot (attributes, tags, events, consents) and evaluates segments over it."""
 
@@ -84,6 +105,7 @@ class SegmentEngine:
         consents: pl.DataFrame | None = None,
         purposes: Collection[str] | None = None,
         config: TagsConfig | None = None,
+        tag_frame: pl.DataFrame | None = None,
     ) -> None:
         self.as_of = as_of
         self.attributes = attributes
@@ -94,6 +116,8 @@ class SegmentEngine:
         self.specs: dict[str, EventSpec] = {}
         self.analytics = duckdb.connect(":memory:", config={"enable_external_access": False})
         self.tags = tags.select("profile_id", "tag")
+        # Tags held as columns (classifier output, one row per profile): flags are read from them directly.
+        self.tag_frame = tag_frame if tag_frame is not None else attributes.select("profile_id")
         self.tag_columns: set[str] = set()
         self.analytics.register(
             "consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow()
@@ -102,10 +126,12 @@ class SegmentEngine:
         self.analytics.register("segmembers", self._members.to_arrow())
         # Event-history columns computed with the attributes: a profile without events did it 0 times.
         self.base = attributes.with_columns(pl.col(c).fill_null(0) for c in attributes.columns if c.startswith("__ev_"))
-        self._register_base()
+        self._stale = True
 
     def _register_base(self) -> None:
-        self.analytics.register("base", self.base.to_arrow())
+        if self._stale:
+            self.analytics.register("base", self.base.to_arrow())
+            self._stale = False
 
     def compile(self, segment: Segment, *, segments: Collection[str] | None = None) -> CompiledSegment:
         return compile_segment(segment, self.columns, purposes=self.purposes, segments=segments)
@@ -128,17 +154,39 @@ class SegmentEngine:
             )
             self.specs.update(missing)
         if tags:
-            self.base = self.base.join(tag_flags(self.tags, tags), on="profile_id", how="left").with_columns(
+            flags = column_flags(self.tag_frame, tags)
+            rows = tag_flags(self.tags, tags)  # tags held as rows (manual, rule, plugin tags): usually few
+            if rows.height:
+                names = [tag_column(t) for t in tags]
+                flags = flags.join(rows, on="profile_id", how="left", suffix="__rows").select(
+                    "profile_id", *[(pl.col(c) | pl.col(f"{c}__rows").fill_null(False)).alias(c) for c in names]
+                )
+            self.base = attach_columns(self.base, flags).with_columns(
                 pl.col(tag_column(t)).fill_null(False) for t in tags
             )
             self.tag_columns.update(tag_column(t) for t in tags)
-        self._register_base()
+        self._stale = True
 
     def run(self, compiled: CompiledSegment) -> pl.Series:
         self.prepare([compiled])
+        self._register_base()
         table = self.analytics.execute(compiled.sql, compiled.params).to_arrow_table()
         column = pl.from_arrow(table.column(0))
         return column.cast(pl.String).sort() if isinstance(column, pl.Series) else pl.Series(dtype=pl.String)
+
+    def run_many(self, compiled: Mapping[str, CompiledSegment]) -> dict[str, pl.Series]:
+        """Members of several segments from one scan of ``base``: one SELECT with a boolean per segment."""
+        if not compiled:
+            return {}
+        self.prepare(compiled.values())
+        self._register_base()
+        columns = ", ".join(f"({c.condition}) AS m{i}" for i, c in enumerate(compiled.values()))
+        params = [p for c in compiled.values() for p in c.params]
+        table = self.analytics.execute(f"SELECT a.profile_id, {columns} FROM base a", params).to_arrow_table()
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        ids = frame["profile_id"].cast(pl.String)
+        return {name: ids.filter(frame[f"m{i}"].fill_null(False)).sort() for i, name in enumerate(compiled)}
 
     def add_tags(self, frame: pl.DataFrame) -> None:
         """Make more (profile_id, tag) rows visible to ``{tag: …}`` conditions."""
@@ -163,11 +211,16 @@ class SegmentEngine:
         self.prepare(compiled.values())
         referenced = {r for c in compiled.values() for r in c.segments}
         out: dict[str, pl.Series] = {}
-        for segment in ordered:
-            out[segment.name] = self.run(compiled[segment.name])
-            if segment.name in referenced:
-                self.remember(segment.name, out[segment.name])
-        return out
+        while len(out) < len(ordered):  # one query per level: segments whose references are all computed
+            ready = {
+                s.name: compiled[s.name]
+                for s in ordered
+                if s.name not in out and compiled[s.name].segments <= out.keys()
+            }
+            out.update(self.run_many(ready))
+            for name in ready.keys() & referenced:
+                self.remember(name, out[name])
+        return {s.name: out[s.name] for s in ordered}
 
     def allowed(self, purpose: str) -> set[str]:
         """Profiles whose consent allows ``purpose`` (needs the purpose in this snapshot's consents)."""

@@ -34,7 +34,14 @@ from cdp.access.context import classifier_context
 from cdp.hookspecs import PluginContext
 from cdp.policy.model import Policy
 from cdp.segments.attributes import compute_attributes
-from cdp.segments.classify.base import Classifier, TagSpec, collect_classifiers, empty_tags, run_classifiers
+from cdp.segments.classify.base import (
+    ClassifiedSnapshot,
+    Classifier,
+    TagSpec,
+    collect_classifiers,
+    empty_tags,
+    run_classifiers,
+)
 from cdp.segments.config import TagsConfig, default_tags_path, load_tags_config
 from cdp.segments.definition import Segment, event_specs, order_segments, parse_segment, walk_leaves
 from cdp.segments.engine import CONSENTS_SCHEMA, SegmentEngine
@@ -62,13 +69,19 @@ class Snapshot:
     as_of: datetime
     attributes: pl.DataFrame
     events: pl.DataFrame
-    computed_tags: pl.DataFrame  # classifier and rule tags
+    classified: ClassifiedSnapshot
+    rule_tags: pl.DataFrame
     catalogue: dict[str, TagSpec]
     origin: dict[str, str]
     manual: set[str]
     engine: SegmentEngine
     config: TagsConfig
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def computed_tags(self) -> pl.DataFrame:
+        """Classifier and rule tags as (profile_id, tag) rows: built only here, to be written to the store."""
+        return pl.concat([self.classified.tags, self.rule_tags])
 
     def close(self) -> None:
         self.engine.close()
@@ -207,11 +220,12 @@ def build_snapshot(
     engine = SegmentEngine(
         classified.attributes,
         events,
-        pl.concat([classified.tags, manual_tags]),
+        pl.concat([classified.tag_rows, manual_tags]),
         as_of=as_of,
         consents=consents,
         purposes=store.policy.policy.purposes,
         config=config,
+        tag_frame=classified.tag_frame,
     )
     rules = evaluate_rule_tags(engine, config.rules, config) if config.rules else empty_tags()
     engine.add_tags(rules)
@@ -220,7 +234,8 @@ def build_snapshot(
         as_of,
         classified.attributes,
         events,
-        pl.concat([classified.tags, rules]),
+        classified,
+        rules,
         {**classified.catalogue, **rule_catalogue(config)},
         {**classified.origin, **{r.name: "rules" for r in config.rules}},
         manual,

@@ -12,7 +12,7 @@ that nobody holds any more is synced to empty (its holders lose it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
@@ -30,13 +30,34 @@ class TagSpec:
     description: str = ""
 
 
-@dataclass(frozen=True)
 class Classification:
-    """What one classifier computed: extra columns, held tags, and every tag it may assign."""
+    """What one classifier computed: extra columns, held tags, and every tag it may assign.
 
-    attributes: pl.DataFrame | None = None  # profile_id + new columns
-    tags: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TAGS_SCHEMA))
-    catalogue: tuple[TagSpec, ...] = ()
+    Tags come as rows (``tags=``: profile_id, tag) or, much cheaper for tags
+    every profile may hold, as columns (``tag_frame=``: profile_id plus one
+    column per tag prefix, String or List(String); a value ``v`` in column
+    ``p`` is the tag ``p:v``, null holds none). Segments read the columns
+    directly; rows are only built (:attr:`tags`) when tags are written.
+    """
+
+    def __init__(
+        self,
+        attributes: pl.DataFrame | None = None,
+        tags: pl.DataFrame | None = None,
+        catalogue: tuple[TagSpec, ...] = (),
+        tag_frame: pl.DataFrame | None = None,
+    ) -> None:
+        self.attributes = attributes
+        self.tag_rows = tags if tags is not None else empty_tags()
+        self.catalogue = catalogue
+        self.tag_frame = tag_frame
+
+    @property
+    def tags(self) -> pl.DataFrame:
+        """Every held tag as (profile_id, tag) rows, from the rows and the tag columns."""
+        if self.tag_frame is None:
+            return self.tag_rows
+        return pl.concat([self.tag_rows.select("profile_id", "tag"), tags_from_frame(self.tag_frame)])
 
 
 @runtime_checkable
@@ -50,9 +71,17 @@ class Classifier(Protocol):
 @dataclass(frozen=True)
 class ClassifiedSnapshot:
     attributes: pl.DataFrame
-    tags: pl.DataFrame  # profile_id, tag (rule and classifier tags)
+    tag_rows: pl.DataFrame  # profile_id, tag: the tags classifiers returned as rows
     catalogue: dict[str, TagSpec]
     origin: dict[str, str]  # tag -> classifier name
+    tag_frame: pl.DataFrame | None = None  # tag columns (see Classification), rows aligned with attributes
+
+    @property
+    def tags(self) -> pl.DataFrame:
+        """Every held tag as distinct (profile_id, tag) rows (built on demand: millions of rows)."""
+        if self.tag_frame is None:
+            return self.tag_rows
+        return pl.concat([self.tag_rows, tags_from_frame(self.tag_frame)]).unique()
 
 
 def empty_tags() -> pl.DataFrame:
@@ -81,6 +110,34 @@ def tags_from_list(frame: pl.DataFrame, column: str, prefix: str) -> pl.DataFram
     )
 
 
+def tags_from_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """(profile_id, "column:value") rows of a tag frame (see :class:`Classification`)."""
+    parts = [
+        tags_from_list(frame, c, c) if isinstance(frame.schema[c], pl.List) else tags_from_column(frame, c, c)
+        for c in frame.columns
+        if c != "profile_id"
+    ]
+    return pl.concat(parts) if parts else empty_tags()
+
+
+def frame_tag_names(frame: pl.DataFrame) -> set[str]:
+    """Every distinct tag a tag frame holds."""
+    names: set[str] = set()
+    for c in frame.columns:
+        if c == "profile_id":
+            continue
+        values = frame[c].explode() if isinstance(frame.schema[c], pl.List) else frame[c]
+        names.update(f"{c}:{v}" for v in values.drop_nulls().cast(pl.String).unique().to_list())
+    return names
+
+
+def attach_columns(frame: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` left-joined with ``extra`` on profile_id; a horizontal concat when the rows are aligned."""
+    if extra.height == frame.height and extra["profile_id"].equals(frame["profile_id"]):
+        return pl.concat([frame, extra.drop("profile_id")], how="horizontal")
+    return frame.join(extra, on="profile_id", how="left")
+
+
 def catalogue(prefix: str, values: Iterable[str], taxonomy: str, description: str) -> tuple[TagSpec, ...]:
     return tuple(TagSpec(f"{prefix}:{v}", taxonomy, description.format(value=v)) for v in values)
 
@@ -101,6 +158,7 @@ def run_classifiers(
 ) -> ClassifiedSnapshot:
     frame = attributes
     parts: list[pl.DataFrame] = []
+    tag_frame = attributes.select("profile_id")
     specs: dict[str, TagSpec] = {}
     origin: dict[str, str] = {}
     for classifier in classifiers:
@@ -109,7 +167,7 @@ def run_classifiers(
             clash = (set(result.attributes.columns) - {"profile_id"}) & set(frame.columns)
             if clash:
                 raise ConfigurationError(f"classifier {classifier.name!r} overwrites attributes {sorted(clash)}")
-            frame = frame.join(result.attributes, on="profile_id", how="left")
+            frame = attach_columns(frame, result.attributes)
         for spec in result.catalogue:
             if spec.taxonomy not in TAXONOMIES:
                 raise ConfigurationError(
@@ -121,12 +179,19 @@ def run_classifiers(
                 )
             specs[spec.name] = spec
             origin[spec.name] = classifier.name
-        if result.tags.height:
-            unknown = set(result.tags["tag"].unique().to_list()) - specs.keys()
-            if unknown:
-                raise ConfigurationError(
-                    f"classifier {classifier.name!r} assigns tags missing from its catalogue: {sorted(unknown)[:5]}"
-                )
-            parts.append(result.tags.select(pl.col("profile_id").cast(pl.String), pl.col("tag").cast(pl.String)))
+        held = set(result.tag_rows["tag"].unique().to_list()) if result.tag_rows.height else set()
+        if result.tag_frame is not None and result.tag_frame.width > 1:
+            shared = (set(result.tag_frame.columns) - {"profile_id"}) & set(tag_frame.columns)
+            if shared:
+                raise ConfigurationError(f"classifier {classifier.name!r} reuses tag columns {sorted(shared)}")
+            held |= frame_tag_names(result.tag_frame)
+            tag_frame = attach_columns(tag_frame, result.tag_frame)
+        unknown = held - specs.keys()
+        if unknown:
+            raise ConfigurationError(
+                f"classifier {classifier.name!r} assigns tags missing from its catalogue: {sorted(unknown)[:5]}"
+            )
+        if result.tag_rows.height:
+            parts.append(result.tag_rows.select(pl.col("profile_id").cast(pl.String), pl.col("tag").cast(pl.String)))
     tags = pl.concat(parts).unique() if parts else empty_tags()
-    return ClassifiedSnapshot(frame, tags, specs, origin)
+    return ClassifiedSnapshot(frame, tags, specs, origin, tag_frame if tag_frame.width > 1 else None)

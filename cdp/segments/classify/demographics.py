@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cdp.segments.classify.base import Classification, TagSpec, catalogue, tags_from_column
+from cdp.segments.classify.base import Classification, TagSpec, catalogue
 from cdp.segments.config import TagsConfig
 
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
@@ -104,12 +104,9 @@ class DemographicsClassifier:
         frame = demographics(attributes)
         if frame.width == 1:
             return Classification()
-        parts = [
-            tags_from_column(frame, "age_group", "age"),
-            tags_from_column(frame, "gender_norm", "gender"),
-            tags_from_column(frame, "industry_norm", "industry"),
-            tags_from_column(frame, "company_size_band", "company_size"),
-        ]
+        prefixes = {"age_group": "age", "gender_norm": "gender", "industry_norm": "industry"}
+        prefixes["company_size_band"] = "company_size"
+        tags = frame.select("profile_id", *[pl.col(c).alias(p) for c, p in prefixes.items() if c in frame.columns])
         specs: tuple[TagSpec, ...] = (
             *catalogue("age", AGE_BANDS, "basic", "age band {value}"),
             *catalogue("gender", sorted(set(GENDERS.values())), "basic", "declared gender {value}"),
@@ -118,4 +115,4 @@ class DemographicsClassifier:
         if "industry_norm" in frame.columns:
             industries = sorted(frame["industry_norm"].drop_nulls().unique().to_list())
             specs += catalogue("industry", industries, "basic", "industry {value}")
-        return Classification(attributes=frame, tags=pl.concat(parts), catalogue=specs)
+        return Classification(attributes=frame, tag_frame=tags, catalogue=specs)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from cdp.segments.classify import geo_reference as ref
-from cdp.segments.classify.base import Classification, TagSpec, catalogue, tags_from_column
+from cdp.segments.classify.base import Classification, TagSpec, catalogue
 from cdp.segments.config import TagsConfig
 
 GEO_COLUMNS = (
@@ -164,14 +164,13 @@ class GeographyClassifier:
                 for c in ("world_region", "world_subregion", "us_census_region", "us_census_division")
             ]
         )
-        tags = pl.concat(
-            [
-                tags_from_column(slugged, "_world_region", "region"),
-                tags_from_column(slugged, "_world_subregion", "subregion"),
-                tags_from_column(slugged, "_us_census_region", "us_region"),
-                tags_from_column(slugged, "_us_census_division", "us_division"),
-                tags_from_column(geo, "cn_region", "cn_region"),
-                tags_from_column(geo, "cn_zone", "cn_zone"),
-            ]
+        tags = slugged.select(
+            "profile_id",
+            pl.col("_world_region").alias("region"),
+            pl.col("_world_subregion").alias("subregion"),
+            pl.col("_us_census_region").alias("us_region"),
+            pl.col("_us_census_division").alias("us_division"),
+            "cn_region",
+            "cn_zone",
         )
-        return Classification(attributes=geo, tags=tags, catalogue=geography_catalogue())
+        return Classification(attributes=geo, tag_frame=tags, catalogue=geography_catalogue())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cdp.segments.classify.base import Classification, TagSpec, catalogue, empty_tags, tags_from_column, tags_from_list
+from cdp.segments.classify.base import Classification, TagSpec, catalogue
 from cdp.segments.config import TagsConfig
 
 NPS_GROUPS = ("promoter", "passive", "detractor")
@@ -54,19 +54,14 @@ class InterestClassifier:
         frame = interests(attributes, config)
         if frame.width == 1:
             return Classification()
-        sentiment = (
-            tags_from_column(
-                attributes.filter(pl.col("sentiment_latest").is_in(SENTIMENTS)), "sentiment_latest", "sentiment"
-            )
-            if "sentiment_latest" in attributes.columns
-            else empty_tags()
-        )
         specs: tuple[TagSpec, ...] = (
             *catalogue("interest", config.interests.categories, "interest", "interested in {value}"),
             *catalogue("nps", NPS_GROUPS, "interest", "latest NPS answer: {value}"),
             *catalogue("sentiment", SENTIMENTS, "interest", "latest survey feedback tone: {value}"),
         )
-        tags = pl.concat(
-            [tags_from_list(frame, "interests", "interest"), tags_from_column(frame, "nps_group", "nps"), sentiment]
-        )
-        return Classification(attributes=frame, tags=tags, catalogue=specs)
+        renamed = {"interests": "interest", "nps_group": "nps"}
+        tags = frame.select("profile_id", *[pl.col(c).alias(p) for c, p in renamed.items() if c in frame.columns])
+        if "sentiment_latest" in attributes.columns:  # frame is a select of attributes: the rows are aligned
+            latest = attributes["sentiment_latest"]
+            tags = tags.with_columns(pl.when(latest.is_in(SENTIMENTS)).then(latest).alias("sentiment"))
+        return Classification(attributes=frame, tag_frame=tags, catalogue=specs)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cdp.segments.classify.base import Classification, TagSpec, catalogue, tags_from_column
+from cdp.segments.classify.base import Classification, TagSpec, catalogue
 from cdp.segments.config import TagsConfig
 
 STAGES = ("new", "active", "loyal", "at_risk", "churned")
@@ -66,18 +66,19 @@ class LifecycleClassifier:
     def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:
         if "days_since_last_seen" not in attributes.columns:
             return Classification()
-        parts: list[pl.DataFrame] = []
+        columns: list[str] = []
         specs: tuple[TagSpec, ...] = ()
         frame: pl.DataFrame | None = None
         if config.lifecycle.enabled:
             frame = lifecycle_stage(attributes, config)
-            parts.append(tags_from_column(frame, "lifecycle", "lifecycle"))
+            columns.append("lifecycle")
             specs += catalogue("lifecycle", STAGES, "behavioural", "lifecycle stage {value}")
         if config.churn_risk.enabled and "purchase_interval_days" in attributes.columns:
             risk = churn_risk(attributes, config)
             frame = risk if frame is None else frame.join(risk, on="profile_id", how="left")
-            parts.append(tags_from_column(risk, "churn_risk", "churn_risk"))
+            columns.append("churn_risk")
             specs += catalogue("churn_risk", RISK_LEVELS, "behavioural", "churn risk {value}: silent longer than usual")
-        if not parts:
+        if frame is None:
             return Classification()
-        return Classification(attributes=frame, tags=pl.concat(parts), catalogue=specs)
+        # Tag columns: lifecycle:<stage>, churn_risk:<level> (rows are only built when tags are written).
+        return Classification(attributes=frame, tag_frame=frame.select("profile_id", *columns), catalogue=specs)

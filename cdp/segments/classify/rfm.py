@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cdp.segments.classify.base import Classification, catalogue, tags_from_column
+from cdp.segments.classify.base import Classification, catalogue
 from cdp.segments.config import RFM_CELLS, TagsConfig
 
 
@@ -82,6 +82,6 @@ class RfmClassifier:
         scores = rfm_scores(attributes, config)
         return Classification(
             attributes=scores,
-            tags=tags_from_column(scores, "rfm_cell", "rfm"),
+            tag_frame=scores.select("profile_id", pl.col("rfm_cell").alias("rfm")),
             catalogue=catalogue("rfm", RFM_CELLS, "value", "RFM cell {value} (recency x frequency/monetary quintiles)"),
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cdp.segments.classify.base import Classification, catalogue, tags_from_column
+from cdp.segments.classify.base import Classification, catalogue
 from cdp.segments.config import TagsConfig
 
 TIERS = ("high", "mid", "low", "potential")
@@ -55,6 +55,6 @@ class ValueClassifier:
         tiers = value_tier(attributes, config)
         return Classification(
             attributes=tiers,
-            tags=tags_from_column(tiers, "value_tier", "value"),
+            tag_frame=tiers.select("profile_id", pl.col("value_tier").alias("value")),
             catalogue=catalogue("value", TIERS, "value", "value tier {value} (365-day revenue)"),
         )
