@@ -32,6 +32,7 @@ COMMANDS = [
     ["consent", "set"],
     ["retention", "run"],
     ["report", "processing"],
+    ["identity", "match-new"],
 ]
 
 

@@ -7,11 +7,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+import typer
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from cdp.access import CustomerStore
 from cdp.access import _tables as t
 from cdp.access.context import connector_context, identity_context
+from cdp.cli.identity_commands import register
 from cdp.demo import generate
 from cdp.identity.evaluate import evaluate_assignment, load_labels, scoped_assignment
 from cdp.identity.realtime import match_new_records
@@ -183,3 +186,18 @@ def test_anonymous_history_follows_the_device_into_the_new_profile(
         for r in store.identity_features(identity_context(), include_identifiers=False)
     }
     assert linked[by_source_id["late-pos-1"]] == linked[by_source_id["late-identify-1"]]
+
+
+def test_match_new_command_reports_what_it_did(
+    store: CustomerStore, late_arrivals: tuple[Path, Path], cli_env: dict[str, str]
+) -> None:
+    late, _ = late_arrivals
+    ingest(store, store.settings, SourceSpec("pos", {"path": str(late), "region_from_store_id": True}))
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["identity", "match-new"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stdout
+    assert "joined an existing profile" in result.stdout and "new profiles" in result.stdout
+    assert store.unmatched_records(identity_context(), kinds=("identity",)) == []
+    again = CliRunner().invoke(app, ["identity", "match-new"], catch_exceptions=False)
+    assert again.exit_code == 0 and "records examined" in again.stdout

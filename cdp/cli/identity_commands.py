@@ -1,7 +1,9 @@
 """``cdp identity``: evaluate, explain and correct identity resolution.
 
 ``evaluate`` compares the store's profiles with a labels file (counts and
-ratios only); ``explain`` shows why a profile holds its records (per compared
+ratios only); ``match-new`` gives records that arrived since the last
+resolution their profiles without a batch run (:mod:`cdp.identity.realtime`);
+``explain`` shows why a profile holds its records (per compared
 field: level and match weight, never values); ``merge``, ``split`` and
 ``never`` store a person's decision, which later automatic runs obey. Manual
 actions run as the operator (role ``data_engineer`` and purpose
@@ -22,6 +24,7 @@ from cdp.access.context import identity_context
 from cdp.cli._runtime import console, human_context, settings, store, table
 from cdp.identity.evaluate import evaluate_assignment, load_labels, scoped_assignment
 from cdp.identity.manual import explain_profile, merge_profiles, never_link, split_record
+from cdp.identity.realtime import match_new_records
 
 identity_app = typer.Typer(help="Evaluate, explain and correct identity resolution.", no_args_is_help=True)
 
@@ -57,6 +60,36 @@ def evaluate_command(
             f"Identity resolution against {labels.name} (scope: {scope})",
             ["measure", "value"],
             [list(row) for row in metrics.as_rows()],
+        )
+    )
+
+
+@identity_app.command("match-new")
+def match_new_command() -> None:
+    """Match records that have no profile yet against the existing profiles (no batch re-run)."""
+    cfg = settings()
+    with store(cfg) as opened:
+        report = match_new_records(opened, cfg)
+    if report.skipped:
+        console.print(f"[yellow]nothing matched: {report.skipped}[/yellow]")
+        raise typer.Exit(1)
+    latencies = sorted(report.latencies_ms)
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else 0.0
+    console.print(
+        table(
+            "Incremental identity matching",
+            ["measure", "value"],
+            [
+                ["records examined", f"{report.examined:,}"],
+                ["joined an existing profile", f"{report.joined_existing:,}"],
+                ["new profiles", f"{report.new_profiles:,}"],
+                ["anonymous records that followed an id", f"{report.followed_identifiers:,}"],
+                ["left anonymous", f"{report.left_anonymous:,}"],
+                ["kept out by the guards", f"{report.refused:,}"],
+                ["candidate records read", f"{report.candidates_read:,}"],
+                ["decision time p95 (ms)", f"{p95:.2f}"],
+                ["seconds", f"{report.seconds:.2f}"],
+            ],
         )
     )
 
