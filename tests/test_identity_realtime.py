@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from cdp.access import CustomerStore
 from cdp.access import _tables as t
 from cdp.access.context import connector_context, identity_context
+from cdp.cli import main
 from cdp.cli.identity_commands import register
 from cdp.demo import generate
 from cdp.identity.evaluate import evaluate_assignment, load_labels, scoped_assignment
@@ -201,3 +202,40 @@ def test_match_new_command_reports_what_it_did(
     assert store.unmatched_records(identity_context(), kinds=("identity",)) == []
     again = CliRunner().invoke(app, ["identity", "match-new"], catch_exceptions=False)
     assert again.exit_code == 0 and "records examined" in again.stdout
+
+
+def test_cdp_ingest_matches_new_records_once_a_model_exists(
+    store: CustomerStore,
+    late_arrivals: tuple[Path, Path],
+    cli_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    late, _ = late_arrivals
+    try:
+        main(["ingest", "pos", str(late), "--config", str(_pos_config(late.parent))])
+    except SystemExit as exit_:
+        assert not exit_.code
+    out = capsys.readouterr().out
+    assert "joined existing profiles" in out
+    assert store.unmatched_records(identity_context(), kinds=("identity",)) == []
+
+
+def test_cdp_ingest_no_match_leaves_new_records_for_the_batch(
+    store: CustomerStore,
+    late_arrivals: tuple[Path, Path],
+    cli_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    late, _ = late_arrivals
+    try:
+        main(["ingest", "pos", str(late), "--config", str(_pos_config(late.parent)), "--no-match"])
+    except SystemExit as exit_:
+        assert not exit_.code
+    assert "joined existing profiles" not in capsys.readouterr().out
+    assert len(store.unmatched_records(identity_context(), kinds=("identity",))) > 50
+
+
+def _pos_config(directory: Path) -> Path:
+    config = directory / "pos.yaml"
+    config.write_text("region_from_store_id: true\n", encoding="utf-8")
+    return config

@@ -28,6 +28,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
 from cdp.access._identity import MATCH_KIND
+from cdp.access._ingest import bulk_insert
 from cdp.access.context import AccessContext
 
 MATCH_BITS = 64
@@ -114,13 +115,13 @@ class MatchingMixin(StoreCore):
                             t.blind_indexes.c.kind == MATCH_KIND, t.blind_indexes.c.record_id.in_(chunk)
                         )
                     )
+            digest = self._match_digest
             rows = [
-                {"record_id": record_id, "kind": MATCH_KIND, "digest": digest}
+                (record_id, MATCH_KIND, d)
                 for record_id, keys in keys_by_record.items()
-                for digest in sorted({self._match_digest(k) for k in keys})
+                for d in sorted({digest(k) for k in keys})
             ]
-            for start in range(0, len(rows), 5000):
-                conn.execute(insert(t.blind_indexes), rows[start : start + 5000])
+            bulk_insert(conn, t.blind_indexes, ("record_id", "kind", "digest")).run(conn, rows)
             work.subject_count = len(keys_by_record)
             return len(rows)
 

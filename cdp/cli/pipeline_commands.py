@@ -16,6 +16,7 @@ from cdp._exceptions import ConfigurationError, UnknownSourceError
 from cdp.access import AccessContext
 from cdp.cli._runtime import console, settings, store, table
 from cdp.connectors.runner import RunStats
+from cdp.identity.realtime import match_new_records
 from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, refresh_segments, resolve
 from cdp.segments.service import load_segment_file
 
@@ -62,8 +63,14 @@ def ingest_command(
     ],
     path: Annotated[Path, typer.Argument(help="the file to read")],
     config: Annotated[Path | None, typer.Option(help="YAML file with more connector config (column mapping…)")] = None,
+    match: Annotated[
+        bool, typer.Option(help="match new records against existing profiles (once `cdp resolve` has trained a model)")
+    ] = True,
 ) -> None:
-    """Ingest a file through a connector (idempotent: re-running adds nothing)."""
+    """Ingest a file through a connector (idempotent: re-running adds nothing).
+
+    New records then join their profiles at once (no batch run) when a model exists.
+    """
     cfg = settings()
     extra: dict[str, Any] = {}
     if config is not None:
@@ -75,13 +82,24 @@ def ingest_command(
         extra = loaded
     if not path.is_file():
         raise UnknownSourceError(f"source file not found: {path}")
-    with store(cfg, migrate=True) as opened, byte_progress(f"ingest {path.name}", path) as advance:
-        stats = ingest(opened, cfg, SourceSpec(connector, {**extra, "path": str(path)}), on_progress=advance)
+    matched = None
+    with store(cfg, migrate=True) as opened:
+        with byte_progress(f"ingest {path.name}", path) as advance:
+            stats = ingest(opened, cfg, SourceSpec(connector, {**extra, "path": str(path)}), on_progress=advance)
+        if match and stats.accepted:
+            with console.status("matching new records against existing profiles…"):
+                matched = match_new_records(opened, cfg)
     if stats.skipped_file:
         console.print(f"{path} was already ingested: nothing to do")
     _stats_table([stats])
     if stats.rejected:
         console.print(f"{stats.rejected} record(s) quarantined: see `cdp quarantine list`")
+    if matched is not None and matched.skipped is None:
+        console.print(
+            f"identity: {matched.joined_existing:,} record(s) joined existing profiles, "
+            f"{matched.new_profiles:,} new profile(s), {matched.followed_identifiers:,} anonymous record(s) "
+            "followed an account or device id"
+        )
 
 
 def resolve_command() -> None:
