@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from cdp.access import CustomerStore
+from cdp.access import AccessContext, CustomerStore
 from cdp.access import _tables as t
 from cdp.access.context import connector_context, identity_context
 from cdp.cli import main
@@ -239,3 +239,23 @@ def _pos_config(directory: Path) -> Path:
     config = directory / "pos.yaml"
     config.write_text("region_from_store_id: true\n", encoding="utf-8")
     return config
+
+
+def test_erasure_removes_a_persons_match_keys(store: CustomerStore, late_arrivals: tuple[Path, Path]) -> None:
+    links = _linked(store)
+    victim = max(set(links.values()), key=lambda p: sum(1 for v in links.values() if v == p))
+    victim_records = sorted(r for r, p in links.items() if p == victim)
+
+    def match_rows(record_ids: list[str]) -> int:
+        with store.engine.connect() as conn:
+            return len(
+                conn.execute(
+                    select(t.blind_indexes.c.id).where(
+                        t.blind_indexes.c.kind == "match", t.blind_indexes.c.record_id.in_(record_ids)
+                    )
+                ).all()
+            )
+
+    assert match_rows(victim_records) > 0
+    store.erase_subject(AccessContext("officer", "compliance_officer", "dsr"), victim)
+    assert match_rows(victim_records) == 0
