@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -150,3 +151,26 @@ def test_export_cells_cannot_run_as_spreadsheet_formulas() -> None:
     for dangerous in ('=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"):
         assert escape_cell(dangerous).startswith("'")
     assert escape_cell("alice@example.com") == "alice@example.com" and escape_cell(None) == ""
+
+
+def test_checkpoints_are_signed_every_n_rows_across_processes(store: CustomerStore) -> None:
+    # settings.audit_checkpoint_every is 50 in the test settings.
+    for _ in range(120):
+        store.counts(OFFICER)
+    with store.engine.connect() as connection:
+        signed = [int(s) for (s,) in connection.execute(text("SELECT seq FROM audit_checkpoints ORDER BY seq"))]
+    assert signed[:2] == [50, 100], signed
+    # A second store on the same database (another process) keeps to the same rhythm: it learns
+    # where the last checkpoint is instead of signing after every access or never.
+    from cdp.access import open_store
+
+    other = open_store(store.settings)
+    for _ in range(60):
+        other.counts(OFFICER)
+    other.close()
+    with store.engine.connect() as connection:
+        signed = [int(s) for (s,) in connection.execute(text("SELECT seq FROM audit_checkpoints ORDER BY seq"))]
+        head = int(connection.execute(text("SELECT max(seq) FROM audit_log")).scalar() or 0)
+    assert signed[:3] == [50, 100, 150], signed
+    assert head - signed[-1] < 50
+    assert all(b - a == 50 for a, b in itertools.pairwise(signed)), signed

@@ -79,6 +79,7 @@ class StoreCore:
         self.signer = signer
         self.keystore = keystore
         self._ciphers: dict[str, FieldCipher] = {}
+        self._last_checkpoint_seq: int | None = None
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -128,7 +129,7 @@ class StoreCore:
                 work = Access(connection, decision, ctx, detail=detail)
                 yield work
                 count = work.subject_count if work.subject_count is not None else len(set(work.subjects))
-                audit.append(
+                appended = audit.append(
                     connection,
                     audit.AuditEntry(
                         ctx.request_id,
@@ -147,16 +148,29 @@ class StoreCore:
                 )
         except OperationalError as exc:
             raise StorageError(f"database error during {action} {resource}: {str(exc.orig).splitlines()[0]}") from exc
-        self._maybe_checkpoint()
+        self._maybe_checkpoint(appended)
 
-    def _maybe_checkpoint(self) -> None:
+    def _maybe_checkpoint(self, appended: int) -> None:
+        """Sign a checkpoint once ``audit_checkpoint_every`` rows have been appended since the last one.
+
+        The sequence number of the last checkpoint is remembered, so most accesses decide without
+        a second transaction; when it looks due, the database decides (another process may have
+        signed one meanwhile). The checkpoint is written after the access committed, so it never
+        signs a row that could still roll back.
+        """
+        last = self._last_checkpoint_seq
+        if last is not None and appended - last < self.settings.audit_checkpoint_every:
+            return
         with self.engine.begin() as connection:
+            self._last_checkpoint_seq = audit.last_checkpoint_seq(connection)
             if audit.rows_since_checkpoint(connection) >= self.settings.audit_checkpoint_every:
-                audit.checkpoint(connection, self.signer, self.checkpoints_file)
+                self._last_checkpoint_seq = audit.checkpoint(connection, self.signer, self.checkpoints_file)
 
     def checkpoint_now(self) -> int | None:
         with self.engine.begin() as connection:
-            return audit.checkpoint(connection, self.signer, self.checkpoints_file)
+            signed = audit.checkpoint(connection, self.signer, self.checkpoints_file)
+            self._last_checkpoint_seq = signed
+            return signed
 
     # -- keys -----------------------------------------------------------------------------------
 

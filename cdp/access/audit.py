@@ -214,7 +214,11 @@ def checkpoint(connection: Connection, signer: Any, checkpoints_file: Path) -> i
     return seq
 
 
+def last_checkpoint_seq(connection: Connection) -> int:
+    """The sequence number the latest signed checkpoint covers (0 before the first)."""
+    return int(connection.execute(select(func.max(t.audit_checkpoints.c.seq))).scalar() or 0)
+
+
 def rows_since_checkpoint(connection: Connection) -> int:
     seq, _ = _head(connection)
-    last = connection.execute(select(func.max(t.audit_checkpoints.c.seq))).scalar()
-    return seq - int(last or 0)
+    return seq - last_checkpoint_seq(connection)
