@@ -113,9 +113,11 @@ class _Grouped:
 
     def count_by(self, keys: np.ndarray, width: int, mask: np.ndarray | None = None) -> np.ndarray:
         """(profiles, width) counts of each key 0..width-1 (negative keys ignored)."""
-        keep = keys >= 0 if mask is None else mask & (keys >= 0)
-        flat = self.rows[keep].astype(np.int64) * width + keys[keep]
-        return np.bincount(flat, minlength=self.size * width).reshape(self.size, width)
+        rows, keys = (self.rows, keys) if mask is None else (self.rows[mask], keys[mask])
+        counts = np.zeros((self.size, width), dtype=np.int64)
+        for key in range(width):  # few keys (channels, categories): one bincount each
+            counts[:, key] = np.bincount(rows[keys == key], minlength=self.size)
+        return counts
 
     def extremes(self, values: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(min, max) of integer ``values`` per profile (meaningless where a profile has no row)."""
@@ -263,18 +265,23 @@ def compute_attributes(
         within = o_age <= days * per_day
         out[f"orders_{days}d"] = orders.count(within)
         out[f"revenue_{days}d"] = orders.total(o_amount, within)
+    by_event: dict[str, np.ndarray] = {}  # each spec only looks at the rows of its event
     for spec in specs:
-        picked = (name == names.index(spec.event)) & (age <= spec.start_days * per_day)
+        if spec.event not in by_event:
+            by_event[spec.event] = np.flatnonzero(name == names.index(spec.event))
+        at = by_event[spec.event]
+        picked = age[at] <= spec.start_days * per_day
         if spec.end_days:
-            picked &= age > spec.end_days * per_day
+            picked &= age[at] > spec.end_days * per_day
         if spec.revenue_over is not None:
-            picked &= amount > spec.revenue_over
+            picked &= amount[at] > spec.revenue_over
         if spec.channel is not None:
-            picked &= channel == (channels.index(spec.channel) if spec.channel in channels else -2)
+            picked &= channel[at] == (channels.index(spec.channel) if spec.channel in channels else -2)
         if spec.category is not None:
-            picked &= (events["category"] == spec.category).fill_null(False).to_numpy()
-        out[spec.count_column] = groups.count(picked)
-        out[spec.revenue_column] = groups.total(amount, picked)
+            picked &= (events["category"].gather(at) == spec.category).fill_null(False).to_numpy()
+        rows, spent = groups.rows[at][picked], amount[at][picked]
+        out[spec.count_column] = np.bincount(rows, minlength=groups.size)
+        out[spec.revenue_column] = np.bincount(rows, weights=spent, minlength=groups.size)
     product = _member(name, [names.index(n) for n in PRODUCT_EVENTS]) & (age <= options.interests.window_days * per_day)
     categories = sorted(str(c) for c in events["category"].filter(pl.Series(product)).drop_nulls().unique().to_list())
     browsing = groups.count_by(_codes(events["category"], categories), len(categories), product)

@@ -1,0 +1,185 @@
+"""The fast refresh path (numpy attributes, tag columns, one query per level) against straightforward references.
+
+Attributes are checked against a row-by-row Python computation on random
+events (edge cases: events after ``as_of``, events of unknown profiles,
+null channels, categories and revenue, other currencies, window edges);
+tags held as columns against the same tags as rows; memberships from the
+one-query-per-level evaluation against one query per segment.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pytest
+
+from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, compute_attributes
+from cdp.segments.classify import run_classifiers
+from cdp.segments.classify.builtin import builtin_classifiers
+from cdp.segments.config import TagsConfig
+from cdp.segments.definition import EventSpec, Segment, compile_segment, event_specs
+from cdp.segments.engine import SegmentEngine
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+NAMES = (ORDER_EVENT, "Product Viewed", "Product Added", "Home", None)
+SCHEMA = {
+    "profile_id": pl.String,
+    "event_type": pl.String,
+    "event_name": pl.String,
+    "occurred_at": pl.Datetime("us", "UTC"),
+    "revenue": pl.Float64,
+    "currency": pl.String,
+    "channel": pl.String,
+    "store_id": pl.String,
+    "category": pl.String,
+}
+SEGMENTS = [
+    Segment("big", "", "profiling", {"event": ORDER_EVENT, "within_days": 90, "min_count": 2, "revenue_over": 40}),
+    Segment("store", "", "profiling", {"event": ORDER_EVENT, "within_days": 365, "channel": "store"}),
+    Segment("views", "", "profiling", {"event": "Product Viewed", "between_days": [30, 90], "category": "tech"}),
+    Segment(
+        "value", "", "profiling", {"any": [{"tag": "value:high"}, {"tag": "rfm:champions"}, {"tag": "interest:tech"}]}
+    ),
+    Segment("mixed", "", "profiling", {"all": [{"segment": "big"}, {"not": {"segment": "value"}}]}),
+    Segment("spend", "", "profiling", {"event": ORDER_EVENT, "within_days": 365, "total_revenue_over": 300}),
+]
+
+
+def random_data(seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rng = random.Random(seed)
+    people = [f"p{i:03d}" for i in range(120)]
+    rows: list[dict[str, Any]] = []
+    for _ in range(2500):
+        name = rng.choice(NAMES)
+        days = rng.choice([rng.uniform(-20, 800), 30.0, 90.0, 180.0, 365.0])  # some exactly on a window edge
+        rows.append(
+            {
+                "profile_id": rng.choice([*people[:100], "stranger"]),  # p100-p119 have no events
+                "event_type": rng.choice(["track", "track", "page", "identify", None]),
+                "event_name": name,
+                "occurred_at": NOW - timedelta(days=days),
+                "revenue": rng.choice([None, round(rng.uniform(1, 300), 2)]) if name == ORDER_EVENT else None,
+                "currency": rng.choice(["USD", "eur", "GBP", "XXX", None]),
+                "channel": rng.choice(["web", "store", "app", None]),
+                "store_id": rng.choice([None, None, "S1", "S2", "S3"]),
+                "category": rng.choice(["tech", "food", "home", "unlisted", None]),
+            }
+        )
+    profiles = pl.DataFrame({"profile_id": people, "country": [rng.choice(["US", "CN", None]) for _ in people]})
+    return pl.DataFrame(rows, schema=SCHEMA), profiles
+
+
+def reference_attributes(events: pl.DataFrame, specs: list[EventSpec], config: TagsConfig) -> dict[str, dict[str, Any]]:
+    """Each profile's attributes, computed event by event in plain Python."""
+    rates = {k.upper(): v for k, v in config.currency.rates.items()}
+    found: dict[str, list[dict[str, Any]]] = {}
+    for e in events.sort("occurred_at").iter_rows(named=True):
+        if e["occurred_at"] <= NOW:
+            found.setdefault(e["profile_id"], []).append(e)
+    out: dict[str, dict[str, Any]] = {}
+    for pid, rows in found.items():
+
+        def age(e: dict[str, Any]) -> timedelta:
+            return NOW - e["occurred_at"]
+
+        def amount(e: dict[str, Any]) -> float:
+            return (e["revenue"] or 0.0) * rates.get((e["currency"] or "").upper(), 1.0)
+
+        orders = [e for e in rows if e["event_name"] == ORDER_EVENT]
+        window = timedelta(days=config.interests.window_days)
+        products = [e for e in rows if e["event_name"] in PRODUCT_EVENTS and age(e) <= window]
+        order_channels = Counter(e["channel"] for e in orders if e["channel"] is not None)
+        browsed = Counter(e["category"] for e in products if e["category"] is not None)
+        stores = Counter(e["store_id"] for e in rows if e["store_id"] is not None)
+        row: dict[str, Any] = {
+            "first_seen": min(e["occurred_at"] for e in rows),
+            "last_seen": max(e["occurred_at"] for e in rows),
+            "first_order_at": min((e["occurred_at"] for e in orders), default=None),
+            "last_order_at": max((e["occurred_at"] for e in orders), default=None),
+            "order_count": len(orders),
+            "revenue_lifetime": sum(amount(e) for e in orders),
+            "event_count": sum(1 for e in rows if e["event_type"] not in (None, "identify")),
+            "orders_prev_90d": sum(1 for e in orders if timedelta(days=90) < age(e) <= timedelta(days=180)),
+            "preferred_channel": min(order_channels, key=lambda c: (-order_channels[c], c)) if order_channels else None,
+            "favourite_category": min(browsed, key=lambda c: (-browsed[c], c)) if browsed else None,
+            "browsed_categories": sorted(
+                c
+                for c, n in browsed.items()
+                if n >= config.interests.min_browsing_events and c in config.interests.categories
+            ),
+            "channel_count": len({e["channel"] for e in rows if e["channel"] is not None}),
+            "favourite_store": min(stores, key=lambda s: (-stores[s], s)) if stores else None,
+        }
+        for days in WINDOWS:
+            within = [e for e in orders if age(e) <= timedelta(days=days)]
+            row[f"orders_{days}d"], row[f"revenue_{days}d"] = len(within), sum(amount(e) for e in within)
+        for spec in specs:
+            hits = [
+                e
+                for e in rows
+                if e["event_name"] == spec.event
+                and age(e) <= timedelta(days=spec.start_days)
+                and (not spec.end_days or age(e) > timedelta(days=spec.end_days))
+                and (spec.revenue_over is None or amount(e) > spec.revenue_over)
+                and (spec.channel is None or e["channel"] == spec.channel)
+                and (spec.category is None or e["category"] == spec.category)
+            ]
+            row[spec.count_column], row[spec.revenue_column] = len(hits), sum(amount(e) for e in hits)
+        out[pid] = row
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_attributes_match_an_event_by_event_reference(seed: int) -> None:
+    events, profiles = random_data(seed)
+    config = TagsConfig()
+    specs = event_specs(s.where for s in SEGMENTS)
+    expected = reference_attributes(events, specs, config)
+    aligned = compute_attributes(events, as_of=NOW, config=config, event_specs=specs, profiles=profiles["profile_id"])
+    assert aligned["profile_id"].to_list() == profiles["profile_id"].to_list()
+    plain = compute_attributes(events, as_of=NOW, config=config, event_specs=specs)
+    assert plain["profile_id"].to_list() == sorted(expected)  # only profiles with events, sorted
+    for frame in (aligned, plain):
+        for got in frame.iter_rows(named=True):
+            want = expected.get(got["profile_id"])
+            if want is None:  # no events up to NOW: every computed column is null
+                assert all(v is None for k, v in got.items() if k != "profile_id"), got["profile_id"]
+                continue
+            for column, value in want.items():
+                assert got[column] == pytest.approx(value, rel=1e-12), (got["profile_id"], column)
+    assert "stranger" not in aligned["profile_id"].to_list()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_tag_columns_and_one_query_per_level_match_tag_rows_and_one_query_per_segment(seed: int) -> None:
+    events, profiles = random_data(seed)
+    config = TagsConfig()
+    specs = event_specs(s.where for s in SEGMENTS)
+    computed = compute_attributes(events, as_of=NOW, config=config, event_specs=specs, profiles=profiles["profile_id"])
+    classified = run_classifiers(
+        pl.concat([profiles, computed.drop("profile_id")], how="horizontal"), builtin_classifiers(), config
+    )
+    rows = classified.tags
+    assert classified.tag_frame is not None and rows.height > 0
+    fast = SegmentEngine(classified.attributes, events, classified.tag_rows, as_of=NOW, tag_frame=classified.tag_frame)
+    slow = SegmentEngine(classified.attributes, events, rows, as_of=NOW)  # every tag as a (profile_id, tag) row
+    try:
+        for tag in sorted(classified.catalogue):
+            segment = Segment("t", "", "profiling", {"tag": tag})
+            holders = sorted(rows.filter(pl.col("tag") == tag)["profile_id"].to_list())
+            assert fast.members(segment) == holders == slow.members(segment), tag
+        together = fast.evaluate(SEGMENTS)
+        names = {s.name for s in SEGMENTS}
+        for segment in SEGMENTS:  # referenced segments come first in SEGMENTS
+            alone = slow.run(compile_segment(segment, slow.columns, segments=names))
+            if segment.name in ("big", "value"):
+                slow.remember(segment.name, alone)
+            assert together[segment.name].to_list() == alone.to_list(), segment.name
+        assert sum(ids.len() for ids in together.values()) > 0
+    finally:
+        fast.close()
+        slow.close()
