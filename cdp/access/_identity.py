@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Connection, insert, select, text, update
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
@@ -53,69 +53,75 @@ class IdentityMixin(StoreCore):
         """
         fields = FEATURE_FIELDS if include_identifiers else ("record_id", "profile_id", "anonymous_id")
         with self.access(ctx, action="read", resource="records", fields=fields) as work:
-            conn = work.connection
-            ids = sorted(set(record_ids)) if record_ids is not None else None
-            chunks = [ids[i : i + 900] for i in range(0, len(ids), 900)] if ids is not None else [None]
-            digests: dict[str, dict[str, str]] = defaultdict(dict)
-            links: dict[str, str] = {}
-            # Match keys (kind "match") are many per record and only for candidate retrieval.
-            digest_query = select(t.blind_indexes.c.record_id, t.blind_indexes.c.kind, t.blind_indexes.c.digest).where(
-                t.blind_indexes.c.kind != MATCH_KIND
-            )
-            link_query = select(t.record_links.c.record_id, t.record_links.c.profile_id).where(
-                t.record_links.c.unlinked_at.is_(None)
-            )
-            for chunk in chunks:
-                if chunk is not None:
-                    digest_query_now = digest_query.where(t.blind_indexes.c.record_id.in_(chunk))
-                    link_query_now = link_query.where(t.record_links.c.record_id.in_(chunk))
-                else:
-                    digest_query_now, link_query_now = digest_query, link_query
-                for record_id, kind, digest in conn.execute(digest_query_now):
-                    digests[record_id][kind] = digest
-                links.update((record_id, profile_id) for record_id, profile_id in conn.execute(link_query_now))
-            columns = [
-                t.records.c.id,
-                t.records.c.source,
-                t.records.c.source_record_id,
-                t.records.c.key_id,
-                t.records.c.kind,
-                t.records.c.occurred_at,
-            ]
-            columns += [t.records.c[name] for name in CLEAR_FIELDS]
-            if include_identifiers:
-                columns += [t.records.c[f"{name}_enc"] for name in IDENTITY_FIELDS]
-            query = select(*columns).where(t.records.c.status == "active").order_by(t.records.c.id)
-            rows = [
-                row
-                for chunk in chunks
-                for row in conn.execute(query if chunk is None else query.where(t.records.c.id.in_(chunk))).all()
-            ]
-            if include_identifiers:
-                self.load_ciphers(conn, {r.key_id for r in rows})
-            out: list[dict[str, Any]] = []
-            for row in rows:
-                item: dict[str, Any] = {
-                    "record_id": row.id,
-                    "source": row.source,
-                    "source_record_id": row.source_record_id,
-                    "kind": row.kind,
-                    "occurred_at": row.occurred_at,
-                    "profile_id": links.get(row.id),
-                    "digests": digests.get(row.id, {}),
-                }
-                for name in CLEAR_FIELDS:
-                    item[name] = getattr(row, name)
-                if include_identifiers:
-                    readable = self.has_cipher(row.key_id)
-                    for name in IDENTITY_FIELDS:
-                        token = getattr(row, f"{name}_enc")
-                        item[name] = (
-                            self.decrypt_or_none(conn, row.key_id, token, row.id, name) if readable and token else None
-                        )
-                out.append(item)
+            out = self._features(work.connection, record_ids, include_identifiers=include_identifiers)
             work.subject_count = len(out)
             return out
+
+    def _features(
+        self, conn: Connection, record_ids: Collection[str] | None, *, include_identifiers: bool = True
+    ) -> list[dict[str, Any]]:
+        """The body of :meth:`identity_features`, inside the caller's access."""
+        ids = sorted(set(record_ids)) if record_ids is not None else None
+        chunks = [ids[i : i + 900] for i in range(0, len(ids), 900)] if ids is not None else [None]
+        digests: dict[str, dict[str, str]] = defaultdict(dict)
+        links: dict[str, str] = {}
+        # Match keys (kind "match") are many per record and only for candidate retrieval.
+        digest_query = select(t.blind_indexes.c.record_id, t.blind_indexes.c.kind, t.blind_indexes.c.digest).where(
+            t.blind_indexes.c.kind != MATCH_KIND
+        )
+        link_query = select(t.record_links.c.record_id, t.record_links.c.profile_id).where(
+            t.record_links.c.unlinked_at.is_(None)
+        )
+        for chunk in chunks:
+            if chunk is not None:
+                digest_query_now = digest_query.where(t.blind_indexes.c.record_id.in_(chunk))
+                link_query_now = link_query.where(t.record_links.c.record_id.in_(chunk))
+            else:
+                digest_query_now, link_query_now = digest_query, link_query
+            for record_id, kind, digest in conn.execute(digest_query_now):
+                digests[record_id][kind] = digest
+            links.update((record_id, profile_id) for record_id, profile_id in conn.execute(link_query_now))
+        columns = [
+            t.records.c.id,
+            t.records.c.source,
+            t.records.c.source_record_id,
+            t.records.c.key_id,
+            t.records.c.kind,
+            t.records.c.occurred_at,
+        ]
+        columns += [t.records.c[name] for name in CLEAR_FIELDS]
+        if include_identifiers:
+            columns += [t.records.c[f"{name}_enc"] for name in IDENTITY_FIELDS]
+        query = select(*columns).where(t.records.c.status == "active").order_by(t.records.c.id)
+        rows = [
+            row
+            for chunk in chunks
+            for row in conn.execute(query if chunk is None else query.where(t.records.c.id.in_(chunk))).all()
+        ]
+        if include_identifiers:
+            self.load_ciphers(conn, {r.key_id for r in rows})
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            item: dict[str, Any] = {
+                "record_id": row.id,
+                "source": row.source,
+                "source_record_id": row.source_record_id,
+                "kind": row.kind,
+                "occurred_at": row.occurred_at,
+                "profile_id": links.get(row.id),
+                "digests": digests.get(row.id, {}),
+            }
+            for name in CLEAR_FIELDS:
+                item[name] = getattr(row, name)
+            if include_identifiers:
+                readable = self.has_cipher(row.key_id)
+                for name in IDENTITY_FIELDS:
+                    token = getattr(row, f"{name}_enc")
+                    item[name] = (
+                        self.decrypt_or_none(conn, row.key_id, token, row.id, name) if readable and token else None
+                    )
+            out.append(item)
+        return out
 
     def apply_clusters(
         self, ctx: AccessContext, clusters: Mapping[str, str], *, method: str, reasons: Mapping[str, str] | None = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from cdp._exceptions import InputError, NotFound
 from cdp.access import _tables as t
@@ -107,24 +107,30 @@ class IdentityRulesMixin(StoreCore):
         if not evidence:
             return 0
         with self.access(ctx, action="write", resource="match_evidence", fields=("record_id",)) as work:
-            stamp = now()
-            rows = [
-                {
-                    "run_id": run_id,
-                    "record_a": e["record_a"],
-                    "record_b": e["record_b"],
-                    "probability": float(e["probability"]),
-                    "match_weight": float(e["match_weight"]),
-                    "details": dict(e.get("details") or {}),
-                    "created_at": stamp,
-                }
-                for e in evidence
-            ]
-            for start in range(0, len(rows), 1000):
-                work.connection.execute(insert(t.match_evidence), rows[start : start + 1000])
-            work.subject_count = len(rows)
-            work.detail = f"run={run_id} pairs={len(rows)}"
-            return len(rows)
+            written = self._write_evidence(work.connection, run_id, evidence)
+            work.subject_count = written
+            work.detail = f"run={run_id} pairs={written}"
+            return written
+
+    @staticmethod
+    def _write_evidence(conn: Connection, run_id: str, evidence: Sequence[Mapping[str, Any]]) -> int:
+        """Insert evidence rows inside the caller's access."""
+        stamp = now()
+        rows = [
+            {
+                "run_id": run_id,
+                "record_a": e["record_a"],
+                "record_b": e["record_b"],
+                "probability": float(e["probability"]),
+                "match_weight": float(e["match_weight"]),
+                "details": dict(e.get("details") or {}),
+                "created_at": stamp,
+            }
+            for e in evidence
+        ]
+        for start in range(0, len(rows), 1000):
+            conn.execute(insert(t.match_evidence), rows[start : start + 1000])
+        return len(rows)
 
     def match_evidence(self, ctx: AccessContext, record_ids: Iterable[str]) -> list[dict[str, Any]]:
         """The newest evidence for each pair that involves one of ``record_ids``."""

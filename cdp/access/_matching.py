@@ -19,15 +19,16 @@ rows short, and a rare collision only adds a candidate that scoring rejects.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from cdp.access import _tables as t
-from cdp.access._core import StoreCore, new_id, now
-from cdp.access._identity import MATCH_KIND
+from cdp.access._core import new_id, now
+from cdp.access._identity import FEATURE_FIELDS, MATCH_KIND, IdentityMixin
+from cdp.access._identity_rules import IdentityRulesMixin
 from cdp.access._ingest import bulk_insert
 from cdp.access.context import AccessContext
 
@@ -37,6 +38,18 @@ MAX_CANDIDATES_PER_KEY = 200
 NEW_PROFILE = "new:"
 """Prefix of an assignment label that asks for a new profile (records with the same label share it)."""
 _CHUNK = 900
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """What a run of new records is matched against: all of it read in one access."""
+
+    candidates: dict[str, str]
+    """Records of live profiles sharing a match key with a new record: ``record -> profile``."""
+    sharing: list[tuple[str, str, str, str | None]]
+    """Records holding one of the new records' verified identifiers: ``(record, kind, digest, profile)``."""
+    features: list[dict[str, Any]]
+    """Decrypted features of the candidates and of every record of their profiles and the holders'."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +66,29 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
         yield items[start : start + _CHUNK]
 
 
-class MatchingMixin(StoreCore):
+class MatchingMixin(IdentityRulesMixin, IdentityMixin):
     def _match_digest(self, key: str) -> str:
         return self.indexer.index_truncated(MATCH_KIND, key, MATCH_BITS)
+
+    def _unmatched(
+        self, conn: Connection, record_ids: Collection[str] | None, kinds: Collection[str] | None
+    ) -> list[str]:
+        link = t.record_links
+        query = (
+            select(t.records.c.id)
+            .outerjoin(link, and_(link.c.record_id == t.records.c.id, link.c.unlinked_at.is_(None)))
+            .where(t.records.c.status == "active", link.c.id.is_(None))
+            .order_by(t.records.c.id)
+        )
+        if kinds is not None:
+            query = query.where(t.records.c.kind.in_(sorted(kinds)))
+        if record_ids is None:
+            return list(conn.execute(query).scalars())
+        return sorted(
+            rid
+            for chunk in _chunks(sorted(set(record_ids)))
+            for rid in conn.execute(query.where(t.records.c.id.in_(chunk))).scalars()
+        )
 
     def unmatched_records(
         self, ctx: AccessContext, *, record_ids: Collection[str] | None = None, kinds: Collection[str] | None = None
@@ -66,23 +99,17 @@ class MatchingMixin(StoreCore):
         (``identity`` leaves out anonymous activity, which stays unlinked until someone identifies).
         """
         with self.access(ctx, action="read", resource="records", fields=("record_id", "profile_id")) as work:
-            link = t.record_links
-            query = (
-                select(t.records.c.id)
-                .outerjoin(link, and_(link.c.record_id == t.records.c.id, link.c.unlinked_at.is_(None)))
-                .where(t.records.c.status == "active", link.c.id.is_(None))
-                .order_by(t.records.c.id)
-            )
-            if kinds is not None:
-                query = query.where(t.records.c.kind.in_(sorted(kinds)))
-            if record_ids is None:
-                found = list(work.connection.execute(query).scalars())
-            else:
-                found = sorted(
-                    rid
-                    for chunk in _chunks(sorted(set(record_ids)))
-                    for rid in work.connection.execute(query.where(t.records.c.id.in_(chunk))).scalars()
-                )
+            found = self._unmatched(work.connection, record_ids, kinds)
+            work.subject_count = len(found)
+            return found
+
+    def arrivals(
+        self, ctx: AccessContext, *, record_ids: Collection[str] | None = None, kinds: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Features (decrypted) of the records :meth:`unmatched_records` would list, in one access."""
+        with self.access(ctx, action="read", resource="records", fields=FEATURE_FIELDS) as work:
+            ids = self._unmatched(work.connection, record_ids, kinds)
+            found = self._features(work.connection, ids) if ids else []
             work.subject_count = len(found)
             return found
 
@@ -100,81 +127,119 @@ class MatchingMixin(StoreCore):
             work.subject_count = len(found)
             return found
 
+    def _store_match_keys(
+        self, conn: Connection, keys_by_record: Mapping[str, Iterable[str]], *, replace: bool = True
+    ) -> int:
+        for chunk in _chunks(sorted(keys_by_record)) if replace else ():
+            conn.execute(
+                delete(t.blind_indexes).where(
+                    t.blind_indexes.c.kind == MATCH_KIND, t.blind_indexes.c.record_id.in_(chunk)
+                )
+            )
+        digest = self._match_digest
+        rows = [
+            (record_id, MATCH_KIND, d)
+            for record_id, keys in keys_by_record.items()
+            for d in sorted({digest(k) for k in keys})
+        ]
+        bulk_insert(conn, t.blind_indexes, ("record_id", "kind", "digest")).run(conn, rows)
+        return len(rows)
+
     def write_match_keys(
         self, ctx: AccessContext, keys_by_record: Mapping[str, Iterable[str]], *, replace_all: bool = False
     ) -> int:
         """Store each record's match keys as digests, replacing the ones it had (all of them with ``replace_all``)."""
         with self.access(ctx, action="write", resource="blind_indexes", fields=("record_id", "match_key")) as work:
-            conn = work.connection
             if replace_all:
-                conn.execute(delete(t.blind_indexes).where(t.blind_indexes.c.kind == MATCH_KIND))
-            else:
-                for chunk in _chunks(sorted(keys_by_record)):
-                    conn.execute(
-                        delete(t.blind_indexes).where(
-                            t.blind_indexes.c.kind == MATCH_KIND, t.blind_indexes.c.record_id.in_(chunk)
-                        )
-                    )
-            digest = self._match_digest
-            rows = [
-                (record_id, MATCH_KIND, d)
-                for record_id, keys in keys_by_record.items()
-                for d in sorted({digest(k) for k in keys})
-            ]
-            bulk_insert(conn, t.blind_indexes, ("record_id", "kind", "digest")).run(conn, rows)
+                work.connection.execute(delete(t.blind_indexes).where(t.blind_indexes.c.kind == MATCH_KIND))
             work.subject_count = len(keys_by_record)
-            return len(rows)
+            return self._store_match_keys(work.connection, keys_by_record, replace=not replace_all)
 
-    def match_candidates(self, ctx: AccessContext, keys_by_record: Mapping[str, Iterable[str]]) -> dict[str, str]:
-        """Records of live profiles sharing a match key with any of the given records: ``record -> profile``.
+    def match_neighbourhood(
+        self,
+        ctx: AccessContext,
+        keys_by_record: Mapping[str, Iterable[str]],
+        identifier_kinds: Collection[str],
+        identifier_digests: Collection[str],
+        *,
+        max_holders: int,
+    ) -> Neighbourhood:
+        """Everything new records are matched against, in one audited read (see :class:`Neighbourhood`).
 
-        A digest shared by more than ``MAX_CANDIDATES_PER_KEY`` records is skipped, as in the batch.
+        A match key shared by more than ``MAX_CANDIDATES_PER_KEY`` records retrieves nobody (as in
+        the batch); an identifier held by more than ``max_holders`` records brings no profile in.
         """
+        with self.access(ctx, action="read", resource="records", fields=(*FEATURE_FIELDS, "match_key")) as work:
+            conn = work.connection
+            candidates = self._candidates(conn, keys_by_record)
+            sharing = self._sharing(conn, identifier_kinds, identifier_digests) if identifier_digests else []
+            holders: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for _, kind, digest, profile_id in sharing:
+                if profile_id is not None:
+                    holders[(kind, digest)].append(profile_id)
+            profiles = set(candidates.values()) | {
+                p for group in holders.values() if len(group) <= max_holders for p in group
+            }
+            members = self._members(conn, profiles)
+            known = set(candidates) | {r for records in members.values() for r in records}
+            features = self._features(conn, known) if known else []
+            work.touch(profiles)
+            return Neighbourhood(candidates, sharing, features)
+
+    def _candidates(self, conn: Connection, keys_by_record: Mapping[str, Iterable[str]]) -> dict[str, str]:
         digests = sorted({self._match_digest(k) for keys in keys_by_record.values() for k in keys})
         asking = set(keys_by_record)
-        with self.access(
-            ctx, action="read", resource="blind_indexes", fields=("record_id", "profile_id", "match_key")
-        ) as work:
-            link = t.record_links
-            query = (
-                select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id, link.c.profile_id)
-                .join(link, and_(link.c.record_id == t.blind_indexes.c.record_id, link.c.unlinked_at.is_(None)))
-                .join(t.profiles, t.profiles.c.id == link.c.profile_id)
-                .join(t.records, t.records.c.id == t.blind_indexes.c.record_id)
-                .where(
-                    t.blind_indexes.c.kind == MATCH_KIND,
-                    t.profiles.c.status == "active",
-                    t.records.c.status == "active",
-                )
+        link = t.record_links
+        query = (
+            select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id, link.c.profile_id)
+            .join(link, and_(link.c.record_id == t.blind_indexes.c.record_id, link.c.unlinked_at.is_(None)))
+            .join(t.profiles, t.profiles.c.id == link.c.profile_id)
+            .join(t.records, t.records.c.id == t.blind_indexes.c.record_id)
+            .where(
+                t.blind_indexes.c.kind == MATCH_KIND,
+                t.profiles.c.status == "active",
+                t.records.c.status == "active",
             )
-            by_digest: dict[str, list[tuple[str, str]]] = defaultdict(list)
-            for chunk in _chunks(digests):
-                for digest, record_id, profile_id in work.connection.execute(
-                    query.where(t.blind_indexes.c.digest.in_(chunk))
-                ):
-                    by_digest[digest].append((record_id, profile_id))
-            found: dict[str, str] = {}
-            for members in by_digest.values():
-                if len(members) <= MAX_CANDIDATES_PER_KEY:
-                    found.update((r, p) for r, p in members if r not in asking)
-            work.subject_count = len(set(found.values()))
-            return found
+        )
+        by_digest: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for chunk in _chunks(digests):
+            for digest, record_id, profile_id in conn.execute(query.where(t.blind_indexes.c.digest.in_(chunk))):
+                by_digest[digest].append((record_id, profile_id))
+        found: dict[str, str] = {}
+        for members in by_digest.values():
+            if len(members) <= MAX_CANDIDATES_PER_KEY:
+                found.update((r, p) for r, p in members if r not in asking)
+        return found
 
-    def profile_members(self, ctx: AccessContext, profile_ids: Collection[str]) -> dict[str, list[str]]:
-        """The active records of each profile (what the guards compare a joining record with)."""
+    @staticmethod
+    def _members(conn: Connection, profile_ids: Collection[str]) -> dict[str, list[str]]:
         members: dict[str, list[str]] = defaultdict(list)
-        with self.access(ctx, action="read", resource="profiles", fields=("record_id", "profile_id")) as work:
-            link = t.record_links
-            query = (
-                select(link.c.profile_id, link.c.record_id)
-                .join(t.records, t.records.c.id == link.c.record_id)
-                .where(link.c.unlinked_at.is_(None), t.records.c.status == "active")
-            )
-            for chunk in _chunks(sorted(set(profile_ids))):
-                for profile_id, record_id in work.connection.execute(query.where(link.c.profile_id.in_(chunk))):
-                    members[profile_id].append(record_id)
-            work.touch(members)
+        link = t.record_links
+        query = (
+            select(link.c.profile_id, link.c.record_id)
+            .join(t.records, t.records.c.id == link.c.record_id)
+            .where(link.c.unlinked_at.is_(None), t.records.c.status == "active")
+        )
+        for chunk in _chunks(sorted(set(profile_ids))):
+            for profile_id, record_id in conn.execute(query.where(link.c.profile_id.in_(chunk))):
+                members[profile_id].append(record_id)
         return dict(members)
+
+    @staticmethod
+    def _sharing(
+        conn: Connection, kinds: Collection[str], digests: Collection[str]
+    ) -> list[tuple[str, str, str, str | None]]:
+        link = t.record_links
+        query = (
+            select(t.blind_indexes.c.record_id, t.blind_indexes.c.kind, t.blind_indexes.c.digest, link.c.profile_id)
+            .join(t.records, t.records.c.id == t.blind_indexes.c.record_id)
+            .outerjoin(link, and_(link.c.record_id == t.blind_indexes.c.record_id, link.c.unlinked_at.is_(None)))
+            .where(t.records.c.status == "active", t.blind_indexes.c.kind.in_(sorted(kinds)))
+        )
+        out: list[tuple[str, str, str, str | None]] = []
+        for chunk in _chunks(sorted(set(digests))):
+            out.extend((r, k, d, p) for r, k, d, p in conn.execute(query.where(t.blind_indexes.c.digest.in_(chunk))))
+        return out
 
     def attach_records(
         self,
@@ -183,15 +248,20 @@ class MatchingMixin(StoreCore):
         *,
         reasons: Mapping[str, str] | None = None,
         method: str = "incremental",
+        match_keys: Mapping[str, Iterable[str]] | None = None,
+        evidence: Sequence[Mapping[str, Any]] = (),
     ) -> AttachStats:
-        """Link new records to profiles without touching any other record's link.
+        """Link new records to profiles without touching any other record's link, in one transaction.
 
         ``assignments`` maps a record id to an existing profile id, or to a label starting with
         ``NEW_PROFILE`` (records with the same label share one new profile). A record that got
-        a profile in the meantime (a concurrent run) keeps it: attaching is idempotent.
+        a profile in the meantime (a concurrent run) keeps it: attaching is idempotent. The
+        records' ``match_keys`` and the ``evidence`` of probabilistic joins are written with them.
         """
         reasons = reasons or {}
-        with self.access(ctx, action="write", resource="profiles", fields=("record_id", "profile_id")) as work:
+        with self.access(
+            ctx, action="write", resource="profiles", fields=("record_id", "profile_id", "match_key")
+        ) as work:
             conn = work.connection
             stamp = now()
             run_id = new_id("run")
@@ -206,9 +276,7 @@ class MatchingMixin(StoreCore):
                     ).scalars()
                 )
             todo = {r: label for r, label in assignments.items() if r not in linked}
-            created: dict[str, str] = {}
-            for label in sorted({label for label in todo.values() if label.startswith(NEW_PROFILE)}):
-                created[label] = new_id("p")
+            created = {label: new_id("p") for label in sorted({v for v in todo.values() if v.startswith(NEW_PROFILE)})}
             if created:
                 conn.execute(
                     insert(t.profiles),
@@ -235,12 +303,16 @@ class MatchingMixin(StoreCore):
             for profile_id, record_ids in sorted(by_profile.items()):
                 for chunk in _chunks(sorted(record_ids)):
                     conn.execute(update(t.events).where(t.events.c.record_id.in_(chunk)).values(profile_id=profile_id))
-            existing = sorted(set(targets.values()) - set(created.values()))
-            for chunk in _chunks(existing):
+            new_profiles = set(created.values())
+            for chunk in _chunks(sorted(set(targets.values()) - new_profiles)):
                 conn.execute(update(t.profiles).where(t.profiles.c.id.in_(chunk)).values(updated_at=stamp))
+            if match_keys:
+                self._store_match_keys(conn, match_keys)
+            if evidence:
+                self._write_evidence(conn, run_id, [e for e in evidence if e["record_b"] in targets])
             stats = AttachStats(
                 attached=len(targets),
-                joined_existing=sum(1 for p in targets.values() if p not in created.values()),
+                joined_existing=sum(1 for p in targets.values() if p not in new_profiles),
                 profiles_created=len(created),
                 already_linked=len(assignments) - len(todo),
                 run_id=run_id,
@@ -252,30 +324,3 @@ class MatchingMixin(StoreCore):
             work.touch(set(targets.values()))
             work.detail = f"run={run_id} attached={stats.attached} created={stats.profiles_created}"
             return stats
-
-    def records_sharing(
-        self, ctx: AccessContext, kinds: Collection[str], digests: Collection[str]
-    ) -> list[tuple[str, str, str, str | None]]:
-        """Active records holding one of ``digests`` (of ``kinds``): ``(record, kind, digest, profile or None)``.
-
-        Verified identifiers (an account id, a device's anonymous id) tie a browsing history to the
-        person who later identifies on it; this finds both sides, linked or not.
-        """
-        link = t.record_links
-        query = (
-            select(t.blind_indexes.c.record_id, t.blind_indexes.c.kind, t.blind_indexes.c.digest, link.c.profile_id)
-            .join(t.records, t.records.c.id == t.blind_indexes.c.record_id)
-            .outerjoin(link, and_(link.c.record_id == t.blind_indexes.c.record_id, link.c.unlinked_at.is_(None)))
-            .where(t.records.c.status == "active", t.blind_indexes.c.kind.in_(sorted(kinds)))
-        )
-        out: list[tuple[str, str, str, str | None]] = []
-        with self.access(
-            ctx, action="read", resource="blind_indexes", fields=("record_id", "profile_id", *sorted(kinds))
-        ) as work:
-            for chunk in _chunks(sorted(set(digests))):
-                out.extend(
-                    (r, k, d, p)
-                    for r, k, d, p in work.connection.execute(query.where(t.blind_indexes.c.digest.in_(chunk)))
-                )
-            work.subject_count = len({p for *_, p in out if p})
-        return out

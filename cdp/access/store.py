@@ -43,6 +43,7 @@ __all__ = [
 
 
 class CustomerStore(
+    MatchingMixin,
     SubjectMixin,
     ConsentMixin,
     RetentionMixin,
@@ -50,7 +51,6 @@ class CustomerStore(
     ManualTagMixin,
     ProfileViewMixin,
     IngestMixin,
-    MatchingMixin,
     IdentityMixin,
     ProfileMixin,
     ActivationMixin,

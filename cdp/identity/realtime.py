@@ -91,24 +91,19 @@ def match_new_records(
     ctx = identity_context()
     # Without a list of new records, every identified record that has no profile; anonymous
     # activity is then only pulled in through an identifier (it would otherwise be re-read every run).
-    new_ids = store.unmatched_records(ctx, record_ids=record_ids, kinds=None if record_ids else ("identity",))
-    if not new_ids:
+    arriving = store.arrivals(ctx, record_ids=record_ids, kinds=None if record_ids else ("identity",))
+    report.examined = len(arriving)
+    if not arriving:
         report.seconds = time.perf_counter() - started
         return report
-    arriving = store.identity_features(ctx, record_ids=new_ids)
-    report.examined = len(arriving)
     index = ProfileIndex(model, threshold=settings.match_threshold)
     identified = [r for r in arriving if r["kind"] == "identity"]
     keys = {str(r["record_id"]): blocking_keys(feature_row(r, index.domains)) for r in identified}
-    candidates = store.match_candidates(ctx, keys) if keys else {}
     digests = {d for r in arriving for kind, d in (r.get("digests") or {}).items() if kind in RULE_ORDER and d}
-    holders = _Holders(store.records_sharing(ctx, RULE_ORDER, digests) if digests else [])
-    profiles = set(candidates.values()) | holders.profiles()
-    members = store.profile_members(ctx, profiles) if profiles else {}
-    known = set(candidates) | {r for records in members.values() for r in records}
-    if known:
-        index.add_records(store.identity_features(ctx, record_ids=known))
-    report.candidates_read = len(known)
+    around = store.match_neighbourhood(ctx, keys, RULE_ORDER, digests, max_holders=MAX_KEY_FANOUT)
+    holders = _Holders(around.sharing)
+    index.add_records(around.features)
+    report.candidates_read = len(around.features)
 
     assignments: dict[str, str] = {}
     reasons: dict[str, str] = {}
@@ -130,13 +125,11 @@ def match_new_records(
     _follow_identifiers(arriving, holders, assignments, reasons, report)
     report.left_anonymous = sum(1 for r in arriving if str(r["record_id"]) not in assignments)
 
-    if assignments:
-        stats = store.attach_records(ctx, assignments, reasons=reasons, method=METHOD)
+    if assignments or keys:
+        stats = store.attach_records(
+            ctx, assignments, reasons=reasons, method=METHOD, match_keys=keys, evidence=evidence
+        )
         report.new_profiles = stats.profiles_created
-        if evidence:
-            store.record_match_evidence(ctx, stats.run_id, evidence)
-    if keys:
-        store.write_match_keys(ctx, keys)
     report.seconds = time.perf_counter() - started
     return report
 
