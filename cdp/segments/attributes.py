@@ -143,7 +143,7 @@ def _member(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
     return found
 
 
-def _lists(held: np.ndarray, labels: Sequence[str]) -> pl.Series:
+def label_lists(held: np.ndarray, labels: Sequence[str]) -> pl.Series:
     """Per row of the (rows, labels) boolean matrix, the list of labels it holds (in ``labels`` order)."""
     rows, columns = np.nonzero(held)  # row-major: each row's labels in column order
     offsets = np.zeros(held.shape[0] + 1, dtype=np.int64)
@@ -289,7 +289,7 @@ def compute_attributes(
     liked = browsing >= options.interests.min_browsing_events
     out["preferred_channel"] = _argmax(orders.count_by(channel[order], len(channels)), channels, "preferred_channel")
     out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
-    out["browsed_categories"] = _lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
+    out["browsed_categories"] = label_lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
     out["channel_count"] = (groups.count_by(channel, len(channels)) > 0).sum(axis=1).astype(np.int64)
     frame = pl.DataFrame(out)
     if "store_id" in events.columns:

@@ -131,11 +131,15 @@ def frame_tag_names(frame: pl.DataFrame) -> set[str]:
     return names
 
 
+def _aligned(frame: pl.DataFrame, extra: pl.DataFrame) -> bool:
+    return extra.height == frame.height and extra["profile_id"].equals(frame["profile_id"])
+
+
 def attach_columns(frame: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` left-joined with ``extra`` on profile_id; a horizontal concat when the rows are aligned."""
-    if extra.height == frame.height and extra["profile_id"].equals(frame["profile_id"]):
+    """``frame`` left-joined with ``extra`` on profile_id (rows in ``frame`` order); no join when aligned."""
+    if _aligned(frame, extra):
         return pl.concat([frame, extra.drop("profile_id")], how="horizontal")
-    return frame.join(extra, on="profile_id", how="left")
+    return frame.join(extra, on="profile_id", how="left", maintain_order="left")
 
 
 def catalogue(prefix: str, values: Iterable[str], taxonomy: str, description: str) -> tuple[TagSpec, ...]:
@@ -163,11 +167,29 @@ def run_classifiers(
     origin: dict[str, str] = {}
     for classifier in classifiers:
         result = classifier.classify(frame, config)
-        if result.attributes is not None and result.attributes.width > 1:
-            clash = (set(result.attributes.columns) - {"profile_id"}) & set(frame.columns)
+        extra = result.attributes if result.attributes is not None and result.attributes.width > 1 else None
+        new_tags = result.tag_frame if result.tag_frame is not None and result.tag_frame.width > 1 else None
+        if extra is not None:
+            clash = (set(extra.columns) - {"profile_id"}) & set(frame.columns)
             if clash:
                 raise ConfigurationError(f"classifier {classifier.name!r} overwrites attributes {sorted(clash)}")
-            frame = attach_columns(frame, result.attributes)
+        if new_tags is not None:
+            shared = (set(new_tags.columns) - {"profile_id"}) & set(tag_frame.columns)
+            if shared:
+                raise ConfigurationError(f"classifier {classifier.name!r} reuses tag columns {sorted(shared)}")
+        if extra is not None and new_tags is not None and _aligned(extra, new_tags):
+            # Attributes and tag columns on the same rows: put both on the snapshot's rows with one join.
+            renamed = {c: f"\x00{c}" for c in new_tags.columns if c != "profile_id"}
+            both = attach_columns(
+                frame.select("profile_id"),
+                pl.concat([extra, new_tags.drop("profile_id").rename(renamed)], how="horizontal"),
+            )
+            extra, new_tags = (
+                both.select(pl.exclude(renamed.values())),
+                both.select("profile_id", *renamed.values()).rename({v: k for k, v in renamed.items()}),
+            )
+        if extra is not None:
+            frame = attach_columns(frame, extra)
         for spec in result.catalogue:
             if spec.taxonomy not in TAXONOMIES:
                 raise ConfigurationError(
@@ -180,12 +202,9 @@ def run_classifiers(
             specs[spec.name] = spec
             origin[spec.name] = classifier.name
         held = set(result.tag_rows["tag"].unique().to_list()) if result.tag_rows.height else set()
-        if result.tag_frame is not None and result.tag_frame.width > 1:
-            shared = (set(result.tag_frame.columns) - {"profile_id"}) & set(tag_frame.columns)
-            if shared:
-                raise ConfigurationError(f"classifier {classifier.name!r} reuses tag columns {sorted(shared)}")
-            held |= frame_tag_names(result.tag_frame)
-            tag_frame = attach_columns(tag_frame, result.tag_frame)
+        if new_tags is not None:
+            held |= frame_tag_names(new_tags)
+            tag_frame = attach_columns(tag_frame, new_tags)
         unknown = held - specs.keys()
         if unknown:
             raise ConfigurationError(

@@ -122,7 +122,7 @@ def geography(attributes: pl.DataFrame) -> pl.DataFrame:
     rows = [{"country": c, "state": s, "city": t, **locate(c, s, t)} for c, s, t in distinct.iter_rows()]
     schema = {name: pl.String for name in ("country", "state", "city", *GEO_COLUMNS)}
     mapping = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
-    joined = keys.join(mapping, on=["country", "state", "city"], how="left", nulls_equal=True)
+    joined = keys.join(mapping, on=["country", "state", "city"], how="left", nulls_equal=True, maintain_order="left")
     return joined.select("profile_id", *GEO_COLUMNS)
 
 

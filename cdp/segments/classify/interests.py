@@ -9,15 +9,38 @@ detractor (0-6), and the feedback sentiment.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import pyarrow.compute as pc
 
+from cdp.segments.attributes import label_lists
 from cdp.segments.classify.base import Classification, TagSpec, catalogue
 from cdp.segments.config import TagsConfig
 
 NPS_GROUPS = ("promoter", "passive", "detractor")
 SENTIMENTS = ("positive", "neutral", "negative")
+
+
+def allowed_lists(frame: pl.DataFrame, sources: Sequence[str], allowed: Sequence[str]) -> pl.Series:
+    """Per row, the sorted distinct elements of the ``sources`` list columns that are ``allowed`` (never null).
+
+    The same as concatenating the lists, intersecting with ``allowed``, then
+    unique and sort, but computed over the flattened elements at once (list
+    operations per row cost seconds for a million rows).
+    """
+    labels = sorted(set(allowed))
+    held = np.zeros((frame.height, len(labels)), dtype=bool)
+    for source in sources:
+        lists = frame[source].rechunk().to_arrow()
+        values = pl.Series(pc.list_flatten(lists))
+        rows = pc.list_parent_indices(lists).to_numpy()
+        codes = values.replace_strict(labels, list(range(len(labels))), default=-1, return_dtype=pl.Int32)
+        found = codes.fill_null(-1).to_numpy()
+        held[rows[found >= 0], found[found >= 0]] = True
+    return label_lists(held, labels)
 
 
 def interests(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
@@ -26,8 +49,7 @@ def interests(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
     sources = [c for c in ("survey_interests", "browsed_categories") if c in attributes.columns]
     exprs: list[pl.Expr] = []
     if sources:
-        combined = pl.concat_list([pl.col(c).fill_null([]) for c in sources])
-        exprs.append(combined.list.set_intersection(pl.lit(allowed)).list.unique().list.sort().alias("interests"))
+        exprs.append(pl.lit(allowed_lists(attributes, sources, allowed)).alias("interests"))
     if "nps_latest" in attributes.columns:
         score = pl.col("nps_latest")
         exprs.append(
