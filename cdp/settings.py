@@ -41,6 +41,7 @@ class Settings:
     log_level: str = "WARNING"
     default_region: str = "US"
     match_threshold: float = 0.9
+    match_on_arrival: bool = True  # records collected over HTTP join their profiles as they arrive
     batch_size: int = 2000
     audit_checkpoint_every: int = 1000
     survivorship: dict[str, str] = field(
@@ -96,6 +97,7 @@ _FIELD_TYPES: dict[str, type] = {
     "keys_dir": Path,
     "policies_dir": Path,
     "match_threshold": float,
+    "match_on_arrival": bool,
     "batch_size": int,
     "audit_checkpoint_every": int,
     "gdpr_deadline_days": int,
@@ -113,6 +115,15 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
         if isinstance(raw, str):
             return tuple(s.strip() for s in raw.split(",") if s.strip())
         return tuple(str(s) for s in raw)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{origin}: {name} must be true or false, got {raw!r}")
     try:
         return kind(raw)
     except (TypeError, ValueError) as exc:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import typer
+from litestar.testing import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cdp.access import AccessContext, CustomerStore
 from cdp.access import _tables as t
 from cdp.access.context import connector_context, identity_context
+from cdp.api import create_app
 from cdp.cli import main
 from cdp.cli.identity_commands import register
 from cdp.demo import generate
@@ -259,3 +263,51 @@ def test_erasure_removes_a_persons_match_keys(store: CustomerStore, late_arrival
     assert match_rows(victim_records) > 0
     store.erase_subject(AccessContext("officer", "compliance_officer", "dsr"), victim)
     assert match_rows(victim_records) == 0
+
+
+def test_calls_collected_over_http_join_their_profiles_on_arrival(
+    store: CustomerStore, late_arrivals: tuple[Path, Path]
+) -> None:
+    known = next(
+        r
+        for r in store.identity_features(identity_context())
+        if r["source"] == "website" and r["profile_id"] and r["email"] and r["given_name"] and r["family_name"]
+    )
+    app = create_app(store.settings.with_overrides(write_keys=("k",)), store=store)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"k:").decode()}
+    with TestClient(app) as client:
+        browse = {"type": "track", "event": "Product Viewed", "anonymousId": "device-on-arrival", "messageId": "m-1"}
+        assert client.post("/v1/track", json=browse, headers=auth).status_code == 200
+        identify = {
+            "type": "identify",
+            "anonymousId": "device-on-arrival",
+            "messageId": "m-2",
+            "traits": {"email": known["email"], "firstName": known["given_name"], "lastName": known["family_name"]},
+        }
+        assert client.post("/v1/identify", json=identify, headers=auth).status_code == 200
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            links = {
+                r["source_record_id"]: r["profile_id"]
+                for r in store.identity_features(identity_context(), include_identifiers=False)
+                if r["source_record_id"] in ("m-1", "m-2")
+            }
+            if links.get("m-1") and links.get("m-2"):
+                break
+            time.sleep(0.1)
+    assert links == {"m-1": known["profile_id"], "m-2": known["profile_id"]}, links
+
+
+def test_matching_on_arrival_can_be_switched_off(store: CustomerStore, late_arrivals: tuple[Path, Path]) -> None:
+    app = create_app(store.settings.with_overrides(write_keys=("k",), match_on_arrival=False), store=store)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"k:").decode()}
+    with TestClient(app) as client:
+        call = {"type": "identify", "userId": "u-off-1", "messageId": "m-off", "traits": {"email": "off@example.org"}}
+        assert client.post("/v1/identify", json=call, headers=auth).status_code == 200
+        time.sleep(0.5)
+    stored = [
+        r
+        for r in store.identity_features(identity_context(), include_identifiers=False)
+        if r["source_record_id"] == "m-off"
+    ]
+    assert len(stored) == 1 and stored[0]["profile_id"] is None

@@ -37,6 +37,7 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ("[cdp\n", {}, "not valid TOML"),
         ("", {"CDP_BATCH_SIZE": "many"}, "CDP_BATCH_SIZE: batch_size must be a int"),
         ("", {"CDP_MATCH_THRESHOLD": "2"}, "match_threshold must be between 0 and 1"),
+        ("", {"CDP_MATCH_ON_ARRIVAL": "sometimes"}, "match_on_arrival must be true or false"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, content: str, env: dict[str, str], message: str) -> None:
@@ -44,3 +45,14 @@ def test_bad_settings_are_named(tmp_path: Path, content: str, env: dict[str, str
     config.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigurationError, match=message):
         load_settings(env=env, config_file=config)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("false", False), ("0", False), ("off", False), ("true", True), ("1", True)]
+)
+def test_switches_read_words_not_truthiness(tmp_path: Path, raw: str, expected: bool) -> None:
+    settings = load_settings(env={"CDP_MATCH_ON_ARRIVAL": raw}, config_file=tmp_path / "missing.toml")
+    assert settings.match_on_arrival is expected
+    config = tmp_path / "cdp.toml"
+    config.write_text(f"[cdp]\nmatch_on_arrival = {str(expected).lower()}\n", encoding="utf-8")
+    assert load_settings(env={}, config_file=config).match_on_arrival is expected

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from cdp._exceptions import CDPError
 from cdp.api.collect import CollectController
 from cdp.api.errors import cdp_error_handler
+from cdp.api.matching import BackgroundMatcher
 from cdp.api.privacy import PrivacyController
 from cdp.settings import Settings
 
@@ -27,15 +28,26 @@ def create_app(settings: Settings, *, store: Any = None) -> Litestar:
     from cdp.connectors.runner import load_normalizers
 
     opened = store or open_store(settings, migrate=True)
+    matcher = BackgroundMatcher(opened, settings) if settings.match_on_arrival else None
+
+    async def start_matcher() -> None:
+        if matcher is not None:
+            await matcher.start()
+
+    async def stop_matcher() -> None:
+        if matcher is not None:
+            await matcher.stop()
 
     async def close_store() -> None:
         if store is None:
             opened.close()
 
+    state = {"settings": settings, "store": opened, "normalizers": load_normalizers(settings), "matcher": matcher}
     return Litestar(
         route_handlers=[health, CollectController, PrivacyController],
         exception_handlers={CDPError: cdp_error_handler},
-        state=State({"settings": settings, "store": opened, "normalizers": load_normalizers(settings)}),
-        on_shutdown=[close_store],
+        state=State(state),
+        on_startup=[start_matcher],
+        on_shutdown=[stop_matcher, close_store],
         debug=False,
     )

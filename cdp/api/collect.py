@@ -21,7 +21,7 @@ import binascii
 import hmac
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,8 +116,9 @@ class GroupWriter:
     request's part is retried alone, so one bad request cannot fail the others.
     """
 
-    def __init__(self, store: CustomerStore) -> None:
+    def __init__(self, store: CustomerStore, on_stored: Callable[[Sequence[str]], None] | None = None) -> None:
         self.store = store
+        self.on_stored = on_stored  # told the ids of committed records (identity matching on arrival)
         self.ctx = connector_context(SOURCE)
         self.lock = asyncio.Lock()
         self.pending: list[tuple[list[IncomingRecord], list[dict[str, Any]], asyncio.Future[IngestOutcome]]] = []
@@ -139,6 +140,8 @@ class GroupWriter:
                             waiting.set_exception(outcome)
                         else:
                             waiting.set_result(outcome)
+                            if self.on_stored is not None and outcome.record_ids:
+                                self.on_stored(outcome.record_ids)
         return await future
 
     def _store(self, jobs: Sequence[tuple[list[IncomingRecord], list[dict[str, Any]], Any]]) -> list[Any]:
@@ -163,7 +166,8 @@ class GroupWriter:
 def _writer(state: State) -> GroupWriter:
     writer = state.get("group_writer")
     if writer is None:
-        writer = state["group_writer"] = GroupWriter(state.store)
+        matcher = state.get("matcher")
+        writer = state["group_writer"] = GroupWriter(state.store, matcher.submit if matcher is not None else None)
     assert isinstance(writer, GroupWriter)
     return writer
 
