@@ -145,10 +145,10 @@ def _member(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
 
 def label_lists(held: np.ndarray, labels: Sequence[str]) -> pl.Series:
     """Per row of the (rows, labels) boolean matrix, the list of labels it holds (in ``labels`` order)."""
-    rows, columns = np.nonzero(held)  # row-major: each row's labels in column order
+    columns = np.flatnonzero(held) % max(held.shape[1], 1)  # row-major: each row's labels in column order
     offsets = np.zeros(held.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=held.shape[0]), out=offsets[1:])
-    values = pa.array(np.asarray(labels, dtype=object)[columns] if len(labels) else [], type=pa.large_string())
+    np.cumsum(held.sum(axis=1), out=offsets[1:])
+    values = pa.array(list(labels), type=pa.large_string()).take(pa.array(columns))  # no Python string per element
     series = pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(offsets), values))
     assert isinstance(series, pl.Series)
     return series.cast(pl.List(pl.String))

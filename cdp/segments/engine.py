@@ -92,6 +92,11 @@ def column_flags(tag_frame: pl.DataFrame, wanted: Iterable[str]) -> pl.DataFrame
     return tag_frame.select("profile_id", *flags)
 
 
+def _columns_read(compiled: CompiledSegment) -> set[str]:
+    specs = {c for s in compiled.event_specs for c in (s.count_column, s.revenue_column)}
+    return set(compiled.attributes) | specs | {tag_column(t) for t in compiled.tags}
+
+
 class SegmentEngine:
     """Holds one snapshot (attributes, tags, events, consents) and evaluates segments over it."""
 
@@ -127,10 +132,22 @@ class SegmentEngine:
         # Event-history columns computed with the attributes: a profile without events did it 0 times.
         self.base = attributes.with_columns(pl.col(c).fill_null(0) for c in attributes.columns if c.startswith("__ev_"))
         self._stale = True
+        self._registered: set[str] = set()
 
-    def _register_base(self) -> None:
-        if self._stale:
-            self.analytics.register("base", self.base.to_arrow())
+    def _register_base(self, compiled: Iterable[CompiledSegment] | None = None) -> None:
+        """Show DuckDB the columns of ``base`` these segments read (all without ``compiled``).
+
+        Converting every column of a million-row ``base`` to Arrow costs more
+        than the queries themselves; the registered set only grows.
+        """
+        needed = (
+            set(self.base.columns)
+            if compiled is None
+            else {"profile_id"} | {c for s in compiled for c in _columns_read(s)}
+        )
+        if self._stale or not needed <= self._registered:
+            self._registered = needed if self._stale else needed | self._registered
+            self.analytics.register("base", self.base.select(sorted(self._registered)).to_arrow())
             self._stale = False
 
     def compile(self, segment: Segment, *, segments: Collection[str] | None = None) -> CompiledSegment:
@@ -169,7 +186,7 @@ class SegmentEngine:
 
     def run(self, compiled: CompiledSegment) -> pl.Series:
         self.prepare([compiled])
-        self._register_base()
+        self._register_base([compiled])
         table = self.analytics.execute(compiled.sql, compiled.params).to_arrow_table()
         column = pl.from_arrow(table.column(0))
         return column.cast(pl.String).sort() if isinstance(column, pl.Series) else pl.Series(dtype=pl.String)
@@ -179,7 +196,7 @@ class SegmentEngine:
         if not compiled:
             return {}
         self.prepare(compiled.values())
-        self._register_base()
+        self._register_base(compiled.values())
         columns = ", ".join(f"({c.condition}) AS m{i}" for i, c in enumerate(compiled.values()))
         params = [p for c in compiled.values() for p in c.params]
         table = self.analytics.execute(f"SELECT a.profile_id, {columns} FROM base a", params).to_arrow_table()
