@@ -100,25 +100,30 @@ class IdentityMixin(StoreCore):
         ]
         if include_identifiers:
             self.load_ciphers(conn, {r.key_id for r in rows})
+        ciphers = self._ciphers
+        clear_at = [(name, 6 + i) for i, name in enumerate(CLEAR_FIELDS)]
+        encrypted_at = [(name, 6 + len(CLEAR_FIELDS) + i) for i, name in enumerate(IDENTITY_FIELDS)]
         out: list[dict[str, Any]] = []
         for row in rows:
+            record_id = row[0]
             item: dict[str, Any] = {
-                "record_id": row.id,
-                "source": row.source,
-                "source_record_id": row.source_record_id,
-                "kind": row.kind,
-                "occurred_at": row.occurred_at,
-                "profile_id": links.get(row.id),
-                "digests": digests.get(row.id, {}),
+                "record_id": record_id,
+                "source": row[1],
+                "source_record_id": row[2],
+                "kind": row[4],
+                "occurred_at": row[5],
+                "profile_id": links.get(record_id),
+                "digests": digests.get(record_id) or {},
             }
-            for name in CLEAR_FIELDS:
-                item[name] = getattr(row, name)
+            for name, position in clear_at:
+                item[name] = row[position]
             if include_identifiers:
-                readable = self.has_cipher(row.key_id)
-                for name in IDENTITY_FIELDS:
-                    token = getattr(row, f"{name}_enc")
+                # A shredded key (erased person) reads as no value, as everywhere else.
+                cipher = ciphers.get(row[3])
+                for name, position in encrypted_at:
+                    token = row[position]
                     item[name] = (
-                        self.decrypt_or_none(conn, row.key_id, token, row.id, name) if readable and token else None
+                        cipher.decrypt(token, record_id=record_id, field=name) if cipher is not None and token else None
                     )
             out.append(item)
         return out
