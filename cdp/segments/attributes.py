@@ -249,7 +249,8 @@ def compute_attributes(
     # Revenue in the reporting currency, only where a measure reads it (a null revenue counts 0).
     priced = (order | _member(name, [names.index(s.event) for s in specs])) & events["revenue"].is_not_null().to_numpy()
     amount = np.zeros(events.height)
-    amount[priced] = events.filter(pl.Series(priced)).select(base_revenue(events, options)).to_series().to_numpy()
+    money = events.select(c for c in ("revenue", "currency") if c in events.columns).filter(pl.Series(priced))
+    amount[priced] = money.select(base_revenue(money, options)).to_series().to_numpy()
     channels = sorted(str(c) for c in events["channel"].drop_nulls().unique().to_list())
     channel = _codes(events["channel"], channels)
 
