@@ -35,7 +35,7 @@ settings = load_settings()
 store = open_store(settings, migrate=True)
 stats = IngestRunner(store, settings).run(make_connector(settings, "website", {"path": sys.argv[1]}))
 print(json.dumps({"read": stats.read, "accepted": stats.accepted, "rejected": stats.rejected,
-                  "duplicates": stats.duplicates, "skipped": stats.skipped_file}))
+                  "duplicates": stats.duplicates, "skipped": stats.skipped_file, "worker": stats.worker}))
 store.close()
 """
 
@@ -157,6 +157,7 @@ def test_killed_and_restarted_ingest_stores_each_record_once(
         watcher.dispose()
     rerun = finish(path, env, tmp_path)
     assert rerun["read"] < total, "the restart read the file again from the start instead of from the cursor"
+    assert rerun["worker"], "a file this size is read in a worker process: the kills should have tested that path"
     check_exactly_once(store, good, bad)
     again = finish(path, env, tmp_path)
     assert again["skipped"] or again["accepted"] == 0

@@ -92,12 +92,28 @@ def _json(value: Any) -> str:
 
 
 def payload_json(payload: Mapping[str, Any], sensitive: frozenset[str]) -> str:
-    """The stored (then encrypted) form of a record's payload: JSON without special-category keys.
-
-    Module-level so that an ingest worker process can run it (see ``cdp.connectors._worker``)
-    and hand over the text instead of the payload.
-    """
+    """The stored (then encrypted) form of a record's payload: JSON without special-category keys."""
     return _ENCODE(strip_sensitive(payload, sensitive))
+
+
+def record_digests(record: IncomingRecord, index: Callable[[str, str], str]) -> dict[str, str]:
+    """The blind indexes of a record's match keys and anonymous id, by kind."""
+    digests = {kind: index(kind, value) for kind, value in record.match_keys.items() if value}
+    if record.anonymous_id:
+        digests["anonymous_id"] = index("anonymous_id", record.anonymous_id)
+    return digests
+
+
+def prepare(
+    record: IncomingRecord, sensitive: frozenset[str], index: Callable[[str, str], str]
+) -> tuple[str, dict[str, str]]:
+    """What :meth:`IngestMixin.ingest` computes for a record before it needs the database: the
+    payload's stored JSON and the record's blind indexes. An ingest worker process runs this
+    (see ``cdp.connectors._worker``) and hands the result over with the record."""
+    return payload_json(record.payload, sensitive), record_digests(record, index)
+
+
+Prepared = tuple[str, dict[str, str]]  # (payload JSON, blind indexes by kind), see prepare()
 
 
 def record_ids(count: int) -> list[str]:
@@ -156,9 +172,18 @@ def _fast_processor(process: Callable[[Any], Any], dialect_name: str, type_: Any
     if dialect_name != "sqlite" or not isinstance(type_, DateTime):
         return process
 
+    # The last value and its text (a batch's rows share one received_at), swapped as one tuple so
+    # that threads sharing this processor never see a value paired with another value's text.
+    last: list[tuple[Any, Any]] = [(None, None)]
+
     def fast(value: Any) -> Any:
+        seen, text = last[0]
+        if value is seen:
+            return text
         if type(value) is datetime:
-            return value.isoformat(" ", "microseconds")[:26]
+            text = value.isoformat(" ", "microseconds")[:26]
+            last[0] = (value, text)
+            return text
         return process(value)
 
     samples = (
@@ -241,16 +266,16 @@ class IngestMixin(StoreCore):
         batch: Sequence[IncomingRecord],
         *,
         cursor: tuple[str, str, Any] | None = None,
-        payloads: Sequence[str] | None = None,
+        prepared: Sequence[Prepared] | None = None,
     ) -> IngestOutcome:
         """Store a batch in one transaction. Returns accepted and duplicate counts.
 
         ``cursor`` (connector, stream, state), when given, is saved in the same
         transaction: the batch and "read up to here" commit together or not at all.
-        ``payloads``, when given, are the records' payloads already encoded by
-        :func:`payload_json` (one per record, in order); the records' own are then ignored.
+        ``prepared``, when given, is :func:`prepare` of each record (in order), made with this
+        store's policy and blind indexer; the records' own payloads are then not read.
         """
-        return self.ingest_many(ctx, [batch], cursor=cursor, payloads=payloads)[0]
+        return self.ingest_many(ctx, [batch], cursor=cursor, prepared=prepared)[0]
 
     def ingest_many(
         self,
@@ -258,17 +283,17 @@ class IngestMixin(StoreCore):
         batches: Sequence[Sequence[IncomingRecord]],
         *,
         cursor: tuple[str, str, Any] | None = None,
-        payloads: Sequence[str] | None = None,
+        prepared: Sequence[Prepared] | None = None,
     ) -> list[IngestOutcome]:
         """Store several batches in one transaction (group commit); one outcome per batch.
 
-        ``payloads`` (see :meth:`ingest`) cover all the batches' records, in order.
+        ``prepared`` (see :meth:`ingest`) covers all the batches' records, in order.
         """
         flat = [record for batch in batches for record in batch]
-        if payloads is not None and len(payloads) != len(flat):
-            raise ValueError(f"{len(payloads)} encoded payloads for {len(flat)} records")
+        if prepared is not None and len(prepared) != len(flat):
+            raise ValueError(f"{len(prepared)} prepared records for {len(flat)} records")
         with self.access(ctx, action="write", resource="records", fields=INGEST_FIELDS) as work:
-            ids = self._write(work.connection, flat, payloads)
+            ids = self._write(work.connection, flat, prepared)
             if cursor is not None:
                 self._save_cursor(work.connection, *cursor)
             outcomes: list[IngestOutcome] = []
@@ -306,15 +331,8 @@ class IngestMixin(StoreCore):
                 fresh.append(position)
         return keys, fresh
 
-    def _digests(self, record: IncomingRecord) -> dict[str, str]:
-        index = self.indexer.index
-        digests = {kind: index(kind, value) for kind, value in record.match_keys.items() if value}
-        if record.anonymous_id:
-            digests["anonymous_id"] = index("anonymous_id", record.anonymous_id)
-        return digests
-
     def _write(
-        self, conn: Connection, batch: Sequence[IncomingRecord], payloads: Sequence[str] | None = None
+        self, conn: Connection, batch: Sequence[IncomingRecord], prepared: Sequence[Prepared] | None = None
     ) -> list[str]:
         """Store ``batch``; per record, its new id, or DUPLICATE, or SUPPRESSED."""
         out = [DUPLICATE] * len(batch)
@@ -322,7 +340,11 @@ class IngestMixin(StoreCore):
             return out
         self._ensure_sources(conn, {r.source for r in batch})
         keys, fresh = self._fresh(conn, batch)
-        digests_of = {i: self._digests(batch[i]) for i in fresh}
+        if prepared is not None:
+            digests_of = {i: prepared[i][1] for i in fresh}
+        else:
+            index = self.indexer.index
+            digests_of = {i: record_digests(batch[i], index) for i in fresh}
         suppressed = self._suppressed(conn, {d for ds in digests_of.values() for d in ds.values()})
         if suppressed:
             for i in [i for i in fresh if not suppressed.isdisjoint(digests_of[i].values())]:
@@ -377,7 +399,7 @@ class IngestMixin(StoreCore):
                     key_id,
                     record.kind,
                     encrypt(
-                        payloads[i] if payloads is not None else payload_json(record.payload, sensitive),
+                        prepared[i][0] if prepared is not None else payload_json(record.payload, sensitive),
                         record_id=record_id,
                         field="payload",
                     ),

@@ -4,11 +4,12 @@ Why this module exists: parsing a source (JSON, CSV, the Segment spec),
 normalising identifiers and encoding each payload as JSON is about half of
 the CPU time of an ingest, and all of it holds the GIL; the access layer's
 encryption and SQLite inserts are the other half. With only a thread, the
-two halves take turns on one core. Here a child process reads the
-connector, builds and normalises the records, strips special-category keys
-from each payload and encodes it, and sends whole batches (with the
-cursor state reached and the rejects) to the parent through a pipe; the
-parent keeps every database write, in order, exactly as before.
+two halves take turns on one core. Here a forked child process reads the
+connector, builds and normalises the records, and does the per-record work
+that needs no database (:func:`cdp.access._ingest.prepare`: the payload's
+JSON without special categories, the blind indexes), then sends whole
+batches (with the cursor state reached and the rejects) to the parent
+through a pipe; the parent keeps every database write, in order, as before.
 
 Privacy: plaintext personal data crosses only the pipe between the two
 processes (never a file), and the child writes nothing anywhere.
@@ -24,11 +25,12 @@ import multiprocessing
 import pickle
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 from cdp._exceptions import RecordRejected
+from cdp.access._ingest import Prepared, prepare
 from cdp.connectors.base import Connector, ReadResult, SourceItem
 from cdp.connectors.prepare import Normalizers, cached_normalizers, normalise_record
 from cdp.model import IncomingRecord
@@ -41,7 +43,7 @@ class Batch:
     """One batch as the child sends it: records (payloads already encoded), rejects, cursor, counts."""
 
     records: list[IncomingRecord]
-    payloads: list[str]  # the stored JSON of each record's payload, special categories removed
+    prepared: list[Prepared]  # per record: payload JSON (special categories removed), blind indexes
     rejects: list[dict[str, Any]]
     state: dict[str, Any]
     read: int = 0
@@ -58,7 +60,8 @@ class Job:
     default_region: str
     state: dict[str, Any]
     batch_size: int
-    encode_payload: Callable[[Any], str]
+    sensitive: frozenset[str]  # the policy's special-category keys, removed from payloads
+    index: Callable[[str, str], str]  # the store's blind indexer
 
 
 def build(connector: Connector, item: SourceItem, normalizers: Normalizers, region: str) -> list[IncomingRecord]:
@@ -104,7 +107,7 @@ def batches(job: Job) -> Iterator[Batch]:
         else:
             current.records.extend(built)
             for record in built:
-                current.payloads.append(job.encode_payload(record.payload))
+                current.prepared.append(prepare(record, job.sensitive, job.index))
                 record.payload = {}  # encoded above; not kept (or sent) twice
         if len(current.records) >= job.batch_size or len(current.rejects) >= job.batch_size:
             current.state = copy.deepcopy(result.state)
@@ -120,15 +123,7 @@ def _child(job: Job, pipe: Connection, parent_end: Connection) -> None:
     # gone no reader is left and the next send fails (EPIPE) instead of blocking forever.
     parent_end.close()
     try:
-        job = Job(
-            job.connector,
-            cached_normalizers(job.normalizers),
-            job.default_region,
-            job.state,
-            job.batch_size,
-            job.encode_payload,
-        )
-        for batch in batches(job):
+        for batch in batches(replace(job, normalizers=cached_normalizers(job.normalizers))):
             pipe.send(batch)
         pipe.send(None)
     except (BrokenPipeError, ConnectionResetError, EOFError):  # the parent is gone: nobody to tell
@@ -143,26 +138,17 @@ def _child(job: Job, pipe: Connection, parent_end: Connection) -> None:
         pipe.close()
 
 
-def start_method(*, forced: bool, job: Job) -> str | None:
-    """``fork`` when this process runs a single thread (cheap, nothing to pickle); ``spawn`` only when
-    forced and the job pickles (a plugin defined in a closure cannot be sent); else None (in-process)."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return "fork"
-    if not forced:
-        return None
-    try:
-        pickle.dumps(job)
-    except Exception:
-        return None
-    return "spawn"
+def can_fork() -> bool:
+    """Forking is safe only while this process runs a single thread (a lock held by another thread
+    would stay locked forever in the child); then the child inherits the job and nothing is pickled."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 class Worker:
     """A child process producing batches for :class:`~cdp.connectors.runner.IngestRunner`."""
 
-    def __init__(self, job: Job, method: str) -> None:
-        context: Any = multiprocessing.get_context(method)  # typeshed's BaseContext lacks Process
+    def __init__(self, job: Job) -> None:
+        context: Any = multiprocessing.get_context("fork")  # typeshed's BaseContext lacks Process
         receiving, sending = context.Pipe(duplex=False)
         self.pipe = receiving
         self.process = context.Process(
@@ -195,8 +181,7 @@ def worker_for(job: Job, *, forced: bool, size: int | None) -> Worker | None:
     """A started worker, or None when the job is better (or only) done in-process."""
     if not forced and (size is None or size < PARALLEL_MIN_BYTES):
         return None
-    method = start_method(forced=forced, job=job)
-    return Worker(job, method) if method else None
+    return Worker(job) if can_fork() else None
 
 
 def file_size(config: Mapping[str, Any]) -> int | None:

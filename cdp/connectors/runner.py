@@ -9,7 +9,6 @@ that fails is quarantined with its position and the reason naming the field.
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import time
@@ -20,7 +19,6 @@ from typing import Any
 
 from cdp._exceptions import ConfigurationError, UnknownSourceError
 from cdp.access import CustomerStore
-from cdp.access._ingest import payload_json
 from cdp.access.context import connector_context
 from cdp.connectors import _files, _worker
 from cdp.connectors._worker import Batch
@@ -31,6 +29,7 @@ from cdp.model import IncomingRecord
 from cdp.settings import Settings
 
 STATE_STREAM = "__state__"
+GROUP_BATCHES = 3  # batches written in one transaction at most, when they queue up
 ProgressCallback = Callable[[int], None]
 
 
@@ -83,13 +82,14 @@ def load_normalizers(settings: Settings) -> dict[str, Callable[..., Any]]:
 
 
 class _Writer:
-    """Writes batches on a background thread while the runner reads and builds the next one.
+    """Writes batches on a background thread while the runner (or its worker process) builds the next.
 
     The database driver releases the GIL while it inserts and commits, so
-    reading/normalising batch N+1 overlaps with storing batch N. Jobs run in
-    order, one at a time; a batch and the cursor "read up to here" commit in
-    one transaction, after that batch's quarantine entries, so a crash at any
-    point leaves the saved cursor at or before what is stored.
+    receiving batch N+1 overlaps with storing batch N. Jobs run in order; the
+    batches waiting when the writer is free are written together. Batches and
+    the cursor "read up to here" commit in one transaction, after their
+    quarantine entries, so a crash at any point leaves the saved cursor at or
+    before what is stored.
     """
 
     def __init__(self, store: CustomerStore, source: str, stats: RunStats) -> None:
@@ -98,33 +98,52 @@ class _Writer:
         self.ctx = connector_context(source)
         self.stats = stats
         self.error: BaseException | None = None
-        self.jobs: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
+        self.jobs: queue.Queue[Batch | None] = queue.Queue(maxsize=GROUP_BATCHES)
         self.thread = threading.Thread(target=self._loop, name=f"cdp-ingest-{source}", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
-        while (job := self.jobs.get()) is not None:
+        done = False
+        while not done:
+            job = self.jobs.get()
+            if job is None:
+                return
+            group = [job]
+            # Batches that queued up while the last one was written share the next transaction
+            # (fewer commits, each rewriting fewer index pages per record); the last cursor wins.
+            while len(group) < GROUP_BATCHES:
+                try:
+                    waiting = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting is None:
+                    done = True
+                    break
+                group.append(waiting)
             if self.error is None:
                 try:
-                    self._write(job)
+                    self._write(group)
                 except BaseException as exc:  # handed to the reading thread, re-raised there
                     self.error = exc
 
-    def _write(self, job: Batch) -> None:
-        if job.rejects:
-            self.store.quarantine_many(self.ctx, job.rejects)
-        if job.records:
-            outcome = self.store.ingest(
+    def _write(self, group: list[Batch]) -> None:
+        rejects = [entry for job in group for entry in job.rejects]
+        if rejects:
+            self.store.quarantine_many(self.ctx, rejects)
+        state = group[-1].state
+        if any(job.records for job in group):
+            outcomes = self.store.ingest_many(
                 self.ctx,
-                job.records,
-                cursor=(self.source, STATE_STREAM, job.state),
-                payloads=job.payloads if job.payloads else None,
+                [job.records for job in group],
+                cursor=(self.source, STATE_STREAM, state),
+                prepared=[p for job in group for p in job.prepared],
             )
-            self.stats.accepted += outcome.accepted
-            self.stats.duplicates += outcome.duplicates
-            self.stats.suppressed += outcome.suppressed
+            for outcome in outcomes:
+                self.stats.accepted += outcome.accepted
+                self.stats.duplicates += outcome.duplicates
+                self.stats.suppressed += outcome.suppressed
         else:
-            self.store.set_cursor(self.ctx, self.source, STATE_STREAM, job.state)
+            self.store.set_cursor(self.ctx, self.source, STATE_STREAM, state)
 
     def submit(self, job: Batch) -> None:
         self.check()
@@ -156,8 +175,8 @@ class IngestRunner:
     def run(self, connector: Connector, *, batch_size: int | None = None, parallel: bool | None = None) -> RunStats:
         """Ingest everything the connector has past its saved cursor.
 
-        ``parallel``: read and normalise in a worker process (see :mod:`cdp.connectors._worker`);
-        None (the default) does so for input files of a megabyte or more when it is safe to fork.
+        ``parallel``: read and normalise in a worker process (see :mod:`cdp.connectors._worker`)
+        if it is safe to fork; None (the default) does so only for input files of a megabyte or more.
         """
         size = batch_size or self.settings.batch_size
         source = connector.source_name
@@ -173,14 +192,14 @@ class IngestRunner:
                 stats.seconds = time.perf_counter() - started
                 return stats
         state = self.store.get_cursor(ctx, source, STATE_STREAM) or {}
-        sensitive = self.store.policy.policy.sensitive_keys
         job = _worker.Job(
             connector,
             self.raw_normalizers,
             self.settings.default_region,
             state,
             size,
-            functools.partial(payload_json, sensitive=sensitive),
+            self.store.policy.policy.sensitive_keys,
+            self.store.indexer.index,
         )
         worker = None
         if parallel is not False:

@@ -1,0 +1,123 @@
+"""The ingest worker process stores exactly what the in-process path stores, and reports its errors.
+
+Why: for large files the runner reads, normalises and prepares records in a
+forked child (``cdp.connectors._worker``) and only stores them itself. That
+must change nothing that is stored: the same records, blind indexes, events,
+consents and quarantine entries with the same reasons. Forking is done only
+from a single-threaded process, so the worker runs in a subprocess here (the
+test process may hold threads), against its own data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+from test_ingest_crash import environment, write_calls
+
+from cdp.access import open_store
+from cdp.connectors.runner import IngestRunner, make_connector
+from cdp.settings import Settings
+
+RUN = """
+import json, sys
+from cdp.access import open_store
+from cdp.connectors.runner import IngestRunner, make_connector
+from cdp.settings import load_settings
+
+settings = load_settings()
+store = open_store(settings, migrate=True)
+try:
+    stats = IngestRunner(store, settings).run(make_connector(settings, sys.argv[1], json.loads(sys.argv[2])), parallel=True)
+except Exception as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+else:
+    print(json.dumps({"read": stats.read, "accepted": stats.accepted, "rejected": stats.rejected,
+                      "reasons": stats.reasons, "worker": stats.worker}))
+store.close()
+"""
+
+
+def run_in_worker(settings: Settings, connector: str, config: dict[str, Any], cwd: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, connector, json.dumps(config)],
+        env=environment(settings, batch_size=700),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def contents(engine: Engine) -> dict[str, Any]:
+    """What was stored, in terms that do not depend on the keys or the record ids."""
+    with engine.connect() as connection:
+
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            return sorted(tuple(r) for r in connection.execute(text(sql)))
+
+        return {
+            "records": rows(
+                "SELECT source_record_id, kind, occurred_at, postcode, city, state, country, gender,"
+                " email_enc IS NULL, phone_enc IS NULL, given_name_enc IS NULL, user_id_enc IS NULL FROM records"
+            ),
+            "indexes": rows(
+                "SELECT r.source_record_id, b.kind FROM blind_indexes b JOIN records r ON r.id = b.record_id"
+            ),
+            "events": rows(
+                "SELECT r.source_record_id, e.event_type, e.event_name, e.occurred_at, e.revenue,"
+                " e.anonymous_key IS NULL, e.user_key IS NULL FROM events e JOIN records r ON r.id = e.record_id"
+            ),
+            "consents": rows("SELECT purpose, status, source FROM consents"),
+            "quarantine": rows("SELECT position, field, reason FROM quarantine"),
+            "people": connection.execute(text("SELECT count(DISTINCT key_id) FROM records")).scalar(),
+        }
+
+
+def sqlite_settings(folder: Path) -> Settings:
+    """Both runs on SQLite, so that stored values compare as the same types (the crash test runs the
+    worker against CDP_TEST_DATABASE_URL too)."""
+    return Settings(
+        data_dir=folder / "data",
+        database_url=f"sqlite:///{(folder / 'cdp.sqlite').as_posix()}",
+        keys_dir=folder / "keys",
+    )
+
+
+def test_worker_process_stores_the_same_as_in_process(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    good, bad = write_calls(path, 9_000)
+    assert path.stat().st_size > 1_000_000
+    config = {"path": str(path)}
+    settings = sqlite_settings(tmp_path / "here")
+    store = open_store(settings, migrate=True)
+    here = IngestRunner(store, settings).run(make_connector(settings, "website", config), parallel=False)
+    assert not here.worker
+
+    other = sqlite_settings(tmp_path / "other")
+    there = run_in_worker(other, "website", config, tmp_path)
+    assert there["worker"], "the ingest did not use a worker process"
+    assert (there["read"], there["accepted"], there["rejected"]) == (here.read, here.accepted, here.rejected)
+    assert there["reasons"] == here.reasons
+    assert (here.accepted, here.rejected) == (len(good), len(bad))
+
+    engine = create_engine(other.database_url)
+    try:
+        assert contents(engine) == contents(store.engine)
+    finally:
+        engine.dispose()
+        store.close()
+
+
+def test_worker_errors_reach_the_caller(tmp_path: Path, settings: Settings) -> None:
+    result = run_in_worker(settings, "website", {"path": str(tmp_path / "missing.jsonl")}, tmp_path)
+    assert result["error"] == "UnknownSourceError"
+    assert "missing.jsonl" in result["message"]
