@@ -14,10 +14,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
-from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, compute_attributes
+from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, _Grouped, compute_attributes
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
@@ -183,3 +184,12 @@ def test_tag_columns_and_one_query_per_level_match_tag_rows_and_one_query_per_se
     finally:
         fast.close()
         slow.close()
+
+
+@pytest.mark.parametrize("width", [0, 1, 7, 8, 9, 20])
+def test_distinct_keys_per_profile_for_few_and_many_keys(width: int) -> None:
+    rng = np.random.default_rng(width)
+    rows = rng.integers(0, 40, 3000).astype(np.uint32)
+    keys = rng.integers(-1, width, 3000).astype(np.int8) if width else np.full(3000, -1, dtype=np.int8)
+    expected = [len({int(k) for r, k in zip(rows, keys, strict=True) if r == i and k >= 0}) for i in range(40)]
+    assert _Grouped(rows, 40).distinct(keys, width).tolist() == expected

@@ -117,12 +117,23 @@ class _Grouped:
         return np.bincount(self.rows[mask], weights=weights[mask], minlength=self.size)
 
     def count_by(self, keys: np.ndarray, width: int, mask: np.ndarray | None = None) -> np.ndarray:
-        """(profiles, width) counts of each key 0..width-1 (negative keys ignored)."""
-        rows, keys = (self.rows, keys) if mask is None else (self.rows[mask], keys[mask])
-        counts = np.zeros((self.size, width), dtype=np.int64)
-        for key in range(width):  # few keys (channels, categories): one bincount each
-            counts[:, key] = np.bincount(rows[keys == key], minlength=self.size)
-        return counts
+        """(profiles, width) counts of each key 0..width-1 (negative keys ignored): one bincount of row*width+key."""
+        keep = keys >= 0 if mask is None else mask & (keys >= 0)
+        flat = self.rows[keep].astype(np.int64) * width + keys[keep]
+        return np.bincount(flat, minlength=self.size * width).reshape(self.size, width)
+
+    def distinct(self, keys: np.ndarray, width: int) -> np.ndarray:
+        """How many different keys 0..width-1 each profile has (negative keys ignored)."""
+        if width > 8:
+            many: np.ndarray = (self.count_by(keys, width) > 0).sum(axis=1).astype(np.int64)
+            return many
+        bits = np.zeros(self.size, dtype=np.uint8)  # one bit per key, OR-ed in place (ufunc.at fast path)
+        np.bitwise_or.at(
+            bits, self.rows, (np.left_shift(1, keys.astype(np.int16) + 1) >> 1).astype(np.uint8)
+        )  # key -1: no bit
+        ones = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+        found: np.ndarray = ones[bits]
+        return found
 
     def extremes(self, values: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(min, max) of integer ``values`` per profile (meaningless where a profile has no row)."""
@@ -300,7 +311,7 @@ def compute_attributes(
     out["preferred_channel"] = _argmax(orders.count_by(channel[order], len(channels)), channels, "preferred_channel")
     out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
     out["browsed_categories"] = label_lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
-    out["channel_count"] = (groups.count_by(channel, len(channels)) > 0).sum(axis=1).astype(np.int64)
+    out["channel_count"] = groups.distinct(channel, len(channels))
     frame = pl.DataFrame(out)
     if "store_id" in events.columns:
         stores = events.select("_row", "store_id").filter(pl.col("store_id").is_not_null())
