@@ -39,13 +39,13 @@ from typing import Any
 from cdp.access import CustomerStore
 from cdp.access.context import identity_context
 from cdp.access.store import NEW_PROFILE
-from cdp.identity._features import DomainCorrector, feature_row
+from cdp.identity._features import feature_row
 from cdp.identity.deterministic import MAX_KEY_FANOUT, RULE_ORDER
 from cdp.identity.incremental import MatchResult, ProfileIndex, blocking_keys
 from cdp.identity.probabilistic import load_model
 from cdp.settings import Settings
 
-__all__ = ["RealtimeReport", "index_match_keys", "match_new_records"]
+__all__ = ["RealtimeReport", "match_new_records"]
 
 METHOD = "incremental"
 VERIFIED_KINDS = ("user_id", "anonymous_id")
@@ -67,15 +67,6 @@ class RealtimeReport:
     """Per identified record: scoring and the decision (the store reads are shared by the run)."""
     seconds: float = 0.0
     skipped: str | None = None
-
-
-def index_match_keys(
-    store: CustomerStore, model: Mapping[str, Any], records: Sequence[Mapping[str, Any]], *, replace_all: bool = False
-) -> int:
-    """Write the match keys of ``records`` (``identity_features`` dicts) so later arrivals can find them."""
-    domains = DomainCorrector(model.get("cdp", {}).get("domains", {}))
-    keys = {str(r["record_id"]): blocking_keys(feature_row(r, domains)) for r in records if r.get("kind") == "identity"}
-    return store.write_match_keys(identity_context(), keys, replace_all=replace_all)
 
 
 def match_new_records(

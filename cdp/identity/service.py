@@ -29,10 +29,11 @@ from cdp.identity._features import (
     DomainCorrector,
     assign_name_frequencies,
     email_domains,
+    feature_row,
     feature_rows,
 )
+from cdp.identity.incremental import blocking_keys
 from cdp.identity.probabilistic import PairScore, load_model, predict_pairs, save_model, train_model
-from cdp.identity.realtime import index_match_keys
 from cdp.settings import Settings
 
 __all__ = ["ResolveReport", "manual_rules", "resolve_identities", "resolve_records"]
@@ -61,6 +62,8 @@ class Resolution:
     model_trained: bool
     scored_pairs: int
     timings: dict[str, float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """The feature rows that were matched (reused for the match keys)."""
 
 
 def manual_rules(rules: Sequence[Mapping[str, Any]]) -> ManualRules:
@@ -102,7 +105,7 @@ def resolve_records(
     started = time.perf_counter()
     result = clustering.finish(pairs)
     timings["cluster"] = time.perf_counter() - started
-    return Resolution(result, model, trained, len(pairs), timings)
+    return Resolution(result, model, trained, len(pairs), timings, rows)
 
 
 def _evidence(pairs: Sequence[PairScore], decision: str) -> list[dict[str, Any]]:
@@ -121,6 +124,20 @@ def _evidence(pairs: Sequence[PairScore], decision: str) -> list[dict[str, Any]]
         }
         for p in pairs
     ]
+
+
+def _match_keys(
+    records: Sequence[Mapping[str, Any]], resolution: Resolution, only: set[str] | None
+) -> dict[str, list[str]]:
+    """Blocking keys of every identity record (or those in ``only``), from the rows just matched where possible."""
+    rows = {str(row["unique_id"]): row for row in resolution.rows}
+    domains = DomainCorrector(resolution.model["cdp"].get("domains", {}))
+    keys: dict[str, list[str]] = {}
+    for record in records:
+        record_id = str(record["record_id"])
+        if record["kind"] == "identity" and (only is None or record_id in only):
+            keys[record_id] = blocking_keys(rows.get(record_id) or feature_row(record, domains))
+    return keys
 
 
 def resolve_identities(store: CustomerStore, settings: Settings, *, retrain: bool = False) -> ResolveReport:
@@ -147,8 +164,7 @@ def resolve_identities(store: CustomerStore, settings: Settings, *, retrain: boo
     # Match keys let records arriving later find these profiles (cdp.identity.realtime): every
     # record's when the model (and so its e-mail domain corrections) is new, else the missing ones.
     missing = None if resolution.model_trained else set(store.records_without_match_keys(ctx))
-    keyed = [r for r in records if missing is None or str(r["record_id"]) in missing]
-    index_match_keys(store, resolution.model, keyed, replace_all=missing is None)
+    store.write_match_keys(ctx, _match_keys(records, resolution, missing), replace_all=missing is None)
     timings = {
         "read": read_seconds,
         **resolution.timings,
