@@ -83,11 +83,11 @@ def spec_columns(
     return (helpers if specs else []), out
 
 
-def _codes(column: pl.Series, values: Sequence[str]) -> np.ndarray:
+def _code(column: str, values: Sequence[str]) -> pl.Expr:
     """The position of each row's value in ``values`` (-1 for other values and nulls)."""
     mapping = {v: i for i, v in enumerate(values)}
     small = pl.Int8 if len(values) < 127 else pl.Int16 if len(values) < 32_767 else pl.Int32  # less memory to touch
-    return column.replace_strict(mapping, default=-1, return_dtype=small).fill_null(-1).to_numpy()
+    return pl.col(column).replace_strict(mapping, default=-1, return_dtype=small).fill_null(-1)
 
 
 def _nullable(values: np.ndarray | pl.Series, valid: np.ndarray, dtype: pl.DataType | None = None) -> pl.Series:
@@ -152,7 +152,7 @@ class _Grouped:
 
 
 def _member(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
-    """``codes`` (from :func:`_codes`, -1 for others) that are one of ``wanted``: a table look-up per row."""
+    """``codes`` (from :func:`_code`, -1 for others) that are one of ``wanted``: a table look-up per row."""
     table = np.zeros(max([*wanted, 0]) + 2, dtype=bool)
     table[[w + 1 for w in wanted]] = True
     found: np.ndarray = table[np.minimum(codes, table.size - 2) + 1]  # codes >= -1, so the index is >= 0
@@ -255,15 +255,23 @@ def compute_attributes(
 
     specs = list({spec.key: spec for spec in event_specs}.values())
     names = sorted({ORDER_EVENT, *PRODUCT_EVENTS, *(s.event for s in specs)})
-    name = _codes(events["event_name"], names)
+    found = events.select(pl.col(c).drop_nulls().unique().implode() for c in ("channel", "category"))
+    channels, kinds = (sorted(str(v) for v in found[c][0]) for c in ("channel", "category"))
+    # Every string column is read once, in one select (Polars runs the expressions in parallel).
+    coded = events.select(
+        _code("event_name", names),
+        _code("channel", channels),
+        _code("category", kinds),
+        (pl.col("event_type") != "identify").fill_null(False).alias("_counted"),
+        pl.col("revenue").is_not_null().alias("_priced"),
+    )
+    name, channel, kind = (coded[c].to_numpy() for c in ("event_name", "channel", "category"))
     order = name == names.index(ORDER_EVENT)
     # Revenue in the reporting currency, only where a measure reads it (a null revenue counts 0).
-    priced = (order | _member(name, [names.index(s.event) for s in specs])) & events["revenue"].is_not_null().to_numpy()
+    priced = (order | _member(name, [names.index(s.event) for s in specs])) & coded["_priced"].to_numpy()
     amount = np.zeros(events.height)
     money = events.select(c for c in ("revenue", "currency") if c in events.columns).filter(pl.Series(priced))
     amount[priced] = money.select(base_revenue(money, options)).to_series().to_numpy()
-    channels = sorted(str(c) for c in events["channel"].drop_nulls().unique().to_list())
-    channel = _codes(events["channel"], channels)
 
     seen = groups.count()
     first_seen, last_seen = groups.extremes(stamp)
@@ -279,7 +287,7 @@ def compute_attributes(
         "first_order_at": _nullable(first_order, order_count > 0, ts_type),
         "order_count": order_count,
         "revenue_lifetime": orders.total(o_amount),
-        "event_count": groups.count((events["event_type"] != "identify").fill_null(False).to_numpy()),
+        "event_count": groups.count(coded["_counted"].to_numpy()),
         "orders_prev_90d": orders.count((o_stamp < since(90)) & (o_stamp >= since(180))),
     }
     for days in WINDOWS:
@@ -299,13 +307,17 @@ def compute_attributes(
         if spec.channel is not None:
             picked &= channel[at] == (channels.index(spec.channel) if spec.channel in channels else -2)
         if spec.category is not None:
-            picked &= (events["category"].gather(at) == spec.category).fill_null(False).to_numpy()
+            picked &= kind[at] == (kinds.index(spec.category) if spec.category in kinds else -2)
         rows, spent = groups.rows[at][picked], amount[at][picked]
         out[spec.count_column] = np.bincount(rows, minlength=groups.size)
         out[spec.revenue_column] = np.bincount(rows, weights=spent, minlength=groups.size)
     product = _member(name, [names.index(n) for n in PRODUCT_EVENTS]) & (stamp >= since(options.interests.window_days))
-    categories = sorted(str(c) for c in events["category"].filter(pl.Series(product)).drop_nulls().unique().to_list())
-    browsing = groups.count_by(_codes(events["category"], categories), len(categories), product)
+    # Categories: those of product events in the window, renumbered among themselves (sorted).
+    browsed = np.bincount(kind[product & (kind >= 0)], minlength=len(kinds)) > 0
+    categories = [k for k, used in zip(kinds, browsed, strict=True) if used]
+    renumber = np.full(len(kinds) + 1, -1, dtype=np.int32)
+    renumber[1:][browsed] = np.arange(len(categories))
+    browsing = groups.count_by(renumber[kind.astype(np.int32) + 1], len(categories), product)
     wanted = [(i, c) for i, c in enumerate(categories) if c in options.interests.categories]
     liked = browsing >= options.interests.min_browsing_events
     out["preferred_channel"] = _argmax(orders.count_by(channel[order], len(channels)), channels, "preferred_channel")
