@@ -9,6 +9,10 @@ Event-history conditions of every segment are gathered first and computed in
 one Polars pass over the events (one count and one revenue column per
 distinct event spec); the segment queries then filter that shared, one row
 per profile ``base`` table instead of scanning raw events once per segment.
+Tag conditions read boolean columns of ``base`` computed from the classifiers'
+tag columns (and from the few tags held as rows), and :meth:`SegmentEngine.evaluate`
+runs every segment whose references are known in one SELECT (one boolean
+column per segment), so a refresh of 20 segments is one or two scans.
 """
 
 from __future__ import annotations
@@ -212,6 +216,7 @@ class SegmentEngine:
         if stale:
             self.base = self.base.drop(stale)
             self.tag_columns.difference_update(stale)
+            self._stale = True
 
     def remember(self, name: str, members: pl.Series) -> None:
         """Make a segment's members visible to ``{segment: name}`` conditions."""
