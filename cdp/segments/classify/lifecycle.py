@@ -20,8 +20,8 @@ STAGES = ("new", "active", "loyal", "at_risk", "churned")
 RISK_LEVELS = ("warning", "high")
 
 
-def lifecycle_stage(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
-    """profile_id, lifecycle."""
+def lifecycle_stage(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool = False) -> pl.DataFrame:
+    """profile_id, lifecycle (people seen at all; ``every_row``: every row, null for the others)."""
     t = config.lifecycle
     seen = pl.col("days_since_last_seen")
     stage = (
@@ -35,18 +35,25 @@ def lifecycle_stage(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFram
         .then(pl.lit("at_risk"))
         .otherwise(pl.lit("churned"))
     )
+    if every_row:
+        return attributes.select("profile_id", pl.when(seen.is_not_null()).then(stage).alias("lifecycle"))
     return attributes.filter(seen.is_not_null()).select("profile_id", stage.alias("lifecycle"))
 
 
-def churn_risk(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
-    """profile_id, churn_drift (silence / own interval), churn_risk (warning | high | null)."""
+def churn_risk(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool = False) -> pl.DataFrame:
+    """profile_id, churn_drift (silence / own interval), churn_risk (warning | high | null).
+
+    Only eligible buyers; ``every_row``: every row, null for the others.
+    """
     c = config.churn_risk
-    eligible = attributes.filter(
+    rule = (
         (pl.col("order_count") >= c.min_orders)
         & (pl.col("purchase_interval_days") > 0)
         & (pl.col("days_since_last_order") <= c.ignore_after_days)
     )
-    drift = (pl.col("days_since_last_order") / pl.col("purchase_interval_days")).alias("churn_drift")
+    eligible = attributes if every_row else attributes.filter(rule)
+    drift = pl.col("days_since_last_order") / pl.col("purchase_interval_days")
+    drift = (pl.when(rule).then(drift) if every_row else drift).alias("churn_drift")
     level = (
         pl.when(pl.col("churn_drift") >= c.high_ratio)
         .then(pl.lit("high"))
@@ -70,12 +77,12 @@ class LifecycleClassifier:
         specs: tuple[TagSpec, ...] = ()
         frame: pl.DataFrame | None = None
         if config.lifecycle.enabled:
-            frame = lifecycle_stage(attributes, config)
+            frame = lifecycle_stage(attributes, config, every_row=True)  # aligned: attached without a join
             columns.append("lifecycle")
             specs += catalogue("lifecycle", STAGES, "behavioural", "lifecycle stage {value}")
         if config.churn_risk.enabled and "purchase_interval_days" in attributes.columns:
-            risk = churn_risk(attributes, config)
-            frame = risk if frame is None else frame.join(risk, on="profile_id", how="left")
+            risk = churn_risk(attributes, config, every_row=True)
+            frame = risk if frame is None else pl.concat([frame, risk.drop("profile_id")], how="horizontal")
             columns.append("churn_risk")
             specs += catalogue("churn_risk", RISK_LEVELS, "behavioural", "churn risk {value}: silent longer than usual")
         if frame is None:

@@ -27,8 +27,12 @@ def quintile(values: pl.Expr, count: pl.Expr) -> pl.Expr:
     return (1 + ((rank - 1) * 5 // count)).clip(1, 5).cast(pl.Int8)
 
 
-def rfm_scores(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
-    """profile_id, rfm_recency, rfm_frequency, rfm_monetary, rfm_fm, rfm_score, rfm_cell (buyers only)."""
+def rfm_scores(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool = False) -> pl.DataFrame:
+    """profile_id, rfm_recency, rfm_frequency, rfm_monetary, rfm_fm, rfm_score, rfm_cell (buyers only).
+
+    ``every_row``: one row per attributes row instead, null for non-buyers
+    (the same scores: ranks ignore nulls), so no join is needed to attach them.
+    """
     window = config.rfm.window_days
     if window is None:
         frequency, monetary = pl.col("order_count"), pl.col("revenue_lifetime")
@@ -36,8 +40,9 @@ def rfm_scores(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
         frequency, monetary = pl.col(f"orders_{window}d"), pl.col(f"revenue_{window}d")
     else:  # other windows: frequency and monetary over the whole history still apply to recency
         frequency, monetary = pl.col("order_count"), pl.col("revenue_lifetime")
-    buyers = attributes.filter((frequency > 0) & pl.col("days_since_last_order").is_not_null())
-    if buyers.height == 0:
+    buyer = (frequency > 0) & pl.col("days_since_last_order").is_not_null()
+    buyers = attributes.filter(buyer) if not every_row else attributes
+    if buyers.height == 0 or (every_row and not attributes.select(buyer.any()).item()):
         return pl.DataFrame(
             schema={
                 "profile_id": pl.String,
@@ -49,12 +54,16 @@ def rfm_scores(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
                 "rfm_cell": pl.String,
             }
         )
-    n = pl.len()
+    n = buyer.sum() if every_row else pl.len()
+
+    def only(value: pl.Expr) -> pl.Expr:
+        return pl.when(buyer).then(value) if every_row else value
+
     scored = buyers.select(
         "profile_id",
-        quintile(-pl.col("days_since_last_order"), n).alias("rfm_recency"),
-        quintile(frequency, n).alias("rfm_frequency"),
-        quintile(monetary, n).alias("rfm_monetary"),
+        quintile(only(-pl.col("days_since_last_order")), n).alias("rfm_recency"),
+        quintile(only(frequency), n).alias("rfm_frequency"),
+        quintile(only(monetary), n).alias("rfm_monetary"),
     ).with_columns(
         ((pl.col("rfm_frequency").cast(pl.Int16) + pl.col("rfm_monetary") + 1) // 2).cast(pl.Int8).alias("rfm_fm")
     )
@@ -79,7 +88,7 @@ class RfmClassifier:
     def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:
         if not config.rfm.enabled or "days_since_last_order" not in attributes.columns:
             return Classification()
-        scores = rfm_scores(attributes, config)
+        scores = rfm_scores(attributes, config, every_row=True)
         return Classification(
             attributes=scores,
             tag_frame=scores.select("profile_id", pl.col("rfm_cell").alias("rfm")),

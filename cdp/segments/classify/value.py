@@ -20,15 +20,20 @@ from cdp.segments.config import TagsConfig
 TIERS = ("high", "mid", "low", "potential")
 
 
-def value_tier(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
-    """profile_id, value_tier (null for people without revenue in the last 365 days)."""
+def value_tier(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool = False) -> pl.DataFrame:
+    """profile_id, value_tier (only buyers: people with revenue in the last 365 days).
+
+    ``every_row``: one row per attributes row instead, null for non-buyers.
+    """
     options = config.value
-    buyers = attributes.filter(pl.col("revenue_365d") > 0)
+    buyer = pl.col("revenue_365d") > 0
+    buyers = attributes if every_row else attributes.filter(buyer)
     if buyers.height == 0:
         return pl.DataFrame(schema={"profile_id": pl.String, "value_tier": pl.String})
-    n = pl.len()
+    n = buyer.sum() if every_row else pl.len()
     # Share of buyers strictly above: 0 for the top spender. Ties share the better tier.
-    above = (pl.col("revenue_365d").rank(method="min", descending=True) - 1) / n
+    revenue = pl.when(buyer).then(pl.col("revenue_365d")) if every_row else pl.col("revenue_365d")
+    above = (revenue.rank(method="min", descending=True) - 1) / n
     rising = (pl.col("orders_90d") >= options.potential_min_orders_90d) & (
         pl.col("orders_90d") > pl.col("orders_prev_90d") * options.rising_ratio
     )
@@ -41,7 +46,7 @@ def value_tier(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
         .then(pl.lit("potential"))
         .otherwise(pl.lit("low"))
     )
-    return buyers.select("profile_id", tier.alias("value_tier"))
+    return buyers.select("profile_id", (pl.when(buyer).then(tier) if every_row else tier).alias("value_tier"))
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class ValueClassifier:
     def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:
         if not config.value.enabled or "revenue_365d" not in attributes.columns:
             return Classification()
-        tiers = value_tier(attributes, config)
+        tiers = value_tier(attributes, config, every_row=True)
         return Classification(
             attributes=tiers,
             tag_frame=tiers.select("profile_id", pl.col("value_tier").alias("value")),
