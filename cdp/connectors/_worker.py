@@ -21,12 +21,15 @@ next send (the pipe is closed) and exits.
 
 from __future__ import annotations
 
+import copy
+import json
 import multiprocessing
 import pickle
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from cdp._exceptions import RecordRejected
@@ -74,8 +77,6 @@ def build(connector: Connector, item: SourceItem, normalizers: Normalizers, regi
 
 def reject_entry(source: str, item: SourceItem, exc: RecordRejected) -> dict[str, Any]:
     """The quarantine entry of a rejected item: its parsed form as JSON (replayable), else the raw text."""
-    import json
-
     raw = json.dumps(item.data, ensure_ascii=False) if item.data is not None else item.raw
     return {
         "source": source,
@@ -89,8 +90,6 @@ def reject_entry(source: str, item: SourceItem, exc: RecordRejected) -> dict[str
 
 def batches(job: Job) -> Iterator[Batch]:
     """Read the connector from ``job.state`` and yield full batches, then the last (possibly empty) one."""
-    import copy
-
     connector = job.connector
     source = connector.source_name
     result = ReadResult(state=copy.deepcopy(job.state))
@@ -130,7 +129,7 @@ def _child(job: Job, pipe: Connection, parent_end: Connection) -> None:
         return
     except BaseException as exc:  # handed to the parent and re-raised there
         try:
-            pickle.dumps(exc)
+            pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own bytes; some exceptions cannot be rebuilt
             pipe.send(exc)
         except Exception:
             pipe.send(RuntimeError(f"ingest worker failed: {exc.__class__.__name__}: {exc}"))
@@ -186,8 +185,6 @@ def worker_for(job: Job, *, forced: bool, size: int | None) -> Worker | None:
 
 def file_size(config: Mapping[str, Any]) -> int | None:
     """The size of the connector's input file, if it reads one."""
-    from pathlib import Path
-
     path = config.get("path")
     if not path:
         return None
