@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from cdp.access import _tables as t
+from cdp.access._bulk import bulk_insert
 from cdp.access._core import new_id, now
 from cdp.access._identity import FEATURE_FIELDS, MATCH_KIND, IdentityMixin
 from cdp.access._identity_rules import IdentityRulesMixin
-from cdp.access._ingest import bulk_insert
 from cdp.access.context import AccessContext
 
 MATCH_BITS = 64
