@@ -10,8 +10,9 @@ most, and every change of a record's profile is kept as link history.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, text, update
@@ -25,6 +26,16 @@ MATCH_KIND = "match"
 """Blind-index kind of the incremental matcher's candidate keys (see ``_matching``)."""
 
 FEATURE_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "anonymous_id", "record_id", "profile_id")
+
+
+def link_rows(
+    pairs: Iterable[tuple[str, str]], stamp: datetime, reasons: Mapping[str, str], method: str, run_id: str
+) -> list[dict[str, Any]]:
+    """``record_links`` rows linking each (record, profile) pair, with its reason (or the method)."""
+    return [
+        {"record_id": r, "profile_id": p, "linked_at": stamp, "reason": reasons.get(r, method)[:200], "run_id": run_id}
+        for r, p in pairs
+    ]
 
 
 @dataclass(frozen=True)
@@ -192,19 +203,7 @@ class IdentityMixin(StoreCore):
                     .values(unlinked_at=stamp)
                 )
             if moved:
-                conn.execute(
-                    insert(t.record_links),
-                    [
-                        {
-                            "record_id": r,
-                            "profile_id": p,
-                            "linked_at": stamp,
-                            "reason": reasons.get(r, method)[:200],
-                            "run_id": run_id,
-                        }
-                        for r, p in moved
-                    ],
-                )
+                conn.execute(insert(t.record_links), link_rows(moved, stamp, reasons, method, run_id))
             live = set(assigned.values())
             previous = set(current.values())
             retired = sorted(previous - live)

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from cdp.access import _tables as t
 from cdp.access._bulk import bulk_insert
 from cdp.access._core import new_id, now
-from cdp.access._identity import FEATURE_FIELDS, MATCH_KIND, IdentityMixin
+from cdp.access._identity import FEATURE_FIELDS, MATCH_KIND, IdentityMixin, link_rows
 from cdp.access._identity_rules import IdentityRulesMixin
 from cdp.access.context import AccessContext
 
@@ -284,19 +284,7 @@ class MatchingMixin(IdentityRulesMixin, IdentityMixin):
                 )
             targets = {r: created.get(label, label) for r, label in todo.items()}
             if targets:
-                conn.execute(
-                    insert(t.record_links),
-                    [
-                        {
-                            "record_id": r,
-                            "profile_id": p,
-                            "linked_at": stamp,
-                            "reason": reasons.get(r, method)[:200],
-                            "run_id": run_id,
-                        }
-                        for r, p in sorted(targets.items())
-                    ],
-                )
+                conn.execute(insert(t.record_links), link_rows(sorted(targets.items()), stamp, reasons, method, run_id))
             by_profile: dict[str, list[str]] = defaultdict(list)
             for record_id, profile_id in targets.items():
                 by_profile[profile_id].append(record_id)
