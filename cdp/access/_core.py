@@ -45,6 +45,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
 
 
+_ANALYZED_TABLES = ("records", "blind_indexes", "events", "consents", "subject_keys", "record_links", "profiles")
+"""Tables bulk writes grow: ingestion, and identity runs that link records to profiles."""
+
+
 @dataclass
 class Access:
     """One policy-checked, audited unit of work."""
@@ -80,6 +84,8 @@ class StoreCore:
         self.keystore = keystore
         self._ciphers: dict[str, FieldCipher] = {}
         self._last_checkpoint_seq: int | None = None
+        self._rows_since_analyze = 0
+        self._rows_at_analyze = 0
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -149,6 +155,24 @@ class StoreCore:
         except OperationalError as exc:
             raise StorageError(f"database error during {action} {resource}: {str(exc.orig).splitlines()[0]}") from exc
         self._maybe_checkpoint(appended)
+
+    def note_bulk_write(self, rows: int) -> None:
+        """Refresh PostgreSQL's planner statistics once the rows written since the last refresh
+        reach the table sizes it last saw (so about log2(N) times while a store grows to N rows).
+
+        Plans chosen on empty-table statistics turn index lookups into nested loops over whole
+        tables once they are full; autovacuum fixes that only a minute later, or never when it is
+        off. SQLite plans from its indexes and needs nothing here.
+        """
+        if self.engine.dialect.name != "postgresql" or rows <= 0:
+            return
+        self._rows_since_analyze += rows
+        if self._rows_since_analyze < max(1_000, self._rows_at_analyze):
+            return
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(f"ANALYZE {', '.join(_ANALYZED_TABLES)}")
+        self._rows_at_analyze += self._rows_since_analyze
+        self._rows_since_analyze = 0
 
     def _maybe_checkpoint(self, appended: int) -> None:
         """Sign a checkpoint once ``audit_checkpoint_every`` rows have been appended since the last one.

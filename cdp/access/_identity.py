@@ -255,4 +255,5 @@ class IdentityMixin(StoreCore):
             work.detail = (
                 f"run={run_id} profiles={len(live)} created={created} retired={len(retired)} relinked={len(moved)}"
             )
-            return stats
+        self.note_bulk_write(len(moved))
+        return stats

@@ -147,20 +147,31 @@ class IngestMixin(StoreCore):
         return known
 
     def _existing_keys(self, connection: Connection, digests: set[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+        # Two index lookups instead of one three-table join: a join's plan depends on table
+        # statistics, and right after a bulk load (or with autovacuum off) PostgreSQL planned it
+        # as a nested loop over every person's key, seconds per batch.
+        holders: dict[str, list[str]] = {}
         for chunk in _chunks(sorted(digests)):
             rows = connection.execute(
-                select(t.blind_indexes.c.digest, t.records.c.key_id)
-                .join(t.records, t.records.c.id == t.blind_indexes.c.record_id)
-                .join(t.subject_keys, t.subject_keys.c.id == t.records.c.key_id)
-                .where(
-                    t.blind_indexes.c.digest.in_(chunk),
-                    t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS),
-                    t.subject_keys.c.destroyed_at.is_(None),
+                select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id).where(
+                    t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS), t.blind_indexes.c.digest.in_(chunk)
                 )
             )
-            for digest, key_id in rows.all():  # all(): one fetchall, not a fetchone per row
-                found.setdefault(digest, key_id)
+            for digest, record_id in rows.all():  # all(): one fetchall, not a fetchone per row
+                holders.setdefault(digest, []).append(record_id)
+        key_of: dict[str, str] = {}
+        for chunk in _chunks(sorted({r for records in holders.values() for r in records})):
+            rows = connection.execute(
+                select(t.records.c.id, t.records.c.key_id)
+                .join(t.subject_keys, t.subject_keys.c.id == t.records.c.key_id)
+                .where(t.records.c.id.in_(chunk), t.subject_keys.c.destroyed_at.is_(None))
+            )
+            key_of.update((record_id, key_id) for record_id, key_id in rows.all())
+        found: dict[str, str] = {}
+        for digest in sorted(holders):
+            key = next((key_of[r] for r in sorted(holders[digest]) if r in key_of), None)
+            if key is not None:
+                found[digest] = key
         return found
 
     def ingest(
@@ -215,6 +226,7 @@ class IngestMixin(StoreCore):
             if cursor is not None:
                 work.detail += " cursor saved"
         self._known_sources().update(r.source for batch in batches for r in batch)
+        self.note_bulk_write(sum(o.accepted for o in outcomes))
         return outcomes
 
     def _fresh(self, connection: Connection, batch: Sequence[IncomingRecord]) -> tuple[list[str], list[int]]:
