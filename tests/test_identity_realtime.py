@@ -210,10 +210,7 @@ def test_cdp_ingest_matches_new_records_once_a_model_exists(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     late, _ = late_arrivals
-    try:
-        main(["ingest", "pos", str(late), "--config", str(_pos_config(late.parent))])
-    except SystemExit as exit_:
-        assert not exit_.code
+    _cdp_ingest_pos(late)
     out = capsys.readouterr().out
     assert "joined existing profiles" in out
     assert store.unmatched_records(identity_context(), kinds=("identity",)) == []
@@ -226,18 +223,19 @@ def test_cdp_ingest_no_match_leaves_new_records_for_the_batch(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     late, _ = late_arrivals
-    try:
-        main(["ingest", "pos", str(late), "--config", str(_pos_config(late.parent)), "--no-match"])
-    except SystemExit as exit_:
-        assert not exit_.code
+    _cdp_ingest_pos(late, "--no-match")
     assert "joined existing profiles" not in capsys.readouterr().out
     assert len(store.unmatched_records(identity_context(), kinds=("identity",))) > 50
 
 
-def _pos_config(directory: Path) -> Path:
-    config = directory / "pos.yaml"
+def _cdp_ingest_pos(path: Path, *options: str) -> None:
+    """``cdp ingest pos PATH`` (with the region read from store ids), which must exit cleanly."""
+    config = path.parent / "pos.yaml"
     config.write_text("region_from_store_id: true\n", encoding="utf-8")
-    return config
+    try:
+        main(["ingest", "pos", str(path), "--config", str(config), *options])
+    except SystemExit as exit_:
+        assert not exit_.code
 
 
 def test_erasure_removes_a_persons_match_keys(store: CustomerStore, late_arrivals: tuple[Path, Path]) -> None:

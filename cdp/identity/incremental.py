@@ -131,9 +131,12 @@ class ProfileIndex:
                 found.update(dict.fromkeys(members))
         return list(found)
 
-    def row_for(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The feature row of a new record (store feature dict shape), name frequency filled in."""
-        row = feature_row(record, self.domains)
+    def row_for(self, record: Mapping[str, Any], row: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The feature row of a new record (store feature dict shape), name frequency filled in.
+
+        ``row`` is the record's feature row if the caller already made it (it is completed in place).
+        """
+        row = feature_row(record, self.domains) if row is None else row
         self._frequency(row)
         return row
 

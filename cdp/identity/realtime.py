@@ -89,7 +89,8 @@ def match_new_records(
         return report
     index = ProfileIndex(model, threshold=settings.match_threshold)
     identified = [r for r in arriving if r["kind"] == "identity"]
-    keys = {str(r["record_id"]): blocking_keys(feature_row(r, index.domains)) for r in identified}
+    rows = {str(r["record_id"]): feature_row(r, index.domains) for r in identified}
+    keys = {record_id: blocking_keys(row) for record_id, row in rows.items()}
     digests = {d for r in arriving for kind, d in (r.get("digests") or {}).items() if kind in RULE_ORDER and d}
     around = store.match_neighbourhood(ctx, keys, RULE_ORDER, digests, max_holders=MAX_KEY_FANOUT)
     holders = _Holders(around.sharing)
@@ -102,7 +103,7 @@ def match_new_records(
     for record in sorted(identified, key=lambda r: str(r["record_id"])):
         record_id = str(record["record_id"])
         clock = time.perf_counter()
-        row = index.row_for(record)
+        row = index.row_for(record, rows[record_id])
         verified = _same_identifier(index, row, record, holders, assignments)
         if verified is not None:
             label, kind = verified
