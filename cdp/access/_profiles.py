@@ -10,7 +10,6 @@ declared purpose are filtered out here.
 from __future__ import annotations
 
 import gc
-import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,17 +29,6 @@ from cdp.policy.masking import age_band, age_on, treatment_function
 RECTIFICATION_SOURCE = "rectification"
 COMPLIANCE_PURPOSES = frozenset({"compliance", "dsr"})
 PROFILE_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "age_band", "sources", "record_count", "first_seen", "last_seen")
-EVENT_FIELDS = (
-    "profile_id",
-    "event_type",
-    "event_name",
-    "occurred_at",
-    "revenue",
-    "currency",
-    "channel",
-    "store_id",
-    "category",
-)
 _EPOCH = datetime(1970, 1, 1)
 _TIMING_FIELDS = frozenset({"sources", "record_count", "first_seen", "last_seen"})
 # Positions in the rows of _profile_records: fixed columns, then CLEAR_FIELDS, then the encrypted ones asked for.
@@ -312,35 +300,6 @@ class ProfileMixin(StoreCore):
             if rows
             else pl.DataFrame({"profile_id": []}, schema={"profile_id": pl.String})
         )
-
-    def events_frame(self, ctx: AccessContext) -> pl.DataFrame:
-        """Behavioural events of resolved profiles, for analytics (no identifiers)."""
-        fields = (*EVENT_FIELDS, "event_properties")
-        with self.access(ctx, action="read", resource="events", fields=fields) as work:
-            rows = work.connection.execute(
-                select(*(t.events.c[name] for name in EVENT_FIELDS), t.events.c.properties)
-                .join(t.profiles, t.profiles.c.id == t.events.c.profile_id)
-                .where(t.profiles.c.status == "active")
-            ).all()
-            # properties hold only keys classified in fields.yaml (event_properties), as JSON text
-            frame = pl.DataFrame(
-                [(*r[:-1], json.dumps(r[-1], sort_keys=True) if r[-1] else None) for r in rows],
-                schema={
-                    "profile_id": pl.String,
-                    "event_type": pl.String,
-                    "event_name": pl.String,
-                    "occurred_at": pl.Datetime("us", "UTC"),
-                    "revenue": pl.Float64,
-                    "currency": pl.String,
-                    "channel": pl.String,
-                    "store_id": pl.String,
-                    "category": pl.String,
-                    "properties": pl.String,
-                },
-                orient="row",
-            )
-            work.subject_count = frame["profile_id"].n_unique() if frame.height else 0
-            return frame
 
     def counts(self, ctx: AccessContext) -> dict[str, int]:
         """Operational counts for summaries (no personal data)."""

@@ -16,12 +16,13 @@ from cdp.access._activation import ActivationMixin
 from cdp.access._audit_queries import AuditMixin
 from cdp.access._consent import ConsentMixin
 from cdp.access._core import StoreCore
+from cdp.access._events import EVENT_FIELDS, EventMixin
 from cdp.access._identity import IdentityMixin, ResolutionStats
 from cdp.access._identity_rules import IdentityRulesMixin
 from cdp.access._ingest import IngestMixin
 from cdp.access._matching import NEW_PROFILE, AttachStats, MatchingMixin
 from cdp.access._profile_view import ProfileViewMixin
-from cdp.access._profiles import EVENT_FIELDS, PROFILE_FIELDS, ProfileMixin
+from cdp.access._profiles import PROFILE_FIELDS, ProfileMixin
 from cdp.access._retention import RetentionMixin
 from cdp.access._subjects import SubjectMixin
 from cdp.access._tags_manual import ManualTagMixin
@@ -53,6 +54,7 @@ class CustomerStore(
     IngestMixin,
     IdentityMixin,
     ProfileMixin,
+    EventMixin,
     ActivationMixin,
     AuditMixin,
     StoreCore,
