@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cdp.access import AccessContext, open_store
+from cdp.access._profiles import _CLEAR_AT as CLEAR_AT
 from cdp.access.context import connector_context, identity_context
 from cdp.model import EventData, IncomingRecord
 from cdp.settings import Settings
@@ -137,7 +138,8 @@ def main() -> None:
 
     def read_same_path_plaintext() -> int:
         """The same read path (SQL, grouping, survivorship) with decryption replaced by a plaintext
-        lookup, no masking and no consent filter: what the read costs without the privacy layer."""
+        lookup (in both the single-record decoder and the per-field readers), no masking and no
+        consent filter: what the read costs without the privacy layer."""
         original = store._field_readers
 
         def plaintext_readers(needed: Any, identity_fields: Any) -> list[tuple[str, Any]]:
@@ -147,13 +149,26 @@ def main() -> None:
                 for name, read in readers
             ]
 
+        def plaintext_decoder(needed: Any, identity_fields: Any) -> Any:
+            encrypted = [name for name in needed if name in identity_fields]
+            clear = [(name, CLEAR_AT[name]) for name in needed if name not in identity_fields]
+
+            def decode(row: Any) -> list[tuple[str, str]]:
+                out = [(name, v) for name in encrypted if (v := plaintext_of.get((row[1], name)))]
+                out.extend((name, str(row[i])) for name, i in clear if row[i])
+                return out
+
+            return decode
+
         store._field_readers = plaintext_readers  # type: ignore[method-assign]
-        store.load_ciphers = lambda *_a, **_k: None  # type: ignore[method-assign]
+        store._row_decoder = plaintext_decoder  # type: ignore[method-assign]
+        store.wrapped_keys = lambda *_a, **_k: {}  # type: ignore[method-assign]
         try:
             return len(store.read_profiles(officer, FIELDS))
         finally:
             del store._field_readers
-            del store.load_ciphers
+            del store._row_decoder
+            del store.wrapped_keys
 
     def read_access() -> int:
         store._ciphers.clear()  # cold: every data key unwrapped again

@@ -17,7 +17,7 @@ only) and the blind indexer.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -237,10 +237,17 @@ class StoreCore:
 
     def load_ciphers(self, connection: Connection, key_ids: Iterable[str]) -> None:
         """Unwrap the data keys not yet in memory (a shredded key simply stays absent)."""
-        wanted = [k for k in set(key_ids) if k not in self._ciphers]
-        for key_id, wrapped in self.keystore.get(wanted).items():
-            data_key = self.keyring.unwrap(wrapped, aad=key_id.encode())
-            self._ciphers[key_id] = FieldCipher(data_key, key_id)
+        self.unwrap_keys(self.wrapped_keys(key_ids))
+
+    def wrapped_keys(self, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
+        """The wrapped data keys, among ``key_ids``, not yet unwrapped in memory (shredded ones are absent)."""
+        return self.keystore.get([k for k in set(key_ids) if k not in self._ciphers])
+
+    def unwrap_keys(self, wrapped: Mapping[str, WrappedKey]) -> None:
+        """Unwrap data keys under the keyring into ciphers held in memory for this store."""
+        unwrap, ciphers = self.keyring.unwrap, self._ciphers
+        for key_id, blob in wrapped.items():
+            ciphers[key_id] = FieldCipher(unwrap(blob, aad=key_id.encode()), key_id)
 
     def has_cipher(self, key_id: str) -> bool:
         return key_id in self._ciphers

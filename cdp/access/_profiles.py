@@ -17,11 +17,13 @@ from datetime import date, datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, func, select
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore
+from cdp.access._parallel import map_in_halves
 from cdp.access.context import AccessContext
+from cdp.crypto.keyring import FileKeyring
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
 from cdp.policy import Decision
 from cdp.policy.masking import age_band, age_on, treatment_function
@@ -32,8 +34,10 @@ PROFILE_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "age_band", "sources", "recor
 _EPOCH = datetime(1970, 1, 1)
 _TIMING_FIELDS = frozenset({"sources", "record_count", "first_seen", "last_seen"})
 # Positions in the rows of _profile_records: fixed columns, then CLEAR_FIELDS, then the encrypted ones asked for.
-_PROFILE, _ID, _SOURCE, _KEY, _OCCURRED, _RECEIVED = range(6)
-_CLEAR_AT = {name: 6 + i for i, name in enumerate(CLEAR_FIELDS)}
+# _SEEN is when the record happened (occurred_at, else received_at), as the driver returns it.
+_PROFILE, _ID, _SOURCE, _KEY, _SEEN = range(5)
+_CLEAR_AT = {name: 5 + i for i, name in enumerate(CLEAR_FIELDS)}
+_ENCRYPTED_AT = 5 + len(CLEAR_FIELDS)
 
 
 def _pick(
@@ -79,9 +83,33 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _seen(row: Any) -> datetime:
+    """When the record happened. Rows come straight from the driver: SQLite gives DATETIME as text."""
+    value = row[_SEEN]
+    return datetime.fromisoformat(value) if value.__class__ is str else value  # type: ignore[no-any-return]
+
+
 def _time(row: Any) -> datetime:
-    stamp: datetime = row[_OCCURRED] or row[_RECEIVED]
-    return stamp.replace(tzinfo=None)
+    return _seen(row).replace(tzinfo=None)
+
+
+def _driver_rows(conn: Connection, query: Select[Any]) -> list[Any]:
+    """Run ``query`` on the driver's own cursor (same connection, same transaction) and return its tuples.
+
+    A bulk read fetches one row per record of every profile; SQLAlchemy's result rows and type
+    processing cost more than the driver's fetch. Only untyped values come back (text, bytes, and
+    on SQLite DATETIME as text, which :func:`_seen` reads).
+    """
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args: Any = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), args)
+        rows = list(cursor.fetchall())
+        return rows
+    finally:
+        cursor.close()
 
 
 def _survivorship_order(records: list[Any], rule: str, trusted: Sequence[str]) -> list[Any]:
@@ -90,6 +118,15 @@ def _survivorship_order(records: list[Any], rule: str, trusted: Sequence[str]) -
         rank = {s: i for i, s in enumerate(trusted)}
         return sorted(records, key=lambda r: (rank.get(r[_SOURCE], len(rank)), -_time(r).timestamp()))
     return sorted(records, key=_time, reverse=True)
+
+
+def _add_timings(profile: dict[str, Any], records: list[Any]) -> None:
+    """The profile's sources, record count and first/last seen."""
+    times = [_seen(r) for r in records]
+    profile["sources"] = ",".join(sorted({r[_SOURCE] for r in records}))
+    profile["record_count"] = len(records)
+    profile["first_seen"] = min(times).isoformat() if times else None
+    profile["last_seen"] = max(times).isoformat() if times else None
 
 
 class ProfileMixin(StoreCore):
@@ -107,8 +144,7 @@ class ProfileMixin(StoreCore):
             t.records.c.id,
             t.records.c.source,
             t.records.c.key_id,
-            t.records.c.occurred_at,
-            t.records.c.received_at,
+            func.coalesce(t.records.c.occurred_at, t.records.c.received_at),
             *(t.records.c[n] for n in CLEAR_FIELDS),
             *(t.records.c[f"{n}_enc"] for n in identity_fields),
         ]
@@ -125,7 +161,7 @@ class ProfileMixin(StoreCore):
         chunks = [ids[i : i + 900] for i in range(0, len(ids), 900)] if ids is not None else [None]
         for chunk in chunks:
             q = query if chunk is None else query.where(t.record_links.c.profile_id.in_(chunk))
-            for row in conn.execute(q).all():
+            for row in _driver_rows(conn, q):
                 grouped[row[_PROFILE]].append(row)
         return grouped
 
@@ -164,9 +200,10 @@ class ProfileMixin(StoreCore):
         """For each needed field, a function giving its plaintext from a row of :meth:`_profile_records`.
 
         Encrypted fields are decrypted with the record's data key (loaded by the caller); a
-        shredded key (erased person) reads as no value. Clear fields come back as text.
+        shredded key (erased person) reads as no value. Clear fields come back as text. Used where
+        a profile has several records, so that survivorship decrypts only the values it weighs.
         """
-        encrypted_at = {name: 6 + len(CLEAR_FIELDS) + i for i, name in enumerate(identity_fields)}
+        encrypted_at = {name: _ENCRYPTED_AT + i for i, name in enumerate(identity_fields)}
         ciphers = self._ciphers
 
         def clear(position: int) -> Callable[[Any], str | None]:
@@ -191,50 +228,65 @@ class ProfileMixin(StoreCore):
             for name in needed
         ]
 
+    def _row_decoder(
+        self, needed: Sequence[str], identity_fields: Sequence[str]
+    ) -> Callable[[Any], list[tuple[str, str]]]:
+        """A function giving every needed (field, plaintext) of one row that has a value.
+
+        The same values as :meth:`_field_readers`, for a profile with a single record: all its
+        encrypted fields are decrypted in one call under the person's key.
+        """
+        encrypted = [(name, _ENCRYPTED_AT + i) for i, name in enumerate(identity_fields) if name in needed]
+        clear = [(name, _CLEAR_AT[name]) for name in needed if name not in identity_fields]
+        ciphers = self._ciphers
+
+        def decode(row: Any) -> list[tuple[str, str]]:
+            out: list[tuple[str, str]] = []
+            if encrypted:
+                cipher = ciphers.get(row[_KEY])
+                if cipher is not None:  # no key: shredded (erased person), nothing to read
+                    values = cipher.decrypt_fields(row[_ID], row, encrypted)
+                    out = [(name, value) for (name, _), value in zip(encrypted, values, strict=True) if value]
+            for name, position in clear:
+                value = row[position]
+                if value:
+                    out.append((name, str(value)))
+            return out
+
+        return decode
+
     def _golden(
         self, records: list[Any], readers: list[tuple[str, Callable[[Any], str | None]]], timings: bool
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The golden record: one value per field by its survivorship rule, and the source of each."""
+        """The golden record of a profile with several records: one value per field by its
+        survivorship rule, and the source of each."""
         profile: dict[str, Any] = {}
         provenance: dict[str, str] = {}
-        if len(records) == 1:
-            row = records[0]
-            source = row[_SOURCE]
-            for name, read in readers:
-                value = read(row)
-                if value:
-                    profile[name] = value
-                    provenance[name] = source
-        else:
-            orders: dict[str, list[Any]] = {}
-            rectified = [r for r in records if r[_SOURCE] == RECTIFICATION_SOURCE]
-            for name, read in readers:
-                rule = self.settings.survivorship.get(name, "most_recent")
-                order_key = "most_trusted" if rule == "most_trusted" else "most_recent"
-                if order_key not in orders:
-                    orders[order_key] = _survivorship_order(records, rule, self.settings.trusted_sources)
-                ordered = orders[order_key]
-                first_only = rule in ("most_recent", "most_trusted")
-                candidates: list[tuple[str, datetime | None, str]] = []
-                # A rectification (data-subject request) wins over every source value.
-                for group, only_first in ((rectified, True), (ordered, first_only)):
-                    for row in group:
-                        value = read(row)
-                        if value:
-                            candidates.append((value, row[_OCCURRED] or row[_RECEIVED], row[_SOURCE]))
-                            if only_first:
-                                break
-                    if candidates:
-                        break
-                chosen = _pick(candidates, rule, self.settings.trusted_sources)
-                if chosen is not None:
-                    profile[name], provenance[name] = chosen
+        orders: dict[str, list[Any]] = {}
+        rectified = [r for r in records if r[_SOURCE] == RECTIFICATION_SOURCE]
+        for name, read in readers:
+            rule = self.settings.survivorship.get(name, "most_recent")
+            order_key = "most_trusted" if rule == "most_trusted" else "most_recent"
+            if order_key not in orders:
+                orders[order_key] = _survivorship_order(records, rule, self.settings.trusted_sources)
+            ordered = orders[order_key]
+            first_only = rule in ("most_recent", "most_trusted")
+            candidates: list[tuple[str, datetime | None, str]] = []
+            # A rectification (data-subject request) wins over every source value.
+            for group, only_first in ((rectified, True), (ordered, first_only)):
+                for row in group:
+                    value = read(row)
+                    if value:
+                        candidates.append((value, _seen(row), row[_SOURCE]))
+                        if only_first:
+                            break
+                if candidates:
+                    break
+            chosen = _pick(candidates, rule, self.settings.trusted_sources)
+            if chosen is not None:
+                profile[name], provenance[name] = chosen
         if timings:
-            times = [(r[_OCCURRED] or r[_RECEIVED]) for r in records]
-            profile["sources"] = ",".join(sorted({r[_SOURCE] for r in records}))
-            profile["record_count"] = len(records)
-            profile["first_seen"] = min(times).isoformat() if times else None
-            profile["last_seen"] = max(times).isoformat() if times else None
+            _add_timings(profile, records)
         return profile, provenance
 
     def read_profiles(
@@ -261,34 +313,71 @@ class ProfileMixin(StoreCore):
                 include_restricted=ctx.purpose in COMPLIANCE_PURPOSES,
                 identity_fields=identity_fields,
             )
-            self.load_ciphers(conn, {r[_KEY] for rows in grouped.values() for r in rows})
+            # Data keys are read here; they are unwrapped by whichever process assembles the person.
+            wrapped = self.wrapped_keys({r[_KEY] for rows in grouped.values() for r in rows})
+            if not isinstance(self.keyring, FileKeyring):  # an external KMS is called from this process only
+                self.unwrap_keys(wrapped)
+                wrapped = {}
             consent_purpose = decision.consent_purpose
             consent = self.consent_states(conn, consent_purpose) if consent_purpose else {}
             # Only what was asked is decrypted; the country is needed by the jurisdiction row filter.
             needed = [n for n in (*IDENTITY_FIELDS, *CLEAR_FIELDS) if n in wanted or n == "country"]
-            readers = self._field_readers(needed, identity_fields)
+            decode = self._row_decoder(needed, identity_fields)
             timings = bool(_TIMING_FIELDS & set(readable))
-            out: list[dict[str, Any]] = []
-            excluded = 0
             day = today or date.today()
+            age_bands = "age_band" in wanted
             plan = [(name, treatment_function(decision.fields[name].treatment, name)) for name in readable]
-            with _collector_paused():
-                for profile_id in sorted(grouped):
-                    golden, provenance = self._golden(grouped[profile_id], readers, timings)
-                    if consent_purpose is not None and not self._consent_allows(
-                        decision, consent.get(profile_id), golden.get("country")
-                    ):
-                        excluded += 1
-                        continue
-                    if "age_band" in wanted:
-                        golden["age_band"] = _age_band_of(golden.get("date_of_birth"), day)
-                    row: dict[str, Any] = {"profile_id": profile_id}
-                    for name, mask in plan:
-                        value = golden.get(name)
-                        row[name] = value if mask is None or value is None else mask(value)
-                    if with_provenance:
-                        row["_provenance"] = {k: v for k, v in provenance.items() if k in readable}
-                    out.append(row)
+
+            def assemble(profile_ids: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+                """The result rows of these profiles, and how many the consent filter excluded."""
+                if wrapped:
+                    mine = {r[_KEY] for p in profile_ids for r in grouped[p]}
+                    self.unwrap_keys({k: v for k, v in wrapped.items() if k in mine})
+                readers: list[tuple[str, Callable[[Any], str | None]]] | None = None
+                allowed_by_country: dict[str | None, bool] = {}  # consent row filter for people without a choice
+                out: list[dict[str, Any]] = []
+                excluded = 0
+                with _collector_paused():
+                    for profile_id in profile_ids:
+                        records = grouped[profile_id]
+                        if len(records) == 1:
+                            row = records[0]
+                            golden: dict[str, Any] = dict(decode(row))
+                            provenance = dict.fromkeys(golden, row[_SOURCE]) if with_provenance else {}
+                            if timings:
+                                _add_timings(golden, records)
+                        else:
+                            if readers is None:
+                                readers = self._field_readers(needed, identity_fields)
+                            golden, provenance = self._golden(records, readers, timings)
+                        if consent_purpose is not None:
+                            status = consent.get(profile_id)
+                            if status is None:
+                                country = golden.get("country")
+                                allowed = allowed_by_country.get(country)
+                                if allowed is None:
+                                    allowed = allowed_by_country[country] = self._consent_allows(
+                                        decision, None, country
+                                    )
+                            else:
+                                allowed = self._consent_allows(decision, status, golden.get("country"))
+                            if not allowed:
+                                excluded += 1
+                                continue
+                        if age_bands:
+                            golden["age_band"] = _age_band_of(golden.get("date_of_birth"), day)
+                        result: dict[str, Any] = {"profile_id": profile_id}
+                        for name, mask in plan:
+                            value = golden.get(name)
+                            result[name] = value if mask is None or value is None else mask(value)
+                        if with_provenance:
+                            result["_provenance"] = {k: v for k, v in provenance.items() if k in readable}
+                        out.append(result)
+                return out, excluded
+
+            parts = map_in_halves(assemble, sorted(grouped))
+            out = [row for rows, _ in parts for row in rows]
+            excluded = sum(n for _, n in parts)
             work.touch(r["profile_id"] for r in out)
             work.detail = f"returned={len(out)} excluded_by_consent={excluded}"
             return out
