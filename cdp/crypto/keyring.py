@@ -296,6 +296,7 @@ class FileKeyring:
         self._create = create
         self._lock = threading.RLock()
         self._keks: dict[str, AESGCM] = {}
+        self._aad_heads: dict[str, bytes] = {}  # kek id -> encode_aad(_WRAP_CONTEXT, kek id)
         self._current: tuple[str, _Stamp] | None = None  # (kek id, stamp of CURRENT when read)
         if self._dir.exists():
             _check_dir(self._dir)
@@ -404,8 +405,11 @@ class FileKeyring:
         if len(blob) < 1 + _NONCE_SIZE + _TAG_SIZE or blob[:1] != _WRAP_VERSION:
             raise DecryptionFailed(f"wrapped key under KEK {wrapped.kek_id!r} is malformed or of an unknown version")
         nonce = blob[1 : 1 + _NONCE_SIZE]
+        head = self._aad_heads.get(wrapped.kek_id)
+        if head is None:  # encode_aad(_WRAP_CONTEXT, kek_id, aad) = head + lp(aad); a bulk read unwraps many keys
+            head = self._aad_heads[wrapped.kek_id] = encode_aad(_WRAP_CONTEXT, wrapped.kek_id)
         try:
-            return cipher.decrypt(nonce, blob[1 + _NONCE_SIZE :], encode_aad(_WRAP_CONTEXT, wrapped.kek_id, aad))
+            return cipher.decrypt(nonce, blob[1 + _NONCE_SIZE :], head + len(aad).to_bytes(4, "big") + aad)
         except InvalidTag:
             raise DecryptionFailed(
                 f"wrapped key under KEK {wrapped.kek_id!r} does not authenticate: tampered with, "

@@ -85,12 +85,14 @@ def treatment_function(treatment: str, field: str) -> Callable[[object], object]
     if treatment == "allow":
         return None
     handler = _HANDLERS.get(treatment)
+    if handler is None:
+        return lambda value: None if value is None else REDACTED
 
     def treat(value: object) -> object:
+        if value.__class__ is str:  # what reads hand over; checked first since masking runs per value
+            return handler(field, value)  # type: ignore[arg-type]
         if value is None:
             return None
-        if handler is None:
-            return REDACTED
         return handler(field, value.isoformat() if isinstance(value, date) else str(value))
 
     return treat
