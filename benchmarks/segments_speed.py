@@ -13,6 +13,18 @@ Writing memberships back to the store is not included.
 
 Peak memory is the process's peak resident set size (``VmHWM``), reset after
 the data is generated, so it is what the refresh itself needs on top.
+
+``--from-store`` measures end to end from the system of record instead: the
+same synthetic people and events are written (set-up, not timed) into a fresh
+SQLite store in a temporary data directory, straight through the DB-API in
+bulk (one source, one per-person data key and identity record per profile,
+date of birth encrypted under it, events linked to that record), and then
+``build_snapshot`` (events read, profiles read, attributes, classifiers) and
+the evaluation of the 20 segments are timed, as a refresh runs them (writing
+tags and memberships back is not included). ``--database-url`` points it at
+an empty PostgreSQL database instead of SQLite.
+
+    python benchmarks/segments_speed.py --from-store --profiles 100000 --events 1000000
 """
 
 from __future__ import annotations
@@ -20,18 +32,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from cdp.access import CustomerStore, open_store
 from cdp.segments.attributes import compute_attributes
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import Segment, event_specs
 from cdp.segments.engine import SegmentEngine
+from cdp.segments.service import build_snapshot, classifier_context
+from cdp.settings import Settings
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 EVENT_NAMES = ["Order Completed", "Product Viewed", "Product Added", "Product", "Home", "Newsletter Subscribed"]
@@ -175,11 +193,189 @@ def reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
+def _sqlite_time(column: str) -> pl.Expr:
+    """SQLite's DATETIME text, as SQLAlchemy writes it (``YYYY-MM-DD HH:MM:SS.ffffff``, no offset)."""
+    return pl.col(column).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
+
+
+def write_store(store: CustomerStore, events: pl.DataFrame, people: pl.DataFrame, *, chunk: int = 200_000) -> None:
+    """Bench set-up: write ``people`` and ``events`` into the empty store in bulk, through the DB-API.
+
+    One source, and per profile: a data key (in the key store), an identity record with the
+    clear attributes and the date of birth encrypted under that key, an active profile linked
+    to it; every event points at its owner's record. Product events carry properties (sku and
+    price), as the connectors keep them. Not the ingestion path (that is ``ingest_speed.py``):
+    only rows shaped as ingestion leaves them, fast enough to set up 10 million events.
+    """
+    import numpy as np
+
+    sqlite = store.engine.dialect.name == "sqlite"
+    stamp = datetime(2026, 10, 1, tzinfo=UTC)
+    rng = np.random.default_rng(11)
+    suffix = pl.col("profile_id").str.slice(2)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO sources (name, kind, created_at) VALUES (%s)" % ("?, ?, ?" if sqlite else "%s, %s, %s"),
+            ("bench", "file", stamp.isoformat(" ") if sqlite else stamp),
+        )
+    params = "?" if sqlite else "%s"
+
+    def insert(table: str, columns: list[str], frame: pl.DataFrame) -> None:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([params] * len(columns))})"
+        for start in range(0, frame.height, chunk):
+            part = frame.slice(start, chunk)
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql(sql, part.rows())
+
+    when: Any = stamp.isoformat(" ") if sqlite else stamp
+    births = pl.lit(datetime(1960, 1, 1)) + pl.duration(days=pl.Series(rng.integers(0, 46 * 365, people.height)))
+    dates = people.select(births.dt.strftime("%Y-%m-%d").alias("dob"))["dob"].to_list()
+    for start in range(0, people.height, chunk):
+        part = people.slice(start, chunk)
+        keys = store.create_keys(part.height)
+        record_ids = part.select("r_" + suffix)["literal"].to_list()
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO subject_keys (id, kek_id, created_at) VALUES ({params}, {params}, {params})",
+                [(key_id, kek_id, when) for key_id, _, kek_id in keys],
+            )
+        encrypted = [
+            cipher.encrypt(born, record_id=record_id, field="date_of_birth")
+            for (_, cipher, _), record_id, born in zip(
+                keys, record_ids, dates[start : start + part.height], strict=True
+            )
+        ]
+        rows = part.select(
+            ("r_" + suffix).alias("id"),
+            pl.lit("bench").alias("source"),
+            pl.lit("people").alias("stream"),
+            suffix.alias("source_record_id"),
+            ("i_" + suffix).alias("idempotency_key"),
+            pl.lit(when).alias("received_at"),
+            pl.Series("key_id", [k[0] for k in keys]),
+            pl.lit("identity").alias("kind"),
+            pl.Series("date_of_birth_enc", encrypted, dtype=pl.Binary),
+            "city",
+            "state",
+            "country",
+            "gender",
+        )
+        insert("records", rows.columns, rows)
+    profiles = people.select(
+        pl.col("profile_id").alias("id"), pl.lit(when).alias("created_at"), pl.lit(when).alias("updated_at")
+    )
+    insert("profiles", profiles.columns, profiles)
+    links = people.select(
+        ("r_" + suffix).alias("record_id"),
+        pl.col("profile_id"),
+        pl.lit(when).alias("linked_at"),
+        pl.lit("bench").alias("reason"),
+    )
+    insert("record_links", links.columns, links)
+    product = pl.col("event_name").is_in(["Product Viewed", "Product Added"])
+    rows = events.with_row_index("n").select(
+        ("e_" + pl.col("n").cast(pl.String)).alias("id"),
+        ("r_" + suffix).alias("record_id"),
+        pl.lit("bench").alias("source"),
+        "event_type",
+        "event_name",
+        _sqlite_time("occurred_at") if sqlite else pl.col("occurred_at"),
+        "profile_id",
+        "revenue",
+        "currency",
+        "channel",
+        "store_id",
+        "category",
+        pl.when(product)
+        .then(pl.format('{{"sku": "SKU{}", "price": {}}}', pl.col("n") % 5000, (pl.col("n") % 200) + 0.99))
+        .alias("properties"),
+    )
+    insert("events", rows.columns, rows)
+
+
+def from_store(args: argparse.Namespace) -> None:
+    """Time a refresh's ``build_snapshot`` and the 20 segments, reading from a store (see the docstring)."""
+    with tempfile.TemporaryDirectory(prefix="cdp-segments-bench-") as folder:
+        settings = Settings(data_dir=Path(folder), **({"database_url": args.database_url} if args.database_url else {}))
+        store = open_store(settings, migrate=True)
+        try:
+            started = time.perf_counter()
+            events, people = synthesise(args.profiles, args.events)
+            people = people.drop("age_band")  # derived from the encrypted date of birth on read
+            write_store(store, events, people)
+            del events, people
+            print(
+                f"wrote {args.profiles:,} profiles, {args.events:,} events to the store in "
+                f"{time.perf_counter() - started:.1f}s ({store.engine.dialect.name})"
+            )
+            measure_refresh(store)
+        finally:
+            store.close()
+
+
+def measure_refresh(store: CustomerStore) -> None:
+    import gc
+
+    gc.collect()
+    print(f"cores: {os.cpu_count()}, polars threads: {pl.thread_pool_size()}")
+    print(f"load average at start: {Path('/proc/loadavg').read_text().split()[0:3]}")
+    reset_peak()
+    timings: dict[str, tuple[float, float]] = {}
+
+    def timed(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*a: Any, **k: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return call(*a, **k)
+            finally:
+                timings[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+
+        return run
+
+    store.events_frame = timed("read events (events_frame)", store.events_frame)  # type: ignore[method-assign]
+    store.profile_frame = timed("read profiles (profile_frame)", store.profile_frame)  # type: ignore[method-assign]
+    definitions = segments()
+    wall, cpu = time.perf_counter(), time.process_time()
+    snap = build_snapshot(
+        store,
+        classifier_context("profiling"),
+        as_of=AS_OF,
+        config=TagsConfig(),
+        classifiers=builtin_classifiers(),
+        segments=definitions,
+    )
+    built = (time.perf_counter() - wall, time.process_time() - cpu)
+    reads = [timings[k] for k in list(timings)]
+    timings["attributes, classifiers, tags (rest of build_snapshot)"] = (
+        built[0] - sum(r[0] for r in reads),
+        built[1] - sum(r[1] for r in reads),
+    )
+    members = timed("20 segments (engine.evaluate)", snap.engine.evaluate)(definitions)
+    snap.engine.close()
+    print(f"{'step':<54} {'wall':>7} {'CPU':>7}")
+    for name, (w, c) in timings.items():
+        print(f"{name:<54} {w:6.2f}s {c:6.2f}s")
+    wall, cpu = (sum(v[i] for v in timings.values()) for i in (0, 1))
+    print(f"{'total, stored events -> tags and memberships':<54} {wall:6.2f}s {cpu:6.2f}s")
+    print(f"load average at end: {Path('/proc/loadavg').read_text().split()[0:3]}")
+    print(
+        f"events read: {snap.events.height:,}; profiles: {snap.attributes.height:,}; "
+        f"peak RSS during the refresh: {peak_rss_mib():,.0f} MiB"
+    )
+    for name, ids in members.items():
+        print(f"  {name:<24} {ids.len():>9,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--from-store", action="store_true", help="end to end from a store (see the docstring)")
+    parser.add_argument("--database-url", help="with --from-store: an empty PostgreSQL database instead of SQLite")
     args = parser.parse_args()
+    if args.from_store:
+        from_store(args)
+        return
     started = time.perf_counter()
     events, people = synthesise(args.profiles, args.events)
     print(f"synthesised {people.height:,} profiles, {events.height:,} events in {time.perf_counter() - started:.1f}s")

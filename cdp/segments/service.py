@@ -33,7 +33,7 @@ from cdp.access import AccessContext, CustomerStore
 from cdp.access.context import classifier_context
 from cdp.hookspecs import PluginContext
 from cdp.policy.model import Policy
-from cdp.segments.attributes import compute_attributes
+from cdp.segments.attributes import SURVEY_EVENT, compute_attributes
 from cdp.segments.classify.base import (
     ClassifiedSnapshot,
     Classifier,
@@ -184,7 +184,8 @@ def build_snapshot(
 ) -> Snapshot:
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    events = store.events_frame(ctx)
+    # Segments read event properties only for survey answers: the others are not read at all.
+    events = store.events_frame(ctx, properties_of={SURVEY_EVENT})
     profiles = store.profile_frame(ctx, profile_fields, today=as_of.date())
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
