@@ -23,7 +23,8 @@ from cdp.access import _events as events_module
 from cdp.access import _tables as t
 from cdp.access.context import classifier_context
 from cdp.pipeline import SourceSpec, ingest, resolve
-from cdp.segments.attributes import SURVEY_EVENT
+from cdp.segments.attributes import SURVEY_EVENT, compute_attributes
+from cdp.segments.definition import event_specs
 
 PROFILING = classifier_context("profiling")
 OFFICER = AccessContext("user:olga", "compliance_officer", "compliance")
@@ -162,3 +163,24 @@ def test_empty_store_reads_an_empty_frame(store: CustomerStore) -> None:
     with store.engine.begin() as conn:
         conn.execute(delete(t.events))
     assert store.events_frame(PROFILING, properties_of={SURVEY_EVENT}).height == 0
+
+
+def test_events_come_keyed_by_an_enum_of_the_active_profiles(loaded: CustomerStore) -> None:
+    frame = loaded.events_frame(PROFILING)
+    dtype = frame.schema["profile_id"]
+    assert isinstance(dtype, pl.Enum)
+    with loaded.engine.begin() as conn:
+        active = sorted(conn.execute(select(t.profiles.c.id).where(t.profiles.c.status == "active")).scalars())
+    assert dtype.categories.to_list() == active
+    # The attributes map events to profiles through the codes: same result as through the strings,
+    # for profiles in any order, one without events and one that is not a category.
+    ids = frame["profile_id"].cast(pl.String).unique().sort(descending=True).to_list()
+    keys = pl.Series("profile_id", [ids[0], "p_not_a_profile", *ids[1:]])
+    as_of = datetime(2026, 12, 1, tzinfo=UTC)
+    specs = event_specs([{"event": "Order Completed", "within_days": 365, "min_count": 1}])
+    by_code = compute_attributes(frame, as_of=as_of, event_specs=specs, profiles=keys)
+    plain = frame.with_columns(pl.col("profile_id").cast(pl.String))
+    assert by_code.equals(compute_attributes(plain, as_of=as_of, event_specs=specs, profiles=keys))
+    assert by_code["profile_id"].to_list() == keys.to_list() and by_code["event_count"][1] is None
+    with pytest.raises(ValueError, match="unique"):
+        compute_attributes(frame, as_of=as_of, profiles=pl.Series("profile_id", [ids[0], ids[0]]))

@@ -207,13 +207,22 @@ def _positions(events: pl.DataFrame, profiles: pl.Series | None) -> tuple[pl.Dat
     The keys are ``profiles`` when given (events of other profiles are
     dropped), else the sorted distinct profile ids of the events.
     """
-    keys = (profiles if profiles is not None else events["profile_id"].drop_nulls().unique().sort()).rename(
-        "profile_id"
-    )
+    ids = events.schema["profile_id"]
+    keys = (
+        profiles if profiles is not None else events["profile_id"].cast(pl.String).drop_nulls().unique().sort()
+    ).rename("profile_id")
     index = keys.cast(pl.String).to_frame().with_row_index("_row")
-    rows = events.select(pl.col("profile_id").cast(pl.String)).join(
-        index, on="profile_id", how="left", maintain_order="left"
-    )["_row"]
+    if isinstance(ids, pl.Enum) and ids.categories.len() < events.height:
+        # As the store hands them over: the position of each category (a look-up of the
+        # profile ids), then of each event by its category code; no hashing of 10M strings.
+        position = ids.categories.to_frame("profile_id").join(index, on="profile_id", how="left", maintain_order="left")
+        if position.height != ids.categories.len():
+            raise ValueError("profile ids must be unique")
+        rows = position["_row"].gather(events["profile_id"].to_physical())
+    else:
+        rows = events.select(pl.col("profile_id").cast(pl.String)).join(
+            index, on="profile_id", how="left", maintain_order="left"
+        )["_row"]
     if rows.len() != events.height:
         raise ValueError("profile ids must be unique")
     coded = events.with_columns(rows)

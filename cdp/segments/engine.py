@@ -46,6 +46,8 @@ def event_aggregates(
     """One row per profile with a count and a revenue column per spec (profiles without events are absent)."""
     if not specs or events.height == 0:
         return pl.DataFrame(schema={"profile_id": pl.String})
+    if events.schema["profile_id"] != pl.String:  # the store hands over an Enum of the profile ids
+        events = events.with_columns(pl.col("profile_id").cast(pl.String))
     names = sorted({s.event for s in specs})
     horizon = max(s.start_days for s in specs)
     now = pl.lit(as_of).cast(pl.Datetime("us", "UTC"))
