@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, LargeBinary, Table, insert
+from sqlalchemy import Connection, DateTime, Dialect, LargeBinary, Table, insert
 
-__all__ = ["BulkInsert", "bulk_insert"]
+__all__ = ["BulkInsert", "bulk_insert", "compiled_insert"]
 
 
 @dataclass(frozen=True)
@@ -29,21 +29,17 @@ class BulkInsert:
     order: tuple[int, ...]  # for each bind, the index of its value in the caller's row
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (row index, bind processor) where the type has one
     named: bool
+    columns: tuple[str, ...] = ()  # the caller's column order
 
-    def run(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (tuples in the column order the statement was made for)."""
+    def run(self, connection: Connection, rows: Sequence[Sequence[Any]], *, converted: bool = False) -> None:
+        """Insert ``rows`` (tuples in the column order the statement was made for).
+
+        ``converted``: the rows went through :meth:`convert_row` already (in an ingest worker).
+        """
         if not rows:
             return
-        if self.processors:
-            processors = self.processors
-            converted: list[Sequence[Any]] = []
-            for row in rows:
-                values = list(row)
-                for i, process in processors:
-                    if values[i] is not None:
-                        values[i] = process(values[i])
-                converted.append(tuple(values))
-            rows = converted
+        if self.processors and not converted:
+            rows = [self.convert_row(row) for row in rows]
         order = self.order
         if self.named:
             pairs = tuple(zip(self.names, order, strict=True))
@@ -52,6 +48,24 @@ class BulkInsert:
             connection.exec_driver_sql(self.sql, rows if isinstance(rows, list) else list(rows))
         else:
             connection.exec_driver_sql(self.sql, [tuple([row[i] for i in order]) for row in rows])
+
+    def convert_row(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """``row`` with each value the driver cannot take as it is turned into the form it can."""
+        if not self.processors:
+            return tuple(row)
+        values = list(row)
+        for i, process in self.processors:
+            if values[i] is not None:
+                values[i] = process(values[i])
+        return tuple(values)
+
+    def processor(self, column: str) -> Callable[[Any], Any] | None:
+        """The bind processor of one column (None: its values go to the driver as they are)."""
+        return self.processor_of.get(column)
+
+    @property
+    def processor_of(self) -> dict[str, Callable[[Any], Any]]:
+        return {self.columns[i]: process for i, process in self.processors}
 
 
 def _fast_processor(process: Callable[[Any], Any], dialect_name: str, type_: Any) -> Callable[[Any], Any]:
@@ -93,7 +107,11 @@ _COMPILED: dict[tuple[str, str, str, tuple[str, ...]], BulkInsert] = {}
 
 def bulk_insert(connection: Connection, table: Table, columns: tuple[str, ...]) -> BulkInsert:
     """The compiled INSERT of ``columns`` into ``table`` for this connection's dialect (cached)."""
-    dialect = connection.dialect
+    return compiled_insert(connection.dialect, table, columns)
+
+
+def compiled_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> BulkInsert:
+    """The compiled INSERT of ``columns`` into ``table`` for ``dialect`` (cached)."""
     cache_key = (dialect.name, str(dialect.paramstyle), table.name, columns)
     found = _COMPILED.get(cache_key)
     if found is not None:
@@ -111,6 +129,8 @@ def bulk_insert(connection: Connection, table: Table, columns: tuple[str, ...]) 
         process = type_.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((index, _fast_processor(process, dialect.name, type_)))
-    found = BulkInsert(str(compiled), names, tuple(columns.index(n) for n in names), tuple(processors), named)
+    found = BulkInsert(
+        str(compiled), names, tuple(columns.index(n) for n in names), tuple(processors), named, tuple(columns)
+    )
     _COMPILED[cache_key] = found
     return found

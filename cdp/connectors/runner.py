@@ -29,7 +29,7 @@ from cdp.model import IncomingRecord
 from cdp.settings import Settings
 
 STATE_STREAM = "__state__"
-GROUP_BATCHES = 3  # batches written in one transaction at most, when they queue up
+GROUP_BATCHES = 8  # batches written in one transaction at most, when they queue up
 ProgressCallback = Callable[[int], None]
 
 
@@ -92,8 +92,9 @@ class _Writer:
     before what is stored.
     """
 
-    def __init__(self, store: CustomerStore, source: str, stats: RunStats) -> None:
+    def __init__(self, store: CustomerStore, source: str, stats: RunStats, *, converted: bool) -> None:
         self.store = store
+        self.converted = converted  # the batches' rows are in the driver's form (see RowMaker)
         self.source = source
         self.ctx = connector_context(source)
         self.stats = stats
@@ -132,11 +133,11 @@ class _Writer:
             self.store.quarantine_many(self.ctx, rejects)
         state = group[-1].state
         if any(job.records for job in group):
-            outcomes = self.store.ingest_many(
+            outcomes = self.store.ingest_ready(
                 self.ctx,
                 [job.records for job in group],
                 cursor=(self.source, STATE_STREAM, state),
-                prepared=[p for job in group for p in job.prepared],
+                converted=self.converted,
             )
             for outcome in outcomes:
                 self.stats.accepted += outcome.accepted
@@ -192,21 +193,23 @@ class IngestRunner:
                 stats.seconds = time.perf_counter() - started
                 return stats
         state = self.store.get_cursor(ctx, source, STATE_STREAM) or {}
+        # Rows made in a worker process come in the driver's form (on SQLite): less to do here.
         job = _worker.Job(
             connector,
             self.raw_normalizers,
             self.settings.default_region,
             state,
             size,
-            self.store.policy.policy.sensitive_keys,
-            self.store.indexer.index,
+            self.store.row_maker(self.store.engine.dialect),
         )
         worker = None
         if parallel is not False:
             worker = _worker.worker_for(job, forced=bool(parallel), size=_worker.file_size(connector.config))
         stats.worker = worker is not None
-        produced = iter(worker) if worker is not None else _worker.batches(replace(job, normalizers=self.normalizers))
-        writer = _Writer(self.store, source, stats)
+        if worker is None:
+            job = replace(job, normalizers=self.normalizers, maker=self.store.row_maker())
+        produced = iter(worker) if worker is not None else _worker.batches(job)
+        writer = _Writer(self.store, source, stats, converted=job.maker.converted)
         try:
             try:
                 for batch in produced:
