@@ -14,7 +14,7 @@ parses them:
 
 - SQLite: per range of ``rowid`` (about 131k events), one ``json_group_array``
   per column (SQLite escapes the text itself, in C); the JSON arrays are
-  decoded by Polars, all columns in one parallel pass. The join to the active
+  decoded by Polars in a second thread while SQLite builds the next range. The join to the active
   profiles is not done by SQLite (one B-tree look-up per event, slower than the
   whole scan): the active profile ids are read in the same transaction
   (``BEGIN IMMEDIATE``, so one snapshot) and the events filtered in Polars.
@@ -37,6 +37,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -100,29 +101,34 @@ def _read_sqlite(conn: Connection, properties_of: Collection[str] | None) -> pl.
         + ", ".join(f"json_group_array({c})" for c in [*columns, properties])
         + " FROM events AS e WHERE e.rowid >= ? AND e.rowid < ?"
     )
+    decoded: list[Future[pl.DataFrame]] = []
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        low, high = cursor.execute("SELECT min(rowid), max(rowid) FROM events").fetchone()
-        chunks: list[tuple[str, ...]] = []
-        start = low
-        while start is not None and start <= high:
-            row = cursor.execute(sql, [*names, start, start + SQLITE_CHUNK]).fetchone()
-            if row[0]:
-                chunks.append(tuple(row[1:]))
-                start += SQLITE_CHUNK
-            else:  # a gap in the rowids (deleted events): seek to the next one
-                start = cursor.execute("SELECT min(rowid) FROM events WHERE rowid >= ?", [start]).fetchone()[0]
-        active = cursor.execute("SELECT json_group_array(id) FROM profiles WHERE status = 'active'").fetchone()[0]
-    finally:
-        cursor.close()
-    if not chunks:
+    # While SQLite builds the next range's JSON (it lets go of the GIL), a thread decodes the last.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            low, high = cursor.execute("SELECT min(rowid), max(rowid) FROM events").fetchone()
+            start = low
+            while start is not None and start <= high:
+                row = cursor.execute(sql, [*names, start, start + SQLITE_CHUNK]).fetchone()
+                if row[0]:
+                    decoded.append(pool.submit(_decode_sqlite, conn, tuple(row[1:])))
+                    start += SQLITE_CHUNK
+                else:  # a gap in the rowids (deleted events): seek to the next one
+                    start = cursor.execute("SELECT min(rowid) FROM events WHERE rowid >= ?", [start]).fetchone()[0]
+            active = cursor.execute("SELECT json_group_array(id) FROM profiles WHERE status = 'active'").fetchone()[0]
+        finally:
+            cursor.close()
+        frames = [part.result() for part in decoded]
+    if not frames:
         return _empty()
-    text = pl.DataFrame(chunks, schema=list(SCHEMA), orient="row")
-    decoded = text.select(pl.col(name).str.json_decode(pl.List(pl.String)) for name in SCHEMA).explode(list(SCHEMA))
-    del text, chunks
     ids = pl.Series("profile_id", [active]).str.json_decode(pl.List(pl.String)).explode()
-    frame = _keyed(decoded, ids)
-    del decoded
+    return _keyed(pl.concat(frames, rechunk=False), ids)
+
+
+def _decode_sqlite(conn: Connection, arrays: tuple[str, ...]) -> pl.DataFrame:
+    """One range's JSON arrays (one per column) as a frame, with its times and amounts parsed."""
+    text = pl.DataFrame([arrays], schema=list(SCHEMA), orient="row")
+    frame = text.select(pl.col(name).str.json_decode(pl.List(pl.String)) for name in SCHEMA).explode(list(SCHEMA))
     return frame.with_columns(_sqlite_times(conn, frame["occurred_at"]), pl.col("revenue").cast(pl.Float64))
 
 
