@@ -62,7 +62,8 @@ def test_street_lines_are_compared_with_abbreviations_written_out() -> None:
     assert rows[0]["street"] == rows[1]["street"] == "12 maple street"
     assert _level("location", rows[0], rows[1]) == "same street, same postcode or city"
     assert _level("location", rows[0], rows[2]) == "street within two edits, same postcode or city"
-    assert _level("location", rows[1], rows[5]) == "same postcode"  # another house in the same postcode
+    # another street in the same postcode and town
+    assert _level("location", rows[1], rows[5]) == "same postcode and city, another street"
 
 
 def test_swapped_given_and_family_name_keep_one_name_key() -> None:
@@ -129,3 +130,60 @@ def test_incremental_matching_applies_the_batch_guards(born: str, matched: bool)
     assert result.best is not None and result.best.probability > 0.99  # the score alone would join both
     assert (result.profile_id == "p1") is matched  # within a generation a typo; a generation apart a Jr.
     assert result.refused == ([] if matched else ["p1"])
+
+
+MORE: list[dict[str, Any]] = [
+    {"given_name": "Anna", "family_name": "Berg", "date_of_birth": "1980-03-07", "street": "7 Kings Road"},
+    {"given_name": "Anna", "family_name": "Berg", "date_of_birth": "1980-07-04", "street": "118 Kings Road"},
+    {"given_name": "Anna", "family_name": "Berg", "street": "7 Kings Raod", "postcode": "LS1 4AQ", "city": "York"},
+    {"given_name": "Berg", "family_name": "Lund", "date_of_birth": "1980-03-07", "street": "7 Kings Road"},
+]
+"""Anna Berg, then with a swapped and mistyped birth date at another house of her street, with a
+mistyped street and postcode in another town, and a record whose form put her family name first."""
+
+
+def test_levels_for_moved_house_numbers_mistyped_postcodes_swapped_dates_and_fields() -> None:
+    records = [
+        {"record_id": f"m{i}", "country": "GB", "postcode": "LS1 4AP", "city": "Leeds", **fields}
+        for i, fields in enumerate(MORE)
+    ]
+    rows = feature_rows(records)
+    assert rows[1]["street_name"] == "kings road"
+    assert _level("date_of_birth", rows[0], rows[1]) == "one keystroke apart (day and month swapped or not)"
+    assert _level("location", rows[0], rows[1]) == (
+        "street name within a keystroke (house number aside), same postcode or city"
+    )
+    assert _level("location", rows[0], rows[2]) == "street within two edits, postcode one keystroke apart"
+    assert _level("name", rows[0], rows[3]) == "a name found in the other field"
+    model = _model()
+    by_id = {r["unique_id"]: r for r in rows}
+    pairs = predict_pairs(rows, model, threshold=0.0)
+    assert {(p.left, p.right) for p in pairs} >= {("m0", "m1"), ("m0", "m2"), ("m0", "m3")}
+    for pair in pairs:
+        _probability, weight, fields = score_pair(model, by_id[pair.left], by_id[pair.right])
+        assert [f.level for f in fields] == [level for level, _ in pair.fields.values()]
+        assert weight == pytest.approx(pair.match_weight, abs=1e-6)
+
+
+def test_a_name_in_the_other_field_with_a_shared_birth_date_passes_the_name_guard() -> None:
+    from cdp.identity._clustering import guards_allow
+    from cdp.identity.probabilistic import PairScore
+
+    anna, swapped = (feature_row({"record_id": f"g{i}", **MORE[i]}) for i in (0, 3))
+    pair = PairScore("g0", "g3", 0.99, 7.0, {})
+    assert guards_allow([anna], [swapped], pair, 0.9)
+    assert not guards_allow([anna], [{**swapped, "dob": "1950-01-01", "dob_swapped": None}], pair, 0.9)
+
+
+def test_sampled_u_leaves_out_the_duplicates_among_random_pairs() -> None:
+    from cdp.identity.probabilistic import _complete_parameters
+
+    model = _model()
+    model["probability_two_random_records_match"] = 1e-4
+    account = next(c for c in model["comparisons"] if c["output_column_name"] == "account_id")
+    exact, near = account["comparison_levels"][1], account["comparison_levels"][2]
+    exact["m_probability"], exact["u_probability"] = 0.9, 9.3e-5  # 90 of every 93 sharing pairs are matches
+    near["m_probability"], near["u_probability"] = 0.05, 4e-6  # all of them: floored
+    _complete_parameters(model)
+    assert exact["u_probability"] == pytest.approx((9.3e-5 - 0.9e-4) / (1 - 1e-4))
+    assert near["u_probability"] == 1e-6

@@ -88,8 +88,11 @@ def names_compatible(a: NameKey, b: NameKey) -> bool:
 
 
 def _one_part_agrees(a: NameKey, b: NameKey) -> bool:
-    """The given name is the same, or the family name is (up to a typo)."""
-    return bool((a.given and a.given == b.given) or (a.family and b.family and _close(a.family, b.family)))
+    """The given name is the same, or the family name is (up to a typo), or one is in the other's other field."""
+    if (a.given and a.given == b.given) or (a.family and b.family and _close(a.family, b.family)):
+        return True
+    # a form that swapped the fields: one's given name is the other's family name
+    return bool((len(a.given) > 1 and a.given == b.family) or (len(b.given) > 1 and b.given == a.family))
 
 
 def _same_name(a: NameKey, b: NameKey) -> bool:

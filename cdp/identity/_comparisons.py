@@ -117,6 +117,20 @@ def _one_name_missing(a: Row, b: Row) -> bool:
     return (no_given and _one_keystroke("family")(a, b)) or (no_family and _lev("given", 2)(a, b))
 
 
+def _dob_keystroke(a: Row, b: Row) -> bool:
+    """Birth dates one keystroke apart, as written or with one's day and month swapped (as the guards read them)."""
+    near = _one_keystroke("dob")
+    swapped_a = {**a, "dob": a.get("dob_swapped")}
+    swapped_b = {**b, "dob": b.get("dob_swapped")}
+    return near(a, b) or near(swapped_a, b) or near(a, swapped_b)
+
+
+def _name_crosswise(a: Row, b: Row) -> bool:
+    """One record's given name is the other's family name (a form with the fields swapped)."""
+    given_a, family_a, given_b, family_b = (r.get(k) for r in (a, b) for k in ("given", "family"))
+    return (given_a is not None and given_a == family_b) or (family_a is not None and family_a == given_b)
+
+
 def _location_null(a: Row, b: Row) -> bool:
     both_postcode = a.get("postcode") is not None and b.get("postcode") is not None
     both_city = a.get("city") is not None and b.get("city") is not None
@@ -172,6 +186,11 @@ COMPARISONS: tuple[Comparison, ...] = (
                 _one_keystroke("family"),
             ),
             Level("given name only", "given_l = given_r", _eq("given")),
+            Level(
+                "a name found in the other field",
+                "given_l = family_r OR family_l = given_r",
+                _name_crosswise,
+            ),
             _else(),
         ),
     ),
@@ -205,7 +224,12 @@ COMPARISONS: tuple[Comparison, ...] = (
                 "dob_swapped_l = dob_r",
                 lambda a, b: a.get("dob_swapped") is not None and a.get("dob_swapped") == b.get("dob"),
             ),
-            Level("one keystroke apart", "damerau_levenshtein(dob_l, dob_r) <= 1", _one_keystroke("dob")),
+            Level(
+                "one keystroke apart (day and month swapped or not)",
+                "damerau_levenshtein(dob_l, dob_r) <= 1 OR damerau_levenshtein(dob_swapped_l, dob_r) <= 1 "
+                "OR damerau_levenshtein(dob_l, dob_swapped_r) <= 1",
+                _dob_keystroke,
+            ),
             _else(),
         ),
     ),
@@ -229,6 +253,21 @@ COMPARISONS: tuple[Comparison, ...] = (
                 "street within two edits, same postcode or city",
                 f"levenshtein(street_l, street_r) <= 2 AND ({_SAME_AREA})",
                 lambda a, b: _lev("street", 2)(a, b) and _same_area(a, b),
+            ),
+            Level(
+                "street name within a keystroke (house number aside), same postcode or city",
+                f"damerau_levenshtein(street_name_l, street_name_r) <= 1 AND ({_SAME_AREA})",
+                lambda a, b: _one_keystroke("street_name")(a, b) and _same_area(a, b),
+            ),
+            Level(
+                "street within two edits, postcode one keystroke apart",
+                "levenshtein(street_l, street_r) <= 2 AND damerau_levenshtein(postcode_l, postcode_r) <= 1",
+                lambda a, b: _lev("street", 2)(a, b) and _one_keystroke("postcode")(a, b),
+            ),
+            Level(
+                "same postcode and city, another street",
+                "postcode_l = postcode_r AND city_l = city_r",
+                lambda a, b: _eq("postcode")(a, b) and _eq("city")(a, b),
             ),
             Level("same postcode", "postcode_l = postcode_r", _eq("postcode")),
             Level("same city", "city_l = city_r", _eq("city")),

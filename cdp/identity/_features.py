@@ -5,8 +5,8 @@ storage, not for matching); here each becomes the key the matcher compares:
 order-insensitive, nickname-resolved and script-independent name tokens (so
 王伟 = Wang Wei = Wei Wang and Bob Smith = Robert Smith), the e-mail *match*
 key (plus-tags and Gmail dots removed), the E.164 phone, the birth date with
-well-known placeholders dropped, the street line (abbreviations written out),
-postcode/city/country, and the account id
+well-known placeholders dropped, the street line (abbreviations written out)
+and its street name without house or flat numbers, postcode/city/country, and the account id
 (``user_id``: a login or customer number issued to one person, scored as
 evidence, exact or one keystroke apart, rather than only joined on exactly;
 loyalty cards are left out because households share them). The same function
@@ -59,6 +59,7 @@ FEATURE_COLUMNS: Final = (
     "dob_year",
     "dob_swapped",
     "street",
+    "street_name",
     "postcode",
     "city",
     "country",
@@ -207,6 +208,9 @@ def feature_row(record: Mapping[str, Any], domains: DomainCorrector | None = Non
         "dob_year": dob[:4] if dob else None,
         "dob_swapped": dob_swapped,
         "street": street,
+        "street_name": " ".join(t for t in street.split() if not any(c.isdigit() for c in t)) or None
+        if street
+        else None,
         "postcode": postcode,
         "city": city,
         "country": country,

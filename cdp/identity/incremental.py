@@ -55,6 +55,7 @@ def blocking_keys(row: Mapping[str, Any]) -> list[str]:
     add("dob_postcode", row.get("dob"), row.get("postcode"))
     add("dob_city", row.get("dob"), row.get("city"))
     add("given_postcode", row.get("given"), row.get("postcode"))
+    add("given_family_initial_city", row.get("given"), (row.get("family") or "")[:1], row.get("city"))
     add("street", row.get("street"))
     account = row.get("account_id")
     if account:

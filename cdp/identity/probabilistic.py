@@ -65,6 +65,7 @@ BLOCKING_RULES: tuple[str, ...] = (
     "l.dob = r.dob AND l.postcode = r.postcode",
     "l.dob = r.dob AND l.city = r.city",
     "l.given = r.given AND l.postcode = r.postcode",
+    "l.given = r.given AND left(l.family, 1) = left(r.family, 1) AND l.city = r.city",
     "l.street = r.street",
     "l.postcode = r.postcode AND left(l.account_id, 4) = left(r.account_id, 4)",
     "l.postcode = r.postcode AND right(l.account_id, 3) = right(r.account_id, 3)",
@@ -186,20 +187,36 @@ def _complete_parameters(model: dict[str, Any]) -> None:
 
     A level never seen among random pairs gets u = 1e-6 (what splink assumes);
     one never seen among matches gets m = u: it counts as no evidence.
+
+    Random sampling measures how often *any* two records agree, and some random
+    pairs are the same person: agreement among all pairs is λ·m + (1 − λ)·u, with
+    λ the prior. For a near-unique identifier (an account number, a rare full
+    name, a street line) in a store where people have several records, those
+    duplicates are most of what sampling sees, and u came out several times too
+    high (on FEBRL the account id's u was 97 % duplicates). u is therefore the
+    sampled rate less the expected matches, u = (u_sampled − λ·m) / (1 − λ),
+    and never below the 1e-6 of a level no random pair reached.
     """
     present = {c["output_column_name"] for c in model["comparisons"]}
     for index, comparison in enumerate(splink_comparisons()):
         if comparison["output_column_name"] not in present:  # splink leaves out a field no record has
             model["comparisons"].insert(index, comparison)
+    prior = _number(model.get("probability_two_random_records_match")) or 0.0
     for comparison in model["comparisons"]:
         for level in comparison["comparison_levels"]:
             if level.get("is_null_level"):
                 continue
             u = _number(level.get("u_probability"))
-            u = 1e-6 if u is None or u <= 0 else u
             m = _number(level.get("m_probability"))
+            if u is not None and m is not None and m > 0 and 0 < prior < 0.5:
+                u = (u - prior * m) / (1.0 - prior)
+            u = max(u, _UNSEEN) if u is not None else _UNSEEN
             level["u_probability"] = u
             level["m_probability"] = u if m is None or m <= 0 else m
+
+
+_UNSEEN = 1e-6
+"""u of a level no random (non-matching) pair reached: what splink assumes."""
 
 
 def save_model(model: Mapping[str, Any], path: Path) -> None:
