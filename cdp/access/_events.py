@@ -7,8 +7,8 @@ touching the profile read path. It goes through ``StoreCore.access`` like every
 other read: policy decision on the ``events`` resource and an audit record.
 
 Why it does not simply ``select()`` the rows: turning 10 million rows into
-Python tuples (and every value into a Python object) cost about 10 microseconds
-an event, a minute and a half at 10 million. So the rows never become Python
+Python tuples (and every value into a Python object) cost about 15 microseconds
+an event, 155 s and 15 GB at 10 million (docs/benchmarks.md, Segments). So the rows never become Python
 objects; the database hands them over a column at a time, in bulk, and Polars
 parses them:
 
