@@ -294,3 +294,69 @@ def test_concurrent_clients_share_transactions_without_losing_calls(server: str,
         thread.join()
     assert errors == []
     assert counts(store)["records:website"] == 8 * 5 * 20
+
+
+def test_large_batches_are_parsed_in_a_parser_process_and_stored_alike(
+    settings: Settings, store: CustomerStore
+) -> None:
+    """A /v1/batch body of 4 KB or more is parsed in a parser process: what it stores (records, blind
+    indexes, events, consents, quarantine) is what the in-process path stores for the same calls."""
+    from litestar.testing import TestClient
+
+    def calls(prefix: str) -> list[dict[str, Any]]:
+        made: list[dict[str, Any]] = []
+        for i in range(40):
+            base = {"messageId": f"{prefix}-{i}", "userId": f"{prefix}-u{i % 7}", "timestamp": "2026-10-01T10:00:00Z"}
+            if i % 4 == 0:
+                traits = {"email": f"{prefix}{i % 7}@example.org", "firstName": "Pat", "phone": "+44 20 7946 0018"}
+                made.append(base | {"type": "identify", "traits": traits, "context": {"ip": "10.0.0.1"}})
+            else:
+                made.append(base | {"type": "track", "event": "Viewed", "properties": {"sku": f"s{i}", "price": 9.5}})
+        made.append({"type": "track", "messageId": f"{prefix}-bad", "event": ["not", "text"], "userId": "x"})
+        return made
+
+    app = create_app(settings.with_overrides(write_keys=(WRITE_KEY,)), store=store)
+    with TestClient(app=app) as client:
+        big = json.dumps({"batch": calls("p"), "context": {"library": {"name": "t"}}})
+        assert len(big) >= 4096
+        response = client.post("/v1/batch", content=big, headers={**auth(), "Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == 40
+        assert [r["messageId"] for r in response.json()["rejected"]] == ["p-bad"]
+        assert app.state["batch_parser"] is not None  # the parser process did it
+        again = client.post("/v1/batch", content=big, headers={**auth(), "Content-Type": "application/json"})
+        assert again.json()["duplicates"] == 40
+        small = calls("q")
+        for start in range(0, len(small), 2):  # bodies under 4 KB: parsed in this process
+            body = {"batch": small[start : start + 2], "context": {"library": {"name": "t"}}}
+            assert client.post("/v1/batch", json=body, headers=auth()).status_code in (200, 400)
+    assert app.state["batch_parser"] is None  # stopped with the app
+
+    def stored(sql: str) -> dict[str, list[tuple[Any, ...]]]:
+        with store.engine.connect() as connection:
+            rows = connection.execute(text(sql)).all()
+        out: dict[str, list[tuple[Any, ...]]] = {"p": [], "q": []}
+        for prefix, *rest in rows:
+            out[prefix[0]].append(tuple(rest))
+        return {k: sorted(v, key=repr) for k, v in out.items()}
+
+    for sql in (
+        "SELECT source_record_id, substr(source_record_id, 2), kind, occurred_at, country, email_enc IS NULL,"
+        " phone_enc IS NULL, given_name_enc IS NULL, user_id_enc IS NULL FROM records",
+        "SELECT r.source_record_id, substr(r.source_record_id, 2), b.kind FROM blind_indexes b"
+        " JOIN records r ON r.id = b.record_id",
+        "SELECT r.source_record_id, substr(r.source_record_id, 2), e.event_type, e.event_name, e.occurred_at,"
+        " e.properties, e.anonymous_key IS NULL, e.user_key IS NULL FROM events e JOIN records r ON r.id = e.record_id",
+        "SELECT r.source_record_id, substr(r.source_record_id, 2), c.purpose, c.status, c.source, c.evidence"
+        " FROM consents c JOIN records r ON r.id = c.record_id",
+        "SELECT substr(position, 6), substr(position, 7), field, substr(reason, instr(reason, ',')) FROM quarantine",
+    ):
+        found = stored(sql)
+        assert found["p"] == found["q"], sql
+    assert len(stored("SELECT source_record_id FROM records")["p"]) == 40
+    # One person, one key: the parser's records of a person share the key of that person's first record.
+    with store.engine.connect() as connection:
+        keys = connection.execute(
+            text("SELECT count(DISTINCT key_id) FROM records WHERE source_record_id LIKE 'p-%'")
+        ).scalar()
+    assert keys == 7

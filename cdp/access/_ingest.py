@@ -17,13 +17,14 @@ crash can never separate "stored" from "read up to here".
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, insert, select, update
+from sqlalchemy import BindParameter, Connection, Dialect, bindparam, insert, select, update
 
 from cdp.access import _tables as t
 from cdp.access._bulk import bulk_insert, compiled_insert
@@ -93,7 +94,22 @@ def _json(value: Any) -> str:
 
 def payload_json(payload: Mapping[str, Any], sensitive: frozenset[str]) -> str:
     """The stored (then encrypted) form of a record's payload: JSON without special-category keys."""
+    if sensitive and _plain_keys(sensitive):
+        # Most payloads hold no special-category key at all: then stripping changes nothing, and
+        # the JSON (whose lowered text contains every key, lowered, of every nesting level) shows it
+        # without walking the payload. Exact for keys that JSON writes as they are (checked).
+        text = _ENCODE(payload)
+        lowered = text.lower()
+        if not any(key in lowered for key in sensitive):
+            return text
     return _ENCODE(strip_sensitive(payload, sensitive))
+
+
+@functools.cache
+def _plain_keys(keys: frozenset[str]) -> bool:
+    """Whether every key is printable ASCII that JSON writes unescaped (then a lowered JSON text holds
+    it wherever a key lowering to it does; non-ASCII lowering can depend on context)."""
+    return all(key.isascii() and key.isprintable() and '"' not in key and "\\" not in key for key in keys)
 
 
 def record_digests(record: IncomingRecord, index: Callable[[str, str], str]) -> dict[str, str]:
@@ -236,6 +252,26 @@ def record_ids(count: int) -> list[str]:
     return [f"r_{stamp}{tails[i * 12 : i * 12 + 12]}" for i in range(count)]
 
 
+# The look-ups of the hot path, built once: an IN (...) of a literal list is coerced value by value
+# on every call; an expanding parameter is only rendered (the compiled form is cached).
+
+
+def _values() -> BindParameter[Any]:
+    return bindparam("values", expanding=True)
+
+
+_STORED_KEYS = select(t.records.c.idempotency_key).where(t.records.c.idempotency_key.in_(_values()))
+_SUPPRESSED = select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(_values()))
+_HOLDERS = select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id).where(
+    t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS), t.blind_indexes.c.digest.in_(_values())
+)
+_LIVE_KEYS = (
+    select(t.records.c.id, t.records.c.key_id)
+    .join(t.subject_keys, t.subject_keys.c.id == t.records.c.key_id)
+    .where(t.records.c.id.in_(_values()), t.subject_keys.c.destroyed_at.is_(None))
+)
+
+
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
@@ -261,20 +297,12 @@ class IngestMixin(StoreCore):
         # as a nested loop over every person's key, seconds per batch.
         holders: dict[str, list[str]] = {}
         for chunk in _chunks(sorted(digests)):
-            rows = connection.execute(
-                select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id).where(
-                    t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS), t.blind_indexes.c.digest.in_(chunk)
-                )
-            )
+            rows = connection.execute(_HOLDERS, {"values": chunk})
             for digest, record_id in rows.all():  # all(): one fetchall, not a fetchone per row
                 holders.setdefault(digest, []).append(record_id)
         key_of: dict[str, str] = {}
         for chunk in _chunks(sorted({r for records in holders.values() for r in records})):
-            rows = connection.execute(
-                select(t.records.c.id, t.records.c.key_id)
-                .join(t.subject_keys, t.subject_keys.c.id == t.records.c.key_id)
-                .where(t.records.c.id.in_(chunk), t.subject_keys.c.destroyed_at.is_(None))
-            )
+            rows = connection.execute(_LIVE_KEYS, {"values": chunk})
             key_of.update((record_id, key_id) for record_id, key_id in rows.all())
         found: dict[str, str] = {}
         for digest in sorted(holders):
@@ -353,11 +381,7 @@ class IngestMixin(StoreCore):
         keys = [record[READY_KEY] for record in batch]
         seen: set[str] = set()
         for chunk in _chunks(keys):
-            seen.update(
-                connection.execute(select(t.records.c.idempotency_key).where(t.records.c.idempotency_key.in_(chunk)))
-                .scalars()
-                .all()
-            )
+            seen.update(connection.execute(_STORED_KEYS, {"values": chunk}).scalars().all())
         fresh: list[int] = []
         for position, key in enumerate(keys):
             if key not in seen:
@@ -451,11 +475,7 @@ class IngestMixin(StoreCore):
         """Digests of identifiers that belong to erased people (suppression list)."""
         found: set[str] = set()
         for chunk in _chunks(sorted(digests)):
-            found.update(
-                connection.execute(select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(chunk)))
-                .scalars()
-                .all()
-            )
+            found.update(connection.execute(_SUPPRESSED, {"values": chunk}).scalars().all())
         return found
 
     # -- quarantine -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from litestar import Litestar, get
 from litestar.datastructures import State
 
 from cdp._exceptions import CDPError
-from cdp.api.collect import CollectController
+from cdp.api.collect import CollectController, stop_parser
 from cdp.api.errors import cdp_error_handler
 from cdp.api.matching import BackgroundMatcher
 from cdp.api.privacy import PrivacyController
@@ -39,11 +39,12 @@ def create_app(settings: Settings, *, store: Any = None) -> Litestar:
             await matcher.stop()
 
     async def close_store() -> None:
+        await stop_parser(app.state)  # the /v1/batch parser process, if one was started
         if store is None:
             opened.close()
 
     state = {"settings": settings, "store": opened, "normalizers": load_normalizers(settings), "matcher": matcher}
-    return Litestar(
+    app = Litestar(
         route_handlers=[health, CollectController, PrivacyController],
         exception_handlers={CDPError: cdp_error_handler},
         state=State(state),
@@ -51,3 +52,4 @@ def create_app(settings: Settings, *, store: Any = None) -> Litestar:
         on_shutdown=[stop_matcher, close_store],
         debug=False,
     )
+    return app

@@ -298,6 +298,7 @@ class FileKeyring:
         self._keks: dict[str, AESGCM] = {}
         self._aad_heads: dict[str, bytes] = {}  # kek id -> encode_aad(_WRAP_CONTEXT, kek id)
         self._current: tuple[str, _Stamp] | None = None  # (kek id, stamp of CURRENT when read)
+        self._current_file = str(self._dir / _CURRENT)  # stat()ed on every wrap: no Path made each time
         if self._dir.exists():
             _check_dir(self._dir)
             for path in sorted(self._dir.glob("*.key")):
@@ -354,7 +355,7 @@ class FileKeyring:
 
     def _current_stamp(self) -> _Stamp | None:
         try:
-            st = os.stat(self._dir / _CURRENT)
+            st = os.stat(self._current_file)
         except FileNotFoundError:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
