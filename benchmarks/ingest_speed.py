@@ -155,9 +155,8 @@ def bench_http(events: int, clients: int, batch: int) -> dict[str, Any]:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(settings, store=store), log_level="warning", ws="none", access_log=False)
-        )
+        app = create_app(settings, store=store)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", access_log=False))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         while not server.started:
@@ -169,7 +168,10 @@ def bench_http(events: int, clients: int, batch: int) -> dict[str, Any]:
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             pool.apply(_drive, (port, [], 1))  # process started and httpx imported before the clock starts
             started = time.perf_counter()
+            cpu = time.process_time()
             failures = pool.apply(_drive, (port, bodies, clients))
+            cpu_seconds = time.process_time() - cpu
+            parser_seconds = _parser_cpu(app)
         wall = time.perf_counter() - started
         server.should_exit = True
         thread.join(timeout=30)
@@ -184,7 +186,22 @@ def bench_http(events: int, clients: int, batch: int) -> dict[str, Any]:
         "calls_per_request": batch,
         "seconds": round(wall, 2),
         "events_per_second": round(events / wall),
+        "server_cpu_seconds": round(cpu_seconds, 2),  # event loop, group writer (this process)
+        "parser_cpu_seconds": parser_seconds,  # the /v1/batch parser process, from its start
+        "load_average": os.getloadavg()[0],
     }
+
+
+def _parser_cpu(app: Any) -> float | None:
+    """CPU seconds of the app's /v1/batch parser process so far (Linux /proc), if one runs."""
+    parser = app.state.get("batch_parser")
+    if parser is None:
+        return None
+    total = 0.0
+    for pid in list(parser.pool._processes or {}):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return round(total, 2)
 
 
 def bench_crash(records: int, batch_size: int) -> dict[str, Any]:

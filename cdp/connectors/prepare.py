@@ -110,6 +110,17 @@ def unstorable(value: str) -> str | None:
 
 def _check_storable(record: IncomingRecord) -> None:
     """Reject text no database column can hold (PostgreSQL refuses NUL; UTF-8 refuses lone surrogates)."""
+    # Fast path, exact: the texts joined are storable only if each one is (surrogates never pair up
+    # across a join in Python text); the field is looked for only when one is not.
+    values: list[Any] = [record.source_record_id, record.anonymous_id, *record.identity.values()]
+    for event in record.events:
+        values += (event.event_name, event.currency, event.channel, event.store_id, event.category)
+        values += event.properties.values()
+        values += event.properties.keys()
+    for consent in record.consents:
+        values += (consent.purpose, consent.source, consent.notice_version)
+    if unstorable("".join([v for v in values if isinstance(v, str)])) is None:
+        return
     rid = record.source_record_id
     texts: list[tuple[str, Any]] = [("record id", rid), ("anonymousId", record.anonymous_id)]
     texts += list(record.identity.items())
