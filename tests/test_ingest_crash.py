@@ -146,7 +146,8 @@ def test_killed_and_restarted_ingest_stores_each_record_once(
     total, kills = 20_000, 2
     path = tmp_path / "calls.jsonl"
     good, bad = write_calls(path, total)
-    env = environment(settings, batch_size=1000)
+    # Small batches: the writer commits up to 8 queued batches at once, and each kill must land mid-run.
+    env = environment(settings, batch_size=400)
     before = 0
     watcher = create_engine(settings.database_url)
     try:
