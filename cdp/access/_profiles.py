@@ -301,7 +301,7 @@ class ProfileMixin(StoreCore):
     ) -> list[dict[str, Any]]:
         """Profiles as the policy lets this context see them (masked, consent-filtered)."""
         field_list = [f for f in fields if f != "profile_id"]
-        with self.access(ctx, action=action, resource="profiles", fields=field_list) as work:
+        with self.access(ctx, action=action, resource="profiles", fields=field_list) as work, _collector_paused():
             conn = work.connection
             decision = work.decision
             readable = [f for f in field_list if decision.fields[f].allowed]
