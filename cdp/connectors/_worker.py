@@ -28,7 +28,6 @@ import copy
 import json
 import multiprocessing
 import pickle
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
@@ -37,6 +36,7 @@ from typing import Any
 
 from cdp._exceptions import RecordRejected
 from cdp.access._ingest import Ready, RowMaker
+from cdp.access._parallel import can_fork
 from cdp.connectors.base import Connector, ReadResult, SourceItem
 from cdp.connectors.prepare import Normalizers, cached_normalizers, normalise_record
 from cdp.model import IncomingRecord
@@ -134,12 +134,6 @@ def _child(job: Job, pipe: Connection, parent_end: Connection) -> None:
             pipe.send(RuntimeError(f"ingest worker failed: {exc.__class__.__name__}: {exc}"))
     finally:
         pipe.close()
-
-
-def can_fork() -> bool:
-    """Forking is safe only while this process runs a single thread (a lock held by another thread
-    would stay locked forever in the child); then the child inherits the job and nothing is pickled."""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 class Worker:
