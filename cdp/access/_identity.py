@@ -89,9 +89,9 @@ class IdentityMixin(StoreCore):
                 link_query_now = link_query.where(t.record_links.c.record_id.in_(chunk))
             else:
                 digest_query_now, link_query_now = digest_query, link_query
-            for record_id, kind, digest in conn.execute(digest_query_now):
+            for record_id, kind, digest in conn.execute(digest_query_now).all():
                 digests[record_id][kind] = digest
-            links.update((record_id, profile_id) for record_id, profile_id in conn.execute(link_query_now))
+            links.update((record_id, profile_id) for record_id, profile_id in conn.execute(link_query_now).all())
         columns = [
             t.records.c.id,
             t.records.c.source,
@@ -114,6 +114,7 @@ class IdentityMixin(StoreCore):
         ciphers = self._ciphers
         clear_at = [(name, 6 + i) for i, name in enumerate(CLEAR_FIELDS)]
         encrypted_at = [(name, 6 + len(CLEAR_FIELDS) + i) for i, name in enumerate(IDENTITY_FIELDS)]
+        encrypted_names = [name for name, _ in encrypted_at]
         out: list[dict[str, Any]] = []
         for row in rows:
             record_id = row[0]
@@ -131,11 +132,10 @@ class IdentityMixin(StoreCore):
             if include_identifiers:
                 # A shredded key (erased person) reads as no value, as everywhere else.
                 cipher = ciphers.get(row[3])
-                for name, position in encrypted_at:
-                    token = row[position]
-                    item[name] = (
-                        cipher.decrypt(token, record_id=record_id, field=name) if cipher is not None and token else None
-                    )
+                if cipher is not None:
+                    item.update(zip(encrypted_names, cipher.decrypt_fields(record_id, row, encrypted_at), strict=True))
+                else:
+                    item.update(dict.fromkeys(encrypted_names))
             out.append(item)
         return out
 

@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from cdp.access import _tables as t
 from cdp.access._bulk import bulk_insert
@@ -59,6 +59,9 @@ class AttachStats:
     profiles_created: int
     already_linked: int
     run_id: str
+
+
+_HOLDERS_SLACK = 4  # keys with more holders than this many times the cap are not read (see _candidates)
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -201,9 +204,21 @@ class MatchingMixin(IdentityRulesMixin, IdentityMixin):
                 t.records.c.status == "active",
             )
         )
+        # A key held by far more records than the cap retrieves nobody: its holders are not fetched at
+        # all (a city-wide key can have thousands). The count is over every holder; the exact cap below
+        # applies to the active ones, so only keys that could still pass are read.
+        counted = (
+            select(t.blind_indexes.c.digest)
+            .where(t.blind_indexes.c.kind == MATCH_KIND)
+            .group_by(t.blind_indexes.c.digest)
+            .having(func.count() <= MAX_CANDIDATES_PER_KEY * _HOLDERS_SLACK)
+        )
         by_digest: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for chunk in _chunks(digests):
-            for digest, record_id, profile_id in conn.execute(query.where(t.blind_indexes.c.digest.in_(chunk))):
+            wanted = [d for (d,) in conn.execute(counted.where(t.blind_indexes.c.digest.in_(chunk)))]
+            if not wanted:
+                continue
+            for digest, record_id, profile_id in conn.execute(query.where(t.blind_indexes.c.digest.in_(wanted))).all():
                 by_digest[digest].append((record_id, profile_id))
         found: dict[str, str] = {}
         for members in by_digest.values():
@@ -221,7 +236,7 @@ class MatchingMixin(IdentityRulesMixin, IdentityMixin):
             .where(link.c.unlinked_at.is_(None), t.records.c.status == "active")
         )
         for chunk in _chunks(sorted(set(profile_ids))):
-            for profile_id, record_id in conn.execute(query.where(link.c.profile_id.in_(chunk))):
+            for profile_id, record_id in conn.execute(query.where(link.c.profile_id.in_(chunk))).all():
                 members[profile_id].append(record_id)
         return dict(members)
 

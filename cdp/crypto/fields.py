@@ -230,7 +230,7 @@ class FieldCipher:
 
         The same checks as :meth:`decrypt`, one call per record instead of one per field (a bulk
         read decrypts a few fields of each of many people); the record-id part of the
-        associated data is encoded once. An absent token reads as ``None``.
+        associated data is encoded once. An absent (or empty) token reads as ``None``.
         """
         rid = record_id.encode("utf-8", "surrogatepass")
         head = _AAD_HEAD + len(rid).to_bytes(4, "big") + rid
@@ -239,7 +239,7 @@ class FieldCipher:
         out: list[str | None] = []
         for field, position in fields:
             token = row[position]
-            if token is None:
+            if not token:
                 out.append(None)
                 continue
             if token[0] != TOKEN_VERSION or len(token) < _HEADER + TAG_SIZE:

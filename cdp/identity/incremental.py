@@ -36,35 +36,40 @@ MAX_CANDIDATES_PER_KEY = 200
 
 
 def blocking_keys(row: Mapping[str, Any]) -> list[str]:
-    """The candidate-retrieval keys of a feature row (mirrors ``probabilistic.BLOCKING_RULES``)."""
-    keys: list[str] = []
+    """The candidate-retrieval keys of a feature row (mirrors ``probabilistic.BLOCKING_RULES``).
 
-    def add(kind: str, *parts: Any) -> None:
-        if all(p is not None and p != "" for p in parts):
-            keys.append(kind + ":" + "|".join(str(p) for p in parts))
-
-    phone = row.get("phone")
-    add("email", row.get("email_key"))
-    add("phone", phone)
-    add("account", row.get("account_id"))
-    add("name", row.get("name_key"))
-    add("family_dob", row.get("family"), row.get("dob"))
-    add("given_dob", row.get("given"), row.get("dob"))
-    add("family_postcode", row.get("family"), row.get("postcode"))
-    add("family_initial_city", row.get("family"), row.get("given_initial"), row.get("city"))
-    add("dob_postcode", row.get("dob"), row.get("postcode"))
-    add("dob_city", row.get("dob"), row.get("city"))
-    add("given_postcode", row.get("given"), row.get("postcode"))
-    add("given_family_initial_city", row.get("given"), (row.get("family") or "")[:1], row.get("city"))
-    add("street", row.get("street"))
-    account = row.get("account_id")
+    Runs for every record of every neighbourhood an arriving record is matched in, so it builds
+    the (kind, parts) pairs in one tuple and skips those with a missing part.
+    """
+    get = row.get
+    phone, account = get("phone"), get("account_id")
+    family, given, dob = get("family"), get("given"), get("dob")
+    postcode, city = get("postcode"), get("city")
+    parts: tuple[tuple[str, tuple[Any, ...]], ...] = (
+        ("email", (get("email_key"),)),
+        ("phone", (phone,)),
+        ("account", (account,)),
+        ("name", (get("name_key"),)),
+        ("family_dob", (family, dob)),
+        ("given_dob", (given, dob)),
+        ("family_postcode", (family, postcode)),
+        ("family_initial_city", (family, get("given_initial"), city)),
+        ("dob_postcode", (dob, postcode)),
+        ("dob_city", (dob, city)),
+        ("given_postcode", (given, postcode)),
+        ("given_family_initial_city", (given, (family or "")[:1], city)),
+        ("street", (get("street"),)),
+    )
     if account:
-        add("account_head_postcode", account[:4], row.get("postcode"))
-        add("account_tail_postcode", account[-3:], row.get("postcode"))
+        parts += (
+            ("account_head_postcode", (account[:4], postcode)),
+            ("account_tail_postcode", (account[-3:], postcode)),
+        )
     if phone:
-        add("phone_head", phone[:-2])
-        add("phone_tail", phone[:-4] + phone[-2:])
-    return keys
+        parts += (("phone_head", (phone[:-2],)), ("phone_tail", (phone[:-4] + phone[-2:],)))
+    return [
+        kind + ":" + "|".join(map(str, values)) for kind, values in parts if None not in values and "" not in values
+    ]
 
 
 @dataclass(frozen=True)
