@@ -86,6 +86,20 @@ def test_malformed_rows_are_quarantined_not_fatal(
     assert code == 0 and "quarantined" in out
     code, out, _ = run(["quarantine", "list", "--role", "data_engineer", "--purpose", "operations"], capsys)
     assert code == 0 and "pos.csv:9" in out and "columns" in out
+    assert "quarantine show ID" in out  # where the full reason is
+
+
+def test_quarantine_list_drops_the_place_from_reasons() -> None:
+    from cdp.cli.admin_commands import _short_reason
+
+    assert _short_reason({"reason": "record r-1, field 'phone': is not a valid phone number"}) == (
+        "is not a valid phone number"
+    )
+    assert _short_reason({"reason": "record r-1: ragged row"}) == "ragged row"
+    assert _short_reason({"reason": "field 'email': too long"}) == "too long"
+    # a reason that merely starts like a place keeps its text
+    assert _short_reason({"reason": "record too large: 40 KB"}) == "record too large: 40 KB"
+    assert _short_reason({"reason": None}) == ""
 
 
 def test_missing_role_is_refused(

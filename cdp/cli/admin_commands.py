@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -149,7 +151,20 @@ def quarantine_list(
             status=None if status == "all" else status,
         )
     columns = ["id", "source", "position", "field", "reason", "status"]
-    console.print(table(f"Quarantine ({len(rows)})", columns, [[r[c] for c in columns] for r in rows]))
+    listed = [[_short_reason(r) if c == "reason" else r[c] for c in columns] for r in rows]
+    console.print(table(f"Quarantine ({len(rows)})", columns, listed))
+    if rows:
+        console.print("`cdp quarantine show ID` prints an entry's full reason and its raw content.")
+
+
+def _short_reason(entry: Mapping[str, Any]) -> str:
+    """The reason without its "record …, field '…': " prefix: the position and field columns say where."""
+    reason = str(entry.get("reason") or "")
+    head, separator, rest = reason.partition(": ")
+    return rest if separator and head and _WHERE.fullmatch(head) else reason
+
+
+_WHERE = re.compile(r"(?:record \S+)?(?:, )?(?:field '[^']*')?")  # how RecordRejected names the place
 
 
 @quarantine_app.command("show")
