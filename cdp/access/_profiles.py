@@ -120,13 +120,16 @@ def _survivorship_order(records: list[Any], rule: str, trusted: Sequence[str]) -
     return sorted(records, key=_time, reverse=True)
 
 
-def _add_timings(profile: dict[str, Any], records: list[Any]) -> None:
-    """The profile's sources, record count and first/last seen."""
-    times = [_seen(r) for r in records]
-    profile["sources"] = ",".join(sorted({r[_SOURCE] for r in records}))
-    profile["record_count"] = len(records)
-    profile["first_seen"] = min(times).isoformat() if times else None
-    profile["last_seen"] = max(times).isoformat() if times else None
+def _add_timings(profile: dict[str, Any], records: list[Any], asked: frozenset[str]) -> None:
+    """The profile's sources, record count and first/last seen: those of them that were asked for."""
+    if "sources" in asked:
+        profile["sources"] = ",".join(sorted({r[_SOURCE] for r in records}))
+    if "record_count" in asked:
+        profile["record_count"] = len(records)
+    if "first_seen" in asked or "last_seen" in asked:
+        times = [_seen(r) for r in records]
+        profile["first_seen"] = min(times).isoformat() if times else None
+        profile["last_seen"] = max(times).isoformat() if times else None
 
 
 class ProfileMixin(StoreCore):
@@ -256,7 +259,10 @@ class ProfileMixin(StoreCore):
         return decode
 
     def _golden(
-        self, records: list[Any], readers: list[tuple[str, Callable[[Any], str | None]]], timings: bool
+        self,
+        records: list[Any],
+        readers: list[tuple[str, Callable[[Any], str | None]]],
+        timings: frozenset[str] = frozenset(),
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """The golden record of a profile with several records: one value per field by its
         survivorship rule, and the source of each."""
@@ -286,7 +292,7 @@ class ProfileMixin(StoreCore):
             if chosen is not None:
                 profile[name], provenance[name] = chosen
         if timings:
-            _add_timings(profile, records)
+            _add_timings(profile, records, timings)
         return profile, provenance
 
     def read_profiles(
@@ -314,7 +320,9 @@ class ProfileMixin(StoreCore):
                 identity_fields=identity_fields,
             )
             # Data keys are read here; they are unwrapped by whichever process assembles the person.
-            wrapped = self.wrapped_keys({r[_KEY] for rows in grouped.values() for r in rows})
+            # Only people with a value in an encrypted column asked for need their key (an age band
+            # read of people without a birth date unwraps nothing).
+            wrapped = self.wrapped_keys({r[_KEY] for rows in grouped.values() for r in rows if any(r[_ENCRYPTED_AT:])})
             if not isinstance(self.keyring, FileKeyring):  # an external KMS is called from this process only
                 self.unwrap_keys(wrapped)
                 wrapped = {}
@@ -323,7 +331,7 @@ class ProfileMixin(StoreCore):
             # Only what was asked is decrypted; the country is needed by the jurisdiction row filter.
             needed = [n for n in (*IDENTITY_FIELDS, *CLEAR_FIELDS) if n in wanted or n == "country"]
             decode = self._row_decoder(needed, identity_fields)
-            timings = bool(_TIMING_FIELDS & set(readable))
+            timings = _TIMING_FIELDS & frozenset(readable)
             day = today or date.today()
             age_bands = "age_band" in wanted
             plan = [(name, treatment_function(decision.fields[name].treatment, name)) for name in readable]
@@ -345,7 +353,7 @@ class ProfileMixin(StoreCore):
                             golden: dict[str, Any] = dict(decode(row))
                             provenance = dict.fromkeys(golden, row[_SOURCE]) if with_provenance else {}
                             if timings:
-                                _add_timings(golden, records)
+                                _add_timings(golden, records, timings)
                         else:
                             if readers is None:
                                 readers = self._field_readers(needed, identity_fields)
