@@ -338,7 +338,9 @@ class ProfileMixin(StoreCore):
 
             def assemble(profile_ids: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
                 """The result rows of these profiles, and how many the consent filter excluded."""
-                if wrapped:
+                if wrapped and len(profile_ids) == len(grouped):  # not split: every key is this process's
+                    self.unwrap_keys(wrapped)
+                elif wrapped:
                     mine = {r[_KEY] for p in profile_ids for r in grouped[p]}
                     self.unwrap_keys({k: v for k, v in wrapped.items() if k in mine})
                 readers: list[tuple[str, Callable[[Any], str | None]]] | None = None
