@@ -40,6 +40,7 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import polars as pl
 from sqlalchemy import Connection, select
 
@@ -59,16 +60,19 @@ EVENT_FIELDS = (
     "category",
 )
 TIME = pl.Datetime("us", "UTC")
+# The text columns with few distinct values are Categorical: a label per event costs a code,
+# not a string (10M events), and the columnar copy (``_event_blocks.py``) stores them so.
+LABELS = ("event_type", "event_name", "currency", "channel", "store_id", "category")
 SCHEMA: dict[str, Any] = {
     "profile_id": pl.String,
-    "event_type": pl.String,
-    "event_name": pl.String,
+    "event_type": pl.Categorical,
+    "event_name": pl.Categorical,
     "occurred_at": TIME,
     "revenue": pl.Float64,
-    "currency": pl.String,
-    "channel": pl.String,
-    "store_id": pl.String,
-    "category": pl.String,
+    "currency": pl.Categorical,
+    "channel": pl.Categorical,
+    "store_id": pl.Categorical,
+    "category": pl.Categorical,
     "properties": pl.String,
 }
 SQLITE_CHUNK = 131_072  # events per range of rowid: a few MB of JSON text per column
@@ -106,9 +110,9 @@ def _read_sqlite(conn: Connection, properties_of: Collection[str] | None) -> pl.
     # While SQLite builds the next range's JSON (it lets go of the GIL), a thread decodes the last.
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
-            low, high = cursor.execute("SELECT min(rowid), max(rowid) FROM events").fetchone()
+            low, high = _rowid_bounds(cursor)
             start = low
-            while start is not None and start <= high:
+            while start is not None and high is not None and start <= high:
                 row = cursor.execute(sql, [*names, start, start + SQLITE_CHUNK]).fetchone()
                 if row[0]:
                     decoded.append(pool.submit(_decode_sqlite, conn, tuple(row[1:])))
@@ -125,11 +129,24 @@ def _read_sqlite(conn: Connection, properties_of: Collection[str] | None) -> pl.
     return _keyed(pl.concat(frames, rechunk=False), ids)
 
 
+def _rowid_bounds(cursor: Any) -> tuple[int | None, int | None]:
+    """The first and last rowid of ``events``: two statements, because SQLite answers ``min()`` or
+    ``max()`` alone from the B-tree's ends, but ``SELECT min(rowid), max(rowid)`` by a full scan
+    (2 s at 10M events)."""
+    low = cursor.execute("SELECT min(rowid) FROM events").fetchone()[0]
+    high = cursor.execute("SELECT max(rowid) FROM events").fetchone()[0]
+    return low, high
+
+
 def _decode_sqlite(conn: Connection, arrays: tuple[str, ...]) -> pl.DataFrame:
     """One range's JSON arrays (one per column) as a frame, with its times and amounts parsed."""
     text = pl.DataFrame([arrays], schema=list(SCHEMA), orient="row")
     frame = text.select(pl.col(name).str.json_decode(pl.List(pl.String)) for name in SCHEMA).explode(list(SCHEMA))
-    return frame.with_columns(_sqlite_times(conn, frame["occurred_at"]), pl.col("revenue").cast(pl.Float64))
+    return frame.with_columns(
+        _sqlite_times(conn, frame["occurred_at"]),
+        pl.col("revenue").cast(pl.Float64),
+        *(pl.col(c).cast(pl.Categorical) for c in LABELS),
+    )
 
 
 def _sqlite_times(conn: Connection, text: pl.Series) -> pl.Series:
@@ -205,6 +222,14 @@ def _active_ids(conn: Connection) -> pl.Series:
     return pl.Series("profile_id", ids, dtype=pl.String)
 
 
+def _people(profile_ids: pl.Series) -> int:
+    """How many distinct profiles the events belong to (counted on the Enum's codes: 10x faster)."""
+    if not profile_ids.len():
+        return 0
+    codes = profile_ids.drop_nulls().to_physical().to_numpy()
+    return int(np.count_nonzero(np.bincount(codes))) if codes.size else 0
+
+
 def _keyed(frame: pl.DataFrame, active: pl.Series) -> pl.DataFrame:
     """The events of ``active`` profiles only, their ``profile_id`` an Enum of those ids.
 
@@ -232,10 +257,12 @@ class EventMixin(StoreCore):
             conn = work.connection
             dialect = conn.dialect.name
             if dialect == "sqlite":
-                frame = _read_sqlite(conn, properties_of)
+                from cdp.access._event_blocks import read_sqlite  # it builds on this module
+
+                frame = read_sqlite(self, conn, properties_of)
             elif dialect == "postgresql" and conn.dialect.driver == "psycopg":
                 frame = _read_postgres(conn, properties_of)
             else:
                 frame = _read_rows(conn, properties_of)
-            work.subject_count = frame["profile_id"].n_unique() if frame.height else 0
+            work.subject_count = _people(frame["profile_id"])
             return frame

@@ -368,3 +368,21 @@ destination_deletions = Table(
     Column("status", String(20), nullable=False),  # queued | sent | failed
     Column("created_at", TS, nullable=False),
 )
+
+# An encrypted, columnar copy of ``events`` for analytics reads (SQLite only; see
+# ``cdp/access/_event_blocks.py``). One row per range of event rowids; triggers made by
+# migration 0003 delete a block as soon as an event in its range is inserted, changed or
+# deleted, so a block only ever holds what ``events`` holds.
+event_blocks = Table(
+    "event_blocks",
+    metadata,
+    Column("lo", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hi", BigInteger, nullable=False),  # first rowid after the range
+    Column("row_count", Integer, nullable=False),
+    Column("first_id", String(40), nullable=False),  # events.id at the first and last rowid, checked on
+    Column("last_id", String(40), nullable=False),  # every read (a VACUUM may renumber rowids)
+    Column("key_id", String(40), nullable=False),  # data key of the copy, in the key store
+    Column("core", LargeBinary, nullable=False),  # nonce || AES-256-GCM(Arrow IPC of the columns)
+    Column("props", LargeBinary, nullable=True),  # the same for the non-empty properties
+    Column("built_at", TS, nullable=False),
+)

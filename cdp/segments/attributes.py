@@ -42,7 +42,7 @@ SURVEY_SCHEMA = pl.Struct({"nps": pl.Int64, "csat": pl.Int64, "interests": pl.Li
 def base_revenue(events: pl.DataFrame, config: TagsConfig) -> pl.Expr:
     """Order revenue in the reporting currency (unknown currencies count at rate 1)."""
     rates = {code.upper(): float(rate) for code, rate in config.currency.rates.items()}
-    rate = pl.col("currency").str.to_uppercase().replace_strict(rates, default=1.0, return_dtype=pl.Float64)
+    rate = pl.col("currency").cast(pl.String).str.to_uppercase().replace_strict(rates, default=1.0, return_dtype=pl.Float64)
     if "currency" not in events.columns:
         rate = pl.lit(1.0)
     return pl.col("revenue").fill_null(0.0) * rate.fill_null(1.0)

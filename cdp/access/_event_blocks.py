@@ -1,0 +1,355 @@
+"""An encrypted, columnar copy of the events inside the database, for analytics reads (SQLite).
+
+Why it exists: a segment refresh reads every event of every active profile. Even
+in bulk (``_events.py``), SQLite has to walk the whole ``events`` table and build
+text for every value on every refresh: about 10 s at 10 million events, the
+floor of any read that makes the database produce every row again
+(docs/benchmarks.md, Segments). Events are written once and rarely changed, so
+the read keeps what it has already decoded: per range of about 131k rowids, the
+columns as compressed Arrow IPC, encrypted with AES-256-GCM, in the
+``event_blocks`` table. The next read decrypts a block instead of asking SQLite
+for its rows; only ranges without a block (new events, changed ranges) are read
+row by row, and are stored as blocks on the way.
+
+Why it cannot go stale (the guarantees):
+
+- **triggers** (migration 0003) delete the block covering an event's rowid in
+  the same statement that inserts into its range, changes the event (an identity
+  merge re-points it) or deletes it (erasure, retention). A block therefore only
+  ever holds events that exist as they are now; which profiles are active is not
+  in a block at all: it is read with the events, in the same transaction, as before;
+- every read checks that the event ids at each block's first and last rowid are
+  still the ones the block was built from (a ``VACUUM`` may renumber rowids),
+  and drops a block that does not match;
+- **encryption**: a block is ``nonce || AESGCM(data key, Arrow IPC, AAD)`` where
+  the associated data binds the table, part, rowid range and key id, so a block
+  moved to another range fails to decrypt. The data key is an ordinary data key
+  (a ``subject_keys`` row, wrapped by the KEK in the key store, re-wrapped by
+  ``cdp keys rotate``); it is referenced by id, never stored beside the blocks;
+- **erasure** destroys that key and every block (``shred_event_blocks``): copies
+  of a block in database backups become unreadable, like the person's own
+  encrypted fields. The next read rebuilds the blocks from the rows left.
+
+Plaintext exists only in memory during a read (no file, no temporary file).
+PostgreSQL keeps no blocks: its read is one ``COPY`` (see ``_events.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection, delete, insert, select
+
+from cdp.access import _tables as t
+from cdp.access._core import StoreCore, new_id, now
+from cdp.access._events import EVENT_FIELDS, SCHEMA, _decode_sqlite, _empty, _properties_sql, _rowid_bounds
+from cdp.crypto.envelope import encode_aad, new_data_key
+
+BLOCK_EVENTS = 131_072  # rowids per block: the range the bulk read already uses
+MIN_TAIL_EVENTS = BLOCK_EVENTS // 2  # the last, still growing range is stored only from this size on
+_NONCE = 12
+_CORE = [c for c in SCHEMA if c not in ("profile_id", "properties")]
+
+
+DICTIONARY_LO = 0  # the row holding the profile-id dictionary: [0, 0) covers no rowid
+
+
+@dataclass
+class _Piece:
+    """One range's events: the columns without the profile, and per event its profile.
+
+    A block's ``codes`` index the store-wide dictionary of profile ids (one list for all
+    blocks, so a read maps 1M ids to the active ones once, not 131k per block). A range
+    just read row by row has its ``profile_ids`` instead, until the dictionary codes them.
+    """
+
+    frame: pl.DataFrame  # _CORE columns, the text ones Categorical
+    props: pl.DataFrame  # row (UInt32), properties (String): the events with properties only
+    codes: pl.Series | None = None  # UInt32 position in the dictionary (null: no profile)
+    profile_ids: pl.Series | None = None  # String, for a range read row by row
+    lo: int = 0
+    hi: int = 0
+    ends: tuple[str, str] | None = None  # the event ids at its ends, when the range is to be stored
+
+
+def _aad(part: str, lo: int, hi: int, key_id: str) -> bytes:
+    return encode_aad("event_blocks", part, str(lo), str(hi), key_id)
+
+
+def _seal(aead: AESGCM, frame: pl.DataFrame, aad: bytes) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="lz4")
+    nonce = os.urandom(_NONCE)
+    return nonce + aead.encrypt(nonce, buffer.getvalue(), aad)
+
+
+def _open(aead: AESGCM, blob: bytes, aad: bytes) -> pl.DataFrame:
+    return pl.read_ipc(io.BytesIO(aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad)))
+
+
+def _from_range(frame: pl.DataFrame, lo: int, hi: int, ends: tuple[str, str] | None) -> _Piece:
+    """A range read row by row (``_decode_sqlite``'s frame) as a piece."""
+    with_rows = frame.select(pl.int_range(frame.height, dtype=pl.UInt32).alias("row"), "properties")
+    props = with_rows.filter(pl.col("properties").is_not_null())
+    core = frame.select(_CORE)  # the labels are Categorical already
+    return _Piece(core, props, profile_ids=frame["profile_id"], lo=lo, hi=hi, ends=ends)
+
+
+def _block_row(piece: _Piece, aead: AESGCM, key_id: str) -> dict[str, Any]:
+    assert piece.codes is not None and piece.ends is not None
+    lo, hi = piece.lo, piece.hi
+    return {
+        "lo": lo,
+        "hi": hi,
+        "row_count": piece.frame.height,
+        "first_id": piece.ends[0],
+        "last_id": piece.ends[1],
+        "key_id": key_id,
+        "core": _seal(aead, piece.frame.with_columns(piece.codes.alias("_code")), _aad("core", lo, hi, key_id)),
+        "props": _seal(aead, piece.props, _aad("props", lo, hi, key_id)) if piece.props.height else None,
+        "built_at": now(),
+    }
+
+
+def _unseal(aead: AESGCM, row: Sequence[Any]) -> _Piece:
+    lo, hi, key_id, core_blob, props_blob = row[0], row[1], row[5], row[6], row[7]
+    core = _open(aead, core_blob, _aad("core", lo, hi, key_id))
+    props = (
+        _open(aead, props_blob, _aad("props", lo, hi, key_id))
+        if props_blob is not None
+        else pl.DataFrame(schema={"row": pl.UInt32, "properties": pl.String})
+    )
+    return _Piece(core.select(_CORE), props, codes=core["_code"], lo=lo, hi=hi)
+
+
+def _dictionary_row(ids: pl.Series, aead: AESGCM, key_id: str) -> dict[str, Any]:
+    lo = hi = DICTIONARY_LO
+    return {
+        "lo": lo,
+        "hi": hi,
+        "row_count": ids.len(),
+        "first_id": "",
+        "last_id": "",
+        "key_id": key_id,
+        "core": _seal(aead, ids.alias("id").to_frame(), _aad("dictionary", lo, hi, key_id)),
+        "props": None,
+        "built_at": now(),
+    }
+
+
+class _Key:
+    """The blocks' data key: the existing blocks' one, or a new one made when a block is first stored."""
+
+    def __init__(self, store: StoreCore, conn: Connection, key_id: str | None) -> None:
+        self._store, self._conn = store, conn
+        self.key_id = key_id
+        self._aead: AESGCM | None = None
+        if key_id is not None:
+            wrapped = store.keystore.get([key_id]).get(key_id)
+            if wrapped is None:  # shredded: its blocks are unreadable; a new key starts over
+                self.key_id = None
+            else:
+                self._aead = AESGCM(store.keyring.unwrap(wrapped, aad=key_id.encode()))
+
+    def aead(self) -> tuple[str, AESGCM]:
+        if self._aead is None or self.key_id is None:
+            self.key_id = new_id("k")
+            data_key = new_data_key()
+            wrapped = self._store.keyring.wrap(data_key, aad=self.key_id.encode())
+            self._store.keystore.put([(self.key_id, wrapped)])  # before the row that names it
+            self._conn.execute(insert(t.subject_keys).values(id=self.key_id, kek_id=wrapped.kek_id, created_at=now()))
+            self._aead = AESGCM(data_key)
+        return self.key_id, self._aead
+
+
+_BLOCK_COLUMNS = "lo, hi, row_count, first_id, last_id, key_id, core, props"
+
+
+def _valid_blocks(cursor: Any, conn: Connection) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
+    """(the dictionary row, the blocks whose end rows are still the events they were built from).
+
+    Blocks that fail the check are deleted; so is everything when the rows are not all under
+    one key (they always are: a new key is only made once every block is gone).
+    """
+    rows = cursor.execute(f"SELECT {_BLOCK_COLUMNS} FROM event_blocks ORDER BY lo").fetchall()
+    if len({r[5] for r in rows}) > 1 or (rows and rows[0][0] != DICTIONARY_LO):
+        conn.execute(delete(t.event_blocks))
+        return None, []
+    dictionary = rows[0] if rows else None
+    keep: list[tuple[Any, ...]] = []
+    stale: list[int] = []
+    for row in rows[1:]:
+        lo, hi, first_id, last_id = row[0], row[1], row[3], row[4]
+        first = cursor.execute("SELECT id FROM events WHERE rowid >= ? ORDER BY rowid LIMIT 1", [lo]).fetchone()
+        last = cursor.execute("SELECT id FROM events WHERE rowid < ? ORDER BY rowid DESC LIMIT 1", [hi]).fetchone()
+        found = (first[0] if first else None, last[0] if last else None)
+        if found == (first_id, last_id) and (not keep or keep[-1][1] <= lo):
+            keep.append(row)
+        else:
+            stale.append(lo)
+    for lo in stale:
+        conn.execute(delete(t.event_blocks).where(t.event_blocks.c.lo == lo))
+    return dictionary, keep
+
+
+def _ends(cursor: Any, lo: int, hi: int) -> tuple[str, str]:
+    first = cursor.execute("SELECT id FROM events WHERE rowid >= ? AND rowid < ? ORDER BY rowid LIMIT 1", [lo, hi])
+    first_id = first.fetchone()[0]
+    last = cursor.execute("SELECT id FROM events WHERE rowid >= ? AND rowid < ? ORDER BY rowid DESC LIMIT 1", [lo, hi])
+    return first_id, last.fetchone()[0]
+
+
+def _range_sql() -> str:
+    properties, _ = _properties_sql("e.properties", None)  # a stored block keeps every event's properties
+    exact = "CASE WHEN e.revenue IS NULL THEN NULL ELSE printf('%!.17g', e.revenue) END"
+    columns = [exact if c == "revenue" else f"e.{c}" for c in EVENT_FIELDS]
+    return (
+        "SELECT count(*), "
+        + ", ".join(f"json_group_array({c})" for c in [*columns, properties])
+        + " FROM events AS e WHERE e.rowid >= ? AND e.rowid < ?"
+    )
+
+
+def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[str] | None) -> pl.DataFrame:
+    """All events of active profiles: blocks where they are valid, the rest read and stored as blocks."""
+    sql = _range_sql()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    futures: list[Future[_Piece]] = []
+    try:
+        low, high = _rowid_bounds(cursor)
+        dictionary_row, blocks = _valid_blocks(cursor, conn) if low is not None else (None, [])
+        key = _Key(store, conn, dictionary_row[5] if dictionary_row else None)
+        if dictionary_row and key.key_id is None:  # their key was shredded: nothing in them can be read
+            conn.execute(delete(t.event_blocks))
+            dictionary_row, blocks = None, []
+        with ThreadPoolExecutor(max_workers=2) as pool:  # decoding and decrypting let go of the GIL
+
+            def read_range(lo: int, hi: int, *, tail: bool) -> bool:
+                """Read [lo, hi) row by row (decoded in the pool); False if it holds no event."""
+                row = cursor.execute(sql, [lo, hi]).fetchone()
+                if not row[0]:
+                    return False
+                ends = _ends(cursor, lo, hi) if not tail or row[0] >= MIN_TAIL_EVENTS else None
+                arrays = tuple(row[1:])
+                futures.append(pool.submit(lambda: _from_range(_decode_sqlite(conn, arrays), lo, hi, ends)))
+                return True
+
+            def read_gap(start: int, stop: int, *, tail: bool) -> None:
+                position = start
+                while position < stop:
+                    end = min(stop, position + BLOCK_EVENTS)
+                    if read_range(position, end, tail=tail and end == stop):
+                        position = end
+                        continue
+                    # a run of deleted rowids: seek to the next event (or past the gap)
+                    following = cursor.execute("SELECT min(rowid) FROM events WHERE rowid >= ?", [end]).fetchone()[0]
+                    position = stop if following is None else min(following, stop)
+
+            position = low
+            for block in blocks:
+                if position is not None and position < block[0]:
+                    read_gap(position, block[0], tail=False)
+                futures.append(pool.submit(_unseal, key.aead()[1], block))
+                position = block[1]
+            if position is not None and high is not None and position <= high:
+                read_gap(position, high + 1, tail=True)
+            dictionary = (
+                _open(key.aead()[1], dictionary_row[6], _aad("dictionary", DICTIONARY_LO, DICTIONARY_LO, key.key_id))[
+                    "id"
+                ]
+                if dictionary_row is not None and key.key_id is not None
+                else pl.Series("id", [], dtype=pl.String)
+            )
+            active = cursor.execute("SELECT json_group_array(id) FROM profiles WHERE status = 'active'").fetchone()[0]
+            pieces = [f.result() for f in futures]
+    except InvalidTag:
+        # A block that does not decrypt under its own range and key was moved or tampered with:
+        # drop them all and read the rows (the next read rebuilds them).
+        conn.execute(delete(t.event_blocks))
+        from cdp.access._events import _read_sqlite
+
+        return _read_sqlite(conn, properties_of)
+    finally:
+        cursor.close()
+    if not pieces:
+        return _empty()
+    dictionary = _code_new_ranges(store, conn, key, pieces, dictionary, dictionary_row is not None)
+    ids = pl.Series("profile_id", [active]).str.json_decode(pl.List(pl.String)).explode()
+    return _assemble(pieces, dictionary, ids, properties_of)
+
+
+def _code_new_ranges(
+    store: StoreCore, conn: Connection, key: _Key, pieces: list[_Piece], dictionary: pl.Series, stored: bool
+) -> pl.Series:
+    """Give the ranges read row by row dictionary codes; store those to be kept, and the grown dictionary."""
+    ranges = [p for p in pieces if p.profile_ids is not None]
+    if not ranges:
+        return dictionary
+    # Codes by a join on the dictionary (a cast to an Enum of ~1M categories costs ~1 s a call).
+    every = pl.concat([p.profile_ids for p in ranges if p.profile_ids is not None]).alias("id").to_frame()
+    table = dictionary.alias("id").to_frame().with_row_index("code")
+    coded = every.join(table, on="id", how="left", maintain_order="left")
+    added = coded.filter(pl.col("code").is_null() & pl.col("id").is_not_null())["id"].unique().sort()
+    if added.len():
+        extra = added.to_frame().with_row_index("extra", offset=dictionary.len())
+        coded = coded.join(extra, on="id", how="left", maintain_order="left").select(
+            pl.coalesce("code", "extra").alias("code")
+        )
+        dictionary = pl.concat([dictionary, added])
+    codes = coded["code"].cast(pl.UInt32)
+    offset = 0
+    for piece in ranges:
+        assert piece.profile_ids is not None
+        piece.codes = codes.slice(offset, piece.profile_ids.len())
+        offset += piece.profile_ids.len()
+    kept = [p for p in ranges if p.ends is not None]
+    if kept:
+        key_id, aead = key.aead()
+        with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow encoding and AES-GCM let go of the GIL
+            rows = list(pool.map(lambda p: _block_row(p, aead, key_id), kept))
+        conn.execute(insert(t.event_blocks), rows)
+        if added.len() or not stored:
+            conn.execute(delete(t.event_blocks).where(t.event_blocks.c.lo == DICTIONARY_LO))
+            conn.execute(insert(t.event_blocks), [_dictionary_row(dictionary, aead, key_id)])
+    return dictionary
+
+
+def _assemble(
+    pieces: list[_Piece], dictionary: pl.Series, active: pl.Series, properties_of: Collection[str] | None
+) -> pl.DataFrame:
+    """The pieces as one frame of active profiles' events, ``profile_id`` an Enum of the active ids."""
+    # One look-up per known profile id, not per event: each event then takes its profile by position.
+    profiles = dictionary.cast(pl.Enum(active.sort()), strict=False)
+    wanted = None if properties_of is None else sorted(properties_of)
+    frames: list[pl.DataFrame] = []
+    for piece in pieces:
+        assert piece.codes is not None
+        properties = pl.repeat(None, piece.frame.height, dtype=pl.String, eager=True)
+        props = piece.props
+        if wanted is not None and props.height:
+            names = piece.frame["event_name"].gather(props["row"])
+            props = props.filter(names.is_in(wanted)) if wanted else props.clear()
+        if props.height:
+            properties = properties.scatter(props["row"], props["properties"])
+        frames.append(
+            piece.frame.with_columns(profiles.gather(piece.codes).alias("profile_id"), properties.alias("properties"))
+        )
+    frame = pl.concat(frames, rechunk=False).select(list(SCHEMA))
+    return frame.filter(pl.col("profile_id").is_not_null())
+
+
+def shred_event_blocks(store: StoreCore, conn: Connection) -> int:
+    """Delete every block and destroy their data key (erasure: backups' copies become unreadable)."""
+    key_ids = list(conn.execute(select(t.event_blocks.c.key_id).distinct()).scalars())
+    deleted = conn.execute(delete(t.event_blocks)).rowcount or 0
+    if key_ids:
+        store.shred_keys(conn, key_ids)
+    return deleted

@@ -1,0 +1,153 @@
+"""The encrypted columnar copy of the events (``cdp/access/_event_blocks.py``, SQLite).
+
+A block must never let a read return anything but what the ``events`` table holds
+now: every change to the table (insert into a stored range, update, delete,
+erasure, retention, a renumbering of rowids, a tampered block) must show in the
+next read, which is compared here with the portable row read each time. Blocks
+are tiny here (3 rowids) so that the fixtures' events fill several of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from fixtures import write_fixture_files
+from sqlalchemy import literal_column, select, update
+from test_segments_events_read import DSR, OFFICER, _assert_same, _canonical
+
+from cdp.access import CustomerStore
+from cdp.access import _event_blocks as blocks_module
+from cdp.access import _tables as t
+from cdp.pipeline import SourceSpec, ingest, resolve
+
+
+@pytest.fixture
+def blocked(store: CustomerStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CustomerStore]:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("event blocks are kept on SQLite only")
+    monkeypatch.setattr(blocks_module, "BLOCK_EVENTS", 3)
+    monkeypatch.setattr(blocks_module, "MIN_TAIL_EVENTS", 2)
+    for name, path in write_fixture_files(tmp_path / "src").items():
+        ingest(store, store.settings, SourceSpec(name, {"path": str(path)}))
+    resolve(store, store.settings)
+    yield store
+
+
+def _blocks(store: CustomerStore) -> list[tuple[int, int, str]]:
+    with store.engine.begin() as conn:
+        rows = conn.execute(select(t.event_blocks.c.lo, t.event_blocks.c.hi, t.event_blocks.c.key_id))
+        return [(r.lo, r.hi, r.key_id) for r in rows]
+
+
+def _ranges_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the ranges read row by row (not from a block) from now on."""
+    calls: list[int] = []
+    original = blocks_module._decode_sqlite
+
+    def counting(conn: object, arrays: tuple[str, ...]) -> pl.DataFrame:
+        calls.append(1)
+        return original(conn, arrays)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blocks_module, "_decode_sqlite", counting)
+    return calls
+
+
+def test_a_second_read_comes_from_blocks_and_is_the_same(
+    blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _assert_same(blocked)
+    stored = _blocks(blocked)
+    assert len(stored) >= 3 and stored[0][:2] == (0, 0)  # the profile-id dictionary, then the ranges
+    assert len({key for _, _, key in stored}) == 1
+    read = _ranges_read(monkeypatch)
+    second = _assert_same(blocked)
+    assert _canonical(second).equals(_canonical(first))
+    assert len(read) <= 1  # at most the short tail
+    assert _assert_same(blocked, {"Survey Submitted"}).filter(pl.col("properties").is_not_null()).height >= 1
+    assert _assert_same(blocked, set())["properties"].null_count() == first.height
+
+
+def test_blocks_hold_no_plaintext(blocked: CustomerStore) -> None:
+    frame = _assert_same(blocked)
+    with blocked.engine.begin() as conn:
+        blobs = [b for row in conn.execute(select(t.event_blocks.c.core, t.event_blocks.c.props)) for b in row if b]
+    names = {str(n) for n in frame["event_name"].unique().to_list()}
+    people = {str(p) for p in frame["profile_id"].unique().to_list()}
+    for blob in blobs:
+        for text in names | people:
+            assert text.encode() not in blob
+
+
+def test_changed_inserted_and_deleted_events_show_in_the_next_read(
+    blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _assert_same(blocked)
+    with blocked.engine.begin() as conn:
+        rowids = [r[0] for r in conn.exec_driver_sql("SELECT rowid FROM events ORDER BY rowid")]
+        conn.exec_driver_sql("UPDATE events SET revenue = 12345.5 WHERE rowid = ?", (rowids[1],))
+    assert 12345.5 in _assert_same(blocked)["revenue"].to_list()
+    # an identity merge re-points events to another profile
+    with blocked.engine.begin() as conn:
+        target = conn.execute(select(t.profiles.c.id).where(t.profiles.c.status == "active")).scalars().first()
+        conn.execute(update(t.events).where(t.events.c.profile_id.is_not(None)).values(profile_id=target))
+    assert _assert_same(blocked)["profile_id"].cast(pl.String).unique().to_list() == [target]
+    # a deleted event in the middle of a stored range, then a new one given its rowid
+    _assert_same(blocked)
+    with blocked.engine.begin() as conn:
+        victim = conn.execute(select(t.events).where(literal_column("rowid") == rowids[4])).mappings().one()
+        conn.exec_driver_sql("DELETE FROM events WHERE rowid = ?", (rowids[4],))
+    assert len(_assert_same(blocked)) == len(rowids) - 1 - _unresolved(blocked)
+    with blocked.engine.begin() as conn:
+        conn.execute(t.events.insert().values({**dict(victim), "id": "e-reborn", "event_name": "Reborn"}))
+        conn.exec_driver_sql("UPDATE events SET rowid = ? WHERE id = 'e-reborn'", (rowids[4],))
+    assert "Reborn" in _assert_same(blocked)["event_name"].cast(pl.String).to_list()
+
+
+def _unresolved(store: CustomerStore) -> int:
+    with store.engine.begin() as conn:
+        return len(conn.exec_driver_sql("SELECT 1 FROM events WHERE profile_id IS NULL").all())
+
+
+def test_renumbered_rowids_and_tampered_blocks_are_dropped(blocked: CustomerStore) -> None:
+    whole = _assert_same(blocked)
+    stored = _blocks(blocked)
+    with blocked.engine.begin() as conn:  # as if a VACUUM renumbered the rows behind the triggers' back
+        conn.execute(update(t.event_blocks).where(t.event_blocks.c.lo == stored[1][0]).values(first_id="e-moved"))
+    assert _canonical(_assert_same(blocked)).equals(_canonical(whole))
+    with blocked.engine.begin() as conn:  # a block's ciphertext moved to another range
+        a, b = stored[1][0], stored[2][0]
+        core_a = conn.execute(select(t.event_blocks.c.core).where(t.event_blocks.c.lo == a)).scalar_one()
+        conn.execute(update(t.event_blocks).where(t.event_blocks.c.lo == b).values(core=core_a))
+    assert _canonical(_assert_same(blocked)).equals(_canonical(whole))
+    assert len(_blocks(blocked)) == 0  # all dropped; the next read rebuilds them
+    _assert_same(blocked)
+    assert len(_blocks(blocked)) >= 3
+
+
+def test_erasure_destroys_the_blocks_and_their_key(blocked: CustomerStore) -> None:
+    frame = _assert_same(blocked)
+    key_id = _blocks(blocked)[0][2]
+    assert blocked.keystore.get([key_id])
+    victim = frame.group_by("profile_id").len().sort("len", descending=True)["profile_id"][0]
+    blocked.erase_subject(DSR, str(victim))
+    assert _blocks(blocked) == []
+    assert blocked.keystore.get([key_id]) == {}  # backups' copies of the blocks cannot be read
+    after = _assert_same(blocked)
+    assert str(victim) not in after["profile_id"].cast(pl.String).to_list()
+    assert {k for _, _, k in _blocks(blocked)} != {key_id}
+
+
+def test_retention_and_key_rotation(blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _assert_same(blocked)
+    blocked.rotate_keys(OFFICER)  # the blocks' key is re-wrapped like everyone's
+    read = _ranges_read(monkeypatch)
+    assert _canonical(_assert_same(blocked)).equals(_canonical(before))
+    assert len(read) <= 1
+    later = datetime(2026, 10, 3, tzinfo=UTC) + timedelta(days=400)
+    deleted = {r["rule"]: r for r in blocked.apply_retention(OFFICER, dry_run=False, at=later)}
+    assert deleted["events:website"]["deleted"] >= 1
+    assert _assert_same(blocked).height < before.height
