@@ -21,6 +21,7 @@ from cdp.access._identity import IdentityMixin, ResolutionStats
 from cdp.access._identity_rules import IdentityRulesMixin
 from cdp.access._ingest import IngestMixin
 from cdp.access._matching import NEW_PROFILE, AttachStats, MatchingMixin
+from cdp.access._profile_frame import ProfileFrameMixin
 from cdp.access._profile_view import ProfileViewMixin
 from cdp.access._profiles import PROFILE_FIELDS, ProfileMixin
 from cdp.access._retention import RetentionMixin
@@ -53,6 +54,7 @@ class CustomerStore(
     ProfileViewMixin,
     IngestMixin,
     IdentityMixin,
+    ProfileFrameMixin,
     ProfileMixin,
     EventMixin,
     ActivationMixin,
