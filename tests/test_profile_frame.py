@@ -148,7 +148,9 @@ def test_random_disagreeing_records(loaded: CustomerStore, seed: int, monkeypatc
         people = list(conn.execute(select(t.profiles.c.id).where(t.profiles.c.status == "active")).scalars())[:4]
         links = list(conn.execute(select(t.record_links.c.id).where(t.record_links.c.unlinked_at.is_(None))).scalars())
         for link in links:
-            conn.execute(update(t.record_links).where(t.record_links.c.id == link).values(profile_id=rng.choice(people)))
+            conn.execute(
+                update(t.record_links).where(t.record_links.c.id == link).values(profile_id=rng.choice(people))
+            )
         for record_id in conn.execute(select(t.records.c.id)).scalars().all():
             conn.execute(
                 update(t.records)
@@ -177,3 +179,74 @@ def test_analytics_fields_take_the_column_path(loaded: CustomerStore, monkeypatc
         loaded.profile_frame(classifier_context("profiling"), FIELDS, today=TODAY)
     # fields it does not build (an identifier) go the row path
     assert loaded.profile_frame(OFFICER, ("email", "country"), today=TODAY).height >= 1
+
+
+def _cache_rows(store: CustomerStore) -> list[tuple[str, str, int]]:
+    with store.engine.begin() as conn:
+        rows = conn.execute(select(t.analytic_cache.c.name, t.analytic_cache.c.key_id, t.analytic_cache.c.row_count))
+        return [(r.name, r.key_id, r.row_count) for r in rows]
+
+
+def _one_record_each(store: CustomerStore) -> None:
+    """Every record its own profile (the fixtures' people all have several records)."""
+    from datetime import UTC, datetime
+
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    with store.engine.begin() as conn:
+        links = list(conn.execute(select(t.record_links.c.id).where(t.record_links.c.unlinked_at.is_(None))).scalars())
+        for n, link in enumerate(links):
+            conn.execute(t.profiles.insert().values(id=f"p_one_{n:04d}", created_at=stamp, updated_at=stamp))
+            conn.execute(update(t.record_links).where(t.record_links.c.id == link).values(profile_id=f"p_one_{n:04d}"))
+
+
+def _decryptions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    counts: list[int] = []
+    original = frame_module._decrypt_birth_dates
+
+    def counting(candidates: pl.DataFrame, *args: object) -> pl.Series:
+        counts.append(candidates.height)
+        return original(candidates, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(frame_module, "_decrypt_birth_dates", counting)
+    return counts
+
+
+def test_birth_year_cache_spares_decryption_and_follows_the_ciphertext(
+    loaded: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profiling = classifier_context("profiling")
+    _one_record_each(loaded)
+    counts = _decryptions(monkeypatch)
+    first = _assert_same(loaded, profiling)
+    [(name, _key_id, cached)] = _cache_rows(loaded)
+    assert name == "birth_years" and cached >= 1
+    with loaded.engine.begin() as conn:
+        body = conn.execute(select(t.analytic_cache.c.body)).scalar_one()
+    with pytest.raises(Exception):
+        pl.read_ipc(bytes(body))
+    second = _assert_same(loaded, profiling)
+    assert second.equals(first)
+    assert counts[1] < counts[0]  # only people whose band a birth year cannot settle, or with several records
+    # a record's date of birth encrypted again (another value): the cached year no longer applies
+    person = first.filter(pl.col("age_band").is_not_null() & (pl.col("record_count") == 1))["profile_id"][0]
+    with loaded.engine.begin() as conn:
+        record_id, key = conn.execute(
+            select(t.records.c.id, t.records.c.key_id)
+            .join(t.record_links, t.record_links.c.record_id == t.records.c.id)
+            .where(t.record_links.c.profile_id == person)
+        ).one()
+        token = loaded.cipher(conn, key).encrypt("1931-02-03", record_id=record_id, field="date_of_birth")
+        conn.execute(update(t.records).where(t.records.c.id == record_id).values(date_of_birth_enc=token))
+    third = _assert_same(loaded, profiling)
+    assert third.filter(pl.col("profile_id") == person)["age_band"].to_list() == ["65+"]
+
+
+def test_erasure_shreds_the_cache(loaded: CustomerStore) -> None:
+    profiling = classifier_context("profiling")
+    _one_record_each(loaded)
+    frame = _assert_same(loaded, profiling)
+    [(_, key_id, _)] = _cache_rows(loaded)
+    loaded.erase_subject(DSR, frame["profile_id"][0])
+    assert _cache_rows(loaded) == [] and loaded.keystore.get([key_id]) == {}
+    _assert_same(loaded, profiling)
+    assert len(_cache_rows(loaded)) == 1

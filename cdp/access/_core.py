@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from cdp._exceptions import AccessDenied, DecryptionFailed, PurposeRequired, StorageError
@@ -264,6 +264,15 @@ class StoreCore:
         removed = self.keystore.destroy(ids)
         for key_id in ids:
             self._ciphers.pop(key_id, None)
+        # Caches derived from people's fields (birth years) go with any shredded key: a read
+        # must never take from a cache what it can no longer decrypt (``_analytic_cache.py``).
+        cache_keys = set(connection.execute(select(t.analytic_cache.c.key_id)).scalars()) - set(ids)
+        connection.execute(delete(t.analytic_cache))
+        if cache_keys:
+            self.keystore.destroy(sorted(cache_keys))
+            connection.execute(
+                update(t.subject_keys).where(t.subject_keys.c.id.in_(sorted(cache_keys))).values(destroyed_at=now())
+            )
         return removed
 
     def rewrap_all(self, connection: Connection) -> int:

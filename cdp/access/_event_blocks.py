@@ -145,7 +145,7 @@ def _dictionary_row(ids: pl.Series, aead: AESGCM, key_id: str) -> dict[str, Any]
     }
 
 
-class _Key:
+class BlockKey:
     """The blocks' data key: the existing blocks' one, or a new one made when a block is first stored."""
 
     def __init__(self, store: StoreCore, conn: Connection, key_id: str | None) -> None:
@@ -226,7 +226,7 @@ def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[st
     try:
         low, high = _rowid_bounds(cursor)
         dictionary_row, blocks = _valid_blocks(cursor, conn) if low is not None else (None, [])
-        key = _Key(store, conn, dictionary_row[5] if dictionary_row else None)
+        key = BlockKey(store, conn, dictionary_row[5] if dictionary_row else None)
         if dictionary_row and key.key_id is None:  # their key was shredded: nothing in them can be read
             conn.execute(delete(t.event_blocks))
             dictionary_row, blocks = None, []
@@ -287,7 +287,7 @@ def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[st
 
 
 def _code_new_ranges(
-    store: StoreCore, conn: Connection, key: _Key, pieces: list[_Piece], dictionary: pl.Series, stored: bool
+    store: StoreCore, conn: Connection, key: BlockKey, pieces: list[_Piece], dictionary: pl.Series, stored: bool
 ) -> pl.Series:
     """Give the ranges read row by row dictionary codes; store those to be kept, and the grown dictionary."""
     ranges = [p for p in pieces if p.profile_ids is not None]

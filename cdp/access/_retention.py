@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from cdp.access import _tables as t
+from cdp.access._analytic_cache import shred_analytic_copies
 from cdp.access._core import StoreCore, now
 from cdp.access.context import AccessContext
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
@@ -45,6 +46,8 @@ class RetentionMixin(StoreCore):
                             for table in (t.events, t.blind_indexes, t.record_links):
                                 conn.execute(delete(table).where(table.c.record_id.in_(chunk)))
                             conn.execute(delete(t.records).where(t.records.c.id.in_(chunk)))
+                        if ids:  # derived copies (birth-year cache) of the deleted records go too
+                            shred_analytic_copies(self, conn)
                 elif scope == "quarantine":
                     condition = t.quarantine.c.received_at < cutoff
                     count = int(

@@ -21,8 +21,8 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from cdp._exceptions import Conflict, NotFound
 from cdp.access import _tables as t
+from cdp.access._analytic_cache import shred_analytic_copies
 from cdp.access._core import StoreCore, new_id, now
-from cdp.access._event_blocks import shred_event_blocks
 from cdp.access._profiles import PROFILE_FIELDS, RECTIFICATION_SOURCE
 from cdp.access.context import AccessContext
 from cdp.model import IDENTITY_FIELDS
@@ -282,8 +282,8 @@ class SubjectMixin(StoreCore):
                 )
                 conn.execute(delete(t.records).where(t.records.c.id.in_(chunk)))
             conn.execute(delete(t.record_links).where(t.record_links.c.profile_id == profile_id))
-            # The columnar copy of the events: its key destroyed, so backups' copies go with the person.
-            shred_event_blocks(self, conn)
+            # Derived copies (event blocks, birth-year cache): their keys destroyed, so backups' copies go too.
+            shred_analytic_copies(self, conn)
             conn.execute(
                 update(t.segment_memberships)
                 .where(t.segment_memberships.c.profile_id == profile_id, t.segment_memberships.c.exited_at.is_(None))
@@ -368,6 +368,7 @@ class SubjectMixin(StoreCore):
                     for table in (t.events, t.blind_indexes, t.consents, t.record_links):
                         conn.execute(delete(table).where(table.c.record_id.in_(chunk)))
                     deleted += conn.execute(delete(t.records).where(t.records.c.id.in_(chunk))).rowcount or 0
+                shred_analytic_copies(self, conn)  # copies restored with the backup go again
                 missing = [(k, d) for k, d in entry["suppress"] if (k, d) not in known]
                 if missing:
                     conn.execute(

@@ -388,3 +388,16 @@ event_blocks = Table(
     # The insert trigger asks max(hi) for every new event: an index makes that one seek.
     Index("ix_event_blocks_hi", "hi"),
 )
+
+# Encrypted caches of values derived for analytics (``cdp/access/_analytic_cache.py``): one
+# row per cache, its body AES-256-GCM under a data key of its own, dropped with that key on
+# any erasure or retention deletion.
+analytic_cache = Table(
+    "analytic_cache",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("key_id", String(40), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # nonce || AES-256-GCM(Arrow IPC)
+    Column("row_count", Integer, nullable=False),
+    Column("built_at", TS, nullable=False),
+)
