@@ -42,7 +42,8 @@ SURVEY_SCHEMA = pl.Struct({"nps": pl.Int64, "csat": pl.Int64, "interests": pl.Li
 def base_revenue(events: pl.DataFrame, config: TagsConfig) -> pl.Expr:
     """Order revenue in the reporting currency (unknown currencies count at rate 1)."""
     rates = {code.upper(): float(rate) for code, rate in config.currency.rates.items()}
-    rate = pl.col("currency").cast(pl.String).str.to_uppercase().replace_strict(rates, default=1.0, return_dtype=pl.Float64)
+    upper = pl.col("currency").cast(pl.String).str.to_uppercase()  # the store hands it over as Categorical
+    rate = upper.replace_strict(rates, default=1.0, return_dtype=pl.Float64)
     if "currency" not in events.columns:
         rate = pl.lit(1.0)
     return pl.col("revenue").fill_null(0.0) * rate.fill_null(1.0)
@@ -88,6 +89,26 @@ def _code(column: str, values: Sequence[str]) -> pl.Expr:
     mapping = {v: i for i, v in enumerate(values)}
     small = pl.Int8 if len(values) < 127 else pl.Int16 if len(values) < 32_767 else pl.Int32  # less memory to touch
     return pl.col(column).replace_strict(mapping, default=-1, return_dtype=small).fill_null(-1)
+
+
+def _label_codes(series: pl.Series, values: Sequence[str]) -> np.ndarray:
+    """``_code`` of a column as a numpy array; for a Categorical column through its integer codes.
+
+    The store hands event labels over as Categorical: mapping the few distinct labels and then
+    looking every row's code up in a small table costs a fraction of matching 10M strings.
+    """
+    if not isinstance(series.dtype, pl.Categorical | pl.Enum):
+        return series.to_frame().select(_code(series.name, values)).to_series().to_numpy()
+    small = np.int8 if len(values) < 127 else np.int16 if len(values) < 32_767 else np.int32
+    present = series.unique().drop_nulls()
+    physical = present.to_physical().cast(pl.Int64).to_numpy()
+    size = int(physical.max()) + 2 if physical.size else 1  # the last slot is for nulls
+    table = np.full(size, -1, dtype=small)
+    position = {v: i for i, v in enumerate(values)}
+    for code, label in zip(physical.tolist(), present.cast(pl.String).to_list(), strict=True):
+        table[code] = position.get(label, -1)
+    codes: np.ndarray = table[series.to_physical().cast(pl.Int64).fill_null(size - 1).to_numpy()]
+    return codes
 
 
 def _nullable(values: np.ndarray | pl.Series, valid: np.ndarray, dtype: pl.DataType | None = None) -> pl.Series:
@@ -268,13 +289,13 @@ def compute_attributes(
     channels, kinds = (sorted(str(v) for v in found[c][0]) for c in ("channel", "category"))
     # Every string column is read once, in one select (Polars runs the expressions in parallel).
     coded = events.select(
-        _code("event_name", names),
-        _code("channel", channels),
-        _code("category", kinds),
         (pl.col("event_type") != "identify").fill_null(False).alias("_counted"),
         pl.col("revenue").is_not_null().alias("_priced"),
     )
-    name, channel, kind = (coded[c].to_numpy() for c in ("event_name", "channel", "category"))
+    name, channel, kind = (
+        _label_codes(events[c], labels)
+        for c, labels in (("event_name", names), ("channel", channels), ("category", kinds))
+    )
     order = name == names.index(ORDER_EVENT)
     # Revenue in the reporting currency, only where a measure reads it (a null revenue counts 0).
     priced = (order | _member(name, [names.index(s.event) for s in specs])) & coded["_priced"].to_numpy()
