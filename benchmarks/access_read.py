@@ -142,36 +142,38 @@ def main() -> None:
         consent filter: what the read costs without the privacy layer."""
         original = store._field_readers
 
-        def plaintext_readers(needed: Any, identity_fields: Any) -> list[tuple[str, Any]]:
-            readers = original(needed, identity_fields)
+        def plaintext_readers(needed: Any, identity_fields: Any, cipher_of: Any) -> list[tuple[str, Any]]:
+            readers = original(needed, identity_fields, cipher_of)
             return [
                 (name, (lambda row, name=name: plaintext_of.get((row[1], name))) if name in identity_fields else read)
                 for name, read in readers
             ]
 
-        def plaintext_decoder(needed: Any, identity_fields: Any) -> Any:
+        def plaintext_decoder(needed: Any, identity_fields: Any, _data_key_of: Any) -> Any:
             encrypted = [name for name in needed if name in identity_fields]
             clear = [(name, CLEAR_AT[name]) for name in needed if name not in identity_fields]
 
-            def decode(row: Any) -> list[tuple[str, str]]:
-                out = [(name, v) for name in encrypted if (v := plaintext_of.get((row[1], name)))]
-                out.extend((name, str(row[i])) for name, i in clear if row[i])
+            def decode(row: Any) -> dict[str, str]:
+                out = {name: v for name in encrypted if (v := plaintext_of.get((row[1], name)))}
+                for name, position in clear:  # as in the real decoder
+                    value = row[position]
+                    if value:
+                        out[name] = value if value.__class__ is str else str(value)
                 return out
 
             return decode
 
         store._field_readers = plaintext_readers  # type: ignore[method-assign]
         store._row_decoder = plaintext_decoder  # type: ignore[method-assign]
-        store.wrapped_keys = lambda *_a, **_k: {}  # type: ignore[method-assign]
+        store._data_keys = lambda _key_ids: lambda _key_id: None  # type: ignore[method-assign]
         try:
             return len(store.read_profiles(officer, FIELDS))
         finally:
             del store._field_readers
             del store._row_decoder
-            del store.wrapped_keys
+            del store._data_keys
 
     def read_access() -> int:
-        store._ciphers.clear()  # cold: every data key unwrapped again
         return len(store.read_profiles(marketer, FIELDS))
 
     same_path = "same read path, plaintext, no masking or consent filter"

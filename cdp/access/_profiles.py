@@ -23,10 +23,12 @@ from cdp.access import _tables as t
 from cdp.access._core import StoreCore
 from cdp.access._parallel import map_in_halves
 from cdp.access.context import AccessContext
+from cdp.crypto import FieldCipher
+from cdp.crypto.fields import RowDecryptor
 from cdp.crypto.keyring import FileKeyring
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS
 from cdp.policy import Decision
-from cdp.policy.masking import age_band, age_on, treatment_function
+from cdp.policy.masking import age_band, age_on, text_treatment, treatment_function
 
 RECTIFICATION_SOURCE = "rectification"
 COMPLIANCE_PURPOSES = frozenset({"compliance", "dsr"})
@@ -68,6 +70,12 @@ def _age_band_of(date_of_birth: str | None, today: date) -> str | None:
         return age_band(age_on(date.fromisoformat(date_of_birth), today))
     except ValueError:
         return None
+
+
+def _mask_function(treatment: str, field: str) -> Callable[[Any], Any] | None:
+    """The treatment of one field of the golden record. Its values are text but for the record
+    count, so text masks are called directly: one call per value, the field's branch chosen once."""
+    return treatment_function(treatment, field) if field == "record_count" else text_treatment(treatment, field)
 
 
 @contextmanager
@@ -197,17 +205,41 @@ class ProfileMixin(StoreCore):
         jurisdiction = self.policy.policy.jurisdiction_of(country)
         return jurisdiction is None or jurisdiction not in decision.opt_in_jurisdictions
 
+    def _data_keys(self, key_ids: Iterable[str]) -> Callable[[str], bytes | None]:
+        """The data keys of one read: a function key id -> data key, None for a shredded key.
+
+        The wrapped keys are fetched from the key store for every read, never taken from the
+        keys this store holds in memory for writes: a key shredded by another process stops
+        decrypting at the next read. With the file keyring a key is unwrapped when its person is
+        assembled, in whichever process assembles them, and dropped with that person's row; an
+        external keyring (KMS) is called from this process only, so its keys are unwrapped here,
+        up front, and live as long as the read.
+        """
+        if not isinstance(self.keyring, FileKeyring):
+            wrapped = self.keystore.get(key_ids)
+            unwrapped = {key_id: self.keyring.unwrap(blob, aad=key_id.encode()) for key_id, blob in wrapped.items()}
+            return unwrapped.get
+        unwrap, get = self.keyring.unwrap_blob, self.keystore.get_rows(key_ids).get
+
+        def data_key(key_id: str) -> bytes | None:
+            row = get(key_id)  # (key id, KEK id, wrapped blob)
+            return None if row is None else unwrap(row[1], row[2], key_id.encode())
+
+        return data_key
+
     def _field_readers(
-        self, needed: Sequence[str], identity_fields: Sequence[str]
+        self,
+        needed: Sequence[str],
+        identity_fields: Sequence[str],
+        cipher_of: Callable[[str], FieldCipher | None],
     ) -> list[tuple[str, Callable[[Any], str | None]]]:
         """For each needed field, a function giving its plaintext from a row of :meth:`_profile_records`.
 
-        Encrypted fields are decrypted with the record's data key (loaded by the caller); a
+        Encrypted fields are decrypted with the record's data key (``cipher_of`` its key id); a
         shredded key (erased person) reads as no value. Clear fields come back as text. Used where
         a profile has several records, so that survivorship decrypts only the values it weighs.
         """
         encrypted_at = {name: _ENCRYPTED_AT + i for i, name in enumerate(identity_fields)}
-        ciphers = self._ciphers
 
         def clear(position: int) -> Callable[[Any], str | None]:
             def read(row: Any) -> str | None:
@@ -221,7 +253,7 @@ class ProfileMixin(StoreCore):
                 token = row[position]
                 if token is None:
                     return None
-                cipher = ciphers.get(row[_KEY])
+                cipher = cipher_of(row[_KEY])
                 return cipher.decrypt(token, record_id=row[_ID], field=name) if cipher is not None else None
 
             return read
@@ -232,28 +264,25 @@ class ProfileMixin(StoreCore):
         ]
 
     def _row_decoder(
-        self, needed: Sequence[str], identity_fields: Sequence[str]
-    ) -> Callable[[Any], list[tuple[str, str]]]:
-        """A function giving every needed (field, plaintext) of one row that has a value.
+        self, needed: Sequence[str], identity_fields: Sequence[str], data_key_of: Callable[[str], bytes | None]
+    ) -> Callable[[Any], dict[str, Any]]:
+        """A function giving field -> plaintext for every needed field of one row that has a value.
 
-        The same values as :meth:`_field_readers`, for a profile with a single record: all its
-        encrypted fields are decrypted in one call under the person's key.
+        The same values as :meth:`_field_readers`, for a profile with a single record: its
+        encrypted fields are decrypted together under the person's key (``data_key_of`` its key
+        id), which is unwrapped for that row only and not kept.
         """
         encrypted = [(name, _ENCRYPTED_AT + i) for i, name in enumerate(identity_fields) if name in needed]
         clear = [(name, _CLEAR_AT[name]) for name in needed if name not in identity_fields]
-        ciphers = self._ciphers
+        decrypt_row = RowDecryptor(encrypted).decrypt_row if encrypted else None
 
-        def decode(row: Any) -> list[tuple[str, str]]:
-            out: list[tuple[str, str]] = []
-            if encrypted:
-                cipher = ciphers.get(row[_KEY])
-                if cipher is not None:  # no key: shredded (erased person), nothing to read
-                    values = cipher.decrypt_fields(row[_ID], row, encrypted)
-                    out = [(name, value) for (name, _), value in zip(encrypted, values, strict=True) if value]
+        def decode(row: Any) -> dict[str, Any]:
+            # No key (shredded: an erased person) reads as no value; a row with no token unwraps nothing.
+            out: dict[str, Any] = decrypt_row(data_key_of, row[_KEY], row[_ID], row) if decrypt_row is not None else {}
             for name, position in clear:
                 value = row[position]
                 if value:
-                    out.append((name, str(value)))
+                    out[name] = value if value.__class__ is str else str(value)
             return out
 
         return decode
@@ -319,30 +348,30 @@ class ProfileMixin(StoreCore):
                 include_restricted=ctx.purpose in COMPLIANCE_PURPOSES,
                 identity_fields=identity_fields,
             )
-            # Data keys are read here; they are unwrapped by whichever process assembles the person.
-            # Only people with a value in an encrypted column asked for need their key (an age band
-            # read of people without a birth date unwraps nothing).
-            wrapped = self.wrapped_keys({r[_KEY] for rows in grouped.values() for r in rows if any(r[_ENCRYPTED_AT:])})
-            if not isinstance(self.keyring, FileKeyring):  # an external KMS is called from this process only
-                self.unwrap_keys(wrapped)
-                wrapped = {}
+            # Keys are unwrapped only for rows with a value in an encrypted column asked for (an age
+            # band read of people without a birth date unwraps nothing).
+            key_ids = {r[_KEY] for rows in grouped.values() for r in rows} if identity_fields else set()
+            data_key_of = self._data_keys(key_ids)
             consent_purpose = decision.consent_purpose
             consent = self.consent_states(conn, consent_purpose) if consent_purpose else {}
             # Only what was asked is decrypted; the country is needed by the jurisdiction row filter.
             needed = [n for n in (*IDENTITY_FIELDS, *CLEAR_FIELDS) if n in wanted or n == "country"]
-            decode = self._row_decoder(needed, identity_fields)
+            decode = self._row_decoder(needed, identity_fields, data_key_of)
             timings = _TIMING_FIELDS & frozenset(readable)
             day = today or date.today()
             age_bands = "age_band" in wanted
-            plan = [(name, treatment_function(decision.fields[name].treatment, name)) for name in readable]
+            plan = [(name, _mask_function(decision.fields[name].treatment, name)) for name in readable]
 
             def assemble(profile_ids: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
                 """The result rows of these profiles, and how many the consent filter excluded."""
-                if wrapped and len(profile_ids) == len(grouped):  # not split: every key is this process's
-                    self.unwrap_keys(wrapped)
-                elif wrapped:
-                    mine = {r[_KEY] for p in profile_ids for r in grouped[p]}
-                    self.unwrap_keys({k: v for k, v in wrapped.items() if k in mine})
+                ciphers: dict[str, FieldCipher | None] = {}  # this read's, for people with several records
+
+                def cipher_of(key_id: str) -> FieldCipher | None:
+                    if key_id not in ciphers:
+                        data_key = data_key_of(key_id)
+                        ciphers[key_id] = None if data_key is None else FieldCipher(data_key, key_id)
+                    return ciphers[key_id]
+
                 readers: list[tuple[str, Callable[[Any], str | None]]] | None = None
                 allowed_by_country: dict[str | None, bool] = {}  # consent row filter for people without a choice
                 out: list[dict[str, Any]] = []
@@ -352,13 +381,13 @@ class ProfileMixin(StoreCore):
                         records = grouped[profile_id]
                         if len(records) == 1:
                             row = records[0]
-                            golden: dict[str, Any] = dict(decode(row))
+                            golden = decode(row)
                             provenance = dict.fromkeys(golden, row[_SOURCE]) if with_provenance else {}
                             if timings:
                                 _add_timings(golden, records, timings)
                         else:
                             if readers is None:
-                                readers = self._field_readers(needed, identity_fields)
+                                readers = self._field_readers(needed, identity_fields, cipher_of)
                             golden, provenance = self._golden(records, readers, timings)
                         if consent_purpose is not None:
                             status = consent.get(profile_id)

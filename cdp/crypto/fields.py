@@ -30,7 +30,9 @@ nonce budget per key is nowhere near its limit either way.
 
 Reads decrypt whole profile tables, so the hot path is lean: one ``AESGCM``
 object per data key, the AAD tail per (data key, field) cached in the
-instance, the length-prefixed field names cached for the process. HMAC uses
+instance, the length-prefixed field names cached for the process. A bulk
+read of many people takes :class:`RowDecryptor` instead, which makes no
+per-person object at all beyond the ``AESGCM`` one. HMAC uses
 pre-keyed SHA-256 states (:class:`HmacSha256`, checked against :mod:`hmac`
 and ``cryptography``'s HKDF in the tests), three times faster than re-keying
 per call.
@@ -38,7 +40,7 @@ per call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from hashlib import sha256
 from os import urandom as _urandom
 from typing import Any
@@ -55,6 +57,7 @@ __all__ = [
     "TOKEN_VERSION",
     "FieldCipher",
     "HmacSha256",
+    "RowDecryptor",
     "hkdf_expand_32",
     "hkdf_extract",
     "hkdf_sha256",
@@ -198,6 +201,35 @@ class FieldCipher:
         aad = self._aad(_AAD_HEAD, record_id, self._tail(field))
         return _VERSION_BYTE + nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8", "surrogatepass"), aad)
 
+    def encrypt_record(
+        self, record_id: str, fields: Sequence[str], values: Sequence[str | bytes | None]
+    ) -> list[bytes | None]:
+        """The tokens of several fields of one record: ``values[i]`` stored in ``fields[i]``.
+
+        Exactly the tokens :meth:`encrypt` makes (text is UTF-8 encoded, bytes are taken as UTF-8
+        text already); an empty or absent value gives None. One call per record instead of one
+        per field, because ingestion encrypts every record's payload and identifiers: the
+        record-id part of the associated data is encoded once, and the nonces (independent,
+        96 random bits each) come from one read of the OS CSPRNG.
+        """
+        rid = record_id.encode("utf-8", "surrogatepass")
+        head = _AAD_HEAD + len(rid).to_bytes(4, "big") + rid
+        tail = self._key_id_aad
+        seal = self._aead.encrypt
+        nonces = _urandom(NONCE_SIZE * len(fields))
+        out: list[bytes | None] = []
+        start = 0
+        for field, value in zip(fields, values, strict=True):
+            if not value:
+                out.append(None)
+                continue
+            nonce = nonces[start : start + NONCE_SIZE]
+            start += NONCE_SIZE
+            data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+            aad = head + (_FIELD_AAD.get(field) or _field_aad(field)) + tail
+            out.append(_VERSION_BYTE + nonce + seal(nonce, data, aad))
+        return out
+
     def decrypt(self, token: bytes, *, record_id: str, field: str) -> str:
         """Return the plaintext of ``token``, which must belong to exactly this record and field.
 
@@ -255,4 +287,72 @@ class FieldCipher:
                     "another record, field or key, was tampered with, or its key was shredded"
                 ) from None
             out.append(raw.decode("utf-8", "surrogatepass"))
+        return out
+
+
+class RowDecryptor:
+    """Decrypts the same encrypted fields of many records, each under its own person's data key.
+
+    Why it exists: a bulk read (every profile of a table) decrypts a few fields of each of many
+    people, one data key per person. Building a :class:`FieldCipher` per person (key checks, key
+    id encoding, caches) costs about as much as the decryptions themselves; this class does the
+    per-field work once per read (the fields, their positions in the row and their
+    length-prefixed names) and, per record, only what the token format requires: one ``AESGCM``
+    object for the person's key and the associated data ``encode_aad(0x02, record_id, field,
+    key_id)`` of each token.
+
+    It holds no key: each call gets the data key, uses it and drops it, so nothing outlives the
+    read that unwrapped it. Tokens and errors are exactly those of :meth:`FieldCipher.decrypt`:
+    a version-1 token, and any token the fast path cannot decrypt (moved, tampered with,
+    truncated), is handed to it, so the error raised is the one it gives.
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Sequence[tuple[str, int]]) -> None:
+        """``fields``: (field name, position of its token in the rows that will be given)."""
+        self._fields = tuple((name, position, _field_aad(name)) for name, position in fields)
+
+    def decrypt_row(
+        self, key_of: Callable[[str], bytes | None], key_id: str, record_id: str, row: Sequence[Any]
+    ) -> dict[str, str]:
+        """field name -> plaintext of each field of ``row`` with a non-empty value, for record
+        ``record_id`` of the person whose data key is named ``key_id``.
+
+        ``key_of(key_id)`` gives that data key; it is called once, and only if the row holds a
+        token (a row with nothing to decrypt unwraps no key). ``None`` from it (a shredded key,
+        an erased person) reads as no value. Raises DecryptionFailed (naming the field and
+        record, never the value) for a token that was moved, tampered with or truncated, and
+        CryptoError for a key that is not 32 bytes.
+        """
+        out: dict[str, str] = {}
+        decrypt: Callable[[bytes, bytes, bytes], bytes] | None = None
+        data_key = head = tail = b""
+        for name, position, field_aad in self._fields:
+            token = row[position]
+            if not token:
+                continue
+            if decrypt is None:  # the first token: the person's key, and the record's parts of the AAD
+                found = key_of(key_id)
+                if found is None:
+                    return out
+                if len(found) != DATA_KEY_SIZE:
+                    raise CryptoError(f"a data key is {DATA_KEY_SIZE} bytes, got {len(found)}")
+                data_key, decrypt = found, AESGCM(found).decrypt
+                rid = record_id.encode("utf-8", "surrogatepass")
+                head = _AAD_HEAD + len(rid).to_bytes(4, "big") + rid
+                kid = key_id.encode("utf-8", "surrogatepass")
+                tail = len(kid).to_bytes(4, "big") + kid
+            if token[0] == TOKEN_VERSION:
+                try:
+                    raw = decrypt(token[1:_HEADER], token[_HEADER:], head + field_aad + tail)
+                    value = raw.decode()
+                except UnicodeDecodeError:  # a lone surrogate, written with surrogatepass
+                    value = raw.decode("utf-8", "surrogatepass")
+                except (InvalidTag, ValueError):  # moved, tampered with or truncated: the strict path says which
+                    value = FieldCipher(data_key, key_id).decrypt(token, record_id=record_id, field=name)
+            else:  # version 1, or an unknown version: the strict path reads or refuses it
+                value = FieldCipher(data_key, key_id).decrypt(token, record_id=record_id, field=name)
+            if value:
+                out[name] = value
         return out

@@ -50,6 +50,9 @@ _WRAP_VERSION = b"\x01"
 _NONCE_SIZE = 12
 _TAG_SIZE = 16
 _WRAP_CONTEXT = b"cdp-kek-wrap-v1"
+_WRAP_VERSION_BYTE = _WRAP_VERSION[0]
+_WRAP_HEADER = 1 + _NONCE_SIZE
+_WRAPPED_MIN = _WRAP_HEADER + _TAG_SIZE
 _KEK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _SECRET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _CURRENT = "CURRENT"
@@ -401,20 +404,23 @@ class FileKeyring:
         return WrappedKey(kek_id=kek_id, blob=_WRAP_VERSION + nonce + sealed)
 
     def unwrap(self, wrapped: WrappedKey, *, aad: bytes) -> bytes:
-        cipher = self._kek(wrapped.kek_id)
-        blob = wrapped.blob
-        if len(blob) < 1 + _NONCE_SIZE + _TAG_SIZE or blob[:1] != _WRAP_VERSION:
-            raise DecryptionFailed(f"wrapped key under KEK {wrapped.kek_id!r} is malformed or of an unknown version")
-        nonce = blob[1 : 1 + _NONCE_SIZE]
-        head = self._aad_heads.get(wrapped.kek_id)
-        if head is None:  # encode_aad(_WRAP_CONTEXT, kek_id, aad) = head + lp(aad); a bulk read unwraps many keys
-            head = self._aad_heads[wrapped.kek_id] = encode_aad(_WRAP_CONTEXT, wrapped.kek_id)
+        return self.unwrap_blob(wrapped.kek_id, wrapped.blob, aad)
+
+    def unwrap_blob(self, kek_id: str, blob: bytes, aad: bytes) -> bytes:
+        """:meth:`unwrap` of ``WrappedKey(kek_id, blob)``, for a bulk read that unwraps one key per
+        person from the key store's rows (no object per key; the KEK and the associated-data head
+        are looked up per KEK id)."""
+        cipher = self._keks.get(kek_id) or self._kek(kek_id)
+        head = self._aad_heads.get(kek_id)
+        if head is None:  # encode_aad(_WRAP_CONTEXT, kek_id, aad) = head + lp(aad)
+            head = self._aad_heads[kek_id] = encode_aad(_WRAP_CONTEXT, kek_id)
+        if len(blob) < _WRAPPED_MIN or blob[0] != _WRAP_VERSION_BYTE:
+            raise DecryptionFailed(f"wrapped key under KEK {kek_id!r} is malformed or of an unknown version")
         try:
-            return cipher.decrypt(nonce, blob[1 + _NONCE_SIZE :], head + len(aad).to_bytes(4, "big") + aad)
+            return cipher.decrypt(blob[1:_WRAP_HEADER], blob[_WRAP_HEADER:], head + len(aad).to_bytes(4, "big") + aad)
         except InvalidTag:
             raise DecryptionFailed(
-                f"wrapped key under KEK {wrapped.kek_id!r} does not authenticate: tampered with, "
-                "or bound to another record"
+                f"wrapped key under KEK {kek_id!r} does not authenticate: tampered with, or bound to another record"
             ) from None
 
     def rotate(self) -> str:

@@ -65,23 +65,28 @@ class DataKeyStore:
             raise
 
     def get(self, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
-        wanted = list(dict.fromkeys(key_ids))
-        found: dict[str, WrappedKey] = {}
+        return {key_id: WrappedKey(kek_id, bytes(blob)) for key_id, (_, kek_id, blob) in self.get_rows(key_ids).items()}
+
+    def get_rows(self, key_ids: Iterable[str]) -> dict[str, tuple[str, str, bytes]]:
+        """key id -> its row (key id, KEK id, wrapped blob), for the keys among ``key_ids`` still in the store.
+
+        What :meth:`get` returns, as the driver's rows: a bulk read looks up one key per person
+        before it can split its work between processes, so this part is serial and a
+        :class:`WrappedKey` (or any other object) made per key shows in its time.
+        """
+        wanted = key_ids if isinstance(key_ids, (set, frozenset)) else set(key_ids)
         conn = self._connection()
         if len(wanted) > _SCAN_ABOVE:
             # Reading every key once is cheaper than thousands of IN (...) probes for a bulk read.
-            wanted_set = set(wanted)
-            for key_id, kek_id, blob in conn.execute("SELECT id, kek_id, blob FROM data_keys"):
-                if key_id in wanted_set:
-                    found[key_id] = WrappedKey(kek_id, bytes(blob))
-            return found
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
+            rows = conn.execute("SELECT id, kek_id, blob FROM data_keys").fetchall()
+            return {row[0]: row for row in rows if row[0] in wanted}
+        found: dict[str, tuple[str, str, bytes]] = {}
+        ordered = list(wanted)
+        for start in range(0, len(ordered), 900):
+            chunk = ordered[start : start + 900]
             marks = ",".join("?" for _ in chunk)
-            for key_id, kek_id, blob in conn.execute(
-                f"SELECT id, kek_id, blob FROM data_keys WHERE id IN ({marks})", chunk
-            ):
-                found[key_id] = WrappedKey(kek_id, bytes(blob))
+            for row in conn.execute(f"SELECT id, kek_id, blob FROM data_keys WHERE id IN ({marks})", chunk):
+                found[row[0]] = row
         return found
 
     def destroy(self, key_ids: Iterable[str]) -> int:

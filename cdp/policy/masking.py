@@ -8,6 +8,7 @@ band, postcode → its outward/leading part), ``redact`` removes the value.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from datetime import date
@@ -76,24 +77,64 @@ def generalise(field: str, value: str, today: date | None = None) -> str:
     return REDACTED
 
 
+def _partial_text(field: str) -> Callable[[str], str]:
+    """:func:`partial` for one field, its branch chosen once (the same output for every text value)."""
+    if field == "email":
+
+        def email(value: str) -> str:
+            if "@" in value:
+                local, _, domain = value.partition("@")
+                return f"{local[:1]}***@{domain}"
+            return f"{value[:1]}***" if value else value
+
+        return email
+    if field == "phone":
+
+        def phone(value: str) -> str:
+            if len(value) > 6:
+                return f"{value[:2]}{'*' * max(len(value) - 6, 3)}{value[-4:]}"
+            return "***" if value else value
+
+        return phone
+    if field == "date_of_birth":
+        return lambda value: f"{value[:4]}-**-**" if value else value
+    return lambda value: f"{value[:1]}***" if value else value
+
+
+def text_treatment(treatment: str, field: str) -> Callable[[str], str] | None:
+    """``apply_treatment`` for one (treatment, field) and text values, resolved once: None means ``allow``.
+
+    For callers whose values are always text (the profile read's golden values): one call per
+    value, with the field's branch of the masking chosen here rather than per value.
+    """
+    if treatment == "allow":
+        return None
+    if treatment == "mask:partial":
+        return _partial_text(field)
+    handler = _HANDLERS.get(treatment)
+    if handler is None:
+        return lambda _value: REDACTED
+    return functools.partial(handler, field)
+
+
 def treatment_function(treatment: str, field: str) -> Callable[[object], object] | None:
     """``apply_treatment`` for one (treatment, field), resolved once: None means ``allow``.
 
     Reads mask the same field of every row the same way, so the dispatch is done once
     per read instead of once per value.
     """
-    if treatment == "allow":
+    text = text_treatment(treatment, field)
+    if text is None:
         return None
-    handler = _HANDLERS.get(treatment)
-    if handler is None:
+    if treatment not in _HANDLERS:
         return lambda value: None if value is None else REDACTED
 
     def treat(value: object) -> object:
         if value.__class__ is str:  # what reads hand over; checked first since masking runs per value
-            return handler(field, value)  # type: ignore[arg-type]
+            return text(value)  # type: ignore[arg-type]
         if value is None:
             return None
-        return handler(field, value.isoformat() if isinstance(value, date) else str(value))
+        return text(value.isoformat() if isinstance(value, date) else str(value))
 
     return treat
 
