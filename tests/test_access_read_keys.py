@@ -131,17 +131,19 @@ def test_row_decryptor_unwraps_only_for_a_row_with_a_token() -> None:
 # -- key store rows and FileKeyring.unwrap_blob ---------------------------------------------------
 
 
-@pytest.mark.parametrize("scan", [False, True], ids=["probes", "scan"])
-def test_key_store_rows_are_what_get_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scan: bool) -> None:
+@pytest.mark.parametrize("path", ["probes", "scan", "scan-most"])
+def test_key_store_blobs_are_what_get_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     store = keystore_module.DataKeyStore(tmp_path / "keys")
-    store.put((f"k{i}", WrappedKey("kek-a", os.urandom(61))) for i in range(20))
-    if scan:
+    store.put((f"k{i}", WrappedKey("kek-a" if i % 4 < 2 else "kek-b", os.urandom(61))) for i in range(20))
+    if path != "probes":
         monkeypatch.setattr(keystore_module, "_SCAN_ABOVE", 2)
-    wanted = [f"k{i}" for i in range(0, 30, 3)]  # some absent (shredded or never made)
-    rows = store.get_rows(wanted)
-    assert {k: WrappedKey(kek, blob) for k, (_, kek, blob) in rows.items()} == store.get(wanted)
-    assert set(rows) == {f"k{i}" for i in range(0, 20, 3)}
-    assert all(row[0] == key_id for key_id, row in rows.items())
+    # some absent (shredded or never made); "scan-most" asks for more than half of the store
+    wanted = [f"k{i}" for i in range(0, 30, 2 if path == "scan-most" else 3)]
+    found = store.blobs_by_kek(wanted)
+    assert {k: WrappedKey(kek, blob) for kek, blobs in found.items() for k, blob in blobs.items()} == store.get(wanted)
+    assert {k for blobs in found.values() for k in blobs} == {k for k in wanted if int(k[1:]) < 20}
+    assert set(found) == {"kek-a", "kek-b"}
+    assert all(k in found["kek-b"] for k in wanted if int(k[1:]) % 4 >= 2 and int(k[1:]) < 20)
     store.close()
 
 
@@ -277,3 +279,16 @@ def test_an_external_keyring_is_called_from_the_reading_process_only(
     assert demo_store.read_profiles(MARKETER, fields, with_provenance=True) == expected
     assert _parallel.outcome["last"] == "child"
     assert external.pids and set(external.pids) == {os.getpid()}
+
+
+def test_a_read_during_a_kek_rotation_unwraps_under_each_kek(demo_store: CustomerStore) -> None:
+    fields = [f for f in PROFILE_FIELDS if f != "profile_id"]
+    before = demo_store.read_profiles(MARKETER, fields, with_provenance=True)
+    keyring, keys = demo_store.keyring, demo_store.keystore
+    old = keyring.current_kek_id()
+    every_key = sorted(key_id for key_id, _ in keys.not_under("no-such-kek"))
+    keyring.rotate()
+    rewrapped = keys.get(every_key[::2])  # half the keys re-wrapped under the new KEK so far
+    keys.put((k, keyring.wrap(keyring.unwrap(w, aad=k.encode()), aad=k.encode())) for k, w in rewrapped.items())
+    assert set(keys.blobs_by_kek(every_key)) == {old, keyring.current_kek_id()}
+    assert demo_store.read_profiles(MARKETER, fields, with_provenance=True) == before

@@ -219,13 +219,25 @@ class ProfileMixin(StoreCore):
             wrapped = self.keystore.get(key_ids)
             unwrapped = {key_id: self.keyring.unwrap(blob, aad=key_id.encode()) for key_id, blob in wrapped.items()}
             return unwrapped.get
-        unwrap, get = self.keyring.unwrap_blob, self.keystore.get_rows(key_ids).get
+        unwrap, by_kek = self.keyring.unwrap_blob, self.keystore.blobs_by_kek(key_ids)
+        if len(by_kek) == 1:  # the usual case: every key wrapped under the current KEK
+            ((kek_id, blobs),) = by_kek.items()
+            get = blobs.get
 
-        def data_key(key_id: str) -> bytes | None:
-            row = get(key_id)  # (key id, KEK id, wrapped blob)
-            return None if row is None else unwrap(row[1], row[2], key_id.encode())
+            def data_key(key_id: str) -> bytes | None:
+                blob = get(key_id)
+                return None if blob is None else unwrap(kek_id, blob, key_id.encode())
 
-        return data_key
+            return data_key
+
+        def data_key_any_kek(key_id: str) -> bytes | None:  # during a KEK rotation
+            for kek_id, blobs in by_kek.items():
+                blob = blobs.get(key_id)
+                if blob is not None:
+                    return unwrap(kek_id, blob, key_id.encode())
+            return None
+
+        return data_key_any_kek
 
     def _field_readers(
         self,

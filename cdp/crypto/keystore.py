@@ -65,28 +65,44 @@ class DataKeyStore:
             raise
 
     def get(self, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
-        return {key_id: WrappedKey(kek_id, bytes(blob)) for key_id, (_, kek_id, blob) in self.get_rows(key_ids).items()}
+        found = self.blobs_by_kek(key_ids)
+        return {
+            key_id: WrappedKey(kek_id, bytes(blob)) for kek_id, blobs in found.items() for key_id, blob in blobs.items()
+        }
 
-    def get_rows(self, key_ids: Iterable[str]) -> dict[str, tuple[str, str, bytes]]:
-        """key id -> its row (key id, KEK id, wrapped blob), for the keys among ``key_ids`` still in the store.
+    def blobs_by_kek(self, key_ids: Iterable[str]) -> dict[str, dict[str, bytes]]:
+        """KEK id -> {key id -> wrapped blob} for the keys among ``key_ids`` still in the store.
 
-        What :meth:`get` returns, as the driver's rows: a bulk read looks up one key per person
-        before it can split its work between processes, so this part is serial and a
-        :class:`WrappedKey` (or any other object) made per key shows in its time.
+        What :meth:`get` returns, grouped by KEK (nearly always a single one) and without an
+        object per key: a bulk read looks up one key per person before it can split its work
+        between processes, so this part is serial and every per-key cost shows in its time.
         """
         wanted = key_ids if isinstance(key_ids, (set, frozenset)) else set(key_ids)
         conn = self._connection()
+        found: dict[str, dict[str, bytes]] = {}
         if len(wanted) > _SCAN_ABOVE:
             # Reading every key once is cheaper than thousands of IN (...) probes for a bulk read.
-            rows = conn.execute("SELECT id, kek_id, blob FROM data_keys").fetchall()
-            return {row[0]: row for row in rows if row[0] in wanted}
-        found: dict[str, tuple[str, str, bytes]] = {}
+            (top,) = conn.execute("SELECT max(rowid) FROM data_keys").fetchone()
+            most = len(wanted) * 2 >= (top or 0)  # the read wants most keys of the store (rowids only grow)
+            for (kek_id,) in conn.execute("SELECT DISTINCT kek_id FROM data_keys").fetchall():
+                rows = conn.execute("SELECT id, blob FROM data_keys WHERE kek_id = ?", (kek_id,))
+                if most:  # built in C, then the few keys not asked for dropped
+                    blobs = dict(rows.fetchall())
+                    for extra in blobs.keys() - wanted:
+                        del blobs[extra]
+                else:
+                    blobs = {key_id: blob for key_id, blob in rows if key_id in wanted}
+                if blobs:
+                    found[kek_id] = blobs
+            return found
         ordered = list(wanted)
         for start in range(0, len(ordered), 900):
             chunk = ordered[start : start + 900]
             marks = ",".join("?" for _ in chunk)
-            for row in conn.execute(f"SELECT id, kek_id, blob FROM data_keys WHERE id IN ({marks})", chunk):
-                found[row[0]] = row
+            for key_id, kek_id, blob in conn.execute(
+                f"SELECT id, kek_id, blob FROM data_keys WHERE id IN ({marks})", chunk
+            ):
+                found.setdefault(kek_id, {})[key_id] = blob
         return found
 
     def destroy(self, key_ids: Iterable[str]) -> int:
