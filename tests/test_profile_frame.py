@@ -129,11 +129,21 @@ def test_shredded_key_reads_as_no_birth_date(loaded: CustomerStore) -> None:
     assert after.filter(pl.col("profile_id") == person)["age_band"].to_list() == [None]
 
 
-def test_read_is_decided_and_audited(loaded: CustomerStore) -> None:
+def test_read_is_decided_and_audited(loaded: CustomerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cdp.access import audit
+
+    monkeypatch.setattr(audit, "MAX_SUBJECTS_LISTED", 2)  # fewer listed than read: which two matters
+    monkeypatch.setattr(frame_module, "MAX_SUBJECTS_LISTED", 2)
     frame = loaded.profile_frame(classifier_context("profiling"), FIELDS, today=TODAY)
     reads = [r for r in loaded.search_audit(OFFICER, action="read") if r["resource"] == "profiles"]
     assert reads[0]["decision"] == "allow" and reads[0]["subject_count"] == frame.height
     assert "excluded_by_consent" in reads[0]["detail"]
+    # the same audit record as the row path's: same subjects listed, same count
+    loaded.read_profiles(classifier_context("profiling"), FIELDS, today=TODAY)
+    both = [r for r in loaded.search_audit(OFFICER, action="read") if r["resource"] == "profiles"][:2]
+    assert both[0]["subjects"] == both[1]["subjects"] and len(both[0]["subjects"]) == 2
+    assert both[0]["subject_count"] == both[1]["subject_count"]
+    assert both[0]["detail"] == both[1]["detail"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

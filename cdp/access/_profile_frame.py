@@ -31,6 +31,7 @@ from cdp.access._analytic_cache import BIRTH_YEAR_SCHEMA, BIRTH_YEARS, load, sav
 from cdp.access._core import StoreCore
 from cdp.access._parallel import map_in_halves
 from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin
+from cdp.access.audit import MAX_SUBJECTS_LISTED
 from cdp.access.context import AccessContext
 from cdp.crypto import FieldCipher
 from cdp.crypto.keyring import FileKeyring, Keyring, WrappedKey
@@ -438,6 +439,9 @@ class ProfileFrameMixin(ProfileMixin):
                 consent_states=self.consent_states(work.connection, purpose) if purpose else {},
                 consent_allows=self._consent_allows,
             )
-            work.touch(frame["profile_id"].to_list())
+            # The audit record lists the first MAX_SUBJECTS_LISTED ids in order and counts them all:
+            # the frame is sorted by id, so those are its head (no set of 1M ids to build and sort).
+            work.touch(frame["profile_id"].head(MAX_SUBJECTS_LISTED).to_list())
+            work.subject_count = frame.height
             work.detail = f"returned={frame.height} excluded_by_consent={excluded}"
             return frame
