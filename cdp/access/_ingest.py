@@ -18,263 +18,122 @@ crash can never separate "stored" from "read up to here".
 from __future__ import annotations
 
 import functools
-import json
-import os
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Dialect, bindparam, insert, select, update
+from sqlalchemy import BindParameter, Connection, Dialect, Select, bindparam, insert, select, update
 
 from cdp.access import _tables as t
-from cdp.access._bulk import bulk_insert, compiled_insert
+from cdp.access._bulk import bulk_insert
 from cdp.access._core import StoreCore, new_id, now
+from cdp.access._rows import (
+    CONSENT_COLUMNS,
+    EVENT_COLUMNS,
+    INDEX_COLUMNS,
+    KEY_SHARING_KINDS,
+    READY_CLEAR,
+    READY_CONSENTS,
+    READY_EVENTS,
+    READY_ID,
+    READY_IDENTITY,
+    READY_INDEXES,
+    READY_KEY,
+    READY_KIND,
+    READY_OCCURRED,
+    READY_PAYLOAD,
+    READY_SHARING,
+    RECORD_COLUMNS,
+    Ready,
+    RowMaker,
+    payload_json,
+    record_digests,
+    record_ids,
+)
 from cdp.access.context import AccessContext
 from cdp.crypto.fields import FieldCipher
-from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, IngestOutcome, strip_sensitive
+from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, IngestOutcome
 
-KEY_SHARING_KINDS = ("email", "loyalty_id", "user_id", "anonymous_id")
 INGEST_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "anonymous_id", "event_name", "revenue", "consent")
 CHUNK = 900  # bound parameters per IN (...) query, under SQLite's historical limit of 999
 DUPLICATE = ""  # per-record outcome of a record already stored
 SUPPRESSED = "-"  # per-record outcome of a record of an erased person
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, sort_keys=True).encode
-
-RECORD_COLUMNS = (
-    "id",
-    "source",
-    "stream",
-    "source_record_id",
-    "idempotency_key",
-    "received_at",
-    "occurred_at",
-    "key_id",
-    "kind",
-    "payload_enc",
-    *(f"{name}_enc" for name in IDENTITY_FIELDS),
-    *CLEAR_FIELDS,
-)
-EVENT_COLUMNS = (
-    "id",
-    "record_id",
-    "source",
-    "event_type",
-    "event_name",
-    "occurred_at",
-    "anonymous_key",
-    "user_key",
-    "profile_id",
-    "revenue",
-    "currency",
-    "channel",
-    "store_id",
-    "category",
-    "properties",
-)
-CONSENT_COLUMNS = (
-    "record_id",
-    "subject_key",
-    "purpose",
-    "status",
-    "basis",
-    "source",
-    "notice_version",
-    "jurisdiction",
-    "recorded_at",
-    "evidence",
-)
-INDEX_COLUMNS = ("record_id", "kind", "digest")
 KEY_COLUMNS = ("id", "kek_id", "created_at")
+_PAYLOAD_ONLY = ("payload",)
+_ENCRYPTED_FIELDS = ("payload", *IDENTITY_FIELDS)  # the order of the *_enc columns in RECORD_COLUMNS
+_NO_IDENTITY: list[bytes | None] = [None] * len(IDENTITY_FIELDS)
+
+__all__ = [
+    "KEY_SHARING_KINDS",
+    "READY_ID",
+    "READY_KEY",
+    "IngestMixin",
+    "Ready",
+    "RowMaker",
+    "payload_json",
+    "record_digests",
+    "record_ids",
+]
 
 
-def _json(value: Any) -> str:
-    return _ENCODE(value)
-
-
-def payload_json(payload: Mapping[str, Any], sensitive: frozenset[str]) -> str:
-    """The stored (then encrypted) form of a record's payload: JSON without special-category keys."""
-    if sensitive and _plain_keys(sensitive):
-        # Most payloads hold no special-category key at all: then stripping changes nothing, and
-        # the JSON (whose lowered text contains every key, lowered, of every nesting level) shows it
-        # without walking the payload. Exact for keys that JSON writes as they are (checked).
-        text = _ENCODE(payload)
-        lowered = text.lower()
-        if not any(key in lowered for key in sensitive):
-            return text
-    return _ENCODE(strip_sensitive(payload, sensitive))
-
-
-@functools.cache
-def _plain_keys(keys: frozenset[str]) -> bool:
-    """Whether every key is printable ASCII that JSON writes unescaped (then a lowered JSON text holds
-    it wherever a key lowering to it does; non-ASCII lowering can depend on context)."""
-    return all(key.isascii() and key.isprintable() and '"' not in key and "\\" not in key for key in keys)
-
-
-def record_digests(record: IncomingRecord, index: Callable[[str, str], str]) -> dict[str, str]:
-    """The blind indexes of a record's match keys and anonymous id, by kind."""
-    digests = {kind: index(kind, value) for kind, value in record.match_keys.items() if value}
-    if record.anonymous_id:
-        digests["anonymous_id"] = index("anonymous_id", record.anonymous_id)
-    return digests
-
-
-# A record made ready for storing (RowMaker.make): plain tuples and text only, so a batch of them
-# pickles and unpickles in a fraction of the time the record objects took. Positions:
-READY_ID, READY_KEY = 0, 4  # record id (made when prepared), idempotency key
-READY_OCCURRED, READY_KIND, READY_PAYLOAD, READY_IDENTITY, READY_CLEAR = 5, 6, 7, 8, 9
-READY_SHARING, READY_INDEXES, READY_EVENTS, READY_CONSENTS = 10, 11, 12, 13
-# (id, source, stream, source record id, idempotency key, occurred_at, kind, payload JSON,
-#  identity values in IDENTITY_FIELDS order or None when it has none, clear values in CLEAR_FIELDS order,
-#  digests of the key-sharing identifiers, blind-index rows, event rows, consent rows)
-Ready = tuple[Any, ...]
-_NO_IDENTITY = (None,) * len(IDENTITY_FIELDS)
-
-
-class RowMaker:
-    """Turns normalised records into :data:`Ready` tuples: the rows of ``blind_indexes``, ``events``
-    and ``consents`` complete, the ``records`` row without what needs the person's key.
-
-    Why this is separate from storing: none of it needs the database, so an ingest worker process
-    (``cdp.connectors._worker``) does it while the storing process writes the previous batch, and
-    sends the storing process only tuples. Given a SQLite ``dialect``, it also turns the event rows'
-    and the records' ``occurred_at`` values into the driver's form (DATETIME text, JSON text), which
-    the storing process then inserts as they are (:attr:`converted`). On other databases those
-    values stay Python objects and are converted when inserted, as before.
-    """
-
-    def __init__(
-        self,
-        sensitive: frozenset[str],
-        index: Callable[[str, str], str],
-        jurisdiction_of: Callable[[str | None, str | None], str | None],
-        hash_evidence: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-        dialect: Dialect | None = None,
-    ) -> None:
-        self.sensitive = sensitive
-        self.index = index
-        self.jurisdiction_of = jurisdiction_of
-        self.hash_evidence = hash_evidence
-        self.converted = dialect is not None and dialect.name == "sqlite"
-        self._event_row: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
-        self._occurred: Callable[[Any], Any] | None = None
-        if dialect is not None and self.converted:
-            self._event_row = compiled_insert(dialect, t.events, EVENT_COLUMNS).convert_row
-            self._occurred = compiled_insert(dialect, t.records, RECORD_COLUMNS).processor("occurred_at")
-        self._jurisdictions: dict[tuple[str | None, str | None], str | None] = {}
-
-    def make(self, records: Sequence[IncomingRecord]) -> list[Ready]:
-        index = self.index
-        sensitive = self.sensitive
-        event_row = self._event_row
-        occurred_text = self._occurred
-        out: list[Ready] = []
-        for record, record_id in zip(records, record_ids(len(records)), strict=True):
-            digests = record_digests(record, index)
-            identity = record.identity
-            values = tuple(identity.get(name) or None for name in IDENTITY_FIELDS)
-            has_identity = any(values)
-            source = record.source
-            anonymous_key = digests.get("anonymous_id")
-            user_key = digests.get("user_id")
-            events: list[tuple[Any, ...]] = []
-            for position, event in enumerate(record.events):
-                row = (
-                    f"{record_id}.{position}",
-                    record_id,
-                    source,
-                    event.event_type,
-                    event.event_name,
-                    event.occurred_at,
-                    anonymous_key,
-                    user_key,
-                    None,
-                    event.revenue,
-                    event.currency,
-                    event.channel,
-                    event.store_id,
-                    event.category,
-                    event.properties or None,
-                )
-                events.append(event_row(row) if event_row is not None else row)
-            consents: list[tuple[Any, ...]] = []
-            if record.consents:
-                subject_key = next((digests[k] for k in KEY_SHARING_KINDS if k in digests), None)
-                region = (identity.get("country"), identity.get("state"))
-                if region not in self._jurisdictions:
-                    self._jurisdictions[region] = self.jurisdiction_of(*region)
-                for consent in record.consents:
-                    consent_row = (
-                        record_id,
-                        subject_key,
-                        consent.purpose,
-                        consent.status,
-                        consent.basis,
-                        consent.source or source,
-                        consent.notice_version,
-                        self._jurisdictions[region],
-                        record.occurred_at,  # None: the time it is stored (filled in by the storing process)
-                        self.hash_evidence(consent.evidence),
-                    )
-                    consents.append(consent_row)  # few: converted when inserted
-            occurred = record.occurred_at
-            out.append(
-                (
-                    record_id,
-                    source,
-                    record.stream,
-                    record.source_record_id[:200],
-                    record.idempotency_key,
-                    occurred_text(occurred) if occurred_text is not None and occurred is not None else occurred,
-                    "identity" if has_identity else "event",
-                    payload_json(record.payload, sensitive),
-                    values if has_identity else None,
-                    tuple(identity.get(name) or None for name in CLEAR_FIELDS),
-                    tuple(d for k, d in digests.items() if k in KEY_SHARING_KINDS),
-                    tuple((record_id, kind, digest) for kind, digest in digests.items()),
-                    events,
-                    consents,
-                )
-            )
-        return out
-
-
-def record_ids(count: int) -> list[str]:
-    """New record ids, time-ordered (12 hex digits of milliseconds, then 48 random bits).
-
-    Same shape as ``new_id("r")``; the time prefix makes primary-key inserts
-    append to the B-tree instead of landing on random pages, which keeps large
-    tables fast to write.
-    """
-    stamp = f"{time.time_ns() // 1_000_000:012x}"[-12:]
-    tails = os.urandom(6 * count).hex()
-    return [f"r_{stamp}{tails[i * 12 : i * 12 + 12]}" for i in range(count)]
-
-
-# The look-ups of the hot path, built once: an IN (...) of a literal list is coerced value by value
-# on every call; an expanding parameter is only rendered (the compiled form is cached).
+# The look-ups of the hot path. SQLAlchemy renders an expanding IN (...) of 900 values on every
+# call (about 0.7 CPU s per 100,000 records); the driver takes the same SQL with positional
+# parameters as it is, so on drivers with positional parameters (SQLite, psycopg) the text is made
+# once per list length and run with exec_driver_sql. The statements below are the reference (and
+# the fallback for other parameter styles); test_ingest_lookups_match_reference checks both agree.
 
 
 def _values() -> BindParameter[Any]:
     return bindparam("values", expanding=True)
 
 
-_STORED_KEYS = select(t.records.c.idempotency_key).where(t.records.c.idempotency_key.in_(_values()))
-_SUPPRESSED = select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(_values()))
-_HOLDERS = select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id).where(
-    t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS), t.blind_indexes.c.digest.in_(_values())
-)
-_LIVE_KEYS = (
-    select(t.records.c.id, t.records.c.key_id)
-    .join(t.subject_keys, t.subject_keys.c.id == t.records.c.key_id)
-    .where(t.records.c.id.in_(_values()), t.subject_keys.c.destroyed_at.is_(None))
-)
+_KINDS = ", ".join(f"'{kind}'" for kind in KEY_SHARING_KINDS)
+_LOOKUPS: dict[str, tuple[Select[Any], str]] = {
+    "stored": (
+        select(t.records.c.idempotency_key).where(t.records.c.idempotency_key.in_(_values())),
+        "SELECT idempotency_key FROM records WHERE idempotency_key IN ({})",
+    ),
+    "suppressed": (
+        select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(_values())),
+        "SELECT digest FROM suppressions WHERE digest IN ({})",
+    ),
+    "holders": (
+        select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id).where(
+            t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS), t.blind_indexes.c.digest.in_(_values())
+        ),
+        f"SELECT digest, record_id FROM blind_indexes WHERE kind IN ({_KINDS}) AND digest IN ({{}})",
+    ),
+    "live_keys": (
+        select(t.records.c.id, t.records.c.key_id)
+        .join(t.subject_keys, t.subject_keys.c.id == t.records.c.key_id)
+        .where(t.records.c.id.in_(_values()), t.subject_keys.c.destroyed_at.is_(None)),
+        "SELECT records.id, records.key_id FROM records JOIN subject_keys ON subject_keys.id = records.key_id"
+        " WHERE records.id IN ({}) AND subject_keys.destroyed_at IS NULL",
+    ),
+}
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
+@functools.lru_cache(maxsize=64)
+def _lookup_sql(name: str, paramstyle: str, count: int) -> str | None:
+    """The driver SQL of look-up ``name`` for ``count`` values, or None for another parameter style."""
+    mark = _MARKS.get(paramstyle)
+    if mark is None:
+        return None
+    return _LOOKUPS[name][1].format(", ".join([mark] * count))
+
+
+def lookup(connection: Connection, name: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows of look-up ``name`` for ``values`` (any number: run in chunks of CHUNK)."""
+    rows: list[tuple[Any, ...]] = []
+    paramstyle = str(connection.dialect.paramstyle)
+    for start in range(0, len(values), CHUNK):
+        chunk = values[start : start + CHUNK]
+        sql = _lookup_sql(name, paramstyle, len(chunk))
+        if sql is None:
+            rows.extend(tuple(row) for row in connection.execute(_LOOKUPS[name][0], {"values": list(chunk)}))
+        else:
+            rows.extend(connection.exec_driver_sql(sql, tuple(chunk)).fetchall())
+    return rows
 
 
 class IngestMixin(StoreCore):
@@ -296,14 +155,12 @@ class IngestMixin(StoreCore):
         # statistics, and right after a bulk load (or with autovacuum off) PostgreSQL planned it
         # as a nested loop over every person's key, seconds per batch.
         holders: dict[str, list[str]] = {}
-        for chunk in _chunks(sorted(digests)):
-            rows = connection.execute(_HOLDERS, {"values": chunk})
-            for digest, record_id in rows.all():  # all(): one fetchall, not a fetchone per row
-                holders.setdefault(digest, []).append(record_id)
+        for digest, record_id in lookup(connection, "holders", sorted(digests)):
+            holders.setdefault(digest, []).append(record_id)
         key_of: dict[str, str] = {}
-        for chunk in _chunks(sorted({r for records in holders.values() for r in records})):
-            rows = connection.execute(_LIVE_KEYS, {"values": chunk})
-            key_of.update((record_id, key_id) for record_id, key_id in rows.all())
+        if holders:
+            held = sorted({r for records in holders.values() for r in records})
+            key_of.update((record_id, key_id) for record_id, key_id in lookup(connection, "live_keys", held))
         found: dict[str, str] = {}
         for digest in sorted(holders):
             key = next((key_of[r] for r in sorted(holders[digest]) if r in key_of), None)
@@ -379,9 +236,7 @@ class IngestMixin(StoreCore):
     def _fresh(self, connection: Connection, batch: Sequence[Ready]) -> list[int]:
         """Positions of the records not stored yet (nor earlier in the batch)."""
         keys = [record[READY_KEY] for record in batch]
-        seen: set[str] = set()
-        for chunk in _chunks(keys):
-            seen.update(connection.execute(_STORED_KEYS, {"values": chunk}).scalars().all())
+        seen: set[str] = {row[0] for row in lookup(connection, "stored", keys)}
         fresh: list[int] = []
         for position, key in enumerate(keys):
             if key not in seen:
@@ -436,32 +291,18 @@ class IngestMixin(StoreCore):
                 key_id, cipher, _ = created[slot]
             else:
                 key_id = slot
-                if key_id not in ciphers:
-                    ciphers[key_id] = self.cipher(conn, key_id)
-                cipher = ciphers[key_id]
-            encrypt = cipher.encrypt
+                found = ciphers.get(key_id)
+                cipher = found if found is not None else ciphers.setdefault(key_id, self.cipher(conn, key_id))
             identity = ready[READY_IDENTITY]
+            if identity is None:
+                tokens = cipher.encrypt_record(record_id, _PAYLOAD_ONLY, (ready[READY_PAYLOAD],)) + _NO_IDENTITY
+            else:
+                tokens = cipher.encrypt_record(record_id, _ENCRYPTED_FIELDS, (ready[READY_PAYLOAD], *identity))
             record_rows.append(
-                (
-                    *ready[:5],
-                    stamp,
-                    ready[READY_OCCURRED],
-                    key_id,
-                    ready[READY_KIND],
-                    encrypt(ready[READY_PAYLOAD], record_id=record_id, field="payload"),
-                    *(
-                        _NO_IDENTITY
-                        if identity is None
-                        else (
-                            encrypt(value, record_id=record_id, field=name) if value else None
-                            for name, value in zip(IDENTITY_FIELDS, identity, strict=True)
-                        )
-                    ),
-                    *ready[READY_CLEAR],
-                )
+                (*ready[:5], stamp, ready[READY_OCCURRED], key_id, ready[READY_KIND], *tokens, *ready[READY_CLEAR])
             )
-            index_rows.extend(ready[READY_INDEXES])
-            event_rows.extend(ready[READY_EVENTS])
+            index_rows += ready[READY_INDEXES]
+            event_rows += ready[READY_EVENTS]
             for consent in ready[READY_CONSENTS]:
                 consent_rows.append(consent if consent[8] is not None else (*consent[:8], received, consent[9]))
         bulk_insert(conn, t.subject_keys, KEY_COLUMNS).run(conn, [(k, kek, received) for k, _, kek in created])
@@ -473,10 +314,7 @@ class IngestMixin(StoreCore):
 
     def _suppressed(self, connection: Connection, digests: set[str]) -> set[str]:
         """Digests of identifiers that belong to erased people (suppression list)."""
-        found: set[str] = set()
-        for chunk in _chunks(sorted(digests)):
-            found.update(connection.execute(_SUPPRESSED, {"values": chunk}).scalars().all())
-        return found
+        return {row[0] for row in lookup(connection, "suppressed", sorted(digests))} if digests else set()
 
     # -- quarantine -----------------------------------------------------------------------------
 

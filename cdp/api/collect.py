@@ -34,13 +34,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 
 from cdp._exceptions import InputError, RecordRejected
 from cdp.access import CustomerStore
-from cdp.access._ingest import Ready, RowMaker
+from cdp.access._rows import Ready, RowMaker
 from cdp.access.context import connector_context
+from cdp.connectors._parse import json_loads
 from cdp.connectors.prepare import normalise_record
 from cdp.connectors.website import MAX_BATCH_BYTES, MAX_CALL_BYTES, call_to_record, message_id
 from cdp.model import IncomingRecord, IngestOutcome
@@ -49,6 +51,7 @@ from cdp.settings import Settings
 SOURCE = "website"
 PARSER_MIN_BYTES = 4096  # smaller batch bodies cost less to parse here than to send to the parser
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_FAST_ENCODE = msgspec.json.Encoder().encode
 
 
 class Unauthorized(InputError):
@@ -115,7 +118,7 @@ async def _read_body(request: Request[Any, Any, Any], limit: int, what: str) -> 
 
 def _decode(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw or b"{}")
+        body = json_loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -284,6 +287,21 @@ def _writer(state: State) -> GroupWriter:
     return writer
 
 
+def _call_size(call: Mapping[str, Any]) -> int:
+    """The size of ``call`` as compact JSON (what the 32 KB limit counts), or 0 when clearly below it.
+
+    msgspec writes the same value in under a third of the time, and two compact JSON texts of one
+    value differ in length by less than a factor of three (number spellings: ``1e-7`` or ``1e-07``,
+    ``null`` or ``-Infinity``); only a call that might be near the limit is measured exactly.
+    """
+    try:
+        if len(_FAST_ENCODE(call)) * 3 <= MAX_CALL_BYTES:
+            return 0
+    except (msgspec.MsgspecError, TypeError, ValueError, OverflowError):
+        pass
+    return len(_ENCODE(call).encode())
+
+
 def _prepare(
     settings: Settings,
     normalizers: Mapping[str, Callable[..., Any]],
@@ -304,8 +322,7 @@ def _prepare(
             call = {**call, "messageId": message_id(call), "receivedAt": received}
         text = ""
         try:
-            text = _ENCODE(call)
-            size = len(text.encode())
+            size = _call_size(call)
             if size > MAX_CALL_BYTES:
                 raise RecordRejected(
                     f"call is {size} bytes, over the 32 KB limit", record=message_id(call), field="(size)"

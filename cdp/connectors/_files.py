@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cdp._exceptions import UnknownSourceError
+from cdp.connectors._parse import json_loads
 from cdp.connectors.base import ReadResult, SourceItem
 
 HEAD_BYTES = 4096
@@ -80,16 +81,16 @@ def check_file(path_text: str) -> Path:
 def read_jsonl(path: Path, stream: str, state: Mapping[str, Any], result: ReadResult) -> Iterator[SourceItem]:
     offset, line_no, _ = _resume_point(path, state)
     cursor = _Cursor(path, line_no, offset)
+    name, key = path.name, str(path)
     for number, end, raw in _lines(path, offset, line_no):
         cursor.line, cursor.end = number, end
-        where = f"{path.name}:{number}"
-        text = raw.decode("utf-8", errors="replace").strip()
+        where = f"{name}:{number}"
         if raw.strip():
             if len(raw) > MAX_LINE_BYTES:
                 yield SourceItem(
                     stream,
                     where,
-                    text[:2000],
+                    raw.decode("utf-8", errors="replace").strip()[:2000],
                     error=f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} limit",
                     error_field="(size)",
                 )
@@ -97,12 +98,13 @@ def read_jsonl(path: Path, stream: str, state: Mapping[str, Any], result: ReadRe
                 try:
                     decoded = raw.decode("utf-8").strip()
                 except UnicodeDecodeError as exc:
+                    text = raw.decode("utf-8", errors="replace").strip()  # decoded so only where it is needed
                     yield SourceItem(
                         stream, where, text, error=f"invalid UTF-8 at byte {exc.start}", error_field="(encoding)"
                     )
                 else:
                     try:
-                        data = json.loads(decoded)
+                        data = json_loads(decoded)
                     except json.JSONDecodeError as exc:
                         yield SourceItem(
                             stream,
@@ -122,7 +124,7 @@ def read_jsonl(path: Path, stream: str, state: Mapping[str, Any], result: ReadRe
                                 error=f"expected a JSON object, got {type(data).__name__}",
                                 error_field="(json)",
                             )
-        result.state[str(path)] = {"offset": end, "line": number, "head": cursor.head()}
+        result.state[key] = {"offset": end, "line": number, "head": cursor.head()}
 
 
 def read_csv(

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from cdp._exceptions import RecordRejected
 
 MAX_TEXT = 10_000
+_FAST_LOADS = msgspec.json.Decoder().decode
+
+
+def json_loads(data: str | bytes) -> Any:
+    """``json.loads(data)``, decoded by msgspec wherever msgspec can (three to four times faster).
+
+    msgspec accepts a strict subset of what :func:`json.loads` does (UTF-8 only, no byte-order mark,
+    no NaN or Infinity, no lone surrogate escapes, no out-of-range numbers) and gives equal values
+    on it; anything it refuses goes to :func:`json.loads`, which decodes it or raises exactly as before.
+    """
+    try:
+        return _FAST_LOADS(data)
+    except msgspec.MsgspecError:
+        return json.loads(data)
 
 
 def text(value: Any, field: str, *, record: str, required: bool = False, max_len: int = 500) -> str | None:

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from cdp._exceptions import RecordRejected
-from cdp.access._ingest import Ready, RowMaker
 from cdp.access._parallel import can_fork
+from cdp.access._rows import Ready, RowMaker
 from cdp.connectors.base import Connector, ReadResult, SourceItem
 from cdp.connectors.prepare import Normalizers, cached_normalizers, normalise_record
 from cdp.model import IncomingRecord
@@ -90,27 +90,32 @@ def reject_entry(source: str, item: SourceItem, exc: RecordRejected) -> dict[str
 
 
 def batches(job: Job) -> Iterator[Batch]:
-    """Read the connector from ``job.state`` and yield full batches, then the last (possibly empty) one."""
+    """Read the connector from ``job.state`` and yield full batches, then the last (possibly empty) one.
+
+    Records are made ready (``RowMaker.make``) a whole batch at a time: one call makes the batch's
+    record ids from one read of the OS CSPRNG and keeps its per-call set-up out of the per-record cost.
+    """
     connector = job.connector
     source = connector.source_name
     result = ReadResult(state=copy.deepcopy(job.state))
     current = Batch([], [], {})
+    built: list[IncomingRecord] = []
     make = job.maker.make
     for item in connector.read(job.state, result):
         current.read += 1
         current.progress += len(item.raw) + 1
         try:
-            built = build(connector, item, job.normalizers, job.default_region)
+            built += build(connector, item, job.normalizers, job.default_region)
         except RecordRejected as exc:
             key = exc.field or "record"
             current.reasons[key] = current.reasons.get(key, 0) + 1
             current.rejects.append(reject_entry(source, item, exc))
-        else:
-            current.records.extend(make(built))
-        if len(current.records) >= job.batch_size or len(current.rejects) >= job.batch_size:
+        if len(built) >= job.batch_size or len(current.rejects) >= job.batch_size:
+            current.records, built = make(built), []
             current.state = copy.deepcopy(result.state)
             yield current
             current = Batch([], [], {})
+    current.records = make(built)
     current.state = copy.deepcopy(result.state)
     yield current
 

@@ -172,12 +172,14 @@ def call_to_record(
     if kind == "identify":
         traits = mapping(call.get("traits") or context.get("traits"), "traits", record=record)
         for key, target in TRAIT_FIELDS.items():
-            value = text(traits.get(key), f"traits.{key}", record=record)
+            raw = traits.get(key)
+            value = text(raw, f"traits.{key}", record=record) if raw is not None else None  # absent: skip the call
             if value:
                 identity.setdefault(target, value)
         address = mapping(traits.get("address"), "traits.address", record=record)
         for key, target in ADDRESS_FIELDS.items():
-            value = text(address.get(key), f"traits.address.{key}", record=record)
+            raw = address.get(key)
+            value = text(raw, f"traits.address.{key}", record=record) if raw is not None else None
             if value:
                 identity[target] = value
         events.append(EventData("identify", when, "Identify", channel="web"))

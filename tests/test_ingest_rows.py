@@ -1,0 +1,178 @@
+"""The fast paths of ingestion give exactly what the plain paths gave.
+
+Why: ingestion encodes payloads and decodes input with msgspec where it can,
+encrypts a record's fields in one call, runs its look-ups as driver SQL and
+converts event rows for SQLite directly. Each of these is only allowed where
+it stores the same thing as the slower path it replaced; these tests pin that
+down, so a regression in any of them fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from cdp.access import CustomerStore
+from cdp.access import _tables as t
+from cdp.access._bulk import compiled_insert
+from cdp.access._ingest import _LOOKUPS, lookup
+from cdp.access._rows import EVENT_COLUMNS, READY_EVENTS, READY_PAYLOAD, json_bytes, payload_bytes
+from cdp.access.context import AccessContext, connector_context
+from cdp.api.collect import _call_size
+from cdp.connectors._parse import json_loads
+from cdp.connectors.website import MAX_CALL_BYTES
+from cdp.crypto.fields import FieldCipher, token_nonce
+from cdp.model import EventData, IncomingRecord
+
+STDLIB = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, sort_keys=True).encode
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that counts NaN as equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": "é 北京 <&>", "c": [1.5, True, None, -0.0, 1e-7, 2**70]},
+        {"x": float("nan"), "y": float("inf")},
+        {"when": datetime(2026, 12, 5, 1, 2, 3, tzinfo=UTC), "price": Decimal("1.50")},
+        {"tuple": (1, 2), "nested": {"z": {"y": [{"k": "v"}]}}},
+        {2: "int keys", 1: "x"},
+        {"surrogate": "\ud800"},
+        {},
+    ],
+)
+def test_json_bytes_stores_what_json_stored(value: Any) -> None:
+    fast = json_bytes(value)
+    assert _same(json.loads(fast), json.loads(STDLIB(value).encode("utf-8", "surrogatepass")))
+
+
+def test_payload_is_stripped_of_special_categories_at_any_level() -> None:
+    sensitive = frozenset({"health", "geo", "ssn"})
+    plain = {"event": "Viewed", "properties": {"geometry": "square", "note": "health"}}
+    assert payload_bytes(plain, sensitive) == json_bytes(plain)  # a value or a longer key is no key
+    nested = {"a": {"b": [{"Health": "x", "keep": 1}]}, "GEO": {"lat": 1}, "city": "北京"}
+    assert json.loads(payload_bytes(nested, sensitive)) == {"a": {"b": [{"keep": 1}]}, "city": "北京"}
+    # Non-ASCII text elsewhere in the payload takes the decoded path; the key is still found.
+    assert json.loads(payload_bytes({"名前": "值", "SSN": "1"}, sensitive)) == {"名前": "值"}
+    # A key that lowers to a special category only through Unicode case rules (a Kelvin sign for K).
+    assert json.loads(payload_bytes({"\u212aey": 1, "b": 2}, frozenset({"key"}))) == {"b": 2}
+    # Keys that the text cannot show (non-ASCII, quotes) are always checked by walking the payload.
+    assert json.loads(payload_bytes({"Ärzte": 1, "b": 2}, frozenset({"ärzte"}))) == {"b": 2}
+
+
+def test_encrypt_record_makes_the_tokens_encrypt_makes() -> None:
+    cipher = FieldCipher(bytes(range(32)), "k_test")
+    tokens = cipher.encrypt_record("r_1", ("payload", "email", "phone", "given_name"), (b'{"a":1}', "a@b.c", None, ""))
+    assert tokens[2] is None and tokens[3] is None
+    assert cipher.decrypt(tokens[0] or b"", record_id="r_1", field="payload") == '{"a":1}'
+    assert cipher.decrypt(tokens[1] or b"", record_id="r_1", field="email") == "a@b.c"
+    with pytest.raises(Exception, match="moved"):  # bound to its field and record like any token
+        cipher.decrypt(tokens[1] or b"", record_id="r_1", field="phone")
+    many = cipher.encrypt_record("r_2", ("a", "b", "c"), ("x", "y", "z"))
+    assert len({token_nonce(token or b"") for token in many}) == 3
+
+
+def _record(n: int, **identity: str) -> IncomingRecord:
+    when = datetime(2026, 12, 5, 1, 2, 3, 456789, tzinfo=UTC)
+    return IncomingRecord(
+        source="web",
+        stream="calls",
+        source_record_id=f"m{n}",
+        occurred_at=when,
+        payload={"n": n, "ok": True},
+        identity=dict(identity),
+        match_keys={"email": identity["email"]} if "email" in identity else {},
+        anonymous_id=f"a{n}",
+        events=[
+            EventData("track", when, "Viewed", revenue=3, properties={"sku": "s1", "名": "x"}),
+            EventData("page", datetime(2026, 1, 1, tzinfo=UTC), "Home"),
+        ],
+        message_id=f"m{n}",
+    )
+
+
+def test_row_maker_converts_what_the_insert_would(store: CustomerStore) -> None:
+    dialect = store.engine.dialect
+    converted = store.row_maker(dialect)
+    plain = store.row_maker()
+    records = [_record(1, email="a@example.org"), _record(2)]
+    fast, slow = converted.make(records), plain.make(records)
+    assert [r[READY_PAYLOAD] for r in fast] == [json_bytes({"n": 1, "ok": True}), json_bytes({"n": 2, "ok": True})]
+    if not converted.converted:
+        return  # other databases convert when inserting
+    convert = compiled_insert(dialect, t.events, EVENT_COLUMNS).convert_row
+    for made, reference in zip(fast, slow, strict=True):
+        assert [row[2:] for row in made[READY_EVENTS]] == [convert(row)[2:] for row in reference[READY_EVENTS]]
+
+
+def test_ingest_lookups_match_reference(store: CustomerStore) -> None:
+    ctx = connector_context("web")
+    stored = store.ingest(ctx, [_record(n, email=f"p{n}@example.org") for n in range(5)])
+    assert stored.accepted == 5
+    with store.engine.connect() as connection:
+        keys = [k for (k,) in connection.execute(t.records.select().with_only_columns(t.records.c.idempotency_key))]
+        digests = [
+            d for (d,) in connection.execute(t.blind_indexes.select().with_only_columns(t.blind_indexes.c.digest))
+        ]
+        values = {
+            "stored": [*keys, "absent"],
+            "holders": [*digests, "absent"],
+            "live_keys": [*stored.record_ids, "r_absent"],
+            "suppressed": digests,
+        }
+        for name, asked in values.items():
+            reference = {tuple(row) for row in connection.execute(_LOOKUPS[name][0], {"values": asked})}
+            assert set(lookup(connection, name, asked)) == reference, name
+            assert name == "suppressed" or reference
+        many = [f"x{i}" for i in range(2000)] + keys  # more than one chunk
+        assert {k for (k,) in lookup(connection, "stored", many)} == set(keys)
+    again = store.ingest(ctx, [_record(n, email=f"p{n}@example.org") for n in range(5)])
+    assert (again.accepted, again.duplicates) == (0, 5)
+    assert store.counts(AccessContext("t", "data_engineer", "operations")).get("records:web") == 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "a": 2}',
+        '{"a": NaN, "b": -Infinity}',
+        '{"a": "\\ud800"}',
+        '{"a": 1e400}',
+        '{"a": 123456789012345678901234567890}',
+        '\ufeff{"a": 1}',
+        '{"a": 1,}',
+        '{"a": "x"} trailing',
+        "[1, 2]",
+    ],
+)
+def test_json_loads_decodes_or_fails_as_json_did(text: str) -> None:
+    for data in (text, text.encode("utf-8", "surrogatepass")):
+        try:
+            expected: Any = json.loads(data)
+        except ValueError as exc:
+            with pytest.raises(type(exc)):
+                json_loads(data)
+        else:
+            assert _same(json_loads(data), expected)
+
+
+def test_call_size_measures_calls_near_the_limit_exactly() -> None:
+    small = {"type": "track", "event": "x", "properties": {"v": 1e-7}}
+    assert _call_size(small) == 0
+    big = {"type": "track", "properties": {"values": [1e-7] * 3000, "n": float("nan")}}
+    exact = len(json.dumps(big, ensure_ascii=False, separators=(",", ":")).encode())
+    assert _call_size(big) == exact > MAX_CALL_BYTES // 3
