@@ -86,20 +86,22 @@ def _sqlite_rows(conn: Connection, *, include_restricted: bool, with_birth_dates
             ["profile_id", "record_id"],
         )
         columns = ["id", "source", "key_id", "coalesce(occurred_at, received_at)", *CLEAR_FIELDS]
-        columns += ["hex(date_of_birth_enc)"] if with_birth_dates else []
-        names = ["record_id", "source", "key_id", "seen", *CLEAR_FIELDS, *(["dob_token"] if with_birth_dates else [])]
+        # Of the date of birth only its token's nonce (which ciphertext it is): the birth-year cache
+        # settles most age bands with it, and the tokens to decrypt are fetched afterwards.
+        columns += ["hex(substr(date_of_birth_enc, 2, 12))"] if with_birth_dates else []
+        names = ["record_id", "source", "key_id", "seen", *CLEAR_FIELDS, *(["nonce"] if with_birth_dates else [])]
         sql = ", ".join(f"json_group_array({c})" for c in columns)
         records = _json_columns(cursor, f"SELECT {sql} FROM records WHERE status = 'active'", names)
     finally:
         cursor.close()
     if with_birth_dates:  # hex text back to bytes; SQLite's hex() of NULL is '' (no token)
         records = records.with_columns(
-            pl.when(pl.col("dob_token") != "").then(pl.col("dob_token").str.decode("hex")).alias("dob_token")
+            pl.when(pl.col("nonce") != "").then(pl.col("nonce").str.decode("hex")).alias("nonce")
         )
     joined = links.join(people, on="profile_id", how="semi", maintain_order="left").join(
         records, on="record_id", how="inner", maintain_order="left"
     )
-    return joined.select(*_NAMES, *(["dob_token"] if with_birth_dates else []))
+    return joined.select(*_NAMES, *(["nonce"] if with_birth_dates else []))
 
 
 def _records(conn: Connection, *, include_restricted: bool, with_birth_dates: bool) -> pl.DataFrame:
@@ -109,6 +111,8 @@ def _records(conn: Connection, *, include_restricted: bool, with_birth_dates: bo
         frame = _sqlite_rows(conn, include_restricted=include_restricted, with_birth_dates=with_birth_dates)
     else:
         frame = _driver_rows(conn, names, include_restricted=include_restricted, with_birth_dates=with_birth_dates)
+    if with_birth_dates and "dob_token" in frame.columns:
+        frame = frame.with_columns(pl.col("dob_token").bin.slice(1, 12).alias("nonce"))
     frame = frame.with_row_index("_n")
     seen = frame["seen"]
     if seen.dtype == pl.String:  # SQLite: SQLAlchemy's DATETIME text, UTC without an offset
@@ -206,7 +210,7 @@ def _birth_date_candidates(
     shredded key reads as no value, as in the row path); for ``most_recent``/``most_trusted``
     only each profile's first in the rule's order (a rectification first)."""
     live_keys = pl.Series(live, dtype=pl.String).implode()
-    valued = records.filter(pl.col("dob_token").is_not_null() & pl.col("key_id").is_in(live_keys))
+    valued = records.filter(pl.col("nonce").is_not_null() & pl.col("key_id").is_in(live_keys))
     if rule not in ("most_recent", "most_trusted"):
         return valued
     rectified = (
@@ -299,6 +303,17 @@ def _clear_values(
     return pl.concat([ones, many.select(ones.columns)]).sort("profile_id")
 
 
+def _tokens(conn: Connection, record_ids: pl.Series) -> pl.DataFrame:
+    """record_id, dob_token of these records (the dates of birth a read has to decrypt)."""
+    ids = record_ids.to_list()
+    rows: list[tuple[str, bytes]] = []
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        query = select(t.records.c.id, t.records.c.date_of_birth_enc).where(t.records.c.id.in_(chunk))
+        rows.extend((row[0], row[1]) for row in conn.execute(query))
+    return pl.DataFrame(rows, schema={"record_id": pl.String, "dob_token": pl.Binary}, orient="row")
+
+
 def _year_bands(years: pl.Series, today: date) -> dict[int, str]:
     """birth year -> age band today, for the years whose band a year settles (whatever the
     birthday, the age is ``today.year - year`` or one less: both must fall in one band)."""
@@ -326,15 +341,14 @@ def _age_bands(
     taken from and the year settles the band; every other date is decrypted under its
     person's key, and the years of newly decrypted ones are added to the cache.
     """
-    single = single.filter(pl.col("dob_token").is_not_null())
-    multi = multi.filter(pl.col("dob_token").is_not_null())
-    nonce = pl.col("dob_token").bin.slice(1, 12).alias("nonce")  # the token's nonce: which ciphertext it is
+    single = single.filter(pl.col("nonce").is_not_null())  # the nonce of the date-of-birth token
+    multi = multi.filter(pl.col("nonce").is_not_null())
     # The cache exists only while no key has been shredded since it was built (``shred_keys``
     # drops it), so a year taken from it is one whose key is still live.
     cached, key = load(store, conn, BIRTH_YEARS)
     if cached is None:
         cached = pl.DataFrame(schema=BIRTH_YEAR_SCHEMA)
-    single = single.with_columns(nonce).join(cached, on=["record_id", "nonce"], how="left", maintain_order="left")
+    single = single.join(cached, on=["record_id", "nonce"], how="left", maintain_order="left")
     settled = _year_bands(single["year"], today)
     single = single.with_columns(
         pl.col("year").replace_strict(settled, default=None, return_dtype=pl.String).alias("age_band")
@@ -351,8 +365,10 @@ def _age_bands(
             _birth_date_candidates(multi, rule, trusted, list(wrapped)).select(multi.columns),
         ]
     )
+    if "dob_token" not in candidates.columns:
+        candidates = candidates.join(_tokens(conn, candidates["record_id"]), on="record_id", how="left")
     decrypted = candidates.with_columns(_decrypt_birth_dates(candidates, wrapped, store.keyring))
-    ones = decrypted.filter(pl.col("_count") == 1).select("profile_id", "record_id", "dob_token", "date_of_birth")
+    ones = decrypted.filter(pl.col("_count") == 1).select("profile_id", "record_id", "nonce", "date_of_birth")
     many = decrypted.filter(pl.col("_count") > 1)
     born = pl.concat([ones.select("profile_id", "date_of_birth"), _survivor(many, "date_of_birth", rule, trusted)])
     banded = born.select(
@@ -363,7 +379,7 @@ def _age_bands(
     if new.height:
         years = new.select(
             "record_id",
-            pl.col("dob_token").bin.slice(1, 12).alias("nonce"),
+            "nonce",
             pl.col("date_of_birth").str.to_date(strict=False).dt.year().cast(pl.Int16).alias("year"),
         ).filter(pl.col("year").is_not_null())
         kept = cached.filter(~pl.col("record_id").is_in(years["record_id"].implode()))
