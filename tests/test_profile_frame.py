@@ -260,3 +260,13 @@ def test_erasure_shreds_the_cache(loaded: CustomerStore) -> None:
     assert _cache_rows(loaded) == [] and loaded.keystore.get([key_id]) == {}
     _assert_same(loaded, profiling)
     assert len(_cache_rows(loaded)) == 1
+
+
+def test_records_read_in_small_ranges(loaded: CustomerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    if loaded.engine.dialect.name != "sqlite":
+        pytest.skip("rowid ranges are SQLite's")
+    monkeypatch.setattr(frame_module, "RECORDS_CHUNK", 2)
+    with loaded.engine.begin() as conn:  # a gap of many empty ranges
+        conn.exec_driver_sql("UPDATE records SET rowid = rowid + 50 WHERE rowid > 3")
+    for ctx in CONTEXTS:
+        _assert_same(loaded, ctx)

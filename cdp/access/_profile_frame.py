@@ -20,6 +20,7 @@ have for the date of birth, an external keyring), ``profile_frame`` uses
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -61,9 +62,14 @@ def supports(fields: Sequence[str], survivorship: dict[str, str], keyring: Keyri
 _NAMES = ("profile_id", "record_id", "source", "key_id", "seen", *CLEAR_FIELDS)
 
 
-def _json_columns(cursor: Any, sql: str, names: Sequence[str], args: Sequence[Any] = ()) -> pl.DataFrame:
-    """One SQLite statement's ``json_group_array`` per column, decoded by Polars (no Python row objects)."""
-    row = cursor.execute(sql, list(args)).fetchone()
+RECORDS_CHUNK = 262_144  # records per range of rowid: SQLite builds one range's JSON while the last is decoded
+
+
+def _decode(names: Sequence[str], row: Sequence[Any]) -> pl.DataFrame:
+    """One statement's ``json_group_array`` per column, decoded by Polars (no Python row objects).
+
+    An empty array decodes to one all-null row, which the callers' joins and filters drop.
+    """
     text = pl.DataFrame([tuple(row)], schema=list(names), orient="row")
     return text.select(pl.col(n).str.json_decode(pl.List(pl.String)) for n in names).explode(list(names))
 
@@ -74,31 +80,51 @@ def _sqlite_rows(conn: Connection, *, include_restricted: bool, with_birth_dates
     SQLite's own join looks up every link's record and profile in a B-tree by text key (1.7 s
     at 1M records, before any row reaches Python); scanning each table once and joining by
     hash is several times faster. The order is the links' (their rowid), as the row path's.
+    A second thread decodes each statement's JSON while SQLite builds the next (the ``sqlite3``
+    module lets go of the GIL while it steps).
     """
+    columns = ["id", "source", "key_id", "coalesce(occurred_at, received_at)", *CLEAR_FIELDS]
+    # Of the date of birth only its token's nonce (which ciphertext it is): the birth-year cache
+    # settles most age bands with it, and the tokens to decrypt are fetched afterwards.
+    columns += ["hex(substr(date_of_birth_enc, 2, 12))"] if with_birth_dates else []
+    names = ["record_id", "source", "key_id", "seen", *CLEAR_FIELDS, *(["nonce"] if with_birth_dates else [])]
+    sql = ", ".join(f"json_group_array({c})" for c in columns)
+    where = "" if include_restricted else " WHERE status = 'active'"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        where = "" if include_restricted else " WHERE status = 'active'"
-        people = _json_columns(cursor, f"SELECT json_group_array(id) FROM profiles{where}", ["profile_id"])
-        links = _json_columns(
-            cursor,
-            "SELECT json_group_array(profile_id), json_group_array(record_id) FROM record_links"
-            " WHERE unlinked_at IS NULL",
-            ["profile_id", "record_id"],
-        )
-        columns = ["id", "source", "key_id", "coalesce(occurred_at, received_at)", *CLEAR_FIELDS]
-        # Of the date of birth only its token's nonce (which ciphertext it is): the birth-year cache
-        # settles most age bands with it, and the tokens to decrypt are fetched afterwards.
-        columns += ["hex(substr(date_of_birth_enc, 2, 12))"] if with_birth_dates else []
-        names = ["record_id", "source", "key_id", "seen", *CLEAR_FIELDS, *(["nonce"] if with_birth_dates else [])]
-        sql = ", ".join(f"json_group_array({c})" for c in columns)
-        records = _json_columns(cursor, f"SELECT {sql} FROM records WHERE status = 'active'", names)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            people_text = cursor.execute(f"SELECT json_group_array(id) FROM profiles{where}").fetchone()
+            people = pool.submit(_decode, ["profile_id"], people_text)
+            links_text = cursor.execute(
+                "SELECT json_group_array(profile_id), json_group_array(record_id) FROM record_links"
+                " WHERE unlinked_at IS NULL"
+            ).fetchone()
+            links = pool.submit(_decode, ["profile_id", "record_id"], links_text)
+            low = cursor.execute("SELECT min(rowid) FROM records").fetchone()[0]
+            high = cursor.execute("SELECT max(rowid) FROM records").fetchone()[0]
+            parts: list[Future[pl.DataFrame]] = []
+            start = low
+            while start is not None and high is not None and start <= high:
+                text = cursor.execute(
+                    f"SELECT {sql} FROM records WHERE status = 'active' AND rowid >= ? AND rowid < ?",
+                    [start, start + RECORDS_CHUNK],
+                ).fetchone()
+                parts.append(pool.submit(_decode, names, text))
+                start += RECORDS_CHUNK
+            frames = [part.result() for part in parts]
+            people_frame, links_frame = people.result(), links.result()
     finally:
         cursor.close()
+    records = (
+        pl.concat(frames).filter(pl.col("record_id").is_not_null())
+        if frames
+        else pl.DataFrame(schema=dict.fromkeys(names, pl.String))
+    )
     if with_birth_dates:  # hex text back to bytes; SQLite's hex() of NULL is '' (no token)
         records = records.with_columns(
             pl.when(pl.col("nonce") != "").then(pl.col("nonce").str.decode("hex")).alias("nonce")
         )
-    joined = links.join(people, on="profile_id", how="semi", maintain_order="left").join(
+    joined = links_frame.join(people_frame, on="profile_id", how="semi", maintain_order="left").join(
         records, on="record_id", how="inner", maintain_order="left"
     )
     return joined.select(*_NAMES, *(["nonce"] if with_birth_dates else []))
