@@ -236,10 +236,15 @@ def _positions(events: pl.DataFrame, profiles: pl.Series | None) -> tuple[pl.Dat
     if isinstance(ids, pl.Enum) and ids.categories.len() < events.height:
         # As the store hands them over: the position of each category (a look-up of the
         # profile ids), then of each event by its category code; no hashing of 10M strings.
-        position = ids.categories.to_frame("profile_id").join(index, on="profile_id", how="left", maintain_order="left")
-        if position.height != ids.categories.len():
-            raise ValueError("profile ids must be unique")
-        rows = position["_row"].gather(events["profile_id"].to_physical())
+        categories = ids.categories
+        if categories.len() == keys.len() and categories.equals(keys.cast(pl.String), check_names=False):
+            # The profile frame is the active profiles in id order, as the Enum: codes are positions.
+            rows = events["profile_id"].to_physical().cast(pl.UInt32).alias("_row")
+        else:
+            position = categories.to_frame("profile_id").join(index, on="profile_id", how="left", maintain_order="left")
+            if position.height != categories.len():
+                raise ValueError("profile ids must be unique")
+            rows = position["_row"].gather(events["profile_id"].to_physical())
     else:
         rows = events.select(pl.col("profile_id").cast(pl.String)).join(
             index, on="profile_id", how="left", maintain_order="left"
