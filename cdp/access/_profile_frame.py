@@ -19,6 +19,7 @@ have for the date of birth, an external keyring), ``profile_frame`` uses
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
@@ -34,7 +35,7 @@ from cdp.access._parallel import map_in_halves
 from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin
 from cdp.access.audit import MAX_SUBJECTS_LISTED
 from cdp.access.context import AccessContext
-from cdp.crypto import FieldCipher
+from cdp.crypto.fields import RowDecryptor
 from cdp.crypto.keyring import FileKeyring, Keyring, WrappedKey
 from cdp.model import CLEAR_FIELDS
 from cdp.policy import Decision
@@ -255,13 +256,14 @@ def _decrypt_birth_dates(candidates: pl.DataFrame, wrapped: dict[str, WrappedKey
     """
     unwrap = keyring.unwrap
     rows = list(candidates.select("record_id", "key_id", "dob_token").iter_rows())
+    decrypt_row = RowDecryptor([("date_of_birth", 2)]).decrypt_row
+
+    def key_of(key_id: str) -> bytes | None:
+        blob = wrapped.get(key_id)
+        return None if blob is None else unwrap(blob, aad=key_id.encode())
 
     def decrypt(part: Sequence[tuple[str, str, bytes]]) -> list[str | None]:
-        out: list[str | None] = []
-        for record_id, key_id, token in part:
-            cipher = FieldCipher(unwrap(wrapped[key_id], aad=key_id.encode()), key_id)
-            out.append(cipher.decrypt(token, record_id=record_id, field="date_of_birth") or None)
-        return out
+        return [decrypt_row(key_of, row[1], row[0], row).get("date_of_birth") for row in part]
 
     values = [v for part in map_in_halves(decrypt, rows) for v in part] if rows else []
     return pl.Series("date_of_birth", values, dtype=pl.String)
@@ -330,13 +332,19 @@ def _clear_values(
 
 
 def _tokens(conn: Connection, record_ids: pl.Series) -> pl.DataFrame:
-    """record_id, dob_token of these records (the dates of birth a read has to decrypt)."""
-    ids = record_ids.to_list()
-    rows: list[tuple[str, bytes]] = []
-    for start in range(0, len(ids), 900):
-        chunk = ids[start : start + 900]
-        query = select(t.records.c.id, t.records.c.date_of_birth_enc).where(t.records.c.id.in_(chunk))
-        rows.extend((row[0], row[1]) for row in conn.execute(query))
+    """record_id, dob_token of these records (the dates of birth a read has to decrypt).
+
+    One statement with the ids as a JSON array (``json_each``), on the driver's cursor: a
+    look-up per record in SQLite, not 900-id statements built by SQLAlchemy.
+    """
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        rows = cursor.execute(
+            "SELECT id, date_of_birth_enc FROM records WHERE id IN (SELECT value FROM json_each(?))",
+            [json.dumps(record_ids.to_list())],
+        ).fetchall()
+    finally:
+        cursor.close()
     return pl.DataFrame(rows, schema={"record_id": pl.String, "dob_token": pl.Binary}, orient="row")
 
 
