@@ -62,6 +62,19 @@ def store(settings: Settings) -> Iterator[CustomerStore]:
 
 
 @pytest.fixture
+def loaded(store: CustomerStore, tmp_path: Path) -> CustomerStore:
+    """A store holding the fixture files of every built-in source, resolved into profiles."""
+    from fixtures import write_fixture_files
+
+    from cdp.pipeline import SourceSpec, ingest, resolve
+
+    for name, path in write_fixture_files(tmp_path / "src").items():
+        ingest(store, store.settings, SourceSpec(name, {"path": str(path)}))
+    resolve(store, store.settings)
+    return store
+
+
+@pytest.fixture
 def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     env = {
         "CDP_DATA_DIR": str(settings.data_dir),

@@ -9,32 +9,25 @@ are tiny here (3 rowids) so that the fixtures' events fill several of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
-from fixtures import write_fixture_files
 from sqlalchemy import literal_column, select, update
 from test_segments_events_read import DSR, OFFICER, _assert_same, _canonical
 
 from cdp.access import CustomerStore
 from cdp.access import _event_blocks as blocks_module
 from cdp.access import _tables as t
-from cdp.pipeline import SourceSpec, ingest, resolve
 
 
 @pytest.fixture
-def blocked(store: CustomerStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CustomerStore]:
-    if store.engine.dialect.name != "sqlite":
+def blocked(loaded: CustomerStore, monkeypatch: pytest.MonkeyPatch) -> CustomerStore:
+    if loaded.engine.dialect.name != "sqlite":
         pytest.skip("event blocks are kept on SQLite only")
     monkeypatch.setattr(blocks_module, "BLOCK_EVENTS", 3)
     monkeypatch.setattr(blocks_module, "MIN_TAIL_EVENTS", 2)
-    for name, path in write_fixture_files(tmp_path / "src").items():
-        ingest(store, store.settings, SourceSpec(name, {"path": str(path)}))
-    resolve(store, store.settings)
-    yield store
+    return loaded
 
 
 def _blocks(store: CustomerStore) -> list[tuple[int, int, str]]:

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 import pytest
-from fixtures import write_fixture_files
 from sqlalchemy import func, select, update
+from test_segments_events_read import DSR, OFFICER
 
 from cdp.access import AccessContext, CustomerStore
 from cdp.access import _profile_frame as frame_module
 from cdp.access import _tables as t
 from cdp.access.context import classifier_context
-from cdp.pipeline import SourceSpec, ingest, resolve
 
 TODAY = date(2026, 10, 3)
 FIELDS = ("country", "state", "city", "gender", "age_band", "sources", "record_count")
@@ -31,16 +29,6 @@ CONTEXTS = [
     AccessContext("user:ann", "analyst", "analytics"),
     AccessContext("user:olga", "compliance_officer", "compliance"),  # restricted people too
 ]
-OFFICER = AccessContext("user:olga", "compliance_officer", "compliance")
-DSR = AccessContext("user:olga", "compliance_officer", "dsr")
-
-
-@pytest.fixture
-def loaded(store: CustomerStore, tmp_path: Path) -> CustomerStore:
-    for name, path in write_fixture_files(tmp_path / "src").items():
-        ingest(store, store.settings, SourceSpec(name, {"path": str(path)}))
-    resolve(store, store.settings)
-    return store
 
 
 def _row_path(store: CustomerStore, ctx: AccessContext, fields: tuple[str, ...]) -> pl.DataFrame:

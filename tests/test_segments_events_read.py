@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
-from fixtures import write_fixture_files
 from sqlalchemy import delete, select, update
 
 from cdp._exceptions import AccessDenied
@@ -22,7 +20,6 @@ from cdp.access import AccessContext, CustomerStore
 from cdp.access import _events as events_module
 from cdp.access import _tables as t
 from cdp.access.context import classifier_context
-from cdp.pipeline import SourceSpec, ingest, resolve
 from cdp.segments.attributes import SURVEY_EVENT, compute_attributes
 from cdp.segments.definition import event_specs
 
@@ -30,14 +27,6 @@ PROFILING = classifier_context("profiling")
 OFFICER = AccessContext("user:olga", "compliance_officer", "compliance")
 DSR = AccessContext("user:olga", "compliance_officer", "dsr")
 NOBODY = AccessContext("", "analyst", "analytics")  # no actor: denied
-
-
-@pytest.fixture
-def loaded(store: CustomerStore, tmp_path: Path) -> CustomerStore:
-    for name, path in write_fixture_files(tmp_path / "src").items():
-        ingest(store, store.settings, SourceSpec(name, {"path": str(path)}))
-    resolve(store, store.settings)
-    return store
 
 
 def _portable(store: CustomerStore, properties_of: set[str] | None = None) -> pl.DataFrame:

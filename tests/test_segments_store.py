@@ -8,12 +8,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from fixtures import write_fixture_files
 
 from cdp._exceptions import AccessDenied, Conflict, NotFound
 from cdp.access import AccessContext, CustomerStore
 from cdp.cli import main
-from cdp.pipeline import SourceSpec, ingest, resolve
 from cdp.segments import insights
 from cdp.segments.charts import write_charts
 from cdp.segments.classify.builtin import builtin_classifiers
@@ -29,14 +27,6 @@ BUYERS = Segment("buyers", "", "profiling", {"event": "Order Completed", "within
 EMAILABLE = Segment(
     "emailable_buyers", "", "marketing_email", {"all": [{"segment": "buyers"}, {"consent": "marketing_email"}]}
 )
-
-
-@pytest.fixture
-def loaded(store: CustomerStore, tmp_path: Path) -> CustomerStore:
-    for name, path in write_fixture_files(tmp_path / "src").items():
-        ingest(store, store.settings, SourceSpec(name, {"path": str(path)}))
-    resolve(store, store.settings)
-    return store
 
 
 def _ids_by_email(store: CustomerStore) -> dict[str, str]:

@@ -26,20 +26,19 @@ from datetime import date
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from cdp.access import _tables as t
 from cdp.access._analytic_cache import BIRTH_YEAR_SCHEMA, BIRTH_YEARS, load, save
 from cdp.access._core import StoreCore
 from cdp.access._parallel import map_in_halves
-from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin
+from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin, _age_band_of
 from cdp.access.audit import MAX_SUBJECTS_LISTED
 from cdp.access.context import AccessContext
 from cdp.crypto.fields import RowDecryptor
 from cdp.crypto.keyring import FileKeyring, Keyring, WrappedKey
 from cdp.model import CLEAR_FIELDS
 from cdp.policy import Decision
-from cdp.policy.masking import age_band, age_on, treatment_function
+from cdp.policy.masking import age_band, treatment_function
 
 RECTIFICATION = "rectification"
 SUPPORTED = frozenset({*CLEAR_FIELDS, "age_band", "sources", "record_count"})
@@ -131,13 +130,17 @@ def _sqlite_rows(conn: Connection, *, include_restricted: bool, with_birth_dates
     return joined.select(*_NAMES, *(["nonce"] if with_birth_dates else []))
 
 
-def _records(conn: Connection, *, include_restricted: bool, with_birth_dates: bool) -> pl.DataFrame:
+def _records(
+    store: ProfileMixin, conn: Connection, *, include_restricted: bool, with_birth_dates: bool
+) -> pl.DataFrame:
     """One row per active record of every (active) profile, in the database's order (``_n``)."""
     names = [*_NAMES, *(["dob_token"] if with_birth_dates else [])]
     if conn.dialect.name == "sqlite":
         frame = _sqlite_rows(conn, include_restricted=include_restricted, with_birth_dates=with_birth_dates)
     else:
-        frame = _driver_rows(conn, names, include_restricted=include_restricted, with_birth_dates=with_birth_dates)
+        frame = _driver_rows(
+            store, conn, names, include_restricted=include_restricted, with_birth_dates=with_birth_dates
+        )
     if with_birth_dates and "dob_token" in frame.columns:
         frame = frame.with_columns(pl.col("dob_token").bin.slice(1, 12).alias("nonce"))
     frame = frame.with_row_index("_n")
@@ -152,34 +155,14 @@ def _records(conn: Connection, *, include_restricted: bool, with_birth_dates: bo
 
 
 def _driver_rows(
-    conn: Connection, names: Sequence[str], *, include_restricted: bool, with_birth_dates: bool
+    store: ProfileMixin, conn: Connection, names: Sequence[str], *, include_restricted: bool, with_birth_dates: bool
 ) -> pl.DataFrame:
-    """The rows of :func:`_records` from one SQL join, fetched as driver tuples (PostgreSQL)."""
-    columns = [
-        t.record_links.c.profile_id,
-        t.records.c.id,
-        t.records.c.source,
-        t.records.c.key_id,
-        func.coalesce(t.records.c.occurred_at, t.records.c.received_at),
-        *(t.records.c[n] for n in CLEAR_FIELDS),
-        *([t.records.c.date_of_birth_enc] if with_birth_dates else []),
-    ]
-    query = (
-        select(*columns)
-        .join(t.records, t.records.c.id == t.record_links.c.record_id)
-        .join(t.profiles, t.profiles.c.id == t.record_links.c.profile_id)
-        .where(t.record_links.c.unlinked_at.is_(None), t.records.c.status == "active")
+    """The rows of :func:`_records` as the row path reads them (other databases than SQLite):
+    ``_profile_records``' SQL join, in its order."""
+    grouped = store._profile_records(
+        conn, None, include_restricted=include_restricted, identity_fields=["date_of_birth"] if with_birth_dates else []
     )
-    query = query.where(t.profiles.c.status == "active") if not include_restricted else query
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    args: Any = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled), args)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
+    rows = [row for records in grouped.values() for row in records]
     if not rows:
         schema: dict[str, Any] = dict.fromkeys(names, pl.String)
         schema["seen"] = pl.Datetime("us")
@@ -267,15 +250,6 @@ def _decrypt_birth_dates(candidates: pl.DataFrame, wrapped: dict[str, WrappedKey
 
     values = [v for part in map_in_halves(decrypt, rows) for v in part] if rows else []
     return pl.Series("date_of_birth", values, dtype=pl.String)
-
-
-def _band(text: str | None, today: date) -> str | None:
-    if not text:
-        return None
-    try:
-        return age_band(age_on(date.fromisoformat(text), today))
-    except ValueError:
-        return None
 
 
 def _consent_filter(
@@ -407,7 +381,9 @@ def _age_bands(
     born = pl.concat([ones.select("profile_id", "date_of_birth"), _survivor(many, "date_of_birth", rule, trusted)])
     banded = born.select(
         "profile_id",
-        pl.col("date_of_birth").map_elements(lambda v: _band(v, today), return_dtype=pl.String).alias("age_band"),
+        pl.col("date_of_birth")
+        .map_elements(lambda v: _age_band_of(v, today), return_dtype=pl.String)
+        .alias("age_band"),
     )
     new = ones.filter(pl.col("record_id").is_in(unsettled.filter(pl.col("year").is_null())["record_id"].implode()))
     if new.height:
@@ -429,7 +405,7 @@ def golden_frame(
     survivorship: dict[str, str],
     trusted: Sequence[str],
     include_restricted: bool,
-    store: StoreCore,
+    store: ProfileMixin,
     today: date,
     consent_states: dict[str, str],
     consent_allows: Callable[[Decision, str | None, str | None], bool],
@@ -439,7 +415,7 @@ def golden_frame(
     ``fields`` are the readable ones (see the module docstring).
     """
     bands = "age_band" in fields
-    records = _records(conn, include_restricted=include_restricted, with_birth_dates=bands)
+    records = _records(store, conn, include_restricted=include_restricted, with_birth_dates=bands)
     single, multi = _single_and_multi(records)
     clear = [n for n in CLEAR_FIELDS if n in fields or n == "country"]
     frame = _clear_values(single, multi, clear, survivorship, trusted)
