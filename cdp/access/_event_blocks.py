@@ -281,13 +281,13 @@ def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[st
         cursor.close()
     if not pieces:
         return _empty()
-    dictionary = _code_new_ranges(store, conn, key, pieces, dictionary, dictionary_row is not None)
+    dictionary = _code_new_ranges(conn, key, pieces, dictionary, dictionary_row is not None)
     ids = pl.Series("profile_id", [active]).str.json_decode(pl.List(pl.String)).explode()
     return _assemble(pieces, dictionary, ids, properties_of)
 
 
 def _code_new_ranges(
-    store: StoreCore, conn: Connection, key: BlockKey, pieces: list[_Piece], dictionary: pl.Series, stored: bool
+    conn: Connection, key: BlockKey, pieces: list[_Piece], dictionary: pl.Series, stored: bool
 ) -> pl.Series:
     """Give the ranges read row by row dictionary codes; store those to be kept, and the grown dictionary."""
     ranges = [p for p in pieces if p.profile_ids is not None]
