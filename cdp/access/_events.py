@@ -23,7 +23,9 @@ parses them:
   microseconds since the epoch.
 - any other database: the plain SQLAlchemy rows.
 
-Everything stays in memory: no file, cache or copy of the events is written.
+Nothing is written outside the database: no file or temporary file. On SQLite the read keeps an
+encrypted columnar copy of what it decoded inside the database (``_event_blocks.py``), kept exact
+by triggers; this module's row readers are what that copy is built from and checked against.
 The result has the columns and values of before; ``profile_id`` is now an
 ``Enum`` of the active profile ids (the filter to active profiles is that cast),
 so a consumer can map 10 million events to profile positions through the codes
