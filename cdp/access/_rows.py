@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +24,7 @@ from sqlalchemy import Dialect
 
 from cdp.access import _tables as t
 from cdp.access._bulk import compiled_insert
+from cdp.access._core import ordered_ids
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, strip_sensitive
 
 KEY_SHARING_KINDS = ("email", "loyalty_id", "user_id", "anonymous_id")
@@ -153,9 +152,7 @@ def record_ids(count: int) -> list[str]:
     as random as before), so a batch's records, events and index entries keyed
     by record id are appended in order too, not scattered over the last pages.
     """
-    prefix = "r_" + f"{time.time_ns() // 1_000_000:012x}"[-12:]
-    tails = os.urandom(6 * count).hex()
-    return sorted([prefix + tails[i : i + 12] for i in range(0, 12 * count, 12)])
+    return ordered_ids("r", count)
 
 
 # A record made ready for storing (RowMaker.make): plain tuples, text and bytes only. Positions:
