@@ -50,7 +50,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
-from cdp.access._events import EVENT_FIELDS, SCHEMA, _decode_sqlite, _empty, _properties_sql, _rowid_bounds
+from cdp.access._events import SCHEMA, _decode_sqlite, _empty, _range_sql, _rowid_bounds
 from cdp.crypto.envelope import encode_aad, new_data_key
 
 BLOCK_EVENTS = 131_072  # rowids per block: the range the bulk read already uses
@@ -207,20 +207,9 @@ def _ends(cursor: Any, lo: int, hi: int) -> tuple[str, str]:
     return first_id, last.fetchone()[0]
 
 
-def _range_sql() -> str:
-    properties, _ = _properties_sql("e.properties", None)  # a stored block keeps every event's properties
-    exact = "CASE WHEN e.revenue IS NULL THEN NULL ELSE printf('%!.17g', e.revenue) END"
-    columns = [exact if c == "revenue" else f"e.{c}" for c in EVENT_FIELDS]
-    return (
-        "SELECT count(*), "
-        + ", ".join(f"json_group_array({c})" for c in [*columns, properties])
-        + " FROM events AS e WHERE e.rowid >= ? AND e.rowid < ?"
-    )
-
-
 def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[str] | None) -> pl.DataFrame:
     """All events of active profiles: blocks where they are valid, the rest read and stored as blocks."""
-    sql = _range_sql()
+    sql, _ = _range_sql(None)  # a stored block keeps every event's properties
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     futures: list[Future[_Piece]] = []
     try:

@@ -96,8 +96,8 @@ def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema={**SCHEMA, "profile_id": pl.Enum([])})
 
 
-def _read_sqlite(conn: Connection, properties_of: Collection[str] | None) -> pl.DataFrame:
-    """All events (active profiles only), a column at a time as JSON arrays (see the module docstring)."""
+def _range_sql(properties_of: Collection[str] | None) -> tuple[str, list[str]]:
+    """SQLite: one range of rowids as a count and one JSON array per column; its event-name parameters."""
     properties, names = _properties_sql("e.properties", properties_of)
     # REAL as JSON keeps only 15 digits: the revenue goes as exact text (17 digits) instead.
     exact = "CASE WHEN e.revenue IS NULL THEN NULL ELSE printf('%!.17g', e.revenue) END"
@@ -107,6 +107,12 @@ def _read_sqlite(conn: Connection, properties_of: Collection[str] | None) -> pl.
         + ", ".join(f"json_group_array({c})" for c in [*columns, properties])
         + " FROM events AS e WHERE e.rowid >= ? AND e.rowid < ?"
     )
+    return sql, names
+
+
+def _read_sqlite(conn: Connection, properties_of: Collection[str] | None) -> pl.DataFrame:
+    """All events (active profiles only), a column at a time as JSON arrays (see the module docstring)."""
+    sql, names = _range_sql(properties_of)
     decoded: list[Future[pl.DataFrame]] = []
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     # While SQLite builds the next range's JSON (it lets go of the GIL), a thread decodes the last.
