@@ -1,8 +1,9 @@
-"""A large read split between this process and a forked child returns exactly what one process returns."""
+"""A large read shared between this process and a forked child returns exactly what one process returns."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from demo_helpers import build
 
 from cdp.access import AccessContext, CustomerStore, _parallel
-from cdp.access._parallel import can_fork, map_in_halves
+from cdp.access._parallel import can_fork, map_split
 from cdp.access.store import PROFILE_FIELDS
 
 MARKETER = AccessContext("user:m", "marketer", "analytics")
@@ -18,39 +19,68 @@ OFFICER = AccessContext("user:o", "compliance_officer", "compliance")
 
 
 def _pids(items: Sequence[int]) -> list[int]:
+    time.sleep(0.01)  # slow enough that the child starts before this process has taken every chunk
     return [os.getpid()] * len(items)
 
 
-def test_the_second_half_runs_in_a_child_and_comes_back_in_order() -> None:
+def test_chunks_are_shared_with_a_child_and_come_back_in_order() -> None:
     if not can_fork():
         pytest.fail("the test process runs several threads: the split would never be used here")
-    items = list(range(10))
-    first, second = map_in_halves(lambda part: [i * 2 for i in part], items, min_items=2)
-    assert first + second == [i * 2 for i in items]
+    items = list(range(100))
+    parts = map_split(lambda part: [i * 2 for i in part], items, min_items=2, chunks=7)
+    assert len(parts) == 7
+    assert [i for part in parts for i in part] == [i * 2 for i in items]
     assert _parallel.outcome["last"] == "child"
-    here, there = map_in_halves(_pids, items, min_items=2)
-    assert set(here) == {os.getpid()} and len(set(there)) == 1 and there[0] != os.getpid()
+    pids = [pid for part in map_split(_pids, items, min_items=2, chunks=20) for pid in part]
+    assert len(pids) == 100
+    assert os.getpid() in pids, "this process took no chunk"
+    assert len(set(pids) - {os.getpid()}) == 1, "no chunk was done by a (single) child"
+
+
+def test_every_chunk_is_done_exactly_once() -> None:
+    """Each chunk number is read out of the pipe by one process only: nothing done twice, nothing skipped."""
+    items = list(range(5000))
+    parts = map_split(lambda part: [(i, os.getpid()) for i in part], items, min_items=2, chunks=500)
+    assert [i for part in parts for i, _ in part] == items
+    assert _parallel.outcome["last"] == "child"
 
 
 def test_small_reads_and_a_disabled_split_stay_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert map_in_halves(_pids, list(range(10)), min_items=11) == [[os.getpid()] * 10]
+    assert map_split(_pids, list(range(10)), min_items=11) == [[os.getpid()] * 10]
     monkeypatch.setenv("CDP_NO_PARALLEL_READS", "1")
-    assert map_in_halves(_pids, list(range(10)), min_items=2) == [[os.getpid()] * 10]
+    assert map_split(_pids, list(range(10)), min_items=2) == [[os.getpid()] * 10]
 
 
-def test_a_failing_child_half_is_redone_here_and_its_error_raised_here() -> None:
+def test_a_failing_child_chunk_is_redone_here_and_its_error_raised_here() -> None:
+    parent = os.getpid()
     calls: list[int] = []
 
     def work(part: Sequence[int]) -> list[int]:
-        calls.append(os.getpid())  # the child's append is lost with the child
+        # This process is slow, so the child takes every chunk after the first and fails on the last.
+        time.sleep(0.3 if os.getpid() == parent else 0)
+        calls.append(part[0])  # the child's appends are lost with the child
         if 9 in part:
             raise ValueError("bad item 9")
         return list(part)
 
     with pytest.raises(ValueError, match="bad item 9"):
-        map_in_halves(work, list(range(10)), min_items=2)
+        map_split(work, list(range(10)), min_items=2, chunks=10)
     assert _parallel.outcome["last"] == "redone"
-    assert calls == [os.getpid(), os.getpid()]  # first half here, then the child's half redone here
+    assert calls == [0, 9]  # its own first chunk, then the child's failed chunk redone here; the others came back
+
+
+def test_a_child_that_dies_leaves_its_chunks_to_this_process() -> None:
+    parent = os.getpid()
+
+    def work(part: Sequence[int]) -> list[int]:
+        time.sleep(0.01)
+        if os.getpid() != parent:
+            os._exit(3)  # killed mid-read: nothing comes back through the pipe
+        return [i * 3 for i in part]
+
+    parts = map_split(work, list(range(40)), min_items=2, chunks=8)
+    assert [i for part in parts for i in part] == [i * 3 for i in range(40)]
+    assert _parallel.outcome["last"] == "redone"
 
 
 @pytest.mark.parametrize("ctx", [MARKETER, OFFICER], ids=["marketer", "compliance"])

@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 
 from cdp.access._analytic_cache import BIRTH_YEAR_SCHEMA, BIRTH_YEARS, load, save
 from cdp.access._core import StoreCore
-from cdp.access._parallel import map_in_halves
+from cdp.access._parallel import map_split
 from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin, _age_band_of
 from cdp.access.audit import MAX_SUBJECTS_LISTED
 from cdp.access.context import AccessContext
@@ -234,7 +234,7 @@ def _birth_date_candidates(
 def _decrypt_birth_dates(candidates: pl.DataFrame, wrapped: dict[str, WrappedKey], keyring: Keyring) -> pl.Series:
     """The candidates' dates of birth, each decrypted under its person's key (empty: null).
 
-    Split over two processes for large reads (``map_in_halves``): a key is unwrapped in the
+    Split over two processes for large reads (``map_split``): a key is unwrapped in the
     process that decrypts with it, for that one value, and not kept.
     """
     unwrap = keyring.unwrap
@@ -248,7 +248,7 @@ def _decrypt_birth_dates(candidates: pl.DataFrame, wrapped: dict[str, WrappedKey
     def decrypt(part: Sequence[tuple[str, str, bytes]]) -> list[str | None]:
         return [decrypt_row(key_of, row[1], row[0], row).get("date_of_birth") for row in part]
 
-    values = [v for part in map_in_halves(decrypt, rows) for v in part] if rows else []
+    values = [v for part in map_split(decrypt, rows) for v in part] if rows else []
     return pl.Series("date_of_birth", values, dtype=pl.String)
 
 

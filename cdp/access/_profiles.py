@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Select, func, select
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore
-from cdp.access._parallel import map_in_halves
+from cdp.access._parallel import map_split
 from cdp.access.context import AccessContext
 from cdp.crypto import FieldCipher
 from cdp.crypto.fields import RowDecryptor
@@ -426,7 +426,7 @@ class ProfileMixin(StoreCore):
                         out.append(result)
                 return out, excluded
 
-            parts = map_in_halves(assemble, sorted(grouped))
+            parts = map_split(assemble, sorted(grouped))
             out = [row for rows, _ in parts for row in rows]
             excluded = sum(n for _, n in parts)
             work.touch(r["profile_id"] for r in out)
