@@ -135,8 +135,8 @@ def test_row_decryptor_unwraps_only_for_a_row_with_a_token() -> None:
 def test_key_store_blobs_are_what_get_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     store = keystore_module.DataKeyStore(tmp_path / "keys")
     store.put((f"k{i}", WrappedKey("kek-a" if i % 4 < 2 else "kek-b", os.urandom(61))) for i in range(20))
-    if path != "probes":
-        monkeypatch.setattr(keystore_module, "_SCAN_ABOVE", 2)
+    # look-ups for a small share of the store, a scan for a large one
+    monkeypatch.setattr(keystore_module, "_SCAN_SHARE", 0 if path == "probes" else 1_000_000)
     # some absent (shredded or never made); "scan-most" asks for more than half of the store
     wanted = [f"k{i}" for i in range(0, 30, 2 if path == "scan-most" else 3)]
     found = store.blobs_by_kek(wanted)

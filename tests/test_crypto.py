@@ -586,13 +586,13 @@ def test_signing_key_persists_and_is_private(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- data-key store
 
 
-@pytest.mark.parametrize("scan_above", [0, 10_000], ids=["bulk-scan", "in-probes"])
+@pytest.mark.parametrize("scan_share", [1_000_000, 0], ids=["bulk-scan", "look-ups"])
 def test_key_store_returns_exactly_the_keys_asked_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scan_above: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scan_share: int
 ) -> None:
     from cdp.crypto import keystore
 
-    monkeypatch.setattr(keystore, "_SCAN_ABOVE", scan_above)
+    monkeypatch.setattr(keystore, "_SCAN_SHARE", scan_share)
     store = keystore.DataKeyStore(tmp_path / "keys")
     store.put((f"dk-{i}", WrappedKey("kek-1", bytes([i % 256]) * 40)) for i in range(2000))
     wanted = [f"dk-{i}" for i in range(0, 2000, 3)] + ["dk-missing"]

@@ -12,6 +12,7 @@ unreadable.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 from cdp.crypto.keyring import WrappedKey
 
 STORE_FILE = "data-keys.sqlite"
-_SCAN_ABOVE = 5000
+_SCAN_SHARE = 4  # a read wanting 1/_SCAN_SHARE of the stored keys or more reads them all
 
 
 class DataKeyStore:
@@ -80,29 +81,29 @@ class DataKeyStore:
         wanted = key_ids if isinstance(key_ids, (set, frozenset)) else set(key_ids)
         conn = self._connection()
         found: dict[str, dict[str, bytes]] = {}
-        if len(wanted) > _SCAN_ABOVE:
-            # Reading every key once is cheaper than thousands of IN (...) probes for a bulk read.
-            (top,) = conn.execute("SELECT max(rowid) FROM data_keys").fetchone()
-            most = len(wanted) * 2 >= (top or 0)  # the read wants most keys of the store (rowids only grow)
+        if not wanted:
+            return found
+        (top,) = conn.execute("SELECT max(rowid) FROM data_keys").fetchone()
+        if len(wanted) * _SCAN_SHARE >= (top or 0):
+            # A read that wants a good part of the store (rowids only grow, so ``top`` bounds its
+            # size): every key once, the dict built in C, then the keys not asked for dropped
+            # (~1 µs a stored key, against ~4 µs a look-up).
             for (kek_id,) in conn.execute("SELECT DISTINCT kek_id FROM data_keys").fetchall():
-                rows = conn.execute("SELECT id, blob FROM data_keys WHERE kek_id = ?", (kek_id,))
-                if most:  # built in C, then the few keys not asked for dropped
-                    blobs = dict(rows.fetchall())
-                    for extra in blobs.keys() - wanted:
-                        del blobs[extra]
-                else:
-                    blobs = {key_id: blob for key_id, blob in rows if key_id in wanted}
+                blobs = dict(conn.execute("SELECT id, blob FROM data_keys WHERE kek_id = ?", (kek_id,)).fetchall())
+                for extra in blobs.keys() - wanted:
+                    del blobs[extra]
                 if blobs:
                     found[kek_id] = blobs
             return found
-        ordered = list(wanted)
-        for start in range(0, len(ordered), 900):
-            chunk = ordered[start : start + 900]
-            marks = ",".join("?" for _ in chunk)
-            for key_id, kek_id, blob in conn.execute(
-                f"SELECT id, kek_id, blob FROM data_keys WHERE id IN ({marks})", chunk
-            ):
-                found.setdefault(kek_id, {})[key_id] = blob
+        # Fewer: one statement looking each up, the ids as a sorted JSON array (json_each), so the
+        # look-ups walk the index in order (110k of 1M keys: 0.44 s, against 1.4 s for a scan
+        # filtered in Python and ~0.6 s for 900-id IN lists).
+        rows = conn.execute(
+            "SELECT d.id, d.kek_id, d.blob FROM json_each(?) AS j JOIN data_keys AS d ON d.id = j.value",
+            (json.dumps(sorted(wanted)),),
+        )
+        for key_id, kek_id, blob in rows:
+            found.setdefault(kek_id, {})[key_id] = blob
         return found
 
     def destroy(self, key_ids: Iterable[str]) -> int:
