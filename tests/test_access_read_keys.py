@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from cdp._exceptions import CryptoError, DecryptionFailed, KeyUnavailable
 from cdp.access import AccessContext, CustomerStore, _parallel
+from cdp.access.context import identity_context
 from cdp.access.store import PROFILE_FIELDS
 from cdp.crypto import FieldCipher, FileKeyring, WrappedKey, encode_aad, new_data_key
 from cdp.crypto import keystore as keystore_module
@@ -292,3 +293,57 @@ def test_a_read_during_a_kek_rotation_unwraps_under_each_kek(demo_store: Custome
     keys.put((k, keyring.wrap(keyring.unwrap(w, aad=k.encode()), aad=k.encode())) for k, w in rewrapped.items())
     assert set(keys.blobs_by_kek(every_key)) == {old, keyring.current_kek_id()}
     assert demo_store.read_profiles(MARKETER, fields, with_provenance=True) == before
+
+
+def test_a_crypto_shred_by_another_process_reaches_every_read_path_of_a_running_store(
+    demo_store: CustomerStore, settings: Settings
+) -> None:
+    """The per-person read paths keep unwrapped keys between accesses (``_ciphers``): a key another
+    process destroys must leave this store's memory at its next access, not at its next start."""
+    officer = AccessContext("user:o", "compliance_officer", "dsr")
+    engineer = identity_context()
+    features = demo_store.identity_features(engineer, include_identifiers=True)  # unwraps and keeps every key
+    victim = next(f for f in features if f.get("email"))
+    export = demo_store.subject_export(officer, victim["profile_id"])
+    assert any(r["fields"].get("email") for r in export["records"])
+    with demo_store.engine.connect() as connection:
+        keys = {
+            row[0]
+            for row in connection.exec_driver_sql(
+                "SELECT r.key_id FROM records r JOIN record_links l ON l.record_id = r.id "
+                "WHERE l.profile_id = ? AND l.unlinked_at IS NULL"
+                if demo_store.engine.dialect.name == "sqlite"
+                else "SELECT r.key_id FROM records r JOIN record_links l ON l.record_id = r.id "
+                "WHERE l.profile_id = %s AND l.unlinked_at IS NULL",
+                (victim["profile_id"],),
+            )
+        }
+    assert all(demo_store.has_cipher(k) for k in keys)  # held in memory before the shred
+    other = keystore_module.DataKeyStore(settings.keys_dir)  # another process's key store connection
+    try:
+        assert other.destroy(keys) == len(keys)
+    finally:
+        other.close()
+    again = {f["record_id"]: f for f in demo_store.identity_features(engineer, include_identifiers=True)}
+    assert not any(k in keys for k in demo_store._ciphers)
+    assert all(again[f["record_id"]].get("email") is None for f in features if f["profile_id"] == victim["profile_id"])
+    assert all(
+        again[f["record_id"]].get("email") == f.get("email")
+        for f in features
+        if f["profile_id"] != victim["profile_id"]
+    )
+    export = demo_store.subject_export(officer, victim["profile_id"])
+    assert not any(r["fields"].get("email") for r in export["records"])
+
+
+def test_the_key_store_logs_which_keys_were_destroyed(tmp_path: Path) -> None:
+    store = keystore_module.DataKeyStore(tmp_path / "keys")
+    store.put((f"k{i}", WrappedKey("kek-a", os.urandom(61))) for i in range(5))
+    assert store.last_shred() == 0 and store.shredded_since(0) == (0, [])
+    store.destroy(["k1", "k3"])
+    seen, ids = store.shredded_since(0)
+    assert sorted(ids) == ["k1", "k3"] and seen == store.last_shred() > 0
+    assert store.shredded_since(seen) == (seen, [])
+    store.destroy(["k4"])
+    assert store.shredded_since(seen)[1] == ["k4"]
+    store.close()

@@ -98,6 +98,7 @@ class StoreCore:
         self.signer = signer
         self.keystore = keystore
         self._ciphers: dict[str, FieldCipher] = {}
+        self._shreds_seen = keystore.last_shred()
         self._last_checkpoint_seq: int | None = None
         self._rows_since_analyze = 0
         self._rows_at_analyze = 0
@@ -145,6 +146,7 @@ class StoreCore:
             self._audit_denial(ctx, action, resource, field_list, decision)
             error = PurposeRequired if "declared" in decision.reason else AccessDenied
             raise error(f"access denied: {decision.reason}", rule=decision.rule)
+        self._forget_keys_shredded_elsewhere()
         try:
             with self.engine.begin() as connection:
                 work = Access(connection, decision, ctx, detail=detail)
@@ -262,6 +264,19 @@ class StoreCore:
         unwrap, ciphers = self.keyring.unwrap, self._ciphers
         for key_id, blob in wrapped.items():
             ciphers[key_id] = FieldCipher(unwrap(blob, aad=key_id.encode()), key_id)
+
+    def _forget_keys_shredded_elsewhere(self) -> None:
+        """Drop from memory the data keys another process has crypto-shredded since the last access.
+
+        Keys unwrapped for writes and for the per-person read paths are kept in ``_ciphers``
+        between accesses; without this, a long-running process (the API server) would go on
+        decrypting a person whose key a CLI erasure had destroyed. Only the shredded keys are
+        removed (a thread of the same store using the others is not disturbed).
+        """
+        seen, shredded = self.keystore.shredded_since(self._shreds_seen)
+        for key_id in shredded:
+            self._ciphers.pop(key_id, None)
+        self._shreds_seen = seen
 
     def has_cipher(self, key_id: str) -> bool:
         return key_id in self._ciphers

@@ -37,6 +37,9 @@ class DataKeyStore:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS data_keys (id TEXT PRIMARY KEY, kek_id TEXT NOT NULL, blob BLOB NOT NULL)"
             )
+            # The ids (never the keys) of destroyed keys, in order: a process holding unwrapped keys
+            # in memory drops those another process has shredded since it last looked (shredded_since).
+            conn.execute("CREATE TABLE IF NOT EXISTS shredded (seq INTEGER PRIMARY KEY, key_id TEXT NOT NULL)")
         for suffix in ("", "-wal", "-shm"):
             sidecar = Path(f"{self.path}{suffix}")
             if sidecar.exists():
@@ -116,12 +119,29 @@ class DataKeyStore:
                 chunk = items[start : start + 900]
                 marks = ",".join("?" for _ in chunk)
                 removed += conn.execute(f"DELETE FROM data_keys WHERE id IN ({marks})", chunk).rowcount
+            conn.executemany("INSERT INTO shredded (key_id) VALUES (?)", ((key_id,) for key_id in items))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
+
+    def last_shred(self) -> int:
+        """The position of the latest destruction in the ``shredded`` log (0: none yet)."""
+        (top,) = self._connection().execute("SELECT max(seq) FROM shredded").fetchone()
+        return int(top or 0)
+
+    def shredded_since(self, seen: int) -> tuple[int, list[str]]:
+        """(latest position, ids of the keys destroyed after position ``seen``), by any process.
+
+        One indexed look-up when nothing was destroyed since (every access of a store asks).
+        """
+        top = self.last_shred()
+        if top <= seen:
+            return seen, []
+        rows = self._connection().execute("SELECT key_id FROM shredded WHERE seq > ? AND seq <= ?", (seen, top))
+        return top, [key_id for (key_id,) in rows]
 
     def not_under(self, kek_id: str) -> list[tuple[str, WrappedKey]]:
         rows = self._connection().execute("SELECT id, kek_id, blob FROM data_keys WHERE kek_id != ?", (kek_id,))
