@@ -192,7 +192,15 @@ def test_distinct_keys_per_profile_for_few_and_many_keys(width: int) -> None:
     rows = rng.integers(0, 40, 3000).astype(np.uint32)
     keys = rng.integers(-1, width, 3000).astype(np.int8) if width else np.full(3000, -1, dtype=np.int8)
     expected = [len({int(k) for r, k in zip(rows, keys, strict=True) if r == i and k >= 0}) for i in range(40)]
-    assert _Grouped(rows, 40).distinct(keys, width).tolist() == expected
+    grouped = _Grouped(rows, 40)
+    assert grouped.distinct(keys, width).tolist() == expected
+    assert grouped.distinct(keys, width, grouped.count()).tolist() == expected  # with the row counts given
+    if width:  # no negative key: the given row counts are used
+        keyed = np.maximum(keys, 0)
+        every = [len({int(k) for r, k in zip(rows, keyed, strict=True) if r == i}) for i in range(40)]
+        assert (
+            grouped.distinct(keyed, width, grouped.count()).tolist() == every == grouped.distinct(keyed, width).tolist()
+        )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

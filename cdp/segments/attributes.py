@@ -193,10 +193,22 @@ class _Grouped:
         rows, picked = (self.rows, keys) if keep.all() else (self.rows[keep], keys[keep])
         return np.bincount(rows * width + picked, minlength=self.size * width).reshape(self.size, width)
 
-    def distinct(self, keys: np.ndarray, width: int) -> np.ndarray:
-        """How many different keys 0..width-1 each profile has (negative keys ignored)."""
-        many: np.ndarray = (self.count_by(keys, width) > 0).sum(axis=1).astype(np.int64)
-        return many
+    def distinct(self, keys: np.ndarray, width: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """How many different keys 0..width-1 each profile has (negative keys ignored).
+
+        Keys 1.. are counted per profile over their rows only; key 0 by difference with each
+        profile's rows with a key (key 0 is often most rows: the web channel). ``rows``: each
+        profile's row count (:meth:`count`), if known, saves a count when no key is negative.
+        """
+        if width == 0:
+            return np.zeros(self.size, dtype=np.int64)
+        keyed = keys >= 0
+        every = bool(keyed.all())
+        total = rows if every and rows is not None else self.count(None if every else keyed)
+        later = keys >= 1
+        rest = _Grouped(self.rows[later], self.size).count_by(keys[later] - 1, width - 1)
+        many: np.ndarray = (rest > 0).sum(axis=1) + (total > rest.sum(axis=1))
+        return many.astype(np.int64)
 
     def extremes(self, values: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(min, max) of integer ``values`` per profile (meaningless where a profile has no row)."""
@@ -401,7 +413,7 @@ def compute_attributes(
     out["preferred_channel"] = _argmax(orders.count_by(channel[order_at], len(channels)), channels, "preferred_channel")
     out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
     out["browsed_categories"] = label_lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
-    out["channel_count"] = groups.distinct(channel, len(channels))
+    out["channel_count"] = groups.distinct(channel, len(channels), seen)
     frame = pl.DataFrame(out)
     if "store_id" in events.columns:
         stores = events.select("_row", "store_id").filter(pl.col("store_id").is_not_null())
