@@ -128,11 +128,16 @@ def label_codes(events: pl.DataFrame, columns: Sequence[str]) -> dict[str, tuple
     """
     present = [c for c in columns if c in events.columns]
     text = [c for c in present if not isinstance(events.schema[c], pl.Categorical | pl.Enum)]
+    out: dict[str, tuple[np.ndarray, list[str]]] = {}
     if text:
         found = events.select(pl.col(c).cast(pl.String).drop_nulls().unique().implode() for c in text)
-        enums = {c: pl.Enum(sorted(str(v) for v in found[c][0])) for c in text}
-        events = events.select(*(pl.col(c).cast(pl.String).cast(enums[c]) for c in text), *set(present) - set(text))
-    out = {c: _codes_of(events[c]) for c in present}
+        labels = {c: sorted(str(v) for v in found[c][0]) for c in text}
+        # An Enum of the sorted labels: its physical codes are the codes wanted (null: -1).
+        codes = events.select(
+            pl.col(c).cast(pl.String).cast(pl.Enum(labels[c])).to_physical().cast(pl.Int32).fill_null(-1) for c in text
+        )
+        out = {c: (codes[c].to_numpy().astype(_small(len(labels[c]))), labels[c]) for c in text}
+    out.update({c: _codes_of(events[c]) for c in present if c not in out})
     empty: tuple[np.ndarray, list[str]] = (np.full(events.height, -1, dtype=np.int8), [])
     return {c: out.get(c, empty) for c in columns}
 
