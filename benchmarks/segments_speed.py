@@ -1,8 +1,11 @@
 """Benchmark: 20 segments over 1,000,000 profiles and 10,000,000 events, end to end from the events frame.
 
 By default the events and profile frames are synthesised directly in Polars,
-the events' ``profile_id`` an Enum of the profile ids as the store hands them
-over (``--string-ids``: plain strings, as before issue #7's store change);
+the events' ``profile_id`` an Enum of the profile ids and their labels (event
+type and name, currency, channel, store, category) Categorical, as the store
+hands them over (``--string-ids``: plain strings for both, as before issue #7's
+store changes; ``--string-labels``: Enum ids but String labels, the default
+until 2026-12-05's third session);
 everything after that is the production code
 path of a refresh: computed attributes, the built-in classifiers (tags),
 the event-window aggregates of all 20 segments (computed once, in the same
@@ -376,7 +379,8 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--from-store", action="store_true", help="end to end from a store (see the docstring)")
-    parser.add_argument("--string-ids", action="store_true", help="in memory: events keyed by string profile ids")
+    parser.add_argument("--string-ids", action="store_true", help="in memory: string profile ids and labels")
+    parser.add_argument("--string-labels", action="store_true", help="in memory: Enum ids, String labels")
     parser.add_argument("--database-url", help="with --from-store: an empty PostgreSQL database instead of SQLite")
     parser.add_argument("--store-dir", help="with --from-store: build the store here, or reuse the one built there")
     args = parser.parse_args()
@@ -387,6 +391,9 @@ def main() -> None:
     events, people = synthesise(args.profiles, args.events)
     if not args.string_ids:  # as CustomerStore.events_frame hands them over
         events = events.with_columns(pl.col("profile_id").cast(pl.Enum(people["profile_id"].sort())))
+        if not args.string_labels:
+            labels = ("event_type", "event_name", "currency", "channel", "store_id", "category")
+            events = events.with_columns(pl.col(c).cast(pl.Categorical) for c in labels)
     print(f"synthesised {people.height:,} profiles, {events.height:,} events in {time.perf_counter() - started:.1f}s")
     print(f"cores: {os.cpu_count()}, polars threads: {pl.thread_pool_size()}")
     reset_peak()

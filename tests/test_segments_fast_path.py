@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, _Grouped, compute_attributes
+from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, _Grouped, compute_attributes, label_codes
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
@@ -192,4 +192,41 @@ def test_distinct_keys_per_profile_for_few_and_many_keys(width: int) -> None:
     rows = rng.integers(0, 40, 3000).astype(np.uint32)
     keys = rng.integers(-1, width, 3000).astype(np.int8) if width else np.full(3000, -1, dtype=np.int8)
     expected = [len({int(k) for r, k in zip(rows, keys, strict=True) if r == i and k >= 0}) for i in range(40)]
-    assert _Grouped(rows, 40).distinct(keys, width).tolist() == expected
+    grouped = _Grouped(rows, 40)
+    assert grouped.distinct(keys, width).tolist() == expected
+    assert grouped.distinct(keys, width, grouped.count()).tolist() == expected  # with the row counts given
+    if width:  # no negative key: the given row counts are used
+        keyed = np.maximum(keys, 0)
+        every = [len({int(k) for r, k in zip(rows, keyed, strict=True) if r == i}) for i in range(40)]
+        assert (
+            grouped.distinct(keyed, width, grouped.count()).tolist() == every == grouped.distinct(keyed, width).tolist()
+        )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_attributes_from_categorical_labels_match_the_string_labels(seed: int) -> None:
+    """As the store hands events over (labels Categorical, ids an Enum): the same attributes as from strings."""
+    events, profiles = random_data(seed)
+    config = TagsConfig()
+    specs = [*event_specs(s.where for s in SEGMENTS), EventSpec("Nobody Does This", 30, channel="nowhere")]
+    ids = pl.Enum(events["profile_id"].unique().sort())
+    labels = ["event_type", "event_name", "currency", "channel", "store_id", "category"]
+    categorical = events.with_columns(pl.col("profile_id").cast(ids), *(pl.col(c).cast(pl.Categorical) for c in labels))
+    for keys in (profiles["profile_id"], None):
+        plain = compute_attributes(events, as_of=NOW, config=config, event_specs=specs, profiles=keys)
+        coded = compute_attributes(categorical, as_of=NOW, config=config, event_specs=specs, profiles=keys)
+        assert coded.columns == plain.columns
+        for column in plain.columns:
+            assert coded[column].cast(plain[column].dtype).equals(plain[column]), column
+
+
+def test_label_codes_of_categorical_and_string_columns_agree() -> None:
+    rng = np.random.default_rng(5)
+    values = rng.choice(np.array(["b", "a", "c", "ß", "é"], dtype=object), 500).tolist()
+    values = [None if i % 7 == 0 else v for i, v in enumerate(values)]
+    text = pl.DataFrame({"x": values}, schema={"x": pl.String})
+    for frame in (text, text.with_columns(pl.col("x").cast(pl.Categorical))):
+        codes, labels = label_codes(frame, ["x", "missing"])["x"]
+        assert labels == sorted({v for v in values if v is not None})
+        assert [labels[c] if c >= 0 else None for c in codes.tolist()] == values
+        assert label_codes(frame, ["missing"])["missing"][0].tolist() == [-1] * len(values)

@@ -18,12 +18,20 @@ same values (sums of floats may differ in the last bit: the order of
 addition is the events' order). Temporaries are kept small (int8 codes, no
 per-row age array): on this VM, touching fresh memory costs as much as the
 arithmetic.
+
+Labels are coded from the Categorical codes the store hands over (a count of
+the physical codes, no string hashing); row positions are ``intp`` once, as
+``bincount`` converts any other type on every call (3x slower on uint32).
+Each event-history measure reads only the rows of its event inside its widest
+window, with their amounts converted once per event. No ``pyarrow.compute``
+call and no ``pa.array`` from numpy: their first use costs ~0.4 s a process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -84,31 +92,78 @@ def spec_columns(
     return (helpers if specs else []), out
 
 
-def _code(column: str, values: Sequence[str]) -> pl.Expr:
-    """The position of each row's value in ``values`` (-1 for other values and nulls)."""
-    mapping = {v: i for i, v in enumerate(values)}
-    small = pl.Int8 if len(values) < 127 else pl.Int16 if len(values) < 32_767 else pl.Int32  # less memory to touch
-    return pl.col(column).replace_strict(mapping, default=-1, return_dtype=small).fill_null(-1)
+def _codes_of(series: pl.Series) -> tuple[np.ndarray, list[str]]:
+    """(each row's code, the label of each code) of a Categorical or Enum column: sorted labels, -1 for null.
 
-
-def _label_codes(series: pl.Series, values: Sequence[str]) -> np.ndarray:
-    """``_code`` of a column as a numpy array; for a Categorical column through its integer codes.
-
-    The store hands event labels over as Categorical: mapping the few distinct labels and then
-    looking every row's code up in a small table costs a fraction of matching 10M strings.
+    Only the labels present are listed. The physical codes are counted once (a
+    ``bincount``, no hashing of strings) and renumbered through a small table.
     """
-    if not isinstance(series.dtype, pl.Categorical | pl.Enum):
-        return series.to_frame().select(_code(series.name, values)).to_series().to_numpy()
-    small = np.int8 if len(values) < 127 else np.int16 if len(values) < 32_767 else np.int32
-    present = series.unique().drop_nulls()
-    physical = present.to_physical().cast(pl.Int64).to_numpy()
-    size = int(physical.max()) + 2 if physical.size else 1  # the last slot is for nulls
-    table = np.full(size, -1, dtype=small)
-    position = {v: i for i, v in enumerate(values)}
-    for code, label in zip(physical.tolist(), present.cast(pl.String).to_list(), strict=True):
-        table[code] = position.get(label, -1)
-    codes: np.ndarray = table[series.to_physical().cast(pl.Int64).fill_null(size - 1).to_numpy()]
-    return codes
+    physical = series.to_physical()
+    kind, nulls = physical.dtype, physical.null_count()
+    top = physical.max() if nulls < series.len() else None
+    sentinel = int(top) + 1 if isinstance(top, int) else 0  # the slot of the nulls, after every code
+    if nulls:
+        physical = physical.cast(pl.Int64).fill_null(sentinel)
+    wide = physical.to_numpy().astype(np.intp, copy=False)  # numpy indexes and counts intp fastest (uint32: ~3x slower)
+    present = np.flatnonzero(np.bincount(wide, minlength=sentinel + 1)[:sentinel])
+    names = pl.Series(present, dtype=kind).cat.to(series.dtype).cast(pl.String).to_list()
+    order = sorted(range(len(names)), key=names.__getitem__)
+    table = np.full(sentinel + 1, -1, dtype=_small(len(names)))
+    table[present[order]] = np.arange(len(names))
+    codes: np.ndarray = table[wide]
+    return codes, [names[i] for i in order]
+
+
+def _small(count: int) -> type[np.signedinteger[Any]]:
+    """The smallest signed integer type holding -1 .. count (less memory to touch than int64)."""
+    return np.int8 if count < 127 else np.int16 if count < 32_767 else np.int32
+
+
+def label_codes(events: pl.DataFrame, columns: Sequence[str]) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """:func:`_codes_of` for each of ``columns`` (a missing column: every row null).
+
+    The store hands event labels over as Categorical (codes read directly);
+    String columns are first cast to an ``Enum`` of their distinct values, all
+    columns in one select each (Polars runs them in parallel).
+    """
+    present = [c for c in columns if c in events.columns]
+    text = [c for c in present if not isinstance(events.schema[c], pl.Categorical | pl.Enum)]
+    out: dict[str, tuple[np.ndarray, list[str]]] = {}
+    if text:
+        found = events.select(pl.col(c).cast(pl.String).drop_nulls().unique().implode() for c in text)
+        labels = {c: sorted(str(v) for v in found[c][0]) for c in text}
+        # An Enum of the sorted labels: its physical codes are the codes wanted (null: -1).
+        codes = events.select(
+            pl.col(c).cast(pl.String).cast(pl.Enum(labels[c])).to_physical().cast(pl.Int32).fill_null(-1) for c in text
+        )
+        out = {c: (codes[c].to_numpy().astype(_small(len(labels[c]))), labels[c]) for c in text}
+    out.update({c: _codes_of(events[c]) for c in present if c not in out})
+    empty: tuple[np.ndarray, list[str]] = (np.full(events.height, -1, dtype=np.int8), [])
+    return {c: out.get(c, empty) for c in columns}
+
+
+def _position(labels: Sequence[str], value: object) -> int:
+    """The code of ``value`` among ``labels``; -2 (matches no row: codes are >= -1) when absent."""
+    return labels.index(value) if isinstance(value, str) and value in labels else -2
+
+
+def _rates(events: pl.DataFrame, config: TagsConfig) -> Callable[[np.ndarray], np.ndarray]:
+    """For row positions, the rate of each row's currency to the reporting currency (unknown or null: 1).
+
+    As :func:`base_revenue`, but looked up once per distinct currency label, then per row by its code.
+    """
+    if "currency" not in events.columns:
+        return lambda at: np.ones(at.size)
+    rates = {code.upper(): float(rate) for code, rate in config.currency.rates.items()}
+
+    def rate(at: np.ndarray) -> np.ndarray:
+        codes, labels = label_codes(events["currency"].gather(at).to_frame(), ("currency",))["currency"]
+        upper = pl.Series(labels, dtype=pl.String).str.to_uppercase()
+        table = np.append(upper.replace_strict(rates, default=1.0, return_dtype=pl.Float64).to_numpy(), 1.0)
+        found: np.ndarray = table[codes]  # code -1 (null) reads the last slot: rate 1
+        return found
+
+    return rate
 
 
 def _nullable(values: np.ndarray | pl.Series, valid: np.ndarray, dtype: pl.DataType | None = None) -> pl.Series:
@@ -125,7 +180,7 @@ class _Grouped:
     """Per-profile reductions of event rows, by the row's profile position (``rows``)."""
 
     def __init__(self, rows: np.ndarray, size: int) -> None:
-        self.rows = rows
+        self.rows = rows.astype(np.intp, copy=False)  # bincount and indexing convert anything else, per call
         self.size = size
 
     def count(self, mask: np.ndarray | None = None) -> np.ndarray:
@@ -140,21 +195,25 @@ class _Grouped:
     def count_by(self, keys: np.ndarray, width: int, mask: np.ndarray | None = None) -> np.ndarray:
         """(profiles, width) counts of each key 0..width-1 (negative keys ignored): one bincount of row*width+key."""
         keep = keys >= 0 if mask is None else mask & (keys >= 0)
-        flat = self.rows[keep].astype(np.int64) * width + keys[keep]
-        return np.bincount(flat, minlength=self.size * width).reshape(self.size, width)
+        rows, picked = (self.rows, keys) if keep.all() else (self.rows[keep], keys[keep])
+        return np.bincount(rows * width + picked, minlength=self.size * width).reshape(self.size, width)
 
-    def distinct(self, keys: np.ndarray, width: int) -> np.ndarray:
-        """How many different keys 0..width-1 each profile has (negative keys ignored)."""
-        if width > 8:
-            many: np.ndarray = (self.count_by(keys, width) > 0).sum(axis=1).astype(np.int64)
-            return many
-        bits = np.zeros(self.size, dtype=np.uint8)  # one bit per key, OR-ed in place (ufunc.at fast path)
-        np.bitwise_or.at(
-            bits, self.rows, (np.left_shift(1, keys.astype(np.int16) + 1) >> 1).astype(np.uint8)
-        )  # key -1: no bit
-        ones = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
-        found: np.ndarray = ones[bits]
-        return found
+    def distinct(self, keys: np.ndarray, width: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """How many different keys 0..width-1 each profile has (negative keys ignored).
+
+        Keys 1.. are counted per profile over their rows only; key 0 by difference with each
+        profile's rows with a key (key 0 is often most rows: the web channel). ``rows``: each
+        profile's row count (:meth:`count`), if known, saves a count when no key is negative.
+        """
+        if width == 0:
+            return np.zeros(self.size, dtype=np.int64)
+        keyed = keys >= 0
+        every = bool(keyed.all())
+        total = rows if every and rows is not None else self.count(None if every else keyed)
+        later = keys >= 1
+        rest = _Grouped(self.rows[later], self.size).count_by(keys[later] - 1, width - 1)
+        many: np.ndarray = (rest > 0).sum(axis=1) + (total > rest.sum(axis=1))
+        return many.astype(np.int64)
 
     def extremes(self, values: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(min, max) of integer ``values`` per profile (meaningless where a profile has no row)."""
@@ -173,9 +232,9 @@ class _Grouped:
 
 
 def _member(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
-    """``codes`` (from :func:`_code`, -1 for others) that are one of ``wanted``: a table look-up per row."""
+    """``codes`` (from :func:`label_codes`, -1 for null) that are one of ``wanted``: a table look-up per row."""
     table = np.zeros(max([*wanted, 0]) + 2, dtype=bool)
-    table[[w + 1 for w in wanted]] = True
+    table[[w + 1 for w in wanted if w >= 0]] = True  # -2: a label absent from the events
     found: np.ndarray = table[np.minimum(codes, table.size - 2) + 1]  # codes >= -1, so the index is >= 0
     return found
 
@@ -185,8 +244,9 @@ def label_lists(held: np.ndarray, labels: Sequence[str]) -> pl.Series:
     columns = np.flatnonzero(held) % max(held.shape[1], 1)  # row-major: each row's labels in column order
     offsets = np.zeros(held.shape[0] + 1, dtype=np.int64)
     np.cumsum(held.sum(axis=1), out=offsets[1:])
-    values = pa.array(list(labels), type=pa.large_string()).take(pa.array(columns))  # no Python string per element
-    series = pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(offsets), values))
+    values = pl.Series(list(labels), dtype=pl.String).gather(columns).to_arrow()  # no Python string per element
+    # Arrow arrays made by Polars: the first ``pa.array`` of a process costs ~0.4 s (pyarrow's numpy import).
+    series = pl.from_arrow(pa.LargeListArray.from_arrays(pl.Series(offsets).to_arrow(), values))
     assert isinstance(series, pl.Series)
     return series.cast(pl.List(pl.String))
 
@@ -277,7 +337,9 @@ def compute_attributes(
     options = config or TagsConfig()
     if events.height == 0:
         return pl.DataFrame(schema={"profile_id": pl.String})
-    events, keys = _positions(events.filter(pl.col("occurred_at") <= pl.lit(now)), profiles)
+    if not events.select((pl.col("occurred_at") <= pl.lit(now)).fill_null(False).all()).item():
+        events = events.filter(pl.col("occurred_at") <= pl.lit(now))  # a copy of every column: only when needed
+    events, keys = _positions(events, profiles)
     groups = _Grouped(events["_row"].to_numpy(), keys.len())
     ts_type = events.schema["occurred_at"]
     stamp = events["occurred_at"].to_physical().to_numpy()
@@ -289,31 +351,23 @@ def compute_attributes(
         return int(moment - days * per_day)
 
     specs = list({spec.key: spec for spec in event_specs}.values())
-    names = sorted({ORDER_EVENT, *PRODUCT_EVENTS, *(s.event for s in specs)})
-    found = events.select(pl.col(c).drop_nulls().unique().implode() for c in ("channel", "category"))
-    channels, kinds = (sorted(str(v) for v in found[c][0]) for c in ("channel", "category"))
-    # Every string column is read once, in one select (Polars runs the expressions in parallel).
-    coded = events.select(
-        (pl.col("event_type") != "identify").fill_null(False).alias("_counted"),
-        pl.col("revenue").is_not_null().alias("_priced"),
-    )
-    name, channel, kind = (
-        _label_codes(events[c], labels)
-        for c, labels in (("event_name", names), ("channel", channels), ("category", kinds))
-    )
-    order = name == names.index(ORDER_EVENT)
-    # Revenue in the reporting currency, only where a measure reads it (a null revenue counts 0).
-    priced = (order | _member(name, [names.index(s.event) for s in specs])) & coded["_priced"].to_numpy()
-    amount = np.zeros(events.height)
-    money = events.select(c for c in ("revenue", "currency") if c in events.columns).filter(pl.Series(priced))
-    amount[priced] = money.select(base_revenue(money, options)).to_series().to_numpy()
+    coded = label_codes(events, ("event_name", "channel", "category"))
+    (name, names), (channel, channels), (kind, kinds) = coded.values()
+    # Counted events: not ``identify`` (nor a null type); compared on the Categorical's codes by Polars.
+    counting = events.select((pl.col("event_type") != "identify").fill_null(False).alias("c"))["c"]
+    rates = _rates(events, options)
+
+    def subset(at: np.ndarray) -> tuple[_Grouped, np.ndarray, np.ndarray]:
+        """(grouping, timestamps, amounts in the reporting currency) of the rows ``at`` (a null revenue counts 0)."""
+        revenue = events["revenue"].gather(at).fill_null(0.0).to_numpy()
+        return _Grouped(groups.rows[at], groups.size), stamp[at], revenue * rates(at)
 
     seen = groups.count()
     first_seen, last_seen = groups.extremes(stamp)
-    orders = _Grouped(groups.rows[order], groups.size)
-    o_stamp, o_amount = stamp[order], amount[order]
+    order_at = np.flatnonzero(name == _position(names, ORDER_EVENT))
+    orders, o_stamp, o_amount = subset(order_at)
     order_count = orders.count()
-    first_order, last_order = orders.extremes(stamp[order])
+    first_order, last_order = orders.extremes(o_stamp)
     out: dict[str, pl.Series | np.ndarray] = {
         "profile_id": keys,
         "first_seen": _nullable(first_seen, seen > 0, ts_type),
@@ -322,43 +376,49 @@ def compute_attributes(
         "first_order_at": _nullable(first_order, order_count > 0, ts_type),
         "order_count": order_count,
         "revenue_lifetime": orders.total(o_amount),
-        "event_count": groups.count(coded["_counted"].to_numpy()),
+        "event_count": seen if counting.all() else groups.count(counting.to_numpy()),
         "orders_prev_90d": orders.count((o_stamp < since(90)) & (o_stamp >= since(180))),
     }
     for days in WINDOWS:
         within = o_stamp >= since(days)
         out[f"orders_{days}d"] = orders.count(within)
         out[f"revenue_{days}d"] = orders.total(o_amount, within)
-    by_event: dict[str, np.ndarray] = {}  # each spec only looks at the rows of its event
+    # Each spec looks only at the rows of its event within the widest window asked of that event.
+    widest: dict[str, int] = {}
     for spec in specs:
-        if spec.event not in by_event:
-            by_event[spec.event] = np.flatnonzero(name == names.index(spec.event))
-        at = by_event[spec.event]
-        picked = stamp[at] >= since(spec.start_days)
+        widest[spec.event] = max(widest.get(spec.event, 0), spec.start_days)
+    by_event = {ORDER_EVENT: (order_at, orders, o_stamp, o_amount)}
+    for event, days in widest.items():
+        if event not in by_event:
+            at = np.flatnonzero((name == _position(names, event)) & (stamp >= since(days)))
+            by_event[event] = (at, *subset(at))
+    for spec in specs:
+        at, grouped, when, amount = by_event[spec.event]
+        picked = when >= since(spec.start_days)
         if spec.end_days:
-            picked &= stamp[at] < since(spec.end_days)
+            picked &= when < since(spec.end_days)
         if spec.revenue_over is not None:
-            picked &= amount[at] > spec.revenue_over
+            picked &= amount > spec.revenue_over
         if spec.channel is not None:
-            picked &= channel[at] == (channels.index(spec.channel) if spec.channel in channels else -2)
+            picked &= channel[at] == _position(channels, spec.channel)
         if spec.category is not None:
-            picked &= kind[at] == (kinds.index(spec.category) if spec.category in kinds else -2)
-        rows, spent = groups.rows[at][picked], amount[at][picked]
-        out[spec.count_column] = np.bincount(rows, minlength=groups.size)
-        out[spec.revenue_column] = np.bincount(rows, weights=spent, minlength=groups.size)
-    product = _member(name, [names.index(n) for n in PRODUCT_EVENTS]) & (stamp >= since(options.interests.window_days))
-    # Categories: those of product events in the window, renumbered among themselves (sorted).
-    browsed = np.bincount(kind[product & (kind >= 0)], minlength=len(kinds)) > 0
-    categories = [k for k, used in zip(kinds, browsed, strict=True) if used]
-    renumber = np.full(len(kinds) + 1, -1, dtype=np.int32)
-    renumber[1:][browsed] = np.arange(len(categories))
-    browsing = groups.count_by(renumber[kind.astype(np.int32) + 1], len(categories), product)
+            picked &= kind[at] == _position(kinds, spec.category)
+        out[spec.count_column] = grouped.count(picked)
+        out[spec.revenue_column] = grouped.total(amount, picked)
+    product = _member(name, [_position(names, n) for n in PRODUCT_EVENTS])
+    product &= stamp >= since(options.interests.window_days)
+    # Categories: those of product events in the window (sorted).
+    browsing = groups.count_by(kind, len(kinds), product)
+    browsed = np.asarray(browsing.any(axis=0))
+    categories = [k for k, used in zip(kinds, browsed.tolist(), strict=True) if used]
+    if not browsed.all():
+        browsing = browsing[:, browsed]
     wanted = [(i, c) for i, c in enumerate(categories) if c in options.interests.categories]
     liked = browsing >= options.interests.min_browsing_events
-    out["preferred_channel"] = _argmax(orders.count_by(channel[order], len(channels)), channels, "preferred_channel")
+    out["preferred_channel"] = _argmax(orders.count_by(channel[order_at], len(channels)), channels, "preferred_channel")
     out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
     out["browsed_categories"] = label_lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
-    out["channel_count"] = groups.distinct(channel, len(channels))
+    out["channel_count"] = groups.distinct(channel, len(channels), seen)
     frame = pl.DataFrame(out)
     if "store_id" in events.columns:
         stores = events.select("_row", "store_id").filter(pl.col("store_id").is_not_null())

@@ -38,6 +38,7 @@ from cdp.segments.definition import (
 
 CONSENTS_SCHEMA = {"profile_id": pl.String, "purpose": pl.String, "status": pl.String, "allowed": pl.Boolean}
 MEMBERS_SCHEMA = {"segment": pl.String, "profile_id": pl.String}
+POSITION = "__position"  # each row's position in ``base``, as registered in DuckDB
 
 
 def event_aggregates(
@@ -153,7 +154,8 @@ class SegmentEngine:
         )
         if self._stale or not needed <= self._registered:
             self._registered = needed if self._stale else needed | self._registered
-            self.analytics.register("base", self.base.select(sorted(self._registered)).to_arrow())
+            shown = self.base.select(sorted(self._registered)).with_row_index(POSITION)
+            self.analytics.register("base", shown.to_arrow())
             self._stale = False
 
     def compile(self, segment: Segment, *, segments: Collection[str] | None = None) -> CompiledSegment:
@@ -205,10 +207,13 @@ class SegmentEngine:
         self._register_base(compiled.values())
         columns = ", ".join(f"({c.condition}) AS m{i}" for i, c in enumerate(compiled.values()))
         params = [p for c in compiled.values() for p in c.params]
-        table = self.analytics.execute(f"SELECT a.profile_id, {columns} FROM base a", params).to_arrow_table()
-        frame = pl.from_arrow(table)
+        # Only the booleans and each row's position come back (not a million id strings): ids are read from base.
+        sql = f"SELECT a.{POSITION}, {columns} FROM base a"
+        frame = pl.from_arrow(self.analytics.execute(sql, params).to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
-        ids = frame["profile_id"].cast(pl.String)
+        ids = self.base["profile_id"].cast(pl.String)
+        if not frame[POSITION].equals(pl.Series(POSITION, range(self.base.height), dtype=frame[POSITION].dtype)):
+            ids = ids.gather(frame[POSITION])  # DuckDB keeps the insertion order here; this is in case it does not
         return {name: ids.filter(frame[f"m{i}"].fill_null(False)).sort() for i, name in enumerate(compiled)}
 
     def add_tags(self, frame: pl.DataFrame) -> None:

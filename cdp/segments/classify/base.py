@@ -121,14 +121,19 @@ def tags_from_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def frame_tag_names(frame: pl.DataFrame) -> set[str]:
-    """Every distinct tag a tag frame holds."""
-    names: set[str] = set()
-    for c in frame.columns:
-        if c == "profile_id":
-            continue
-        values = frame[c].explode() if isinstance(frame.schema[c], pl.List) else frame[c]
-        names.update(f"{c}:{v}" for v in values.drop_nulls().cast(pl.String).unique().to_list())
-    return names
+    """Every distinct tag a tag frame holds (the distinct values of all columns in one select, in parallel)."""
+    columns = [c for c in frame.columns if c != "profile_id"]
+    if not columns:
+        return set()
+    found = frame.select(
+        (pl.col(c).explode() if isinstance(frame.schema[c], pl.List) else pl.col(c))
+        .drop_nulls()
+        .cast(pl.String)
+        .unique()
+        .implode()
+        for c in columns
+    )
+    return {f"{c}:{v}" for c in columns for v in found[c][0]}
 
 
 def _aligned(frame: pl.DataFrame, extra: pl.DataFrame) -> bool:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import pyarrow.compute as pc
 
 from cdp.segments.attributes import label_lists
 from cdp.segments.classify.base import Classification, TagSpec, catalogue
@@ -34,9 +33,9 @@ def allowed_lists(frame: pl.DataFrame, sources: Sequence[str], allowed: Sequence
     labels = sorted(set(allowed))
     held = np.zeros((frame.height, len(labels)), dtype=bool)
     for source in sources:
-        lists = frame[source].rechunk().to_arrow()
-        values = pl.Series(pc.list_flatten(lists))
-        rows = pc.list_parent_indices(lists).to_numpy()
+        lists = frame[source]
+        values = lists.explode(empty_as_null=False, keep_nulls=False)  # every element, in row order
+        rows = np.repeat(np.arange(frame.height), lists.list.len().fill_null(0).to_numpy())
         codes = values.replace_strict(labels, list(range(len(labels))), default=-1, return_dtype=pl.Int32)
         found = codes.fill_null(-1).to_numpy()
         held[rows[found >= 0], found[found >= 0]] = True

@@ -68,8 +68,8 @@ def rfm_scores(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool 
         ((pl.col("rfm_frequency").cast(pl.Int16) + pl.col("rfm_monetary") + 1) // 2).cast(pl.Int8).alias("rfm_fm")
     )
     grid = {(r, fm + 1): cell for r, row in config.rfm.grid.items() for fm, cell in enumerate(row)}
-    keys = pl.col("rfm_recency").cast(pl.String) + pl.col("rfm_fm").cast(pl.String)
-    mapping = {f"{r}{fm}": cell for (r, fm), cell in grid.items()}
+    keys = pl.col("rfm_recency").cast(pl.Int16) * 10 + pl.col("rfm_fm")  # scores are 1-5: r * 10 + fm is unique
+    mapping = {r * 10 + fm: cell for (r, fm), cell in grid.items()}
     return scored.with_columns(
         (
             pl.col("rfm_recency").cast(pl.String)
