@@ -10,8 +10,7 @@ sale/sharing. Bad calls are quarantined, never dropped.
 Storing runs on a worker thread through a group commit (:class:`GroupWriter`):
 requests that arrive while a transaction is being written share the next
 one, so concurrent clients cost one transaction per round instead of one
-each; a transaction about to start waits a few milliseconds for requests
-still in the parser (never when none is). Parsing a ``/v1/batch`` body of 4 KB or more (JSON, the Segment spec,
+each. Parsing a ``/v1/batch`` body of 4 KB or more (JSON, the Segment spec,
 normalisation, payload JSON, blind indexes) runs in a parser process
 (:class:`BatchParser`, started on the first such request), so it uses the
 second core while this process stores; smaller calls are parsed on the
@@ -27,7 +26,6 @@ import hmac
 import json
 import multiprocessing
 import threading
-import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,8 +49,6 @@ from cdp.model import IncomingRecord, IngestOutcome
 from cdp.settings import Settings
 
 SOURCE = "website"
-GROUP_RECORDS = 2_000  # a transaction waits for requests being parsed while it holds fewer records than this
-GROUP_LINGER = 0.02  # ... but never longer than this (seconds)
 PARSER_MIN_BYTES = 4096  # smaller batch bodies cost less to parse here than to send to the parser
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _FAST_ENCODE = msgspec.json.Encoder().encode
@@ -237,7 +233,6 @@ class GroupWriter:
         self.ctx = connector_context(SOURCE)
         self.lock = asyncio.Lock()
         self.pending: list[tuple[list[Ready], list[dict[str, Any]], asyncio.Future[IngestOutcome]]] = []
-        self.parsing = 0  # requests in the parser process now: they will be here in milliseconds
         # Rows are made with the store's dialect (here and in the parser): on SQLite, driver-ready.
         self.maker = store.row_maker(store.engine.dialect)
 
@@ -247,7 +242,6 @@ class GroupWriter:
         self.pending.append((records, rejects, future))
         async with self.lock:
             if not future.done():
-                await self._linger()
                 jobs, self.pending = self.pending, []
                 try:
                     outcomes = await anyio.to_thread.run_sync(self._store, jobs)
@@ -263,21 +257,6 @@ class GroupWriter:
                             if self.on_stored is not None and outcome.record_ids:
                                 self.on_stored(outcome.record_ids)
         return await future
-
-    async def _linger(self) -> None:
-        """Wait (at most GROUP_LINGER) for the requests still in the parser to join this transaction.
-
-        A commit rewrites every page of the random-keyed indexes (idempotency key, blind-index
-        digests) that its records touched, about 6 ms for a transaction of one or two requests; with
-        four clients sending 100 calls each, transactions held 138 records on average. Requests that
-        are being parsed arrive within a few milliseconds, and sharing the commit costs them less
-        than the wait. Nothing waits when no request is being parsed (a lone client, single calls).
-        """
-        deadline = time.monotonic() + GROUP_LINGER
-        while self.parsing > 0 and time.monotonic() < deadline:
-            if sum(len(records) for records, _, _ in self.pending) >= GROUP_RECORDS:
-                return
-            await asyncio.sleep(0.001)
 
     def _store(self, jobs: Sequence[tuple[list[Ready], list[dict[str, Any]], Any]]) -> list[Any]:
         converted = self.maker.converted
@@ -434,19 +413,14 @@ class CollectController(Controller):
             parser = _parser(state)
             if parser is not None:
                 _authorise(state.settings, key)
-                writer = _writer(state)
-                writer.parsing += 1  # a transaction about to start may wait for it (GroupWriter._linger)
                 try:
-                    try:
-                        parsed = await parser.parse(raw, gpc)
-                    finally:
-                        writer.parsing -= 1
+                    parsed = await parser.parse(raw, gpc)
                 except BrokenProcessPool:  # the parser died (killed?): a new one for the next request
                     if state.get("batch_parser") is parser:
                         state["batch_parser"] = None
                     parser.close()
                 else:
-                    return await self._store(writer, parsed)
+                    return await self._store(_writer(state), parsed)
         body = _decode(raw)
         _authorise(state.settings, _write_key(request, body))
         return await self._ingest(state, _batch_calls(body), gpc=gpc, forced_type=None)
