@@ -1,14 +1,12 @@
-"""Fast paths of ingestion's key creation and transactions, each compared with the plain path.
+"""The fast path of ingestion's key creation, compared with the plain path.
 
 ``FileKeyring.wrap_many`` (one check of the current KEK and one CSPRNG read per call) must make
-exactly what ``wrap`` makes; ``create_keys`` must make the same keys with a keyring that has no
-``wrap_many`` (a plugin's); the ingest writer's grouping must write every batch once, in order,
-with the last cursor of each group.
+exactly what ``wrap`` makes, and ``create_keys`` must make the same keys with a keyring that has no
+``wrap_many`` (a plugin's).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +14,7 @@ import pytest
 
 from cdp._exceptions import DecryptionFailed
 from cdp.access import CustomerStore
-from cdp.connectors import runner
-from cdp.connectors._worker import Batch
-from cdp.connectors.runner import RunStats, _Writer
 from cdp.crypto import FileKeyring, Keyring, WrappedKey
-from cdp.model import IngestOutcome
 
 
 def test_wrap_many_makes_what_wrap_makes(tmp_path: Path) -> None:
@@ -105,67 +99,3 @@ def test_create_keys_fast_path_matches_a_keyring_without_wrap_many(store: Custom
     _check_keys(store, plain)
     assert {kek for _, _, kek in fast} == {kek for _, _, kek in plain}
     assert len({cipher._data_key for _, cipher, _ in fast + plain}) == 80  # every key its own
-
-
-class _FakeStore:
-    """Records the transactions the writer makes."""
-
-    def __init__(self) -> None:
-        self.groups: list[tuple[list[int], Any]] = []
-
-    def quarantine_many(self, ctx: Any, entries: list[Any]) -> int:
-        return len(entries)
-
-    def ingest_ready(self, ctx: Any, batches: list[list[Any]], *, cursor: Any, converted: bool) -> list[IngestOutcome]:
-        self.groups.append(([len(b) for b in batches], cursor[2]))
-        return [IngestOutcome(len(b), 0) for b in batches]
-
-    def set_cursor(self, ctx: Any, connector: str, stream: str, state: Any) -> None:
-        self.groups.append(([], state))
-
-
-def _batch(size: int, n: int) -> Batch:
-    return Batch([("r",)] * size, [], {"line": n})
-
-
-def test_writer_groups_batches_up_to_the_record_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "GROUP_WAIT", 5.0)  # generous: the submissions below take microseconds
-    fake = _FakeStore()
-    stats = RunStats("website")
-    writer = _Writer(fake, "website", stats, converted=False)  # type: ignore[arg-type]
-    for n in range(6):
-        writer.submit(_batch(2000, n))
-    writer.close()
-    # The first transaction waited for GROUP_RECORDS (8,000: four batches) and took what else had
-    # queued by then; each batch is written once, in order, with its group's last cursor.
-    sizes = [sizes for sizes, _ in fake.groups]
-    assert [n for group in sizes for n in group] == [2000] * 6
-    assert len(sizes[0]) >= 4 and all(len(group) >= 1 for group in sizes)
-    ends = [sum(len(group) for group in sizes[: i + 1]) - 1 for i in range(len(sizes))]
-    assert [cursor for _, cursor in fake.groups] == [{"line": end} for end in ends]
-    assert stats.accepted == 12_000
-
-
-def test_writer_never_groups_more_than_group_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "GROUP_WAIT", 5.0)
-    fake = _FakeStore()
-    writer = _Writer(fake, "website", RunStats("website"), converted=False)  # type: ignore[arg-type]
-    for n in range(runner.GROUP_BATCHES + 1):
-        writer.submit(_batch(10, n))
-    writer.close()
-    assert [sizes for sizes, _ in fake.groups] == [[10] * runner.GROUP_BATCHES, [10]]
-    assert [cursor for _, cursor in fake.groups] == [{"line": runner.GROUP_BATCHES - 1}, {"line": runner.GROUP_BATCHES}]
-
-
-def test_writer_does_not_wait_longer_than_group_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "GROUP_WAIT", 0.05)
-    fake = _FakeStore()
-    writer = _Writer(fake, "website", RunStats("website"), converted=False)  # type: ignore[arg-type]
-    writer.submit(_batch(10, 0))
-    deadline = time.monotonic() + 10
-    while not fake.groups and time.monotonic() < deadline:  # a slow source: written alone, not held back
-        time.sleep(0.01)
-    assert fake.groups == [([10], {"line": 0})]
-    writer.submit(_batch(10, 1))
-    writer.close()
-    assert fake.groups == [([10], {"line": 0}), ([10], {"line": 1})]

@@ -30,8 +30,6 @@ from cdp.settings import Settings
 
 STATE_STREAM = "__state__"
 GROUP_BATCHES = 8  # batches written in one transaction at most, when they queue up
-GROUP_RECORDS = 8_000  # a transaction waits (up to GROUP_WAIT seconds) for more batches below this
-GROUP_WAIT = 0.5
 ProgressCallback = Callable[[int], None]
 
 
@@ -111,41 +109,23 @@ class _Writer:
             job = self.jobs.get()
             if job is None:
                 return
-            group, done = self._group(job)
+            group = [job]
+            # Batches that queued up while the last one was written share the next transaction
+            # (fewer commits, each rewriting fewer index pages per record); the last cursor wins.
+            while len(group) < GROUP_BATCHES:
+                try:
+                    waiting = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting is None:
+                    done = True
+                    break
+                group.append(waiting)
             if self.error is None:
                 try:
                     self._write(group)
                 except BaseException as exc:  # handed to the reading thread, re-raised there
                     self.error = exc
-
-    def _group(self, first: Batch) -> tuple[list[Batch], bool]:
-        """The batches of the next transaction, and whether the input has ended.
-
-        Batches that queued up while the last one was written share the next transaction, and
-        below GROUP_RECORDS records it waits up to GROUP_WAIT seconds for more: a commit rewrites
-        every index page the transaction touched, and the indexes on random keys (idempotency key,
-        blind-index digests) are touched all over, so one transaction of 8,000 records costs far
-        less than four of 2,000 (storing side, 100k demo records: 13.7 CPU s in groups of 8 batches
-        against 17.1 one batch at a time). When the storing process keeps up with the reader, it
-        used to commit every batch alone. The last batch's cursor is saved with the group, so a
-        crash still resumes at or before what is stored.
-        """
-        group = [first]
-        records = len(first.records)
-        deadline = time.monotonic() + GROUP_WAIT
-        while len(group) < GROUP_BATCHES:
-            try:
-                if records >= GROUP_RECORDS:
-                    waiting = self.jobs.get_nowait()
-                else:
-                    waiting = self.jobs.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if waiting is None:
-                return group, True
-            group.append(waiting)
-            records += len(waiting.records)
-        return group, False
 
     def _write(self, group: list[Batch]) -> None:
         rejects = [entry for job in group for entry in job.rejects]
