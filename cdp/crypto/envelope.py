@@ -32,6 +32,11 @@ def new_data_key() -> bytes:
     return os.urandom(DATA_KEY_SIZE)
 
 
+def new_data_keys(count: int) -> bytes:
+    """``count`` fresh data keys as one read of the OS CSPRNG: key ``i`` is the ``i``-th 32-byte slice."""
+    return os.urandom(DATA_KEY_SIZE * count)
+
+
 def encode_aad(*parts: str | bytes) -> bytes:
     """Encode ``parts`` as associated data that cannot be confused with any other sequence.
 

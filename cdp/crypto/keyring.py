@@ -30,6 +30,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -402,6 +403,29 @@ class FileKeyring:
         nonce = os.urandom(_NONCE_SIZE)
         sealed = self._kek(kek_id).encrypt(nonce, bytes(data_key), encode_aad(_WRAP_CONTEXT, kek_id, aad))
         return WrappedKey(kek_id=kek_id, blob=_WRAP_VERSION + nonce + sealed)
+
+    def wrap_many(self, data_keys: Sequence[bytes], aads: Sequence[bytes]) -> list[WrappedKey]:
+        """:meth:`wrap` of each ``data_keys[i]`` bound to ``aads[i]``, all under one KEK.
+
+        For ingestion, which makes one key per new person, thousands per batch: ``CURRENT`` is
+        checked once per call (not once per key), the associated-data head is made once, and
+        the nonces (independent, 96 random bits each) come from one read of the OS CSPRNG. The
+        blobs are exactly what :meth:`wrap` makes (``tests/test_keys_batch.py`` checks both).
+        """
+        if len(data_keys) != len(aads):
+            raise ValueError("wrap_many needs one associated-data value per key")
+        kek_id = self.current_kek_id()
+        seal = self._kek(kek_id).encrypt
+        head = self._aad_heads.get(kek_id)
+        if head is None:  # encode_aad(_WRAP_CONTEXT, kek_id, aad) = head + lp(aad)
+            head = self._aad_heads[kek_id] = encode_aad(_WRAP_CONTEXT, kek_id)
+        nonces = os.urandom(_NONCE_SIZE * len(data_keys))
+        out: list[WrappedKey] = []
+        for i, (data_key, aad) in enumerate(zip(data_keys, aads, strict=True)):
+            nonce = nonces[i * _NONCE_SIZE : (i + 1) * _NONCE_SIZE]
+            sealed = seal(nonce, bytes(data_key), head + len(aad).to_bytes(4, "big") + aad)
+            out.append(WrappedKey(kek_id=kek_id, blob=_WRAP_VERSION + nonce + sealed))
+        return out
 
     def unwrap(self, wrapped: WrappedKey, *, aad: bytes) -> bytes:
         return self.unwrap_blob(wrapped.kek_id, wrapped.blob, aad)
