@@ -194,23 +194,26 @@ def _emails(store: CustomerStore) -> dict[str, str]:
     return {r["profile_id"]: r["email"] for r in store.read_profiles(OFFICER, ["email"]) if r.get("email")}
 
 
+def _key_ids_of(store: CustomerStore, profile_id: str) -> set[str]:
+    """The data-key ids of a profile's linked records (read directly: the test's own look-up)."""
+    mark = "?" if store.engine.dialect.name == "sqlite" else "%s"
+    with store.engine.connect() as connection:
+        return {
+            row[0]
+            for row in connection.exec_driver_sql(
+                "SELECT r.key_id FROM records r JOIN record_links l ON l.record_id = r.id "
+                f"WHERE l.profile_id = {mark} AND l.unlinked_at IS NULL",
+                (profile_id,),
+            )
+        }
+
+
 def test_a_crypto_shred_by_another_process_takes_effect_at_the_next_read(
     demo_store: CustomerStore, settings: Settings
 ) -> None:
     before = _emails(demo_store)  # this store has read (and, before, cached) every key
     victim = sorted(before)[0]
-    with demo_store.engine.connect() as connection:
-        keys = {
-            row[0]
-            for row in connection.exec_driver_sql(
-                "SELECT r.key_id FROM records r JOIN record_links l ON l.record_id = r.id "
-                "WHERE l.profile_id = ? AND l.unlinked_at IS NULL"
-                if demo_store.engine.dialect.name == "sqlite"
-                else "SELECT r.key_id FROM records r JOIN record_links l ON l.record_id = r.id "
-                "WHERE l.profile_id = %s AND l.unlinked_at IS NULL",
-                (victim,),
-            )
-        }
+    keys = _key_ids_of(demo_store, victim)
     other = keystore_module.DataKeyStore(settings.keys_dir)  # another process's key store connection
     try:
         assert other.destroy(keys) == len(keys)
@@ -306,18 +309,7 @@ def test_a_crypto_shred_by_another_process_reaches_every_read_path_of_a_running_
     victim = next(f for f in features if f.get("email"))
     export = demo_store.subject_export(officer, victim["profile_id"])
     assert any(r["fields"].get("email") for r in export["records"])
-    with demo_store.engine.connect() as connection:
-        keys = {
-            row[0]
-            for row in connection.exec_driver_sql(
-                "SELECT r.key_id FROM records r JOIN record_links l ON l.record_id = r.id "
-                "WHERE l.profile_id = ? AND l.unlinked_at IS NULL"
-                if demo_store.engine.dialect.name == "sqlite"
-                else "SELECT r.key_id FROM records r JOIN record_links l ON l.record_id = r.id "
-                "WHERE l.profile_id = %s AND l.unlinked_at IS NULL",
-                (victim["profile_id"],),
-            )
-        }
+    keys = _key_ids_of(demo_store, victim["profile_id"])
     assert all(demo_store.has_cipher(k) for k in keys)  # held in memory before the shred
     other = keystore_module.DataKeyStore(settings.keys_dir)  # another process's key store connection
     try:
