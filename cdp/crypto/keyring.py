@@ -399,10 +399,19 @@ class FileKeyring:
         return winner
 
     def wrap(self, data_key: bytes, *, aad: bytes) -> WrappedKey:
+        # Written out in full (not wrap_many of one key): the reference the batch path is tested against.
         kek_id = self.current_kek_id()
         nonce = os.urandom(_NONCE_SIZE)
         sealed = self._kek(kek_id).encrypt(nonce, bytes(data_key), encode_aad(_WRAP_CONTEXT, kek_id, aad))
         return WrappedKey(kek_id=kek_id, blob=_WRAP_VERSION + nonce + sealed)
+
+    def _wrap_head(self, kek_id: str) -> bytes:
+        """The associated data of a key wrapped under ``kek_id``, but for the key's own part:
+        ``encode_aad(_WRAP_CONTEXT, kek_id, aad) == head + lp(aad)``. Made once per KEK."""
+        head = self._aad_heads.get(kek_id)
+        if head is None:
+            head = self._aad_heads[kek_id] = encode_aad(_WRAP_CONTEXT, kek_id)
+        return head
 
     def wrap_many(self, data_keys: Sequence[bytes], aads: Sequence[bytes]) -> list[WrappedKey]:
         """:meth:`wrap` of each ``data_keys[i]`` bound to ``aads[i]``, all under one KEK.
@@ -415,10 +424,7 @@ class FileKeyring:
         if len(data_keys) != len(aads):
             raise ValueError("wrap_many needs one associated-data value per key")
         kek_id = self.current_kek_id()
-        seal = self._kek(kek_id).encrypt
-        head = self._aad_heads.get(kek_id)
-        if head is None:  # encode_aad(_WRAP_CONTEXT, kek_id, aad) = head + lp(aad)
-            head = self._aad_heads[kek_id] = encode_aad(_WRAP_CONTEXT, kek_id)
+        seal, head = self._kek(kek_id).encrypt, self._wrap_head(kek_id)
         nonces = os.urandom(_NONCE_SIZE * len(data_keys))
         out: list[WrappedKey] = []
         for i, (data_key, aad) in enumerate(zip(data_keys, aads, strict=True)):
@@ -435,9 +441,7 @@ class FileKeyring:
         person from the key store's rows (no object per key; the KEK and the associated-data head
         are looked up per KEK id)."""
         cipher = self._keks.get(kek_id) or self._kek(kek_id)
-        head = self._aad_heads.get(kek_id)
-        if head is None:  # encode_aad(_WRAP_CONTEXT, kek_id, aad) = head + lp(aad)
-            head = self._aad_heads[kek_id] = encode_aad(_WRAP_CONTEXT, kek_id)
+        head = self._aad_heads.get(kek_id) or self._wrap_head(kek_id)
         if len(blob) < _WRAPPED_MIN or blob[0] != _WRAP_VERSION_BYTE:
             raise DecryptionFailed(f"wrapped key under KEK {kek_id!r} is malformed or of an unknown version")
         try:

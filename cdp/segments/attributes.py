@@ -47,9 +47,14 @@ PRODUCT_EVENTS = ("Product Viewed", "Product Added", "Product", ORDER_EVENT)
 SURVEY_SCHEMA = pl.Struct({"nps": pl.Int64, "csat": pl.Int64, "interests": pl.List(pl.String), "sentiment": pl.String})
 
 
+def currency_rates(config: TagsConfig) -> dict[str, float]:
+    """Upper-case currency code -> rate to the reporting currency (a currency not listed counts 1)."""
+    return {code.upper(): float(rate) for code, rate in config.currency.rates.items()}
+
+
 def base_revenue(events: pl.DataFrame, config: TagsConfig) -> pl.Expr:
     """Order revenue in the reporting currency (unknown currencies count at rate 1)."""
-    rates = {code.upper(): float(rate) for code, rate in config.currency.rates.items()}
+    rates = currency_rates(config)
     upper = pl.col("currency").cast(pl.String).str.to_uppercase()  # the store hands it over as Categorical
     rate = upper.replace_strict(rates, default=1.0, return_dtype=pl.Float64)
     if "currency" not in events.columns:
@@ -154,7 +159,7 @@ def _rates(events: pl.DataFrame, config: TagsConfig) -> Callable[[np.ndarray], n
     """
     if "currency" not in events.columns:
         return lambda at: np.ones(at.size)
-    rates = {code.upper(): float(rate) for code, rate in config.currency.rates.items()}
+    rates = currency_rates(config)
 
     def rate(at: np.ndarray) -> np.ndarray:
         codes, labels = label_codes(events["currency"].gather(at).to_frame(), ("currency",))["currency"]
