@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from demo_helpers import build
 from hypothesis import given, settings
@@ -24,11 +25,12 @@ from hypothesis import strategies as st
 
 from cdp._exceptions import CryptoError, DecryptionFailed, KeyUnavailable
 from cdp.access import AccessContext, CustomerStore, _parallel
+from cdp.access import _profiles as _profiles_module
 from cdp.access.context import identity_context
 from cdp.access.store import PROFILE_FIELDS
 from cdp.crypto import FieldCipher, FileKeyring, WrappedKey, encode_aad, new_data_key
 from cdp.crypto import keystore as keystore_module
-from cdp.crypto.fields import RowDecryptor, hkdf_sha256
+from cdp.crypto.fields import RowDecryptor, hkdf_sha256, row_values_reader
 from cdp.policy.masking import REDACTED, apply_treatment, partial, text_treatment, treatment_function
 from cdp.settings import Settings
 
@@ -129,6 +131,108 @@ def test_row_decryptor_unwraps_only_for_a_row_with_a_token() -> None:
         decrypt_row(lambda _key_id: data_key[:16], "k-1", "r1", row)  # AES-128 is never accepted
 
 
+# -- row_values_reader: the single-record fast path ------------------------------------------------
+
+
+def _fast(keyring: FileKeyring) -> Any:
+    return row_values_reader(
+        [(name, 4 + i) for i, name in enumerate(FIELDS)], keyring.blob_unwrapper(keyring.current_kek_id())
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)),
+        min_size=3,
+        max_size=3,
+    ),
+    record_id=st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30),
+)
+def test_row_values_reader_reads_what_row_decryptor_reads(
+    values: list[str | None], record_id: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    keyring = FileKeyring(tmp_path_factory.mktemp("keys"))
+    data_key = new_data_key()
+    blob = keyring.wrap(data_key, aad=b"k-1").blob
+    row = _row(FieldCipher(data_key, "k-1"), record_id, dict(zip(FIELDS, values, strict=True)))
+    reference = _decryptor().decrypt_row(lambda _key_id: data_key, "k-1", record_id, row)
+    assert _fast(keyring)(blob, "k-1", record_id, row) == [reference.get(name) for name in FIELDS]
+
+
+def test_row_values_reader_leaves_every_unusual_row_to_the_reference_path(tmp_path: Path) -> None:
+    """It raises (the read then decodes the row with RowDecryptor) rather than guess."""
+    keyring = FileKeyring(tmp_path / "keys")
+    data_key = new_data_key()
+    blob = keyring.wrap(data_key, aad=b"k-1").blob
+    cipher = FieldCipher(data_key, "k-1")
+    read = _fast(keyring)
+    surrogate = _row(cipher, "r1", {"email": "a\ud800b@example.com", "phone": None, "given_name": None})
+    moved = _row(cipher, "r1", {"email": "alice@example.com", "phone": None, "given_name": None})
+    version_1 = list(_row(cipher, "r1", {"email": None, "phone": "+1555", "given_name": None}))
+    version_1[5] = b"\x01" + bytes(version_1[5])[1:]
+    for row, record_id, key_id, wrapped in (
+        (surrogate, "r1", "k-1", blob),  # written with surrogatepass
+        (moved, "r2", "k-1", blob),  # another record's token
+        (moved, "r1", "k-2", keyring.wrap(data_key, aad=b"k-2").blob),  # another key id's token
+        (version_1, "r1", "k-1", blob),
+        (moved, "r1", "k-1", keyring.wrap(data_key, aad=b"k-9").blob),  # a key wrapped for another id
+        (moved, "r1", "k-1", blob[:20]),
+    ):
+        with pytest.raises((DecryptionFailed, InvalidTag, ValueError)):
+            read(wrapped, key_id, record_id, row)
+
+
+def test_row_values_reader_unwraps_only_for_a_row_with_a_token(tmp_path: Path) -> None:
+    keyring = FileKeyring(tmp_path / "keys")
+    data_key = new_data_key()
+    calls: list[bytes] = []
+    unwrap = keyring.blob_unwrapper(keyring.current_kek_id())
+
+    def counting(blob: bytes, lp_aad: bytes) -> bytes:
+        calls.append(lp_aad)
+        return unwrap(blob, lp_aad)
+
+    read = row_values_reader([(name, 4 + i) for i, name in enumerate(FIELDS)], counting)
+    blob = keyring.wrap(data_key, aad=b"k-1").blob
+    assert read(blob, "k-1", "r1", ("p", "r1", "s", "k-1", None, b"", None)) == [None, None, None]
+    assert calls == []
+    row = _row(FieldCipher(data_key, "k-1"), "r1", {"email": "a@b.c", "phone": "", "given_name": "A"})
+    assert read(blob, "k-1", "r1", row) == ["a@b.c", None, "A"]
+    assert calls == [len(b"k-1").to_bytes(4, "big") + b"k-1"]  # one unwrap for the whole row
+    assert read(None, "k-1", "r1", row) == [None, None, None]  # a shredded key reads as nothing
+    short = keyring.wrap(data_key[:16], aad=b"k-1").blob
+    with pytest.raises(CryptoError, match="32 bytes"):
+        read(short, "k-1", "r1", row)  # AES-128 is never accepted
+
+
+def test_the_fast_path_of_a_bulk_read_gives_what_the_reference_path_gives(
+    demo_store: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every read of single-record profiles once with the fast decryption and once with it
+    refusing every row (each row then read by the reference decoder), under every role."""
+    fields = [f for f in PROFILE_FIELDS if f != "profile_id"]
+    contexts = [
+        MARKETER,
+        OFFICER,
+        AccessContext("user:a", "analyst", "analytics"),
+        AccessContext("user:m", "marketer", "marketing_email"),
+        AccessContext("user:e", "data_engineer", "operations"),
+    ]
+    asks = [fields, ["email", "phone", "given_name", "family_name", "city", "country"], ["date_of_birth", "gender"]]
+    fast = [demo_store.read_profiles(ctx, ask) for ctx in contexts for ask in asks]
+
+    def refusing(*_args: Any) -> Any:
+        def read(*_row: Any) -> Any:
+            raise DecryptionFailed("refused")
+
+        return read
+
+    monkeypatch.setattr(_profiles_module, "row_values_reader", refusing)
+    assert [demo_store.read_profiles(ctx, ask) for ctx in contexts for ask in asks] == fast
+    assert any(r.get("email") for rows in fast for r in rows)
+
+
 # -- key store rows and FileKeyring.unwrap_blob ---------------------------------------------------
 
 
@@ -160,6 +264,13 @@ def test_unwrap_blob_is_unwrap(tmp_path: Path) -> None:
             keyring.unwrap_blob(wrapped.kek_id, bad, b"k-1")
     with pytest.raises(KeyUnavailable):
         keyring.unwrap_blob("20000101T000000Z-00000000", wrapped.blob, b"k-1")
+    unwrap = keyring.blob_unwrapper(wrapped.kek_id)
+    assert unwrap(wrapped.blob, len(b"k-1").to_bytes(4, "big") + b"k-1") == data_key
+    with pytest.raises(DecryptionFailed, match="does not authenticate"):
+        unwrap(wrapped.blob, len(b"k-2").to_bytes(4, "big") + b"k-2")
+    for bad in (b"", wrapped.blob[:20], b"\x02" + wrapped.blob[1:]):
+        with pytest.raises(DecryptionFailed, match="malformed"):
+            unwrap(bad, len(b"k-1").to_bytes(4, "big") + b"k-1")
 
 
 # -- masking of text ------------------------------------------------------------------------------
@@ -238,6 +349,18 @@ def test_keys_are_unwrapped_only_for_rows_with_a_value_asked_for(
         return original(kek_id, blob, aad)
 
     monkeypatch.setattr(keyring, "unwrap_blob", counting)
+    original_unwrapper = keyring.blob_unwrapper
+
+    def counting_unwrapper(kek_id: str) -> Any:
+        unwrap = original_unwrapper(kek_id)
+
+        def count(blob: bytes, lp_aad: bytes) -> bytes:
+            unwrapped.append(lp_aad[4:])
+            return unwrap(blob, lp_aad)
+
+        return count
+
+    monkeypatch.setattr(keyring, "blob_unwrapper", counting_unwrapper)
     assert demo_store.read_profiles(OFFICER, ["city", "country"])  # clear fields only: no key at all
     assert unwrapped == []
     rows = demo_store.read_profiles(OFFICER, ["date_of_birth"])

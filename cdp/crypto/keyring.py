@@ -30,7 +30,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -450,6 +450,27 @@ class FileKeyring:
             raise DecryptionFailed(
                 f"wrapped key under KEK {kek_id!r} does not authenticate: tampered with, or bound to another record"
             ) from None
+
+    def blob_unwrapper(self, kek_id: str) -> Callable[[bytes, bytes], bytes]:
+        """``unwrap(blob, lp_aad)``: :meth:`unwrap_blob` for many keys under one KEK, with the
+        key's associated data already length-prefixed (``len(aad).to_bytes(4, "big") + aad``,
+        the same bytes a field token's associated data ends with). For the bulk profile read.
+
+        Raises DecryptionFailed for a malformed blob or one that does not authenticate.
+        """
+        decrypt, head = (self._keks.get(kek_id) or self._kek(kek_id)).decrypt, self._wrap_head(kek_id)
+
+        def unwrap(blob: bytes, lp_aad: bytes) -> bytes:
+            if len(blob) < _WRAPPED_MIN or blob[0] != _WRAP_VERSION_BYTE:
+                raise DecryptionFailed(f"wrapped key under KEK {kek_id!r} is malformed or of an unknown version")
+            try:
+                return decrypt(blob[1:_WRAP_HEADER], blob[_WRAP_HEADER:], head + lp_aad)
+            except InvalidTag:
+                raise DecryptionFailed(
+                    f"wrapped key under KEK {kek_id!r} does not authenticate: tampered with, or bound to another record"
+                ) from None
+
+        return unwrap
 
     def rotate(self) -> str:
         with self._lock:
