@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cdp.access import AccessContext, open_store
-from cdp.access._profiles import _CLEAR_AT as CLEAR_AT
+from cdp.access._profile_rows import _CLEAR_AT as CLEAR_AT
 from cdp.access.context import connector_context, identity_context
 from cdp.model import EventData, IncomingRecord
 from cdp.settings import Settings

@@ -11,7 +11,8 @@ import pytest
 from demo_helpers import build
 
 from cdp.access import AccessContext, CustomerStore, _parallel
-from cdp.access._parallel import can_fork, map_split
+from cdp.access._parallel import SharedWork, can_fork, map_split
+from cdp.access._profiles import ProfileMixin
 from cdp.access.store import PROFILE_FIELDS
 
 MARKETER = AccessContext("user:m", "marketer", "analytics")
@@ -101,3 +102,72 @@ def test_a_split_read_equals_a_single_process_read(
     assert len(alone) > 50
     assert split == alone
     assert any(r.get("email") for r in split)
+
+
+@pytest.mark.parametrize("provenance", [False, True], ids=["fast-path", "provenance"])
+def test_a_whole_table_read_is_fetched_in_two_parts_around_the_fork(
+    store: CustomerStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provenance: bool
+) -> None:
+    """The first part is fetched before the child starts, the rest while it works; the rows are
+    those of a one-process read, in its order, even when the parts are not id ranges."""
+    build(store, tmp_path / "demo")
+    asks = [
+        [f for f in PROFILE_FIELDS if f != "profile_id"],
+        ["email", "phone", "given_name", "family_name", "city", "country"],
+    ]
+    monkeypatch.setenv("CDP_NO_PARALLEL_READS", "1")
+    alone = [store.read_profiles(ctx, ask, with_provenance=provenance) for ctx in (MARKETER, OFFICER) for ask in asks]
+    monkeypatch.delenv("CDP_NO_PARALLEL_READS")
+    monkeypatch.setattr(_parallel, "PARALLEL_MIN_ITEMS", 2)
+    parts: list[tuple[object, object]] = []
+    fetch = ProfileMixin._profile_records
+
+    def spying(self: CustomerStore, *args: object, **kwargs: object) -> object:
+        parts.append(kwargs.get("part", (None, None)))  # type: ignore[arg-type]
+        return fetch(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProfileMixin, "_profile_records", spying)
+    split = [store.read_profiles(ctx, ask, with_provenance=provenance) for ctx in (MARKETER, OFFICER) for ask in asks]
+    assert split == alone
+    assert _parallel.outcome["last"] == "child"
+    assert len(parts) == 2 * len(split) and parts[0][0] is None and parts[0][1] == parts[1][0] is not None
+
+    def swapped(self: CustomerStore, *args: object, **kwargs: object) -> object:
+        low, high = kwargs.pop("part")  # type: ignore[misc]
+        # The later table part first: the child's rows then sort after this process's.
+        kwargs["part"] = (high, None) if low is None else (None, low)
+        return fetch(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProfileMixin, "_profile_records", swapped)
+    assert [
+        store.read_profiles(ctx, ask, with_provenance=provenance) for ctx in (MARKETER, OFFICER) for ask in asks
+    ] == alone
+
+
+def test_a_failing_second_fetch_stops_the_child_and_raises(
+    store: CustomerStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(store, tmp_path / "demo", customers=40)
+    monkeypatch.setattr(_parallel, "PARALLEL_MIN_ITEMS", 2)
+    fetch = ProfileMixin._profile_records
+    children: list[object] = []
+    start = SharedWork.start
+
+    def recording(self: SharedWork[object, object]) -> SharedWork[object, object]:
+        started = start(self)
+        children.append(self._process)
+        return started
+
+    def failing(self: CustomerStore, *args: object, **kwargs: object) -> object:
+        if kwargs.get("part", (None, None))[0] is not None:  # type: ignore[index]
+            raise RuntimeError("the database went away")
+        return fetch(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SharedWork, "start", recording)
+    monkeypatch.setattr(ProfileMixin, "_profile_records", failing)
+    with pytest.raises(RuntimeError, match="went away"):
+        store.read_profiles(MARKETER, ["email", "city"])
+    assert len(children) == 1
+    child = children[0]
+    assert child is not None, "the first part was not shared with a child"
+    assert not child.is_alive()  # type: ignore[attr-defined]  # killed and reaped, not left running

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from cdp._exceptions import CryptoError, DecryptionFailed, KeyUnavailable
 from cdp.access import AccessContext, CustomerStore, _parallel
-from cdp.access import _profiles as _profiles_module
+from cdp.access import _profile_rows as _profile_rows_module
 from cdp.access.context import identity_context
 from cdp.access.store import PROFILE_FIELDS
 from cdp.crypto import FieldCipher, FileKeyring, WrappedKey, encode_aad, new_data_key
@@ -228,7 +228,7 @@ def test_the_fast_path_of_a_bulk_read_gives_what_the_reference_path_gives(
 
         return read
 
-    monkeypatch.setattr(_profiles_module, "row_values_reader", refusing)
+    monkeypatch.setattr(_profile_rows_module, "row_values_reader", refusing)
     assert [demo_store.read_profiles(ctx, ask) for ctx in contexts for ask in asks] == fast
     assert any(r.get("email") for rows in fast for r in rows)
 

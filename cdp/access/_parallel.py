@@ -32,7 +32,7 @@ import pickle
 import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -48,6 +48,12 @@ def can_fork() -> bool:
     """Forking is safe only while this process runs a single thread (a lock held by another thread
     would stay locked forever in the child)."""
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def will_share(count: int, min_items: int | None = None) -> bool:
+    """Whether :func:`map_split` of ``count`` items would share them with a child."""
+    least = PARALLEL_MIN_ITEMS if min_items is None else min_items
+    return count >= max(least, 2) and can_fork() and not os.environ.get("CDP_NO_PARALLEL_READS")
 
 
 def _take(chunk_numbers: int) -> int | None:
@@ -85,6 +91,101 @@ def _child(
         pipe.close()
 
 
+class SharedWork(Generic[Item, Result]):
+    """``work`` of consecutive chunks of ``items``, shared between this process and a forked child
+    from :meth:`start` on; :meth:`finish` takes the chunks left, collects the child's and returns
+    every result in item order (see :func:`map_split`).
+
+    Between the two calls this process may do other work (a read fetching its next rows from the
+    database while the child already assembles the first ones); the child only takes chunks.
+    """
+
+    def __init__(
+        self,
+        work: Callable[[Sequence[Item]], Result],
+        items: Sequence[Item],
+        *,
+        min_items: int | None = None,
+        chunks: int = CHUNKS,
+    ) -> None:
+        self._work, self._items = work, items
+        self._min_items = PARALLEL_MIN_ITEMS if min_items is None else min_items
+        self._chunks = chunks
+        self._process: Any = None
+
+    def start(self) -> SharedWork[Item, Result]:
+        """Fork the child, if the items are enough and forking is safe; it starts taking chunks."""
+        items = self._items
+        if not will_share(len(items), self._min_items):
+            return self
+        self._bounds = _chunks(len(items), max(2, min(self._chunks, len(items), _MOST_CHUNKS)))
+        take_end, fill_end = os.pipe()
+        try:
+            # Every chunk number is in the pipe before the fork, and its write end is closed, so an
+            # empty pipe reads as end of file: nothing left to take.
+            os.write(fill_end, b"".join(n.to_bytes(_TOKEN, "big") for n in range(len(self._bounds))))
+        finally:
+            os.close(fill_end)
+        context: Any = multiprocessing.get_context("fork")  # typeshed's BaseContext lacks Process
+        receiving, sending = context.Pipe(duplex=False)
+        try:
+            process = context.Process(
+                target=_child,
+                args=(self._work, items, self._bounds, take_end, sending),
+                name="cdp-read-share",
+                daemon=True,
+            )
+            process.start()
+        except OSError:
+            receiving.close()
+            sending.close()
+            os.close(take_end)
+            return self
+        sending.close()  # the child holds the only sending end: its death reads as EOF here
+        self._process, self._take_end, self._receiving = process, take_end, receiving
+        return self
+
+    def cancel(self) -> None:
+        """Stop the child without waiting for its chunks (the caller is failing anyway)."""
+        process, self._process = self._process, None
+        if process is not None:
+            os.close(self._take_end)
+            self._receiving.close()
+            process.kill()
+            process.join()
+
+    def finish(self) -> list[Result]:
+        """Every chunk's result, in item order (the child's, and this process's)."""
+        process, work, items = self._process, self._work, self._items
+        if process is None:
+            outcome["last"] = "single"
+            return [work(items)]
+        bounds, take_end, receiving = self._bounds, self._take_end, self._receiving
+        done: dict[int, Any] = {}
+        try:
+            while (number := _take(take_end)) is not None:
+                start, end = bounds[number]
+                done[number] = work(items[start:end])
+            try:
+                theirs = pickle.loads(receiving.recv_bytes())  # noqa: S301 - our own child's bytes
+            except (EOFError, OSError):
+                theirs = {}
+        finally:
+            os.close(take_end)
+            receiving.close()
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        done.update(theirs)
+        missing = [number for number in range(len(bounds)) if number not in done]
+        outcome["last"] = "redone" if missing else "child"
+        for number in missing:  # the child failed or died: its chunks are done here (raising its error here)
+            start, end = bounds[number]
+            done[number] = work(items[start:end])
+        return [done[number] for number in range(len(bounds))]
+
+
 def map_split(
     work: Callable[[Sequence[Item]], Result],
     items: Sequence[Item],
@@ -99,52 +200,4 @@ def map_split(
     ``work`` must only compute from memory (no database, no files) and return a picklable result.
     ``min_items`` defaults to :data:`PARALLEL_MIN_ITEMS`; ``CDP_NO_PARALLEL_READS=1`` turns the split off.
     """
-    min_items = PARALLEL_MIN_ITEMS if min_items is None else min_items
-    if len(items) < max(min_items, 2) or not can_fork() or os.environ.get("CDP_NO_PARALLEL_READS"):
-        outcome["last"] = "single"
-        return [work(items)]
-    bounds = _chunks(len(items), max(2, min(chunks, len(items), _MOST_CHUNKS)))
-    take_end, fill_end = os.pipe()
-    try:
-        # Every chunk number is in the pipe before the fork, and its write end is closed, so an
-        # empty pipe reads as end of file: nothing left to take.
-        os.write(fill_end, b"".join(n.to_bytes(_TOKEN, "big") for n in range(len(bounds))))
-    finally:
-        os.close(fill_end)
-    context: Any = multiprocessing.get_context("fork")  # typeshed's BaseContext lacks Process
-    receiving, sending = context.Pipe(duplex=False)
-    try:
-        process = context.Process(
-            target=_child, args=(work, items, bounds, take_end, sending), name="cdp-read-share", daemon=True
-        )
-        process.start()
-    except OSError:
-        receiving.close()
-        sending.close()
-        os.close(take_end)
-        outcome["last"] = "single"
-        return [work(items)]
-    sending.close()  # the child holds the only sending end: its death reads as EOF here
-    done: dict[int, Any] = {}
-    try:
-        while (number := _take(take_end)) is not None:
-            start, end = bounds[number]
-            done[number] = work(items[start:end])
-        try:
-            theirs = pickle.loads(receiving.recv_bytes())  # noqa: S301 - our own child's bytes
-        except (EOFError, OSError):
-            theirs = {}
-    finally:
-        os.close(take_end)
-        receiving.close()
-        process.join(timeout=5)
-        if process.is_alive():
-            process.kill()
-            process.join()
-    done.update(theirs)
-    missing = [number for number in range(len(bounds)) if number not in done]
-    outcome["last"] = "redone" if missing else "child"
-    for number in missing:  # the child failed or died: its chunks are done here (raising its error here)
-        start, end = bounds[number]
-        done[number] = work(items[start:end])
-    return [done[number] for number in range(len(bounds))]
+    return SharedWork(work, items, min_items=min_items, chunks=chunks).start().finish()

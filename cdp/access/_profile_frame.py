@@ -31,7 +31,8 @@ from sqlalchemy import Connection
 from cdp.access._analytic_cache import BIRTH_YEAR_SCHEMA, BIRTH_YEARS, load, save
 from cdp.access._core import StoreCore
 from cdp.access._parallel import map_split
-from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin, _age_band_of
+from cdp.access._profile_rows import _age_band_of
+from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin
 from cdp.access.audit import MAX_SUBJECTS_LISTED
 from cdp.access.context import AccessContext
 from cdp.crypto.fields import RowDecryptor

@@ -23,7 +23,8 @@ from cdp._exceptions import Conflict, NotFound
 from cdp.access import _tables as t
 from cdp.access._analytic_cache import shred_analytic_copies
 from cdp.access._core import StoreCore, new_id, now
-from cdp.access._profiles import PROFILE_FIELDS, RECTIFICATION_SOURCE
+from cdp.access._profile_rows import RECTIFICATION_SOURCE
+from cdp.access._profiles import PROFILE_FIELDS
 from cdp.access.context import AccessContext
 from cdp.model import IDENTITY_FIELDS
 

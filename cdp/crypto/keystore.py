@@ -109,6 +109,17 @@ class DataKeyStore:
             found.setdefault(kek_id, {})[key_id] = blob
         return found
 
+    def every_blob_by_kek(self) -> dict[str, dict[str, bytes]]:
+        """KEK id -> {key id -> wrapped blob} of every key in the store: for a read of every
+        profile, which needs nearly all of them (the dict built in C, nothing filtered)."""
+        conn = self._connection()
+        found: dict[str, dict[str, bytes]] = {}
+        for (kek_id,) in conn.execute("SELECT DISTINCT kek_id FROM data_keys").fetchall():
+            blobs = dict(conn.execute("SELECT id, blob FROM data_keys WHERE kek_id = ?", (kek_id,)).fetchall())
+            if blobs:
+                found[kek_id] = blobs
+        return found
+
     def destroy(self, key_ids: Iterable[str]) -> int:
         items = list(dict.fromkeys(key_ids))
         conn = self._connection()
