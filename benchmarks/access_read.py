@@ -1,9 +1,15 @@
 """Reading N profiles through the access layer (policy, decryption, masking, consent filter,
 audit) versus the same read of plaintext columns with no policy.
 
-The plaintext baseline reads the same rows from a plaintext copy of the records table (made
-for the benchmark only, in a separate SQLite file) and assembles the same profile dicts
-(group by profile, most recent value per field) in plain Python.
+Two plaintext baselines, both built for the benchmark only in its temporary directory:
+
+- *same read path on plaintext*: a copy of the store whose token columns hold the plaintext
+  (UTF-8 bytes), read by ``read_profiles`` itself (same statements, same two-process split,
+  same assembly) with every decryption replaced by decoding those bytes, no key look-up, and no
+  masking or consent filter (a compliance officer's read);
+- *minimal plaintext read*: the same values from a plaintext table, read with ``sqlite3`` and
+  assembled into the same dicts (group by profile, most recent value per field) in plain Python,
+  one process.
 
     python benchmarks/access_read.py --profiles 100000
 """
@@ -17,17 +23,23 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cdp.access import AccessContext, open_store
+from cdp.access import AccessContext, CustomerStore, open_store
+from cdp.access import _profile_rows as profile_rows
 from cdp.access._profile_rows import _CLEAR_AT as CLEAR_AT
+from cdp.access._profile_rows import _ENCRYPTED_AT as ENCRYPTED_AT
 from cdp.access.context import connector_context, identity_context
 from cdp.model import EventData, IncomingRecord
 from cdp.settings import Settings
 
 FIELDS = ("given_name", "family_name", "email", "phone", "city", "country")
+ENCRYPTED = ("email", "phone", "given_name", "family_name")  # the token columns the read fetches, in that order
 FIRST = [
     "Anna",
     "Ben",
@@ -76,6 +88,70 @@ def make_records(n: int, seed: int = 1) -> list[IncomingRecord]:
             )
         )
     return out
+
+
+def plaintext_twin(
+    store: CustomerStore, base: Path, records: list[IncomingRecord], ids: dict[str, str]
+) -> CustomerStore:
+    """A copy of ``store`` (for the benchmark only, in its temporary directory) whose token
+    columns hold each field's plaintext as UTF-8 bytes: "the same read of plaintext columns"."""
+    store.engine.dispose()
+    twin_dir = base / "plain-twin"
+    twin_dir.mkdir()
+    source = sqlite3.connect(base / "data" / "cdp.sqlite")
+    target = sqlite3.connect(twin_dir / "cdp.sqlite")
+    source.backup(target)
+    source.close()
+    target.executemany(
+        f"UPDATE records SET {', '.join(f'{name}_enc = ?' for name in ENCRYPTED)} WHERE id = ?",
+        [(*(r.identity[name].encode() for name in ENCRYPTED), ids[r.source_record_id]) for r in records],
+    )
+    target.commit()
+    target.close()
+    return open_store(replace(store.settings, data_dir=twin_dir, database_url=""))
+
+
+@contextmanager
+def plaintext_reads(twin: CustomerStore) -> Iterator[None]:
+    """The read path with each piece of decryption replaced by decoding the plaintext bytes."""
+
+    def values_reader(fields: Any, _unwrap: Any) -> Any:
+        positions = [position for _, position in fields]
+
+        def read(_blob: Any, _key_id: str, _record_id: str, row: Any) -> list[str | None]:
+            return [row[p].decode() or None if row[p] else None for p in positions]
+
+        return read
+
+    def decoder(needed: Any, identity_fields: Any, _data_key_of: Any) -> Any:
+        at = {name: ENCRYPTED_AT + i for i, name in enumerate(identity_fields)}
+        plan = [(name, at[name], True) if name in at else (name, CLEAR_AT[name], False) for name in needed]
+
+        def decode(row: Any) -> dict[str, str]:
+            out = {}
+            for name, position, encrypted in plan:
+                value = row[position]
+                if value:
+                    out[name] = value.decode() if encrypted else value
+            return out
+
+        return decode
+
+    def readers(needed: Any, identity_fields: Any, _cipher_of: Any) -> list[tuple[str, Any]]:
+        decode = decoder(needed, identity_fields, None)
+        return [(name, lambda row, name=name: decode(row).get(name)) for name in needed]
+
+    original = profile_rows.row_values_reader
+    profile_rows.row_values_reader = values_reader  # type: ignore[assignment]
+    twin._row_decoder = decoder  # type: ignore[method-assign]
+    twin._field_readers = readers  # type: ignore[method-assign]
+    twin.keystore.every_blob_by_kek = dict  # type: ignore[method-assign]
+    twin.keystore.blobs_by_kek = lambda _key_ids: {}  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        profile_rows.row_values_reader = original
+        del twin._row_decoder, twin._field_readers, twin.keystore.every_blob_by_kek, twin.keystore.blobs_by_kek
 
 
 def main() -> None:
@@ -135,44 +211,18 @@ def main() -> None:
 
     marketer = AccessContext("user:bench", "marketer", "analytics")
     officer = AccessContext("user:bench", "compliance_officer", "compliance")
-    plaintext_of = {(by_source_id[r.source_record_id], name): r.identity[name] for r in records for name in FIELDS}
+    twin = plaintext_twin(store, base, records, by_source_id)
+
+    with plaintext_reads(twin):  # the baseline reads the plaintext itself, not empty fields
+        sample = {row["email"] for row in twin.read_profiles(officer, FIELDS)}
+    assert sample == {r.identity["email"] for r in records}, "the plaintext twin does not read the plaintext"
 
     def read_same_path_plaintext() -> int:
-        """The same read path (SQL, grouping, survivorship) with decryption replaced by a plaintext
-        lookup (in both the single-record decoder and the per-field readers), no masking and no
-        consent filter: what the read costs without the privacy layer."""
-        original = store._field_readers
-
-        def plaintext_readers(needed: Any, identity_fields: Any, cipher_of: Any) -> list[tuple[str, Any]]:
-            readers = original(needed, identity_fields, cipher_of)
-            return [
-                (name, (lambda row, name=name: plaintext_of.get((row[1], name))) if name in identity_fields else read)
-                for name, read in readers
-            ]
-
-        def plaintext_decoder(needed: Any, identity_fields: Any, _data_key_of: Any) -> Any:
-            encrypted = [name for name in needed if name in identity_fields]
-            clear = [(name, CLEAR_AT[name]) for name in needed if name not in identity_fields]
-
-            def decode(row: Any) -> dict[str, str]:
-                out = {name: v for name in encrypted if (v := plaintext_of.get((row[1], name)))}
-                for name, position in clear:  # as in the real decoder
-                    value = row[position]
-                    if value:
-                        out[name] = value if value.__class__ is str else str(value)
-                return out
-
-            return decode
-
-        store._field_readers = plaintext_readers  # type: ignore[method-assign]
-        store._row_decoder = plaintext_decoder  # type: ignore[method-assign]
-        store._data_keys = lambda _key_ids: lambda _key_id: None  # type: ignore[method-assign]
-        try:
-            return len(store.read_profiles(officer, FIELDS))
-        finally:
-            del store._field_readers
-            del store._row_decoder
-            del store._data_keys
+        """The same read (same statements, same assembly code) of a copy of the store whose
+        token columns hold the plaintext, with decryption replaced by decoding those bytes, no
+        key look-up, and no masking or consent filter (a compliance officer's read)."""
+        with plaintext_reads(twin):
+            return len(twin.read_profiles(officer, FIELDS))
 
     def read_access() -> int:
         return len(store.read_profiles(marketer, FIELDS))
