@@ -37,36 +37,47 @@ from cdp.crypto.envelope import encode_aad
 _NONCE = 12
 BIRTH_YEARS = "birth_years"
 BIRTH_YEAR_SCHEMA = {"record_id": pl.String, "nonce": pl.Binary, "year": pl.Int16}
+GOLDEN_PROFILES = "golden_profiles"  # the golden frame's inputs per active profile (``_profile_frame.py``)
+STALE = -1  # the row_count of a cache that a trigger invalidated (migration 0005)
 
 
-def _aad(name: str, key_id: str) -> bytes:
-    return encode_aad("analytic_cache", name, key_id)
+def _aad(name: str, key_id: str, context: str) -> bytes:
+    # ``context`` (the rules a cache was computed under) is bound only when given, so the
+    # birth-year cache's associated data is what it was before the golden cache came.
+    return encode_aad("analytic_cache", name, key_id, *([context] if context else []))
 
 
-def load(store: StoreCore, conn: Connection, name: str) -> tuple[pl.DataFrame | None, BlockKey]:
-    """The cache ``name`` (None if absent or unreadable) and the key to write it back with."""
+def load(store: StoreCore, conn: Connection, name: str, context: str = "") -> tuple[pl.DataFrame | None, BlockKey]:
+    """The cache ``name`` (None if absent, invalidated, unreadable or computed under another
+    ``context``) and the key to write it back with.
+
+    A cache a trigger invalidated (``STALE``: migration 0005) keeps its row and key, body
+    emptied, so the rebuilt cache is under the same key and an erasure still shreds it.
+    """
     row = conn.execute(
-        select(t.analytic_cache.c.key_id, t.analytic_cache.c.body).where(t.analytic_cache.c.name == name)
+        select(t.analytic_cache.c.key_id, t.analytic_cache.c.body, t.analytic_cache.c.row_count).where(
+            t.analytic_cache.c.name == name
+        )
     ).first()
     key = BlockKey(store, conn, row.key_id if row is not None else None)
-    if row is None or key.key_id is None:  # absent, or its key was shredded
+    if row is None or key.key_id is None or row.row_count == STALE:  # absent, key shredded, invalidated
         return None, key
     key_id, aead = key.aead()
     body = bytes(row.body)
     try:
-        plain = aead.decrypt(body[:_NONCE], body[_NONCE:], _aad(name, key_id))
-    except InvalidTag:  # moved or tampered with: treated as absent and rewritten
+        plain = aead.decrypt(body[:_NONCE], body[_NONCE:], _aad(name, key_id, context))
+    except (InvalidTag, ValueError):  # moved, tampered with, other rules: treated as absent and rewritten
         return None, key
     return pl.read_ipc(io.BytesIO(plain)), key
 
 
-def save(conn: Connection, name: str, frame: pl.DataFrame, key: BlockKey) -> None:
-    """Replace the cache ``name`` with ``frame``, encrypted under ``key``."""
+def save(conn: Connection, name: str, frame: pl.DataFrame, key: BlockKey, context: str = "") -> None:
+    """Replace the cache ``name`` with ``frame``, encrypted under ``key`` (bound to ``context``)."""
     key_id, aead = key.aead()
     buffer = io.BytesIO()
     frame.write_ipc(buffer, compression="lz4")
     nonce = os.urandom(_NONCE)
-    body = nonce + aead.encrypt(nonce, buffer.getvalue(), _aad(name, key_id))
+    body = nonce + aead.encrypt(nonce, buffer.getvalue(), _aad(name, key_id, context))
     conn.execute(delete(t.analytic_cache).where(t.analytic_cache.c.name == name))
     conn.execute(
         insert(t.analytic_cache).values(name=name, key_id=key_id, body=body, row_count=frame.height, built_at=now())

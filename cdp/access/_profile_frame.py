@@ -15,6 +15,20 @@ same consent row filter, same masking, same audit record. Where this module
 does not implement something (another field, a survivorship rule it does not
 have for the date of birth, an external keyring), ``profile_frame`` uses
 ``read_profiles`` itself.
+
+The golden cache (SQLite): even over columns, reading every record and decrypting
+the dates of birth takes seconds at 1M profiles on every refresh. What survivorship
+keeps per active profile before any policy (clear fields, sources, record count,
+the date of birth or the birth year that settles its band) is kept as one
+``analytic_cache`` row, ``golden_profiles``: Arrow IPC under AES-256-GCM, its data
+key in the key store, bound to the survivorship rules it was computed under. It
+cannot go stale: triggers (migration 0005) mark it so in the statement that
+changes ``records``, ``record_links`` or a profile's status (SQLite's serializable
+transactions keep a read from saving a cache older than a commit); any key shred
+drops it (``shred_keys``); erasure, its replay and retention destroy its key
+(``shred_analytic_copies``). The consent filter, masking and the age band for
+``today`` are applied on every read. Compliance reads (restricted people too) and
+PostgreSQL take the uncached path.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Connection
 
-from cdp.access._analytic_cache import BIRTH_YEAR_SCHEMA, BIRTH_YEARS, load, save
+from cdp.access._analytic_cache import BIRTH_YEAR_SCHEMA, BIRTH_YEARS, GOLDEN_PROFILES, load, save
 from cdp.access._core import StoreCore
 from cdp.access._parallel import map_split
 from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin, _age_band_of
@@ -43,6 +57,7 @@ from cdp.policy.masking import age_band, treatment_function
 RECTIFICATION = "rectification"
 SUPPORTED = frozenset({*CLEAR_FIELDS, "age_band", "sources", "record_count"})
 _RULES = frozenset({"most_recent", "most_trusted", "most_frequent", "longest"})
+GOLDEN_VERSION = 1  # of the golden cache's columns: a cache of another version is rebuilt
 
 
 def supports(fields: Sequence[str], survivorship: dict[str, str], keyring: Keyring) -> bool:
@@ -333,7 +348,10 @@ def _year_bands(years: pl.Series, today: date) -> dict[int, str]:
     return out
 
 
-def _age_bands(
+DATES = {"_dob": pl.String, "_year": pl.Int16, "_dob_record": pl.String, "_dob_key": pl.String}
+
+
+def _birth_dates(
     store: StoreCore,
     conn: Connection,
     single: pl.DataFrame,
@@ -342,12 +360,14 @@ def _age_bands(
     trusted: Sequence[str],
     today: date,
 ) -> pl.DataFrame:
-    """profile_id, age_band of every profile with a readable date of birth.
+    """profile_id and :data:`DATES` for every profile with a readable date of birth.
 
-    Only the dates of birth survivorship weighs are read. A profile with one record takes the
-    birth year from the cache (``_analytic_cache.py``) when its token is the one the year was
-    taken from and the year settles the band; every other date is decrypted under its
-    person's key, and the years of newly decrypted ones are added to the cache.
+    ``_dob`` is the date survivorship keeps, decrypted. A profile with one record takes the
+    birth year from the cache (``_analytic_cache.py``) instead when its token is the one the
+    year was taken from and the year settles the band ``today``: ``_year``, with the record
+    and key (``_dob_record``, ``_dob_key``) to decrypt the date with on a day it no longer
+    does. Only the dates of birth survivorship weighs are read; the years of newly
+    decrypted ones are added to the cache.
     """
     single = single.filter(pl.col("nonce").is_not_null())  # the nonce of the date-of-birth token
     multi = multi.filter(pl.col("nonce").is_not_null())
@@ -361,7 +381,12 @@ def _age_bands(
     single = single.with_columns(
         pl.col("year").replace_strict(settled, default=None, return_dtype=pl.String).alias("age_band")
     )
-    known = single.filter(pl.col("age_band").is_not_null()).select("profile_id", "age_band")
+    known = single.filter(pl.col("age_band").is_not_null()).select(
+        "profile_id",
+        pl.col("year").alias("_year"),
+        pl.col("record_id").alias("_dob_record"),
+        pl.col("key_id").alias("_dob_key"),
+    )
     unsettled = single.filter(pl.col("age_band").is_null())
     # fetched for every read, never kept: a key shredded by another process reads as no value
     wrapped = store.keystore.get(pl.concat([unsettled["key_id"], multi["key_id"]]).unique().to_list())
@@ -379,12 +404,6 @@ def _age_bands(
     ones = decrypted.filter(pl.col("_count") == 1).select("profile_id", "record_id", "nonce", "date_of_birth")
     many = decrypted.filter(pl.col("_count") > 1)
     born = pl.concat([ones.select("profile_id", "date_of_birth"), _survivor(many, "date_of_birth", rule, trusted)])
-    banded = born.select(
-        "profile_id",
-        pl.col("date_of_birth")
-        .map_elements(lambda v: _age_band_of(v, today), return_dtype=pl.String)
-        .alias("age_band"),
-    )
     new = ones.filter(pl.col("record_id").is_in(unsettled.filter(pl.col("year").is_null())["record_id"].implode()))
     if new.height:
         years = new.select(
@@ -394,7 +413,86 @@ def _age_bands(
         ).filter(pl.col("year").is_not_null())
         kept = cached.filter(~pl.col("record_id").is_in(years["record_id"].implode()))
         save(conn, BIRTH_YEARS, pl.concat([kept, years]), key)
-    return pl.concat([known, banded.filter(pl.col("age_band").is_not_null())])
+    dates = pl.concat([known, born.select("profile_id", pl.col("date_of_birth").alias("_dob"))], how="diagonal")
+    return dates.select("profile_id", *(pl.col(n).cast(d) for n, d in DATES.items()))
+
+
+def _with_bands(frame: pl.DataFrame, today: date) -> pl.DataFrame:
+    """``frame`` (with the :data:`DATES` columns) with each profile's age band ``today``: from
+    the birth year where it settles the band, else from the date of birth (``_age_band_of``,
+    the row path's function, once per distinct date)."""
+    settled = _year_bands(frame["_year"], today)
+    bands = {v: _age_band_of(v, today) for v in frame["_dob"].drop_nulls().unique().to_list()}
+    dated = {v: b for v, b in bands.items() if b is not None}
+    return frame.with_columns(
+        pl.coalesce(
+            pl.col("_year").replace_strict(settled, default=None, return_dtype=pl.String),
+            pl.col("_dob").replace_strict(dated, default=None, return_dtype=pl.String),
+        ).alias("age_band")
+    )
+
+
+def _settle(store: StoreCore, conn: Connection, base: pl.DataFrame, today: date) -> pl.DataFrame | None:
+    """``base`` with the dates of birth decrypted whose cached year no longer settles the band
+    ``today`` (a birthday now decides it); None when every year still does."""
+    settled = pl.Series(list(_year_bands(base["_year"], today)), dtype=pl.Int16)
+    due = base.filter(pl.col("_year").is_not_null() & ~pl.col("_year").is_in(settled.implode()))
+    if not due.height:
+        return None
+    candidates = due.select(pl.col("_dob_record").alias("record_id"), pl.col("_dob_key").alias("key_id"))
+    candidates = candidates.join(_tokens(conn, candidates["record_id"]), on="record_id", how="left")
+    wrapped = store.keystore.get(candidates["key_id"].unique().to_list())
+    found = due.select("profile_id", _decrypt_birth_dates(candidates, wrapped, store.keyring).alias("_found"))
+    hit = pl.col("profile_id").is_in(due["profile_id"].implode())
+    return (
+        base.join(found, on="profile_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(hit).then(pl.col("_found")).otherwise(pl.col("_dob")).alias("_dob"),
+            pl.when(hit).then(None).otherwise(pl.col("_year")).cast(pl.Int16).alias("_year"),
+        )
+        .drop("_found")
+    )
+
+
+def _cacheable(conn: Connection, survivorship: dict[str, str], keyring: Keyring, include_restricted: bool) -> bool:
+    """Whether the read may use the golden cache: SQLite (whose triggers invalidate it), the
+    active profiles only, every rule the column path has, dates decrypted in this process."""
+    rules = {survivorship.get(f, "most_recent") for f in (*CLEAR_FIELDS, "date_of_birth")}
+    return (
+        conn.dialect.name == "sqlite"
+        and not include_restricted
+        and rules <= _RULES
+        and isinstance(keyring, FileKeyring)
+    )
+
+
+def _rules(survivorship: dict[str, str], trusted: Sequence[str]) -> str:
+    """The rules a golden cache was computed under, bound to it (another set reads as no cache)."""
+    chosen = {f: survivorship.get(f, "most_recent") for f in (*CLEAR_FIELDS, "date_of_birth")}
+    return json.dumps([GOLDEN_VERSION, chosen, list(trusted)], sort_keys=True)
+
+
+def _cached_base(
+    store: ProfileMixin, conn: Connection, survivorship: dict[str, str], trusted: Sequence[str], today: date
+) -> pl.DataFrame:
+    """Per active profile, sorted by id: the clear fields survivorship keeps, sources, record
+    count and :data:`DATES` (before consent and masking), from the golden cache or computed
+    and cached (see the module docstring)."""
+    rules = _rules(survivorship, trusted)
+    base, key = load(store, conn, GOLDEN_PROFILES, rules)
+    if base is None:
+        records = _records(store, conn, include_restricted=False, with_birth_dates=True)
+        single, multi = _single_and_multi(records)
+        base = _clear_values(single, multi, CLEAR_FIELDS, survivorship, trusted)
+        rule = survivorship.get("date_of_birth", "most_recent")
+        dates = _birth_dates(store, conn, single, multi, rule, trusted, today)
+        base = base.join(dates, on="profile_id", how="left", maintain_order="left")
+        save(conn, GOLDEN_PROFILES, base, key, rules)
+    settled = _settle(store, conn, base, today)
+    if settled is not None:
+        base = settled
+        save(conn, GOLDEN_PROFILES, base, key, rules)
+    return base
 
 
 def golden_frame(
@@ -412,28 +510,36 @@ def golden_frame(
 ) -> tuple[pl.DataFrame, int]:
     """``read_profiles(fields)`` as a frame, and how many the consent filter excluded.
 
-    ``fields`` are the readable ones (see the module docstring).
+    ``fields`` are the readable ones (see the module docstring). The consent filter and
+    masking are applied here, on every read, whether the values come from the cache or not.
     """
     bands = "age_band" in fields
-    records = _records(store, conn, include_restricted=include_restricted, with_birth_dates=bands)
-    single, multi = _single_and_multi(records)
-    clear = [n for n in CLEAR_FIELDS if n in fields or n == "country"]
-    frame = _clear_values(single, multi, clear, survivorship, trusted)
+    rule = survivorship.get("date_of_birth", "most_recent")
+    cached = _cacheable(conn, survivorship, store.keyring, include_restricted)
+    if cached:
+        frame = _cached_base(store, conn, survivorship, trusted, today)
+    else:
+        records = _records(store, conn, include_restricted=include_restricted, with_birth_dates=bands)
+        single, multi = _single_and_multi(records)
+        clear = [n for n in CLEAR_FIELDS if n in fields or n == "country"]
+        frame = _clear_values(single, multi, clear, survivorship, trusted)
     before = frame.height
     frame = _consent_filter(frame, decision, consent_states, consent_allows)
     excluded = before - frame.height
     if bands:
-        kept = frame.select("profile_id")
-        age_bands = _age_bands(
-            store,
-            conn,
-            single.join(kept, on="profile_id", how="semi"),
-            multi.join(kept, on="profile_id", how="semi"),
-            survivorship.get("date_of_birth", "most_recent"),
-            trusted,
-            today,
-        )
-        frame = frame.join(age_bands, on="profile_id", how="left", maintain_order="left")
+        if not cached:
+            kept = frame.select("profile_id")
+            dates = _birth_dates(
+                store,
+                conn,
+                single.join(kept, on="profile_id", how="semi"),
+                multi.join(kept, on="profile_id", how="semi"),
+                rule,
+                trusted,
+                today,
+            )
+            frame = frame.join(dates, on="profile_id", how="left", maintain_order="left")
+        frame = _with_bands(frame, today)
     out = frame.select("profile_id", *fields)
     masked = []
     for name in fields:
