@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from test_segments_events_read import DSR, OFFICER
 
 from cdp.access import AccessContext, CustomerStore
+from cdp.access import _golden_cache as golden_module
 from cdp.access import _profile_frame as frame_module
 from cdp.access import _tables as t
 from cdp.access.context import classifier_context
@@ -217,7 +218,7 @@ def test_birth_year_cache_spares_decryption_and_follows_the_ciphertext(
     profiling = classifier_context("profiling")
     _one_record_each(loaded)
     # the birth-year cache alone: the golden cache (``test_golden_cache.py``) would spare every decryption
-    monkeypatch.setattr(frame_module, "_cacheable", lambda *args: False)
+    monkeypatch.setattr(golden_module, "cacheable", lambda *args: False)
     counts = _decryptions(monkeypatch)
     first = _assert_same(loaded, profiling)
     [(name, _key_id, cached)] = _cache_rows(loaded)

@@ -38,7 +38,6 @@ _NONCE = 12
 BIRTH_YEARS = "birth_years"
 BIRTH_YEAR_SCHEMA = {"record_id": pl.String, "nonce": pl.Binary, "year": pl.Int16}
 GOLDEN_PROFILES = "golden_profiles"  # the golden frame's inputs per active profile (``_profile_frame.py``)
-STALE = -1  # the row_count of a cache that a trigger invalidated (migration 0005)
 
 
 def _aad(name: str, key_id: str, context: str) -> bytes:
@@ -48,19 +47,13 @@ def _aad(name: str, key_id: str, context: str) -> bytes:
 
 
 def load(store: StoreCore, conn: Connection, name: str, context: str = "") -> tuple[pl.DataFrame | None, BlockKey]:
-    """The cache ``name`` (None if absent, invalidated, unreadable or computed under another
-    ``context``) and the key to write it back with.
-
-    A cache a trigger invalidated (``STALE``: migration 0005) keeps its row and key, body
-    emptied, so the rebuilt cache is under the same key and an erasure still shreds it.
-    """
+    """The cache ``name`` (None if absent, unreadable or computed under another ``context``)
+    and the key to write it back with (a rewritten cache keeps its key: an erasure shreds it)."""
     row = conn.execute(
-        select(t.analytic_cache.c.key_id, t.analytic_cache.c.body, t.analytic_cache.c.row_count).where(
-            t.analytic_cache.c.name == name
-        )
+        select(t.analytic_cache.c.key_id, t.analytic_cache.c.body).where(t.analytic_cache.c.name == name)
     ).first()
     key = BlockKey(store, conn, row.key_id if row is not None else None)
-    if row is None or key.key_id is None or row.row_count == STALE:  # absent, key shredded, invalidated
+    if row is None or key.key_id is None:  # absent, or its key was shredded
         return None, key
     key_id, aead = key.aead()
     body = bytes(row.body)
@@ -90,5 +83,6 @@ def shred_analytic_copies(store: StoreCore, conn: Connection) -> None:
     shred_event_blocks(store, conn)
     key_ids = list(conn.execute(select(t.analytic_cache.c.key_id).distinct()).scalars())
     conn.execute(delete(t.analytic_cache))
+    conn.execute(delete(t.golden_dirty))
     if key_ids:
         store.shred_keys(conn, key_ids)

@@ -16,19 +16,9 @@ does not implement something (another field, a survivorship rule it does not
 have for the date of birth, an external keyring), ``profile_frame`` uses
 ``read_profiles`` itself.
 
-The golden cache (SQLite): even over columns, reading every record and decrypting
-the dates of birth takes seconds at 1M profiles on every refresh. What survivorship
-keeps per active profile before any policy (clear fields, sources, record count,
-the date of birth or the birth year that settles its band) is kept as one
-``analytic_cache`` row, ``golden_profiles``: Arrow IPC under AES-256-GCM, its data
-key in the key store, bound to the survivorship rules it was computed under. It
-cannot go stale: triggers (migration 0005) mark it so in the statement that
-changes ``records``, ``record_links`` or a profile's status (SQLite's serializable
-transactions keep a read from saving a cache older than a commit); any key shred
-drops it (``shred_keys``); erasure, its replay and retention destroy its key
-(``shred_analytic_copies``). The consent filter, masking and the age band for
-``today`` are applied on every read. Compliance reads (restricted people too) and
-PostgreSQL take the uncached path.
+On SQLite, what survivorship keeps per active profile before any policy is kept
+between reads in an encrypted golden cache (``_golden_cache.py``); the consent
+filter, masking and the age band for ``today`` are applied here on every read.
 """
 
 from __future__ import annotations
@@ -42,7 +32,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Connection
 
-from cdp.access._analytic_cache import BIRTH_YEAR_SCHEMA, BIRTH_YEARS, GOLDEN_PROFILES, load, save
+from cdp.access._analytic_cache import BIRTH_YEAR_SCHEMA, BIRTH_YEARS, load, save
 from cdp.access._core import StoreCore
 from cdp.access._parallel import map_split
 from cdp.access._profiles import COMPLIANCE_PURPOSES, ProfileMixin, _age_band_of
@@ -57,7 +47,6 @@ from cdp.policy.masking import age_band, treatment_function
 RECTIFICATION = "rectification"
 SUPPORTED = frozenset({*CLEAR_FIELDS, "age_band", "sources", "record_count"})
 _RULES = frozenset({"most_recent", "most_trusted", "most_frequent", "longest"})
-GOLDEN_VERSION = 1  # of the golden cache's columns: a cache of another version is rebuilt
 
 
 def supports(fields: Sequence[str], survivorship: dict[str, str], keyring: Keyring) -> bool:
@@ -146,11 +135,19 @@ def _sqlite_rows(conn: Connection, *, include_restricted: bool, with_birth_dates
 
 
 def _records(
-    store: ProfileMixin, conn: Connection, *, include_restricted: bool, with_birth_dates: bool
+    store: ProfileMixin,
+    conn: Connection,
+    *,
+    include_restricted: bool,
+    with_birth_dates: bool,
+    profile_ids: Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """One row per active record of every (active) profile, in the database's order (``_n``)."""
+    """One row per active record of every (active) profile, in the database's order (``_n``);
+    of the ``profile_ids`` only, when given (SQLite: the golden cache's out-of-date rows)."""
     names = [*_NAMES, *(["dob_token"] if with_birth_dates else [])]
-    if conn.dialect.name == "sqlite":
+    if profile_ids is not None:
+        frame = _subset_rows(conn, profile_ids, names)
+    elif conn.dialect.name == "sqlite":
         frame = _sqlite_rows(conn, include_restricted=include_restricted, with_birth_dates=with_birth_dates)
     else:
         frame = _driver_rows(
@@ -177,11 +174,34 @@ def _driver_rows(
     grouped = store._profile_records(
         conn, None, include_restricted=include_restricted, identity_fields=["date_of_birth"] if with_birth_dates else []
     )
-    rows = [row for records in grouped.values() for row in records]
+    return _rows_frame([row for records in grouped.values() for row in records], names)
+
+
+def _subset_rows(conn: Connection, profile_ids: Sequence[str], names: Sequence[str]) -> pl.DataFrame:
+    """The rows of :func:`_records` for some active profiles (SQLite), in the links' order as
+    :func:`_sqlite_rows` (so ties among a person's records fall as in the full read)."""
+    columns = ["r.id", "r.source", "r.key_id", "coalesce(r.occurred_at, r.received_at)"]
+    columns += [f"r.{n}" for n in CLEAR_FIELDS] + (["r.date_of_birth_enc"] if "dob_token" in names else [])
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        rows = cursor.execute(
+            f"SELECT l.profile_id, {', '.join(columns)} FROM record_links l"
+            " JOIN records r ON r.id = l.record_id JOIN profiles p ON p.id = l.profile_id"
+            " WHERE l.unlinked_at IS NULL AND r.status = 'active' AND p.status = 'active'"
+            " AND l.profile_id IN (SELECT value FROM json_each(?)) ORDER BY l.rowid",
+            [json.dumps(list(profile_ids))],
+        ).fetchall()
+    finally:
+        cursor.close()
+    return _rows_frame(rows, names)
+
+
+def _rows_frame(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> pl.DataFrame:
+    """Driver rows (the columns ``names``) as a frame."""
     if not rows:
         schema: dict[str, Any] = dict.fromkeys(names, pl.String)
         schema["seen"] = pl.Datetime("us")
-        if with_birth_dates:
+        if "dob_token" in names:
             schema["dob_token"] = pl.Binary
         return pl.DataFrame(schema=schema)
     values = list(zip(*rows, strict=True))
@@ -432,69 +452,6 @@ def _with_bands(frame: pl.DataFrame, today: date) -> pl.DataFrame:
     )
 
 
-def _settle(store: StoreCore, conn: Connection, base: pl.DataFrame, today: date) -> pl.DataFrame | None:
-    """``base`` with the dates of birth decrypted whose cached year no longer settles the band
-    ``today`` (a birthday now decides it); None when every year still does."""
-    settled = pl.Series(list(_year_bands(base["_year"], today)), dtype=pl.Int16)
-    due = base.filter(pl.col("_year").is_not_null() & ~pl.col("_year").is_in(settled.implode()))
-    if not due.height:
-        return None
-    candidates = due.select(pl.col("_dob_record").alias("record_id"), pl.col("_dob_key").alias("key_id"))
-    candidates = candidates.join(_tokens(conn, candidates["record_id"]), on="record_id", how="left")
-    wrapped = store.keystore.get(candidates["key_id"].unique().to_list())
-    found = due.select("profile_id", _decrypt_birth_dates(candidates, wrapped, store.keyring).alias("_found"))
-    hit = pl.col("profile_id").is_in(due["profile_id"].implode())
-    return (
-        base.join(found, on="profile_id", how="left", maintain_order="left")
-        .with_columns(
-            pl.when(hit).then(pl.col("_found")).otherwise(pl.col("_dob")).alias("_dob"),
-            pl.when(hit).then(None).otherwise(pl.col("_year")).cast(pl.Int16).alias("_year"),
-        )
-        .drop("_found")
-    )
-
-
-def _cacheable(conn: Connection, survivorship: dict[str, str], keyring: Keyring, include_restricted: bool) -> bool:
-    """Whether the read may use the golden cache: SQLite (whose triggers invalidate it), the
-    active profiles only, every rule the column path has, dates decrypted in this process."""
-    rules = {survivorship.get(f, "most_recent") for f in (*CLEAR_FIELDS, "date_of_birth")}
-    return (
-        conn.dialect.name == "sqlite"
-        and not include_restricted
-        and rules <= _RULES
-        and isinstance(keyring, FileKeyring)
-    )
-
-
-def _rules(survivorship: dict[str, str], trusted: Sequence[str]) -> str:
-    """The rules a golden cache was computed under, bound to it (another set reads as no cache)."""
-    chosen = {f: survivorship.get(f, "most_recent") for f in (*CLEAR_FIELDS, "date_of_birth")}
-    return json.dumps([GOLDEN_VERSION, chosen, list(trusted)], sort_keys=True)
-
-
-def _cached_base(
-    store: ProfileMixin, conn: Connection, survivorship: dict[str, str], trusted: Sequence[str], today: date
-) -> pl.DataFrame:
-    """Per active profile, sorted by id: the clear fields survivorship keeps, sources, record
-    count and :data:`DATES` (before consent and masking), from the golden cache or computed
-    and cached (see the module docstring)."""
-    rules = _rules(survivorship, trusted)
-    base, key = load(store, conn, GOLDEN_PROFILES, rules)
-    if base is None:
-        records = _records(store, conn, include_restricted=False, with_birth_dates=True)
-        single, multi = _single_and_multi(records)
-        base = _clear_values(single, multi, CLEAR_FIELDS, survivorship, trusted)
-        rule = survivorship.get("date_of_birth", "most_recent")
-        dates = _birth_dates(store, conn, single, multi, rule, trusted, today)
-        base = base.join(dates, on="profile_id", how="left", maintain_order="left")
-        save(conn, GOLDEN_PROFILES, base, key, rules)
-    settled = _settle(store, conn, base, today)
-    if settled is not None:
-        base = settled
-        save(conn, GOLDEN_PROFILES, base, key, rules)
-    return base
-
-
 def golden_frame(
     conn: Connection,
     *,
@@ -515,9 +472,11 @@ def golden_frame(
     """
     bands = "age_band" in fields
     rule = survivorship.get("date_of_birth", "most_recent")
-    cached = _cacheable(conn, survivorship, store.keyring, include_restricted)
+    from cdp.access import _golden_cache as golden  # it builds on this module
+
+    cached = golden.cacheable(conn, survivorship, store.keyring, include_restricted)
     if cached:
-        frame = _cached_base(store, conn, survivorship, trusted, today)
+        frame = golden.cached_base(store, conn, survivorship, trusted, today)
     else:
         records = _records(store, conn, include_restricted=include_restricted, with_birth_dates=bands)
         single, multi = _single_and_multi(records)
