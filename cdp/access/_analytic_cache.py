@@ -1,4 +1,4 @@
-"""Encrypted caches of values derived for analytics, inside the database (the birth-year cache).
+"""Encrypted caches of values derived for analytics, inside the database (birth years, golden rows).
 
 Why it exists: the age band of a profile needs its date of birth, a direct
 identifier stored only under the person's own key. Decrypting it for every
@@ -9,13 +9,14 @@ quasi-identifier in ``policies/fields.yaml``) together with the nonce of the
 ciphertext it came from. A later read takes the year when the record's token
 still has that nonce (the same ciphertext, so the same date), and decrypts only
 the people whose age band a year cannot settle (their band changes during the
-year) or who are not cached yet.
+year) or who are not cached yet. The golden cache (``_golden_cache.py``) is stored
+the same way.
 
-Guarantees: the cache is one row of ``analytic_cache``, its body AES-256-GCM under
+Guarantees: a cache is one row of ``analytic_cache``, its body AES-256-GCM under
 a data key of its own (wrapped by the KEK, re-wrapped by key rotation, bound to
-the row's name and key id as associated data); ``shred_analytic_copies`` destroys
-that key and the row, together with the event blocks, whenever records or events
-are deleted for a person (erasure, its replay after a restore, retention), so a
+the row's name and key id, and the rules it was computed under when given, as
+associated data); ``shred_analytic_copies`` destroys those keys and rows, with
+the event blocks, whenever records or events are deleted for a person (erasure, its replay after a restore, retention), so a
 copy in a backup becomes unreadable with the person. Nothing is written outside
 the database.
 """
