@@ -16,9 +16,9 @@ Guarantees: a cache is one row of ``analytic_cache``, its body AES-256-GCM under
 a data key of its own (wrapped by the KEK, re-wrapped by key rotation, bound to
 the row's name and key id, and the rules it was computed under when given, as
 associated data); ``shred_analytic_copies`` destroys those keys and rows, with
-the event blocks, whenever records or events are deleted for a person (erasure, its replay after a restore, retention), so a
-copy in a backup becomes unreadable with the person. Nothing is written outside
-the database.
+the event blocks, whenever records or events are deleted for a person (erasure,
+its replay after a restore, retention), so a copy in a backup becomes unreadable
+with the person. Nothing is written outside the database.
 """
 
 from __future__ import annotations
