@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -248,7 +248,7 @@ def test_any_shred_drops_the_cache_and_its_key(sqlite_only: CustomerStore) -> No
     assert rebuilt is not None and rebuilt[0] != cached[0]
 
 
-def test_retention_and_replay_destroy_the_cache(sqlite_only: CustomerStore) -> None:
+def test_retention_and_replay_destroy_the_cache(sqlite_only: CustomerStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store = sqlite_only
     _assert_same(store, PROFILING)
     person = _active(store)[0]
@@ -258,6 +258,15 @@ def test_retention_and_replay_destroy_the_cache(sqlite_only: CustomerStore) -> N
     assert cached is not None
     store.replay_erasures(OFFICER)  # after a restore: copies restored with the backup go again
     assert _golden(store) is None and store.keystore.get([cached[0]]) == {}
+    _assert_same(store, PROFILING)
+    cached = _golden(store)
+    assert cached is not None
+    monkeypatch.setitem(store.policy.policy.retention, "records:survey", 30)  # survey answers: 30 days
+    later = datetime.now(UTC) + timedelta(days=31)
+    deleted = {r["rule"]: r for r in store.apply_retention(OFFICER, dry_run=False, at=later)}
+    assert any(r.startswith("records:") and v["deleted"] for r, v in deleted.items())
+    assert _golden(store) is None and store.keystore.get([cached[0]]) == {} and not _dirty(store)
+    _assert_same(store, PROFILING)
 
 
 def test_other_rules_rebuild_the_cache(sqlite_only: CustomerStore, monkeypatch: pytest.MonkeyPatch) -> None:
