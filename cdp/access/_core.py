@@ -307,6 +307,7 @@ class StoreCore:
         # must never take from a cache what it can no longer decrypt (``_analytic_cache.py``).
         cache_keys = set(connection.execute(select(t.analytic_cache.c.key_id)).scalars()) - set(ids)
         connection.execute(delete(t.analytic_cache))
+        connection.execute(delete(t.golden_dirty))  # what was out of date in the golden cache
         if cache_keys:
             self.keystore.destroy(sorted(cache_keys))
             connection.execute(

@@ -15,6 +15,10 @@ same consent row filter, same masking, same audit record. Where this module
 does not implement something (another field, a survivorship rule it does not
 have for the date of birth, an external keyring), ``profile_frame`` uses
 ``read_profiles`` itself.
+
+On SQLite, what survivorship keeps per active profile before any policy is kept
+between reads in an encrypted golden cache (``_golden_cache.py``); the consent
+filter, masking and the age band for ``today`` are applied here on every read.
 """
 
 from __future__ import annotations
@@ -132,11 +136,19 @@ def _sqlite_rows(conn: Connection, *, include_restricted: bool, with_birth_dates
 
 
 def _records(
-    store: ProfileMixin, conn: Connection, *, include_restricted: bool, with_birth_dates: bool
+    store: ProfileMixin,
+    conn: Connection,
+    *,
+    include_restricted: bool,
+    with_birth_dates: bool,
+    profile_ids: Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """One row per active record of every (active) profile, in the database's order (``_n``)."""
+    """One row per active record of every (active) profile, in the database's order (``_n``);
+    of the ``profile_ids`` only, when given (SQLite: the golden cache's out-of-date rows)."""
     names = [*_NAMES, *(["dob_token"] if with_birth_dates else [])]
-    if conn.dialect.name == "sqlite":
+    if profile_ids is not None:
+        frame = _subset_rows(conn, profile_ids, names)
+    elif conn.dialect.name == "sqlite":
         frame = _sqlite_rows(conn, include_restricted=include_restricted, with_birth_dates=with_birth_dates)
     else:
         frame = _driver_rows(
@@ -163,11 +175,34 @@ def _driver_rows(
     grouped = store._profile_records(
         conn, None, include_restricted=include_restricted, identity_fields=["date_of_birth"] if with_birth_dates else []
     )
-    rows = [row for records in grouped.values() for row in records]
+    return _rows_frame([row for records in grouped.values() for row in records], names)
+
+
+def _subset_rows(conn: Connection, profile_ids: Sequence[str], names: Sequence[str]) -> pl.DataFrame:
+    """The rows of :func:`_records` for some active profiles (SQLite), in the links' order as
+    :func:`_sqlite_rows` (so ties among a person's records fall as in the full read)."""
+    columns = ["r.id", "r.source", "r.key_id", "coalesce(r.occurred_at, r.received_at)"]
+    columns += [f"r.{n}" for n in CLEAR_FIELDS] + (["r.date_of_birth_enc"] if "dob_token" in names else [])
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        rows = cursor.execute(
+            f"SELECT l.profile_id, {', '.join(columns)} FROM record_links l"
+            " JOIN records r ON r.id = l.record_id JOIN profiles p ON p.id = l.profile_id"
+            " WHERE l.unlinked_at IS NULL AND r.status = 'active' AND p.status = 'active'"
+            " AND l.profile_id IN (SELECT value FROM json_each(?)) ORDER BY l.rowid",
+            [json.dumps(list(profile_ids))],
+        ).fetchall()
+    finally:
+        cursor.close()
+    return _rows_frame(rows, names)
+
+
+def _rows_frame(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> pl.DataFrame:
+    """Driver rows (the columns ``names``) as a frame."""
     if not rows:
         schema: dict[str, Any] = dict.fromkeys(names, pl.String)
         schema["seen"] = pl.Datetime("us")
-        if with_birth_dates:
+        if "dob_token" in names:
             schema["dob_token"] = pl.Binary
         return pl.DataFrame(schema=schema)
     values = list(zip(*rows, strict=True))
@@ -334,7 +369,10 @@ def _year_bands(years: pl.Series, today: date) -> dict[int, str]:
     return out
 
 
-def _age_bands(
+DATES = {"_dob": pl.String, "_year": pl.Int16, "_dob_record": pl.String, "_dob_key": pl.String}
+
+
+def _birth_dates(
     store: StoreCore,
     conn: Connection,
     single: pl.DataFrame,
@@ -343,12 +381,14 @@ def _age_bands(
     trusted: Sequence[str],
     today: date,
 ) -> pl.DataFrame:
-    """profile_id, age_band of every profile with a readable date of birth.
+    """profile_id and :data:`DATES` for every profile with a readable date of birth.
 
-    Only the dates of birth survivorship weighs are read. A profile with one record takes the
-    birth year from the cache (``_analytic_cache.py``) when its token is the one the year was
-    taken from and the year settles the band; every other date is decrypted under its
-    person's key, and the years of newly decrypted ones are added to the cache.
+    ``_dob`` is the date survivorship keeps, decrypted. A profile with one record takes the
+    birth year from the cache (``_analytic_cache.py``) instead when its token is the one the
+    year was taken from and the year settles the band ``today``: ``_year``, with the record
+    and key (``_dob_record``, ``_dob_key``) to decrypt the date with on a day it no longer
+    does. Only the dates of birth survivorship weighs are read; the years of newly
+    decrypted ones are added to the cache.
     """
     single = single.filter(pl.col("nonce").is_not_null())  # the nonce of the date-of-birth token
     multi = multi.filter(pl.col("nonce").is_not_null())
@@ -362,7 +402,12 @@ def _age_bands(
     single = single.with_columns(
         pl.col("year").replace_strict(settled, default=None, return_dtype=pl.String).alias("age_band")
     )
-    known = single.filter(pl.col("age_band").is_not_null()).select("profile_id", "age_band")
+    known = single.filter(pl.col("age_band").is_not_null()).select(
+        "profile_id",
+        pl.col("year").alias("_year"),
+        pl.col("record_id").alias("_dob_record"),
+        pl.col("key_id").alias("_dob_key"),
+    )
     unsettled = single.filter(pl.col("age_band").is_null())
     # fetched for every read, never kept: a key shredded by another process reads as no value
     wrapped = store.keystore.get(pl.concat([unsettled["key_id"], multi["key_id"]]).unique().to_list())
@@ -380,12 +425,6 @@ def _age_bands(
     ones = decrypted.filter(pl.col("_count") == 1).select("profile_id", "record_id", "nonce", "date_of_birth")
     many = decrypted.filter(pl.col("_count") > 1)
     born = pl.concat([ones.select("profile_id", "date_of_birth"), _survivor(many, "date_of_birth", rule, trusted)])
-    banded = born.select(
-        "profile_id",
-        pl.col("date_of_birth")
-        .map_elements(lambda v: _age_band_of(v, today), return_dtype=pl.String)
-        .alias("age_band"),
-    )
     new = ones.filter(pl.col("record_id").is_in(unsettled.filter(pl.col("year").is_null())["record_id"].implode()))
     if new.height:
         years = new.select(
@@ -395,7 +434,23 @@ def _age_bands(
         ).filter(pl.col("year").is_not_null())
         kept = cached.filter(~pl.col("record_id").is_in(years["record_id"].implode()))
         save(conn, BIRTH_YEARS, pl.concat([kept, years]), key)
-    return pl.concat([known, banded.filter(pl.col("age_band").is_not_null())])
+    dates = pl.concat([known, born.select("profile_id", pl.col("date_of_birth").alias("_dob"))], how="diagonal")
+    return dates.select("profile_id", *(pl.col(n).cast(d) for n, d in DATES.items()))
+
+
+def _with_bands(frame: pl.DataFrame, today: date) -> pl.DataFrame:
+    """``frame`` (with the :data:`DATES` columns) with each profile's age band ``today``: from
+    the birth year where it settles the band, else from the date of birth (``_age_band_of``,
+    the row path's function, once per distinct date)."""
+    settled = _year_bands(frame["_year"], today)
+    bands = {v: _age_band_of(v, today) for v in frame["_dob"].drop_nulls().unique().to_list()}
+    dated = {v: b for v, b in bands.items() if b is not None}
+    return frame.with_columns(
+        pl.coalesce(
+            pl.col("_year").replace_strict(settled, default=None, return_dtype=pl.String),
+            pl.col("_dob").replace_strict(dated, default=None, return_dtype=pl.String),
+        ).alias("age_band")
+    )
 
 
 def golden_frame(
@@ -413,28 +468,38 @@ def golden_frame(
 ) -> tuple[pl.DataFrame, int]:
     """``read_profiles(fields)`` as a frame, and how many the consent filter excluded.
 
-    ``fields`` are the readable ones (see the module docstring).
+    ``fields`` are the readable ones (see the module docstring). The consent filter and
+    masking are applied here, on every read, whether the values come from the cache or not.
     """
     bands = "age_band" in fields
-    records = _records(store, conn, include_restricted=include_restricted, with_birth_dates=bands)
-    single, multi = _single_and_multi(records)
-    clear = [n for n in CLEAR_FIELDS if n in fields or n == "country"]
-    frame = _clear_values(single, multi, clear, survivorship, trusted)
+    rule = survivorship.get("date_of_birth", "most_recent")
+    from cdp.access import _golden_cache as golden  # it builds on this module
+
+    cached = golden.cacheable(conn, survivorship, store.keyring, include_restricted)
+    if cached:
+        frame = golden.cached_base(store, conn, survivorship, trusted, today)
+    else:
+        records = _records(store, conn, include_restricted=include_restricted, with_birth_dates=bands)
+        single, multi = _single_and_multi(records)
+        clear = [n for n in CLEAR_FIELDS if n in fields or n == "country"]
+        frame = _clear_values(single, multi, clear, survivorship, trusted)
     before = frame.height
     frame = _consent_filter(frame, decision, consent_states, consent_allows)
     excluded = before - frame.height
     if bands:
-        kept = frame.select("profile_id")
-        age_bands = _age_bands(
-            store,
-            conn,
-            single.join(kept, on="profile_id", how="semi"),
-            multi.join(kept, on="profile_id", how="semi"),
-            survivorship.get("date_of_birth", "most_recent"),
-            trusted,
-            today,
-        )
-        frame = frame.join(age_bands, on="profile_id", how="left", maintain_order="left")
+        if not cached:
+            kept = frame.select("profile_id")
+            dates = _birth_dates(
+                store,
+                conn,
+                single.join(kept, on="profile_id", how="semi"),
+                multi.join(kept, on="profile_id", how="semi"),
+                rule,
+                trusted,
+                today,
+            )
+            frame = frame.join(dates, on="profile_id", how="left", maintain_order="left")
+        frame = _with_bands(frame, today)
     out = frame.select("profile_id", *fields)
     masked = []
     for name in fields:

@@ -401,3 +401,12 @@ analytic_cache = Table(
     Column("row_count", Integer, nullable=False),
     Column("built_at", TS, nullable=False),
 )
+
+# The profiles whose row in the golden cache (``analytic_cache`` ``golden_profiles``, see
+# ``cdp/access/_profile_frame.py``) a change to records, links or a profile's status made
+# out of date; filled by triggers made by migration 0005 (SQLite), emptied by the next read.
+golden_dirty = Table(
+    "golden_dirty",
+    metadata,
+    Column("profile_id", String(40), primary_key=True),
+)
