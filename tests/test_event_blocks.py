@@ -144,3 +144,37 @@ def test_retention_and_key_rotation(blocked: CustomerStore, monkeypatch: pytest.
     deleted = {r["rule"]: r for r in blocked.apply_retention(OFFICER, dry_run=False, at=later)}
     assert deleted["events:website"]["deleted"] >= 1
     assert _assert_same(blocked).height < before.height
+
+
+def test_blocks_rebuilt_after_all_were_dropped_keep_their_key_and_erasure_destroys_it(blocked: CustomerStore) -> None:
+    """Once triggers have dropped every block, the next read stores new ones under the same key,
+    so the erasure that destroys the blocks' key also makes an older backup's blocks unreadable."""
+    frame = _assert_same(blocked)
+    first_key = _blocks(blocked)[0][2]
+    with blocked.engine.begin() as conn:  # what the triggers do when every stored range changed
+        conn.execute(t.event_blocks.delete())
+    _assert_same(blocked)
+    assert {k for _, _, k in _blocks(blocked)} == {first_key}
+    victim = frame.group_by("profile_id").len().sort("len", descending=True)["profile_id"][0]
+    blocked.erase_subject(DSR, str(victim))
+    assert blocked.keystore.get([first_key]) == {}
+    _assert_same(blocked)  # new blocks under a new key, pinned in turn
+    (second_key,) = {k for _, _, k in _blocks(blocked)}
+    assert second_key != first_key
+    with blocked.engine.begin() as conn:
+        conn.execute(t.event_blocks.delete())
+    other = next(p for p in frame["profile_id"].cast(pl.String).unique().sort() if p != str(victim))
+    blocked.erase_subject(DSR, other)  # no block left: the pinned key goes all the same
+    assert blocked.keystore.get([second_key]) == {}
+
+
+def test_blocks_under_a_key_that_is_not_the_pinned_one_are_dropped_with_their_key(blocked: CustomerStore) -> None:
+    whole = _assert_same(blocked)
+    key_id = _blocks(blocked)[0][2]
+    with blocked.engine.begin() as conn:  # the pin names another key
+        conn.execute(
+            update(t.analytic_cache).where(t.analytic_cache.c.name == blocks_module.PINNED_KEY).values(key_id="k-other")
+        )
+    assert _canonical(_assert_same(blocked)).equals(_canonical(whole))
+    assert blocked.keystore.get([key_id]) == {}
+    assert {k for _, _, k in _blocks(blocked)} - {key_id}

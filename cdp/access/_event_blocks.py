@@ -171,6 +171,24 @@ class BlockKey:
 
 
 _BLOCK_COLUMNS = "lo, hi, row_count, first_id, last_id, key_id, core, props"
+PINNED_KEY = "event_blocks_key"
+"""The ``analytic_cache`` row (empty body) naming the blocks' data key while no block is left.
+
+Triggers delete blocks; once every block is gone, the key would be named nowhere, the next read
+would make another, and an erasure, which destroys the keys it can find, would leave that
+earlier key alive: blocks under it in an older backup would stay readable. The pinned key is
+reused instead, and destroyed by every erasure, retention and key shred with the caches.
+"""
+
+
+def _pinned_key_id(conn: Connection) -> str | None:
+    found = conn.execute(select(t.analytic_cache.c.key_id).where(t.analytic_cache.c.name == PINNED_KEY)).scalar()
+    return None if found is None else str(found)
+
+
+def _pin(conn: Connection, key_id: str) -> None:
+    conn.execute(delete(t.analytic_cache).where(t.analytic_cache.c.name == PINNED_KEY))
+    conn.execute(insert(t.analytic_cache).values(name=PINNED_KEY, key_id=key_id, body=b"", row_count=0, built_at=now()))
 
 
 def _valid_blocks(cursor: Any, conn: Connection) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
@@ -215,7 +233,14 @@ def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[st
     try:
         low, high = _rowid_bounds(cursor)
         dictionary_row, blocks = _valid_blocks(cursor, conn) if low is not None else (None, [])
-        key = BlockKey(store, conn, dictionary_row[5] if dictionary_row else None)
+        pinned = _pinned_key_id(conn)
+        if dictionary_row and pinned is not None and dictionary_row[5] != pinned:
+            # Blocks under a key that is not the pinned one (never made by this code): their key
+            # is destroyed with them, so no copy of them anywhere stays readable.
+            conn.execute(delete(t.event_blocks))
+            store.shred_keys(conn, [dictionary_row[5]])
+            dictionary_row, blocks, pinned = None, [], _pinned_key_id(conn)
+        key = BlockKey(store, conn, pinned if pinned is not None else dictionary_row[5] if dictionary_row else None)
         if dictionary_row and key.key_id is None:  # their key was shredded: nothing in them can be read
             conn.execute(delete(t.event_blocks))
             dictionary_row, blocks = None, []
@@ -271,6 +296,8 @@ def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[st
     if not pieces:
         return _empty()
     dictionary = _code_new_ranges(conn, key, pieces, dictionary, dictionary_row is not None)
+    if key.key_id is not None and key.key_id != pinned:
+        _pin(conn, key.key_id)
     ids = pl.Series("profile_id", [active]).str.json_decode(pl.List(pl.String)).explode()
     return _assemble(pieces, dictionary, ids, properties_of)
 
@@ -338,7 +365,10 @@ def _assemble(
 def shred_event_blocks(store: StoreCore, conn: Connection) -> int:
     """Delete every block and destroy their data key (erasure: backups' copies become unreadable)."""
     key_ids = list(conn.execute(select(t.event_blocks.c.key_id).distinct()).scalars())
+    pinned = _pinned_key_id(conn)
+    key_ids += [pinned] if pinned is not None and pinned not in key_ids else []
     deleted = conn.execute(delete(t.event_blocks)).rowcount or 0
+    conn.execute(delete(t.analytic_cache).where(t.analytic_cache.c.name == PINNED_KEY))
     if key_ids:
         store.shred_keys(conn, key_ids)
     return deleted
