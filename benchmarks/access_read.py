@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -274,6 +275,8 @@ def main() -> None:
         f"median {middle[access] / middle[minimal]:.2f}, best {best[access] / best[minimal]:.2f} (target <= 1.5)"
     )
     store.close()
+    twin.close()
+    shutil.rmtree(base)  # the plaintext copies (synthetic data) go with the run
 
 
 if __name__ == "__main__":
