@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cdp._exceptions import CryptoError
 from cdp.access import CustomerStore
 from cdp.access import _tables as t
 from cdp.access._bulk import compiled_insert
@@ -26,7 +27,8 @@ from cdp.access.context import AccessContext, connector_context
 from cdp.api.collect import _call_size
 from cdp.connectors._parse import json_loads
 from cdp.connectors.website import MAX_CALL_BYTES
-from cdp.crypto.fields import FieldCipher, token_nonce
+from cdp.crypto import fields as fields_module
+from cdp.crypto.fields import FieldCipher, RecordEncryptor, token_nonce
 from cdp.model import EventData, IncomingRecord
 
 STDLIB = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, sort_keys=True).encode
@@ -84,6 +86,45 @@ def test_encrypt_record_makes_the_tokens_encrypt_makes() -> None:
         cipher.decrypt(tokens[1] or b"", record_id="r_1", field="phone")
     many = cipher.encrypt_record("r_2", ("a", "b", "c"), ("x", "y", "z"))
     assert len({token_nonce(token or b"") for token in many}) == 3
+
+
+def test_record_encryptor_makes_the_tokens_encrypt_record_makes(monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = ("payload", "email", "phone", "given_name")
+    people = [FieldCipher(bytes([n]) * 32, f"k_{n}") for n in range(3)]
+    items: list[tuple[FieldCipher, str, tuple[str | bytes | None, ...]]] = [
+        (people[n % 3], f"r_{n}", (b'{"a":1}', f"p{n}@b.c", None, "Zoë \ud800") if n % 2 else (b"{}",))
+        for n in range(7)
+    ]
+    tokens = RecordEncryptor(fields).encrypt_many(items)
+    # Every token decrypts with the per-field path, in its own field and record only.
+    for (cipher, record_id, values), row in zip(items, tokens, strict=True):
+        padded = [*values, None, None, None][: len(fields)]
+        for field, value, token in zip(fields, padded, row, strict=True):
+            if not value:
+                assert token is None
+                continue
+            text = value.decode() if isinstance(value, bytes) else value
+            assert cipher.decrypt(token or b"", record_id=record_id, field=field) == text
+            with pytest.raises(Exception, match="moved"):
+                cipher.decrypt(token or b"", record_id=record_id + "x", field=field)
+    nonces = [token_nonce(token) for row in tokens for token in row if token]
+    assert len(set(nonces)) == len(nonces) == 4 + 3 * 3
+    # Given the same random bytes, exactly the bytes of FieldCipher.encrypt_record.
+    monkeypatch.setattr(fields_module, "_urandom", lambda size: bytes(i % 256 for i in range(size)))
+    for cipher, record_id, values in items:
+        padded = (*values, None, None, None)[: len(fields)]
+        [fast] = RecordEncryptor(fields).encrypt_many([(cipher, record_id, padded)])
+        assert fast == cipher.encrypt_record(record_id, fields, padded)
+    with pytest.raises(CryptoError):
+        RecordEncryptor(fields[:1]).encrypt_many([(people[0], "r", ("a", "b"))])
+
+
+def test_record_encryptor_nonces_stay_unique_past_one_csprng_read() -> None:
+    cipher = FieldCipher(bytes(32), "k_many")
+    count = (1 << 16) + 10  # more nonces than one read of the pool holds
+    tokens = RecordEncryptor(("payload",)).encrypt_many([(cipher, f"r_{n}", (b"x",)) for n in range(count)])
+    assert len({token_nonce(row[0] or b"") for row in tokens}) == count
+    assert cipher.decrypt(tokens[-1][0] or b"", record_id=f"r_{count - 1}", field="payload") == "x"
 
 
 def _record(n: int, **identity: str) -> IncomingRecord:

@@ -10,7 +10,9 @@ test process may hold threads), against its own data directory.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 from test_ingest_crash import environment, write_calls
 
 from cdp.access import open_store
+from cdp.connectors._worker import PIPE_BYTES, Batch, _widen
 from cdp.connectors.runner import IngestRunner, make_connector
 from cdp.settings import Settings
 
@@ -121,3 +124,23 @@ def test_worker_errors_reach_the_caller(tmp_path: Path, settings: Settings) -> N
     result = run_in_worker(settings, "website", {"path": str(tmp_path / "missing.jsonl")}, tmp_path)
     assert result["error"] == "UnknownSourceError"
     assert "missing.jsonl" in result["message"]
+
+
+def test_batches_travel_packed_and_unpack_to_the_same_records() -> None:
+    records = [("r_1", "web", "calls", "m1", "k1", None, "event", b"{}", None, (None,), (), [], [], [])]
+    batch = Batch(records, [{"position": "f:1"}], {"f": {"offset": 10}}, read=2)
+    packed = batch.pack()
+    assert packed.records == [] and packed.packed is not None
+    assert packed.ready() == records == batch.ready()
+    assert (packed.rejects, packed.state, packed.read) == (batch.rejects, batch.state, batch.read)
+
+
+def test_worker_pipe_is_widened() -> None:
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    try:
+        _widen(sending)
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        assert fcntl.fcntl(receiving.fileno(), fcntl.F_GETPIPE_SZ) >= min(limit, PIPE_BYTES)
+    finally:
+        receiving.close()
+        sending.close()
