@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cdp._exceptions import CryptoError
+from cdp._exceptions import CryptoError, RecordRejected
 from cdp.access import CustomerStore
 from cdp.access import _tables as t
 from cdp.access._bulk import compiled_insert
@@ -25,7 +25,7 @@ from cdp.access._ingest import _LOOKUPS, lookup
 from cdp.access._rows import EVENT_COLUMNS, READY_EVENTS, READY_PAYLOAD, json_bytes, payload_bytes
 from cdp.access.context import AccessContext, connector_context
 from cdp.api.collect import _call_size
-from cdp.connectors._parse import json_loads
+from cdp.connectors._parse import json_loads, text
 from cdp.connectors.website import MAX_CALL_BYTES
 from cdp.crypto import fields as fields_module
 from cdp.crypto.fields import FieldCipher, RecordEncryptor, token_nonce
@@ -217,3 +217,31 @@ def test_call_size_measures_calls_near_the_limit_exactly() -> None:
     big = {"type": "track", "properties": {"values": [1e-7] * 3000, "n": float("nan")}}
     exact = len(json.dumps(big, ensure_ascii=False, separators=(",", ":")).encode())
     assert _call_size(big) == exact > MAX_CALL_BYTES // 3
+
+
+def _text_reference(value: Any, max_len: int, required: bool) -> str | None:
+    """connectors._parse.text as it was before its fast path for str (the result, or the error's reason)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "is required" if required else None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return f"must be text, got {type(value).__name__}"
+    out = str(value).strip()
+    return f"is {len(out)} characters, over the {max_len} limit" if len(out) > max_len else out
+
+
+class _Str(str):
+    def strip(self, chars: str | None = None) -> str:
+        return "custom"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a", "  padded\t", "", "   ", "x" * 5, "x" * 6, " " + "x" * 5 + " ", "北京 ", 12, 1.5, True, None, [], _Str("s")],
+)
+@pytest.mark.parametrize("required", [False, True])
+def test_text_fast_path_gives_what_the_general_path_gave(value: Any, required: bool) -> None:
+    try:
+        got = text(value, "f", record="r", required=required, max_len=5)
+    except RecordRejected as exc:
+        got = exc.reason
+    assert got == _text_reference(value, 5, required)

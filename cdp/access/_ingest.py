@@ -274,9 +274,13 @@ class IngestMixin(StoreCore):
         records_insert = bulk_insert(conn, t.records, RECORD_COLUMNS)
         received = now()
         stamp: Any = received
+        consents_insert = bulk_insert(conn, t.consents, CONSENT_COLUMNS)
+        consent_stamp: Any = received
         if converted:  # the rest of each row is in the driver's form already: so must this be
             process = records_insert.processor("received_at")
             stamp = process(received) if process is not None else received
+            process = consents_insert.processor("recorded_at")
+            consent_stamp = process(received) if process is not None else received
         index_rows: list[tuple[Any, ...]] = []
         event_rows: list[tuple[Any, ...]] = []
         consent_rows: list[tuple[Any, ...]] = []
@@ -300,7 +304,7 @@ class IngestMixin(StoreCore):
             index_rows += ready[READY_INDEXES]
             event_rows += ready[READY_EVENTS]
             for consent in ready[READY_CONSENTS]:
-                consent_rows.append(consent if consent[8] is not None else (*consent[:8], received, consent[9]))
+                consent_rows.append(consent if consent[8] is not None else (*consent[:8], consent_stamp, consent[9]))
         record_rows = [
             (*ready[:5], stamp, ready[READY_OCCURRED], key_id, ready[READY_KIND], *tokens, *ready[READY_CLEAR])
             for ready, key_id, tokens in zip(
@@ -316,7 +320,7 @@ class IngestMixin(StoreCore):
         records_insert.run(conn, record_rows, converted=converted)
         bulk_insert(conn, t.blind_indexes, INDEX_COLUMNS).run(conn, index_rows)
         bulk_insert(conn, t.events, EVENT_COLUMNS).run(conn, event_rows, converted=converted)
-        bulk_insert(conn, t.consents, CONSENT_COLUMNS).run(conn, consent_rows)
+        consents_insert.run(conn, consent_rows, converted=converted)
         return out
 
     def _suppressed(self, connection: Connection, digests: set[str]) -> set[str]:
