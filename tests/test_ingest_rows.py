@@ -245,3 +245,19 @@ def test_text_fast_path_gives_what_the_general_path_gave(value: Any, required: b
     except RecordRejected as exc:
         got = exc.reason
     assert got == _text_reference(value, 5, required)
+
+
+def test_column_mapping_is_made_once_and_follows_the_config(tmp_path: Any) -> None:
+    from cdp.connectors.base import SourceItem
+    from cdp.connectors.runner import make_connector
+    from cdp.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    connector = make_connector(settings, "pos", {"path": str(tmp_path / "x.csv"), "columns": {"amount": "total"}})
+    item = SourceItem("transactions", "x.csv:2", "", data={"total": "5", "transaction_id": "t1"})
+    assert connector.canonical(item, record_field="transaction_id")[0] == {"amount": "5", "transaction_id": "t1"}  # type: ignore[attr-defined]
+    connector.config["columns"] = {"amount": "sum"}  # type: ignore[index]
+    with pytest.raises(RecordRejected, match="unknown column"):
+        connector.canonical(item, record_field="transaction_id")  # type: ignore[attr-defined]
+    connector.config["ignore_columns"] = ["total"]  # type: ignore[index]
+    assert connector.canonical(item, record_field="transaction_id")[0] == {"transaction_id": "t1"}  # type: ignore[attr-defined]
