@@ -25,7 +25,6 @@ next send (the pipe is closed) and exits.
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 import multiprocessing
 import pickle
@@ -200,6 +199,10 @@ def _widen(pipe: Connection) -> None:
     by default, instead of 64 KiB): a batch then goes through in one or two reads instead of ~20, each
     of which needs the receiving thread to take the GIL back from the storing thread, and the child
     can read ahead while the parent is busy. Where that fails, the pipe stays as it is."""
+    try:
+        import fcntl  # POSIX only; the worker itself needs fork, but this module is imported everywhere
+    except ImportError:  # pragma: no cover - Windows
+        return
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
     if set_size is None:  # pragma: no cover - not Linux
         return
