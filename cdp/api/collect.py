@@ -25,7 +25,6 @@ import binascii
 import hmac
 import json
 import multiprocessing
-import pickle
 import threading
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -147,17 +146,7 @@ def _batch_calls(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return calls
 
 
-# records (or, from the parser process, the records pickled: see BatchParser; b"" for none), quarantine entries,
-# rejected calls
-Parsed = tuple[list[Ready] | bytes, list[dict[str, Any]], list[dict[str, str]]]
-
-
-def _unpack(records: list[Ready] | bytes) -> list[Ready]:
-    """Records as the parser process packed them (pickled bytes), or as made here."""
-    if isinstance(records, bytes):
-        unpacked: list[Ready] = pickle.loads(records) if records else []  # noqa: S301 - our parser's bytes
-        return unpacked
-    return records
+Parsed = tuple[list[Ready], list[dict[str, Any]], list[dict[str, str]]]  # records, quarantine entries, rejected
 
 
 class BatchParser:
@@ -167,11 +156,6 @@ class BatchParser:
     take turns on the GIL. The parser is spawned (not forked: the server runs threads) with the
     settings, and opens the store only to read its policy and blind-index secret; it writes
     nothing. Plaintext crosses only the pipe between the processes.
-
-    The rows come back pickled once more, as bytes: the thread of this process that receives the
-    results then only copies bytes, and the storing thread unpickles them (:func:`_unpack`), instead
-    of the receiving thread holding the GIL to rebuild every tuple while the storing thread waits
-    for it between SQLite steps.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -206,8 +190,7 @@ def _parser_parse(raw: bytes, gpc: bool) -> Parsed:
     records, rejects, rejected = _prepare(
         _PARSER_STATE["settings"], _PARSER_STATE["normalizers"], calls, gpc=gpc, forced_type=None
     )
-    rows = maker.make(records)
-    return (pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL) if rows else b""), rejects, rejected
+    return maker.make(records), rejects, rejected
 
 
 _PARSERS_LOCK = threading.Lock()
@@ -249,12 +232,12 @@ class GroupWriter:
         self.on_stored = on_stored  # told the ids of committed records (identity matching on arrival)
         self.ctx = connector_context(SOURCE)
         self.lock = asyncio.Lock()
-        self.pending: list[tuple[list[Ready] | bytes, list[dict[str, Any]], asyncio.Future[IngestOutcome]]] = []
+        self.pending: list[tuple[list[Ready], list[dict[str, Any]], asyncio.Future[IngestOutcome]]] = []
         # Rows are made with the store's dialect (here and in the parser): on SQLite, driver-ready.
         self.maker = store.row_maker(store.engine.dialect)
 
-    async def write(self, records: list[Ready] | bytes, rejects: list[dict[str, Any]]) -> IngestOutcome:
-        """Store records made by :attr:`maker` (or the parser's, which is made alike, packed: see Parsed)."""
+    async def write(self, records: list[Ready], rejects: list[dict[str, Any]]) -> IngestOutcome:
+        """Store records made by :attr:`maker` (or the parser's, which is made alike)."""
         future: asyncio.Future[IngestOutcome] = asyncio.get_running_loop().create_future()
         self.pending.append((records, rejects, future))
         async with self.lock:
@@ -275,9 +258,8 @@ class GroupWriter:
                                 self.on_stored(outcome.record_ids)
         return await future
 
-    def _store(self, packed: Sequence[tuple[list[Ready] | bytes, list[dict[str, Any]], Any]]) -> list[Any]:
+    def _store(self, jobs: Sequence[tuple[list[Ready], list[dict[str, Any]], Any]]) -> list[Any]:
         converted = self.maker.converted
-        jobs = [(_unpack(records), rejects, waiting) for records, rejects, waiting in packed]
         try:
             self.store.quarantine_many(self.ctx, [entry for _, rejects, _ in jobs for entry in rejects])
             if not any(records for records, _, _ in jobs):
