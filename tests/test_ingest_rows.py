@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cdp._exceptions import CryptoError, RecordRejected
 from cdp.access import CustomerStore
 from cdp.access import _tables as t
 from cdp.access._bulk import compiled_insert
@@ -24,9 +25,10 @@ from cdp.access._ingest import _LOOKUPS, lookup
 from cdp.access._rows import EVENT_COLUMNS, READY_EVENTS, READY_PAYLOAD, json_bytes, payload_bytes
 from cdp.access.context import AccessContext, connector_context
 from cdp.api.collect import _call_size
-from cdp.connectors._parse import json_loads
+from cdp.connectors._parse import json_loads, text
 from cdp.connectors.website import MAX_CALL_BYTES
-from cdp.crypto.fields import FieldCipher, token_nonce
+from cdp.crypto import fields as fields_module
+from cdp.crypto.fields import FieldCipher, RecordEncryptor, token_nonce
 from cdp.model import EventData, IncomingRecord
 
 STDLIB = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, sort_keys=True).encode
@@ -84,6 +86,45 @@ def test_encrypt_record_makes_the_tokens_encrypt_makes() -> None:
         cipher.decrypt(tokens[1] or b"", record_id="r_1", field="phone")
     many = cipher.encrypt_record("r_2", ("a", "b", "c"), ("x", "y", "z"))
     assert len({token_nonce(token or b"") for token in many}) == 3
+
+
+def test_record_encryptor_makes_the_tokens_encrypt_record_makes(monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = ("payload", "email", "phone", "given_name")
+    people = [FieldCipher(bytes([n]) * 32, f"k_{n}") for n in range(3)]
+    items: list[tuple[FieldCipher, str, tuple[str | bytes | None, ...]]] = [
+        (people[n % 3], f"r_{n}", (b'{"a":1}', f"p{n}@b.c", None, "Zoë \ud800") if n % 2 else (b"{}",))
+        for n in range(7)
+    ]
+    tokens = RecordEncryptor(fields).encrypt_many(items)
+    # Every token decrypts with the per-field path, in its own field and record only.
+    for (cipher, record_id, values), row in zip(items, tokens, strict=True):
+        padded = [*values, None, None, None][: len(fields)]
+        for field, value, token in zip(fields, padded, row, strict=True):
+            if not value:
+                assert token is None
+                continue
+            text = value.decode() if isinstance(value, bytes) else value
+            assert cipher.decrypt(token or b"", record_id=record_id, field=field) == text
+            with pytest.raises(Exception, match="moved"):
+                cipher.decrypt(token or b"", record_id=record_id + "x", field=field)
+    nonces = [token_nonce(token) for row in tokens for token in row if token]
+    assert len(set(nonces)) == len(nonces) == 4 + 3 * 3
+    # Given the same random bytes, exactly the bytes of FieldCipher.encrypt_record.
+    monkeypatch.setattr(fields_module, "_urandom", lambda size: bytes(i % 256 for i in range(size)))
+    for cipher, record_id, values in items:
+        padded = (*values, None, None, None)[: len(fields)]
+        [fast] = RecordEncryptor(fields).encrypt_many([(cipher, record_id, padded)])
+        assert fast == cipher.encrypt_record(record_id, fields, padded)
+    with pytest.raises(CryptoError):
+        RecordEncryptor(fields[:1]).encrypt_many([(people[0], "r", ("a", "b"))])
+
+
+def test_record_encryptor_nonces_stay_unique_past_one_csprng_read() -> None:
+    cipher = FieldCipher(bytes(32), "k_many")
+    count = (1 << 16) + 10  # more nonces than one read of the pool holds
+    tokens = RecordEncryptor(("payload",)).encrypt_many([(cipher, f"r_{n}", (b"x",)) for n in range(count)])
+    assert len({token_nonce(row[0] or b"") for row in tokens}) == count
+    assert cipher.decrypt(tokens[-1][0] or b"", record_id=f"r_{count - 1}", field="payload") == "x"
 
 
 def _record(n: int, **identity: str) -> IncomingRecord:
@@ -176,3 +217,47 @@ def test_call_size_measures_calls_near_the_limit_exactly() -> None:
     big = {"type": "track", "properties": {"values": [1e-7] * 3000, "n": float("nan")}}
     exact = len(json.dumps(big, ensure_ascii=False, separators=(",", ":")).encode())
     assert _call_size(big) == exact > MAX_CALL_BYTES // 3
+
+
+def _text_reference(value: Any, max_len: int, required: bool) -> str | None:
+    """connectors._parse.text as it was before its fast path for str (the result, or the error's reason)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "is required" if required else None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return f"must be text, got {type(value).__name__}"
+    out = str(value).strip()
+    return f"is {len(out)} characters, over the {max_len} limit" if len(out) > max_len else out
+
+
+class _Str(str):
+    def strip(self, chars: str | None = None) -> str:
+        return "custom"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a", "  padded\t", "", "   ", "x" * 5, "x" * 6, " " + "x" * 5 + " ", "北京 ", 12, 1.5, True, None, [], _Str("s")],
+)
+@pytest.mark.parametrize("required", [False, True])
+def test_text_fast_path_gives_what_the_general_path_gave(value: Any, required: bool) -> None:
+    try:
+        got = text(value, "f", record="r", required=required, max_len=5)
+    except RecordRejected as exc:
+        got = exc.reason
+    assert got == _text_reference(value, 5, required)
+
+
+def test_column_mapping_is_made_once_and_follows_the_config(tmp_path: Any) -> None:
+    from cdp.connectors.base import SourceItem
+    from cdp.connectors.runner import make_connector
+    from cdp.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    connector = make_connector(settings, "pos", {"path": str(tmp_path / "x.csv"), "columns": {"amount": "total"}})
+    item = SourceItem("transactions", "x.csv:2", "", data={"total": "5", "transaction_id": "t1"})
+    assert connector.canonical(item, record_field="transaction_id")[0] == {"amount": "5", "transaction_id": "t1"}  # type: ignore[attr-defined]
+    connector.config["columns"] = {"amount": "sum"}  # type: ignore[index]
+    with pytest.raises(RecordRejected, match="unknown column"):
+        connector.canonical(item, record_field="transaction_id")  # type: ignore[attr-defined]
+    connector.config["ignore_columns"] = ["total"]  # type: ignore[index]
+    assert connector.canonical(item, record_field="transaction_id")[0] == {"transaction_id": "t1"}  # type: ignore[attr-defined]

@@ -10,7 +10,9 @@ test process may hold threads), against its own data directory.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 from test_ingest_crash import environment, write_calls
 
 from cdp.access import open_store
+from cdp.connectors._worker import PIPE_BYTES, Batch, _widen
 from cdp.connectors.runner import IngestRunner, make_connector
 from cdp.settings import Settings
 
@@ -62,7 +65,7 @@ def contents(engine: Engine) -> dict[str, Any]:
     with engine.connect() as connection:
 
         def rows(sql: str) -> list[tuple[Any, ...]]:
-            return sorted(tuple(r) for r in connection.execute(text(sql)))
+            return sorted((tuple(r) for r in connection.execute(text(sql))), key=repr)
 
         return {
             "records": rows(
@@ -76,7 +79,10 @@ def contents(engine: Engine) -> dict[str, Any]:
                 "SELECT r.source_record_id, e.event_type, e.event_name, e.occurred_at, e.revenue,"
                 " e.anonymous_key IS NULL, e.user_key IS NULL FROM events e JOIN records r ON r.id = e.record_id"
             ),
-            "consents": rows("SELECT purpose, status, source FROM consents"),
+            "consents": rows(
+                "SELECT purpose, status, source, jurisdiction, recorded_at, subject_key IS NULL,"
+                " json_remove(evidence, '$.ip_hash'), json_type(evidence, '$.ip_hash') FROM consents"
+            ),
             "quarantine": rows("SELECT position, field, reason FROM quarantine"),
             "people": connection.execute(text("SELECT count(DISTINCT key_id) FROM records")).scalar(),
         }
@@ -121,3 +127,48 @@ def test_worker_errors_reach_the_caller(tmp_path: Path, settings: Settings) -> N
     result = run_in_worker(settings, "website", {"path": str(tmp_path / "missing.jsonl")}, tmp_path)
     assert result["error"] == "UnknownSourceError"
     assert "missing.jsonl" in result["message"]
+
+
+def test_batches_travel_packed_and_unpack_to_the_same_records() -> None:
+    records = [("r_1", "web", "calls", "m1", "k1", None, "event", b"{}", None, (None,), (), [], [], [])]
+    batch = Batch(records, [{"position": "f:1"}], {"f": {"offset": 10}}, read=2)
+    packed = batch.pack()
+    assert packed.records == [] and packed.packed is not None
+    assert packed.ready() == records == batch.ready()
+    assert (packed.rejects, packed.state, packed.read) == (batch.rejects, batch.state, batch.read)
+
+
+def test_worker_pipe_is_widened() -> None:
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    try:
+        _widen(sending)
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        assert fcntl.fcntl(receiving.fileno(), fcntl.F_GETPIPE_SZ) >= min(limit, PIPE_BYTES)
+    finally:
+        receiving.close()
+        sending.close()
+
+
+def test_worker_rows_of_demo_web_calls_equal_in_process_rows(tmp_path: Path) -> None:
+    """Demo website calls carry consents (with evidence and a hashed IP), identities and events: the
+    rows the worker converts for SQLite store what the in-process path stores."""
+    from cdp.demo import generate
+
+    made = generate(tmp_path / "demo", customers=1200, seed=7)
+    assert made.web.stat().st_size > 1_000_000
+    config = {"path": str(made.web)}
+    settings = sqlite_settings(tmp_path / "here")
+    store = open_store(settings, migrate=True)
+    here = IngestRunner(store, settings).run(make_connector(settings, "website", config), parallel=False)
+    other = sqlite_settings(tmp_path / "other")
+    there = run_in_worker(other, "website", config, tmp_path)
+    assert there["worker"] and not here.worker
+    assert (there["read"], there["accepted"], there["rejected"]) == (here.read, here.accepted, here.rejected)
+    engine = create_engine(other.database_url)
+    try:
+        stored = contents(store.engine)
+        assert len(stored["consents"]) > 100 and any(row[6] for row in stored["consents"])
+        assert contents(engine) == stored
+    finally:
+        engine.dispose()
+        store.close()

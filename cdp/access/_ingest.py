@@ -50,7 +50,7 @@ from cdp.access._rows import (
     record_ids,
 )
 from cdp.access.context import AccessContext
-from cdp.crypto.fields import FieldCipher
+from cdp.crypto.fields import FieldCipher, RecordEncryptor
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, IngestOutcome
 
 INGEST_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "anonymous_id", "event_name", "revenue", "consent")
@@ -58,9 +58,8 @@ CHUNK = 900  # bound parameters per IN (...) query, under SQLite's historical li
 DUPLICATE = ""  # per-record outcome of a record already stored
 SUPPRESSED = "-"  # per-record outcome of a record of an erased person
 KEY_COLUMNS = ("id", "kek_id", "created_at")
-_PAYLOAD_ONLY = ("payload",)
 _ENCRYPTED_FIELDS = ("payload", *IDENTITY_FIELDS)  # the order of the *_enc columns in RECORD_COLUMNS
-_NO_IDENTITY: list[bytes | None] = [None] * len(IDENTITY_FIELDS)
+_ENCRYPTOR = RecordEncryptor(_ENCRYPTED_FIELDS)
 
 __all__ = [
     "KEY_SHARING_KINDS",
@@ -275,14 +274,19 @@ class IngestMixin(StoreCore):
         records_insert = bulk_insert(conn, t.records, RECORD_COLUMNS)
         received = now()
         stamp: Any = received
+        consents_insert = bulk_insert(conn, t.consents, CONSENT_COLUMNS)
+        consent_stamp: Any = received
         if converted:  # the rest of each row is in the driver's form already: so must this be
             process = records_insert.processor("received_at")
             stamp = process(received) if process is not None else received
-        record_rows: list[tuple[Any, ...]] = []
+            process = consents_insert.processor("recorded_at")
+            consent_stamp = process(received) if process is not None else received
         index_rows: list[tuple[Any, ...]] = []
         event_rows: list[tuple[Any, ...]] = []
         consent_rows: list[tuple[Any, ...]] = []
         ciphers: dict[str, FieldCipher] = {}
+        key_ids: list[str] = []
+        sealing: list[tuple[FieldCipher, str, Sequence[str | bytes | None]]] = []
         for i, slot in zip(fresh, slots, strict=True):
             ready = batch[i]
             record_id = ready[READY_ID]
@@ -293,23 +297,30 @@ class IngestMixin(StoreCore):
                 key_id = slot
                 found = ciphers.get(key_id)
                 cipher = found if found is not None else ciphers.setdefault(key_id, self.cipher(conn, key_id))
+            key_ids.append(key_id)
             identity = ready[READY_IDENTITY]
-            if identity is None:
-                tokens = cipher.encrypt_record(record_id, _PAYLOAD_ONLY, (ready[READY_PAYLOAD],)) + _NO_IDENTITY
-            else:
-                tokens = cipher.encrypt_record(record_id, _ENCRYPTED_FIELDS, (ready[READY_PAYLOAD], *identity))
-            record_rows.append(
-                (*ready[:5], stamp, ready[READY_OCCURRED], key_id, ready[READY_KIND], *tokens, *ready[READY_CLEAR])
-            )
+            payload = ready[READY_PAYLOAD]
+            sealing.append((cipher, record_id, (payload,) if identity is None else (payload, *identity)))
             index_rows += ready[READY_INDEXES]
             event_rows += ready[READY_EVENTS]
             for consent in ready[READY_CONSENTS]:
-                consent_rows.append(consent if consent[8] is not None else (*consent[:8], received, consent[9]))
-        bulk_insert(conn, t.subject_keys, KEY_COLUMNS).run(conn, [(k, kek, received) for k, _, kek in created])
+                consent_rows.append(consent if consent[8] is not None else (*consent[:8], consent_stamp, consent[9]))
+        record_rows = [
+            (*ready[:5], stamp, ready[READY_OCCURRED], key_id, ready[READY_KIND], *tokens, *ready[READY_CLEAR])
+            for ready, key_id, tokens in zip(
+                [batch[i] for i in fresh], key_ids, _ENCRYPTOR.encrypt_many(sealing), strict=True
+            )
+        ]
+        keys_insert = bulk_insert(conn, t.subject_keys, KEY_COLUMNS)
+        created_at: Any = received
+        keys_converted = set(keys_insert.processor_of) == {"created_at"}
+        if keys_converted:  # one conversion for all the keys, not one per row
+            created_at = keys_insert.processor_of["created_at"](received)
+        keys_insert.run(conn, [(k, kek, created_at) for k, _, kek in created], converted=keys_converted)
         records_insert.run(conn, record_rows, converted=converted)
         bulk_insert(conn, t.blind_indexes, INDEX_COLUMNS).run(conn, index_rows)
         bulk_insert(conn, t.events, EVENT_COLUMNS).run(conn, event_rows, converted=converted)
-        bulk_insert(conn, t.consents, CONSENT_COLUMNS).run(conn, consent_rows)
+        consents_insert.run(conn, consent_rows, converted=converted)
         return out
 
     def _suppressed(self, connection: Connection, digests: set[str]) -> set[str]:

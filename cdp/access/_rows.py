@@ -169,8 +169,8 @@ class RowMaker:
     """Turns normalised records into :data:`Ready` tuples: the rows of ``blind_indexes``, ``events``
     and ``consents`` complete, the ``records`` row without what needs the person's key.
 
-    Given a SQLite ``dialect``, it also turns the event rows' and the records' ``occurred_at``
-    values into the driver's form (DATETIME text, JSON text, with the processors the insert
+    Given a SQLite ``dialect``, it also turns the event and consent rows and the records'
+    ``occurred_at`` values into the driver's form (DATETIME text, JSON text, with the processors the insert
     itself would use), which the storing process then inserts as they are (:attr:`converted`).
     On other databases those values stay Python objects and are converted when inserted.
     """
@@ -192,7 +192,9 @@ class RowMaker:
         self._revenue: Callable[[Any], Any] | None = None
         self._properties: Callable[[Any], Any] | None = None
         self._event_row: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
+        self._consent_row: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
         if dialect is not None and self.converted:
+            self._consent_row = compiled_insert(dialect, t.consents, CONSENT_COLUMNS).convert_row
             events = compiled_insert(dialect, t.events, EVENT_COLUMNS)
             self._occurred = compiled_insert(dialect, t.records, RECORD_COLUMNS).processor("occurred_at")
             if set(events.processor_of) <= {"occurred_at", "revenue", "properties"}:
@@ -211,6 +213,7 @@ class RowMaker:
         revenue_value = self._revenue
         properties_text = self._properties
         event_row = self._event_row
+        consent_row_of = self._consent_row
         if event_row is not None:
             occurred_text = None  # the generic conversion does the events; the record's time, below
         out: list[Ready] = []
@@ -275,7 +278,7 @@ class RowMaker:
                         record.occurred_at,  # None: the time it is stored (filled in by the storing process)
                         self.hash_evidence(consent.evidence),
                     )
-                    consents.append(consent_row)  # few: converted when inserted
+                    consents.append(consent_row if consent_row_of is None else consent_row_of(consent_row))
             out.append(
                 (
                     record_id,

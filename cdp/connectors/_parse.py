@@ -29,6 +29,10 @@ def json_loads(data: str | bytes) -> Any:
 
 
 def text(value: Any, field: str, *, record: str, required: bool = False, max_len: int = 500) -> str | None:
+    if type(value) is str:  # the common case, first: what the general path below gives a str
+        out = value.strip()
+        if out and len(out) <= max_len:
+            return out
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise RecordRejected("is required", record=record, field=field)

@@ -49,11 +49,20 @@ class MappedFileConnector(Connector):
                 path, self.stream_name, state, result, delimiter=str(self.config.get("delimiter") or ",")
             )
 
+    def _mapping(self) -> tuple[dict[str, str], frozenset[str]]:
+        """(file column -> canonical name, ignored columns) of the config, made once per config value
+        (``canonical`` runs per row; the config is compared by its text, so a changed config is seen)."""
+        key = repr((self.config.get("columns"), self.config.get("ignore_columns")))
+        cached: tuple[str, dict[str, str], frozenset[str]] | None = self.__dict__.get("_mapping_cache")
+        if cached is None or cached[0] != key:
+            reverse = {source: canonical for canonical, source in self.column_map().items()}
+            cached = (key, reverse, frozenset(self.config.get("ignore_columns") or []))
+            self.__dict__["_mapping_cache"] = cached
+        return cached[1], cached[2]
+
     def canonical(self, item: SourceItem, *, record_field: str) -> tuple[dict[str, Any], str]:
         """Rename the item's columns to canonical names; reject unknown columns."""
-        columns = self.column_map()
-        reverse = {source: canonical for canonical, source in columns.items()}
-        ignored = set(self.config.get("ignore_columns") or [])
+        reverse, ignored = self._mapping()
         row: dict[str, Any] = {}
         unknown: list[str] = []
         for key, value in item.data.items():

@@ -132,10 +132,11 @@ class _Writer:
         if rejects:
             self.store.quarantine_many(self.ctx, rejects)
         state = group[-1].state
-        if any(job.records for job in group):
+        records = [job.ready() for job in group]
+        if any(records):
             outcomes = self.store.ingest_ready(
                 self.ctx,
-                [job.records for job in group],
+                records,
                 cursor=(self.source, STATE_STREAM, state),
                 converted=self.converted,
             )
