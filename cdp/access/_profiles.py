@@ -140,6 +140,9 @@ class ProfileMixin(RowAssemblyMixin):
             wanted = set(readable) | ({"date_of_birth"} if "age_band" in readable else set())
             identity_fields = [n for n in IDENTITY_FIELDS if n in wanted]
             purpose = decision.consent_purpose
+            consent = None  # no consent filter: the purpose needs none
+            if purpose is not None:
+                consent = self.consent_states(conn, purpose) if purpose else {}
             read = ReadPlan(
                 decision=decision,
                 readable=readable,
@@ -147,7 +150,7 @@ class ProfileMixin(RowAssemblyMixin):
                 # Only what was asked is decrypted; the country is needed by the jurisdiction row filter.
                 needed=[n for n in (*IDENTITY_FIELDS, *CLEAR_FIELDS) if n in wanted or n == "country"],
                 plan=[(name, _mask_function(decision.fields[name].treatment, name)) for name in readable],
-                consent=(self.consent_states(conn, purpose) if purpose else {}) if purpose is not None else None,
+                consent=consent,
                 today=today or date.today(),
                 with_provenance=with_provenance,
             )

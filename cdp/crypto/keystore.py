@@ -91,8 +91,7 @@ class DataKeyStore:
             # A read that wants a good part of the store (rowids only grow, so ``top`` bounds its
             # size): every key once, the dict built in C, then the keys not asked for dropped
             # (~1 µs a stored key, against ~4 µs a look-up).
-            for (kek_id,) in conn.execute("SELECT DISTINCT kek_id FROM data_keys").fetchall():
-                blobs = dict(conn.execute("SELECT id, blob FROM data_keys WHERE kek_id = ?", (kek_id,)).fetchall())
+            for kek_id, blobs in self.every_blob_by_kek().items():
                 for extra in blobs.keys() - wanted:
                     del blobs[extra]
                 if blobs:
