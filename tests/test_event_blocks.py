@@ -9,6 +9,7 @@ are tiny here (3 rowids) so that the fixtures' events fill several of them.
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -17,6 +18,7 @@ from sqlalchemy import literal_column, select, update
 from test_segments_events_read import DSR, OFFICER, _assert_same, _canonical
 
 from cdp.access import CustomerStore
+from cdp.access import _event_block_format as block_format
 from cdp.access import _event_blocks as blocks_module
 from cdp.access import _tables as t
 
@@ -178,3 +180,82 @@ def test_blocks_under_a_key_that_is_not_the_pinned_one_are_dropped_with_their_ke
     assert _canonical(_assert_same(blocked)).equals(_canonical(whole))
     assert blocked.keystore.get([key_id]) == {}
     assert {k for _, _, k in _blocks(blocked)} - {key_id}
+
+
+def _legacy_core(frame: pl.DataFrame) -> bytes:
+    """A block's columns as the first format stored them: plain Arrow IPC, labels Categorical."""
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="lz4")
+    return buffer.getvalue()
+
+
+def _legacy_props(props: pl.DataFrame, names: pl.Series) -> bytes:
+    return _legacy_core(props)
+
+
+def test_blocks_in_the_first_format_are_read_then_stored_in_the_second(
+    blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as legacy:
+        legacy.setattr(blocks_module, "encode_core", _legacy_core)
+        legacy.setattr(blocks_module, "encode_props", _legacy_props)
+        first = _assert_same(blocked)
+    seen: list[bool] = []
+    original = blocks_module.decode_core
+
+    def spying(plain: bytes) -> pl.DataFrame:
+        seen.append(plain.startswith(block_format.MAGIC))
+        return original(plain)
+
+    monkeypatch.setattr(blocks_module, "decode_core", spying)
+    for wanted in (None, {"Survey Submitted"}, set()):
+        seen.clear()
+        assert _assert_same(blocked, wanted).height == first.height
+        assert seen and (all(seen) if wanted is not None else not any(seen))  # rewritten by the first read
+
+
+def test_the_second_format_round_trips_labels_nulls_and_properties_by_event_name() -> None:
+    frame = pl.DataFrame(
+        {
+            "event_type": ["track", "track", None, "identify"],
+            "event_name": ["Café ☕", None, "Survey Submitted", "Survey Submitted"],
+            "currency": [None, None, None, None],
+            "channel": ["web", "store", "web", "web"],
+            "store_id": ["s-1", "s-2", None, "s-1"],
+            "category": ["a", "b", "a", None],
+            "_code": pl.Series([0, 1, None, 2], dtype=pl.UInt32),
+        }
+    ).with_columns(pl.col(c).cast(pl.Categorical) for c in block_format.LABEL_COLUMNS)
+    decoded = block_format.decode_core(block_format.encode_core(frame))
+    assert decoded.schema == frame.schema
+    assert decoded.with_columns(pl.col(c).cast(pl.String) for c in block_format.LABEL_COLUMNS).equals(
+        frame.with_columns(pl.col(c).cast(pl.String) for c in block_format.LABEL_COLUMNS)
+    )
+    props = pl.DataFrame({"row": pl.Series([0, 2, 3], dtype=pl.UInt32), "properties": ['{"a":1}', '{"b":2}', "{}"]})
+    packed = block_format.encode_props(props, frame["event_name"].gather(props["row"]))
+    every, filtered = block_format.decode_props(packed, None)
+    assert filtered and every.sort("row").equals(props)
+    survey, _ = block_format.decode_props(packed, {"Survey Submitted"})
+    assert survey.sort("row")["row"].to_list() == [2, 3]
+    assert block_format.decode_props(packed, {"Nothing"})[0].height == 0
+    assert block_format.decode_props(packed, {"Café ☕"})[0]["properties"].to_list() == ['{"a":1}']
+
+
+def test_reads_by_position_from_blocks(blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = _assert_same(blocked)  # stores the blocks
+    ids = frame["profile_id"].cast(pl.String).unique().sort().to_list()
+    # Every profile of the dictionary, in its order: the codes are the positions.
+    whole = blocked.events_frame(OFFICER, positions_of=pl.Series(ids))
+    assert _canonical(
+        whole.with_columns(pl.Series(ids).gather(whole["profile_row"]).alias("profile_id")).select(frame.columns)
+    ).equals(_canonical(frame.with_columns(pl.col("profile_id").cast(pl.String))))
+    blocked.set_profile_status(OFFICER, ids[0], "restricted")  # known to the dictionary, no longer active
+    read = _ranges_read(monkeypatch)
+    for keys in (pl.Series(ids), pl.Series(ids[::-1]), pl.Series(ids[1:]), pl.Series([ids[-1], "p_none"])):
+        got = blocked.events_frame(OFFICER, positions_of=keys)
+        rebuilt = got.with_columns(keys.gather(got["profile_row"]).alias("profile_id")).select(frame.columns)
+        wanted = frame.with_columns(pl.col("profile_id").cast(pl.String)).filter(
+            pl.col("profile_id").is_in(keys.implode()) & (pl.col("profile_id") != ids[0])
+        )
+        assert _canonical(rebuilt).equals(_canonical(wanted))
+    assert len(read) <= 4  # at most the short tail each time: the rest came from blocks

@@ -175,3 +175,34 @@ def test_events_come_keyed_by_an_enum_of_the_active_profiles(loaded: CustomerSto
     assert by_code["profile_id"].to_list() == keys.to_list() and by_code["event_count"][1] is None
     with pytest.raises(ValueError, match="unique"):
         compute_attributes(frame, as_of=as_of, profiles=pl.Series("profile_id", [ids[0], ids[0]]))
+
+
+def test_events_by_position_in_given_profiles(loaded: CustomerStore) -> None:
+    frame = loaded.events_frame(PROFILING)
+    ids = frame["profile_id"].cast(pl.String).unique().sort().to_list()
+    assert len(ids) >= 3
+    restricted, *kept = ids
+    loaded.set_profile_status(OFFICER, restricted, "restricted")
+    # Any order, one id that is no profile, one profile without events, one that is not active.
+    keys = pl.Series("profile_id", [*reversed(kept), "p_not_a_profile", restricted])
+    by_position = loaded.events_frame(PROFILING, positions_of=keys)
+    assert "profile_id" not in by_position.columns and by_position.schema["profile_row"] == pl.UInt32
+    rebuilt = by_position.with_columns(keys.gather(by_position["profile_row"]).alias("profile_id")).drop("profile_row")
+    expected = frame.filter(pl.col("profile_id").cast(pl.String) != restricted)
+    assert _canonical(rebuilt.select(expected.columns)).equals(
+        _canonical(expected.with_columns(pl.col("profile_id").cast(pl.String)))
+    )
+    only_one = loaded.events_frame(PROFILING, positions_of=pl.Series([kept[0]]))
+    assert only_one["profile_row"].unique().to_list() == [0]
+    assert only_one.height == frame.filter(pl.col("profile_id").cast(pl.String) == kept[0]).height
+    with pytest.raises(ValueError, match="unique"):
+        loaded.events_frame(PROFILING, positions_of=pl.Series([kept[0], kept[0]]))
+    # What a refresh does with them: the same attributes as from the profile ids.
+    as_of = datetime(2026, 12, 1, tzinfo=UTC)
+    specs = event_specs([{"event": "Order Completed", "within_days": 365, "min_count": 1}])
+    plain = loaded.events_frame(PROFILING).with_columns(pl.col("profile_id").cast(pl.String))
+    assert compute_attributes(by_position, as_of=as_of, event_specs=specs, profiles=keys).equals(
+        compute_attributes(plain, as_of=as_of, event_specs=specs, profiles=keys)
+    )
+    with pytest.raises(ValueError, match="positions"):
+        compute_attributes(by_position, as_of=as_of)

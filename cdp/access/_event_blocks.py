@@ -6,7 +6,7 @@ text for every value on every refresh: about 10 s at 10 million events, the
 floor of any read that makes the database produce every row again
 (docs/benchmarks.md, Segments). Events are written once and rarely changed, so
 the read keeps what it has already decoded: per range of about 131k rowids, the
-columns as compressed Arrow IPC, encrypted with AES-256-GCM, in the
+columns as compressed Arrow IPC (laid out by ``_event_block_format.py``), encrypted with AES-256-GCM, in the
 ``event_blocks`` table. The next read decrypts a block instead of asking SQLite
 for its rows; only ranges without a block (new events, changed ranges) are read
 row by row, and are stored as blocks on the way.
@@ -21,7 +21,7 @@ Why it cannot go stale (the guarantees):
 - every read checks that the event ids at each block's first and last rowid are
   still the ones the block was built from (a ``VACUUM`` may renumber rowids),
   and drops a block that does not match;
-- **encryption**: a block is ``nonce || AESGCM(data key, Arrow IPC, AAD)`` where
+- **encryption**: a block is ``nonce || AESGCM(data key, its layout, AAD)`` where
   the associated data binds the table, part, rowid range and key id, so a block
   moved to another range fails to decrypt. The data key is an ordinary data key
   (a ``subject_keys`` row, wrapped by the KEK in the key store, re-wrapped by
@@ -50,11 +50,24 @@ from sqlalchemy import Connection, delete, insert, select
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
-from cdp.access._events import SCHEMA, _decode_sqlite, _empty, _range_sql, _rowid_bounds
+from cdp.access._event_block_format import MAGIC, PROPS_SCHEMA, decode_core, decode_props, encode_core, encode_props
+from cdp.access._events import (
+    POSITION,
+    SCHEMA,
+    _decode_sqlite,
+    _empty,
+    _range_sql,
+    _rowid_bounds,
+    positioned,
+    positioned_schema,
+)
 from cdp.crypto.envelope import encode_aad, new_data_key
 
 BLOCK_EVENTS = 131_072  # rowids per block: the range the bulk read already uses
-MIN_TAIL_EVENTS = BLOCK_EVENTS // 2  # the last, still growing range is stored only from this size on
+# The last, still growing range is stored only from this size on: a smaller one is read row by
+# row on every read (~3.5 us an event), a bigger threshold leaves more of such tails, a smaller
+# one more small blocks while events keep arriving between reads.
+MIN_TAIL_EVENTS = BLOCK_EVENTS // 8
 _NONCE = 12
 _CORE = [c for c in SCHEMA if c not in ("profile_id", "properties")]
 
@@ -78,21 +91,31 @@ class _Piece:
     lo: int = 0
     hi: int = 0
     ends: tuple[str, str] | None = None  # the event ids at its ends, when the range is to be stored
+    props_filtered: bool = False  # ``props`` holds the wanted event names' only already
+    legacy: bool = False  # a stored block in the first format (``_event_block_format.py``), to rewrite
 
 
 def _aad(part: str, lo: int, hi: int, key_id: str) -> bytes:
     return encode_aad("event_blocks", part, str(lo), str(hi), key_id)
 
 
+def _seal_bytes(aead: AESGCM, plain: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(_NONCE)
+    return nonce + aead.encrypt(nonce, plain, aad)
+
+
+def _open_bytes(aead: AESGCM, blob: bytes, aad: bytes) -> bytes:
+    return aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad)
+
+
 def _seal(aead: AESGCM, frame: pl.DataFrame, aad: bytes) -> bytes:
     buffer = io.BytesIO()
     frame.write_ipc(buffer, compression="lz4")
-    nonce = os.urandom(_NONCE)
-    return nonce + aead.encrypt(nonce, buffer.getvalue(), aad)
+    return _seal_bytes(aead, buffer.getvalue(), aad)
 
 
 def _open(aead: AESGCM, blob: bytes, aad: bytes) -> pl.DataFrame:
-    return pl.read_ipc(io.BytesIO(aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad)))
+    return pl.read_ipc(io.BytesIO(_open_bytes(aead, blob, aad)))
 
 
 def _from_range(frame: pl.DataFrame, lo: int, hi: int, ends: tuple[str, str] | None) -> _Piece:
@@ -113,21 +136,41 @@ def _block_row(piece: _Piece, aead: AESGCM, key_id: str) -> dict[str, Any]:
         "first_id": piece.ends[0],
         "last_id": piece.ends[1],
         "key_id": key_id,
-        "core": _seal(aead, piece.frame.with_columns(piece.codes.alias("_code")), _aad("core", lo, hi, key_id)),
-        "props": _seal(aead, piece.props, _aad("props", lo, hi, key_id)) if piece.props.height else None,
+        "core": _seal_bytes(
+            aead, encode_core(piece.frame.with_columns(piece.codes.alias("_code"))), _aad("core", lo, hi, key_id)
+        ),
+        "props": _seal_bytes(
+            aead,
+            encode_props(piece.props, piece.frame["event_name"].gather(piece.props["row"])),
+            _aad("props", lo, hi, key_id),
+        )
+        if piece.props.height
+        else None,
         "built_at": now(),
     }
 
 
-def _unseal(aead: AESGCM, row: Sequence[Any]) -> _Piece:
+def _unseal(aead: AESGCM, row: Sequence[Any], wanted: Collection[str] | None) -> _Piece:
+    """A stored block as a piece; of the properties, only those of the ``wanted`` event names (None: all)."""
     lo, hi, key_id, core_blob, props_blob = row[0], row[1], row[5], row[6], row[7]
-    core = _open(aead, core_blob, _aad("core", lo, hi, key_id))
-    props = (
-        _open(aead, props_blob, _aad("props", lo, hi, key_id))
+    plain = _open_bytes(aead, core_blob, _aad("core", lo, hi, key_id))
+    core = decode_core(plain)
+    props, filtered = (
+        decode_props(_open_bytes(aead, props_blob, _aad("props", lo, hi, key_id)), wanted)
         if props_blob is not None
-        else pl.DataFrame(schema={"row": pl.UInt32, "properties": pl.String})
+        else (pl.DataFrame(schema=PROPS_SCHEMA), True)
     )
-    return _Piece(core.select(_CORE), props, codes=core["_code"], lo=lo, hi=hi)
+    legacy = not plain.startswith(MAGIC)
+    return _Piece(
+        core.select(_CORE),
+        props,
+        codes=core["_code"],
+        lo=lo,
+        hi=hi,
+        ends=(row[3], row[4]) if legacy else None,
+        props_filtered=filtered,
+        legacy=legacy,
+    )
 
 
 def _dictionary_row(ids: pl.Series, aead: AESGCM, key_id: str) -> dict[str, Any]:
@@ -170,7 +213,7 @@ class BlockKey:
         return self.key_id, self._aead
 
 
-_BLOCK_COLUMNS = "lo, hi, row_count, first_id, last_id, key_id, core, props"
+_META_COLUMNS = "lo, hi, row_count, first_id, last_id, key_id"  # a block's row without its contents
 PINNED_KEY = "event_blocks_key"
 """The ``analytic_cache`` row (empty body) naming the blocks' data key while no block is left.
 
@@ -191,13 +234,19 @@ def _pin(conn: Connection, key_id: str) -> None:
     conn.execute(insert(t.analytic_cache).values(name=PINNED_KEY, key_id=key_id, body=b"", row_count=0, built_at=now()))
 
 
+def _with_contents(cursor: Any, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A block's row (``_META_COLUMNS``) with its two blobs: fetched one block at a time, so the
+    first blocks are decrypted while the next are read."""
+    return (*row, *cursor.execute("SELECT core, props FROM event_blocks WHERE lo = ?", [row[0]]).fetchone())
+
+
 def _valid_blocks(cursor: Any, conn: Connection) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
     """(the dictionary row, the blocks whose end rows are still the events they were built from).
 
     Blocks that fail the check are deleted; so is everything when the rows are not all under
     one key (they always are: a new key is only made once every block is gone).
     """
-    rows = cursor.execute(f"SELECT {_BLOCK_COLUMNS} FROM event_blocks ORDER BY lo").fetchall()
+    rows = cursor.execute(f"SELECT {_META_COLUMNS} FROM event_blocks ORDER BY lo").fetchall()
     if len({r[5] for r in rows}) > 1 or (rows and rows[0][0] != DICTIONARY_LO):
         conn.execute(delete(t.event_blocks))
         return None, []
@@ -225,8 +274,15 @@ def _ends(cursor: Any, lo: int, hi: int) -> tuple[str, str]:
     return first_id, last.fetchone()[0]
 
 
-def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[str] | None) -> pl.DataFrame:
-    """All events of active profiles: blocks where they are valid, the rest read and stored as blocks."""
+def read_sqlite(
+    store: StoreCore, conn: Connection, properties_of: Collection[str] | None, keys: pl.Series | None = None
+) -> pl.DataFrame:
+    """All events of active profiles: blocks where they are valid, the rest read and stored as blocks.
+
+    ``keys`` (unique String ids): events of those profiles only, each with its profile's
+    position in them (``profile_row``) instead of ``profile_id``; only the profiles that are
+    not active are read then (usually few), not the 1M active ids.
+    """
     sql, _ = _range_sql(None)  # a stored block keeps every event's properties
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     futures: list[Future[_Piece]] = []
@@ -244,6 +300,7 @@ def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[st
         if dictionary_row and key.key_id is None:  # their key was shredded: nothing in them can be read
             conn.execute(delete(t.event_blocks))
             dictionary_row, blocks = None, []
+        wanted = None if properties_of is None else set(properties_of)
         with ThreadPoolExecutor(max_workers=2) as pool:  # decoding and decrypting let go of the GIL
 
             def read_range(lo: int, hi: int, *, tail: bool) -> bool:
@@ -267,39 +324,68 @@ def read_sqlite(store: StoreCore, conn: Connection, properties_of: Collection[st
                     following = cursor.execute("SELECT min(rowid) FROM events WHERE rowid >= ?", [end]).fetchone()[0]
                     position = stop if following is None else min(following, stop)
 
+            opened = (
+                pool.submit(
+                    _open,
+                    key.aead()[1],
+                    _with_contents(cursor, dictionary_row)[6],
+                    _aad("dictionary", DICTIONARY_LO, DICTIONARY_LO, key.key_id),
+                )
+                if dictionary_row is not None and key.key_id is not None
+                else None
+            )
             position = low
             for block in blocks:
                 if position is not None and position < block[0]:
                     read_gap(position, block[0], tail=False)
-                futures.append(pool.submit(_unseal, key.aead()[1], block))
+                futures.append(pool.submit(_unseal, key.aead()[1], _with_contents(cursor, block), wanted))
                 position = block[1]
             if position is not None and high is not None and position <= high:
                 read_gap(position, high + 1, tail=True)
-            dictionary = (
-                _open(key.aead()[1], dictionary_row[6], _aad("dictionary", DICTIONARY_LO, DICTIONARY_LO, key.key_id))[
-                    "id"
-                ]
-                if dictionary_row is not None and key.key_id is not None
-                else pl.Series("id", [], dtype=pl.String)
-            )
-            active = cursor.execute("SELECT json_group_array(id) FROM profiles WHERE status = 'active'").fetchone()[0]
+            active = cursor.execute(
+                "SELECT json_group_array(id) FROM profiles WHERE status "
+                + ("= 'active'" if keys is None else "!= 'active'")  # with keys: those to leave out
+            ).fetchone()[0]
             pieces = [f.result() for f in futures]
+            dictionary = opened.result()["id"] if opened is not None else pl.Series("id", [], dtype=pl.String)
     except InvalidTag:
         # A block that does not decrypt under its own range and key was moved or tampered with:
         # drop them all and read the rows (the next read rebuilds them).
         conn.execute(delete(t.event_blocks))
         from cdp.access._events import _read_sqlite
 
-        return _read_sqlite(conn, properties_of)
+        frame = _read_sqlite(conn, properties_of)
+        return frame if keys is None else positioned(frame, keys)
     finally:
         cursor.close()
     if not pieces:
-        return _empty()
+        return _empty(positions=keys is not None)
     dictionary = _code_new_ranges(conn, key, pieces, dictionary, dictionary_row is not None)
+    _rewrite_legacy(conn, key, [p for p in pieces if p.legacy])
     if key.key_id is not None and key.key_id != pinned:
         _pin(conn, key.key_id)
     ids = pl.Series("profile_id", [active]).str.json_decode(pl.List(pl.String)).explode()
-    return _assemble(pieces, dictionary, ids, properties_of)
+    if keys is None:
+        # One look-up per known profile id, not per event: each event then takes its profile by code.
+        return _assemble(pieces, dictionary.cast(pl.Enum(ids.sort()), strict=False).alias("profile_id"), properties_of)
+    return _assemble(pieces, _positions(dictionary, keys, ids), properties_of)
+
+
+def _positions(dictionary: pl.Series, keys: pl.Series, inactive: pl.Series) -> pl.Series:
+    """Per dictionary code, the position in ``keys`` of its profile (null: not in ``keys``, or not active)."""
+    if not inactive.len() and dictionary.len() == keys.len() and dictionary.equals(keys, check_names=False):
+        return pl.int_range(keys.len(), dtype=pl.UInt32, eager=True).alias(POSITION)  # codes are positions
+    if keys.len() and dictionary.is_sorted() and keys.is_sorted():  # as both usually are: binary searches
+        found = keys.search_sorted(dictionary).cast(pl.UInt32)
+        hit = keys.gather(found.clip(0, keys.len() - 1)) == dictionary
+        if inactive.len():
+            hit &= ~dictionary.is_in(inactive.implode())
+        return pl.select(pl.when(pl.lit(hit)).then(pl.lit(found))).to_series().alias(POSITION)
+    index = keys.alias("id").to_frame().with_row_index(POSITION)
+    if inactive.len():
+        index = index.filter(~pl.col("id").is_in(inactive.implode()))
+    table = dictionary.alias("id").to_frame().join(index, on="id", how="left", maintain_order="left")
+    return table[POSITION]
 
 
 def _code_new_ranges(
@@ -338,28 +424,37 @@ def _code_new_ranges(
     return dictionary
 
 
-def _assemble(
-    pieces: list[_Piece], dictionary: pl.Series, active: pl.Series, properties_of: Collection[str] | None
-) -> pl.DataFrame:
-    """The pieces as one frame of active profiles' events, ``profile_id`` an Enum of the active ids."""
-    # One look-up per known profile id, not per event: each event then takes its profile by position.
-    profiles = dictionary.cast(pl.Enum(active.sort()), strict=False)
+def _rewrite_legacy(conn: Connection, key: BlockKey, pieces: list[_Piece]) -> None:
+    """Store blocks read in the first format again in the second (once: later reads are faster)."""
+    if not pieces:
+        return
+    key_id, aead = key.aead()
+    with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow encoding and AES-GCM let go of the GIL
+        rows = list(pool.map(lambda p: _block_row(p, aead, key_id), pieces))
+    conn.execute(delete(t.event_blocks).where(t.event_blocks.c.lo.in_([p.lo for p in pieces])))
+    conn.execute(insert(t.event_blocks), rows)
+
+
+def _assemble(pieces: list[_Piece], profiles: pl.Series, properties_of: Collection[str] | None) -> pl.DataFrame:
+    """The pieces as one frame of the events whose profile is known: ``profiles`` gives each
+    dictionary code's value of the profile column (an Enum of the active ids, or a position)."""
+    name = profiles.name
     wanted = None if properties_of is None else sorted(properties_of)
     frames: list[pl.DataFrame] = []
     for piece in pieces:
         assert piece.codes is not None
         properties = pl.repeat(None, piece.frame.height, dtype=pl.String, eager=True)
         props = piece.props
-        if wanted is not None and props.height:
+        if wanted is not None and props.height and not piece.props_filtered:
             names = piece.frame["event_name"].gather(props["row"])
             props = props.filter(names.is_in(wanted)) if wanted else props.clear()
         if props.height:
             properties = properties.scatter(props["row"], props["properties"])
         frames.append(
-            piece.frame.with_columns(profiles.gather(piece.codes).alias("profile_id"), properties.alias("properties"))
+            piece.frame.with_columns(profiles.gather(piece.codes).alias(name), properties.alias("properties"))
         )
-    frame = pl.concat(frames, rechunk=False).select(list(SCHEMA))
-    return frame.filter(pl.col("profile_id").is_not_null())
+    frame = pl.concat(frames, rechunk=False).select(list(SCHEMA if name == "profile_id" else positioned_schema()))
+    return frame.filter(pl.col(name).is_not_null())
 
 
 def shred_event_blocks(store: StoreCore, conn: Connection) -> int:

@@ -382,7 +382,7 @@ event_blocks = Table(
     Column("first_id", String(40), nullable=False),  # events.id at the first and last rowid, checked on
     Column("last_id", String(40), nullable=False),  # every read (a VACUUM may renumber rowids)
     Column("key_id", String(40), nullable=False),  # data key of the copy, in the key store
-    Column("core", LargeBinary, nullable=False),  # nonce || AES-256-GCM(Arrow IPC of the columns)
+    Column("core", LargeBinary, nullable=False),  # nonce || AES-256-GCM(the columns: _event_block_format.py)
     Column("props", LargeBinary, nullable=True),  # the same for the non-empty properties
     Column("built_at", TS, nullable=False),
     # The insert trigger asks max(hi) for every new event: an index makes that one seek.

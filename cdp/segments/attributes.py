@@ -44,6 +44,7 @@ WINDOWS = (30, 90, 365)
 ORDER_EVENT = "Order Completed"
 SURVEY_EVENT = "Survey Submitted"
 PRODUCT_EVENTS = ("Product Viewed", "Product Added", "Product", ORDER_EVENT)
+PROFILE_ROW = "profile_row"  # events read with ``positions_of``: the position of the event's profile
 SURVEY_SCHEMA = pl.Struct({"nps": pl.Int64, "csat": pl.Int64, "interests": pl.List(pl.String), "sentiment": pl.String})
 
 
@@ -291,8 +292,13 @@ def _positions(events: pl.DataFrame, profiles: pl.Series | None) -> tuple[pl.Dat
     """(events with ``_row``, the position of their profile in the keys; the keys).
 
     The keys are ``profiles`` when given (events of other profiles are
-    dropped), else the sorted distinct profile ids of the events.
+    dropped), else the sorted distinct profile ids of the events. Events read with
+    ``positions_of=profiles`` (``profile_row``) carry their positions already.
     """
+    if PROFILE_ROW in events.columns:
+        if profiles is None:
+            raise ValueError("events with profile positions need the profiles they are positions in")
+        return events.rename({PROFILE_ROW: "_row"}), profiles.rename("profile_id")
     ids = events.schema["profile_id"]
     keys = (
         profiles if profiles is not None else events["profile_id"].cast(pl.String).drop_nulls().unique().sort()

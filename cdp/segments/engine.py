@@ -23,7 +23,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from cdp.segments.attributes import spec_columns
+from cdp.segments.attributes import PROFILE_ROW, spec_columns
 from cdp.segments.classify.base import attach_columns
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import (
@@ -104,6 +104,16 @@ def _columns_read(compiled: CompiledSegment) -> set[str]:
     return set(compiled.attributes) | specs | {tag_column(t) for t in compiled.tags}
 
 
+def with_profile_ids(events: pl.DataFrame, profiles: pl.Series | None) -> pl.DataFrame:
+    """``events`` with ``profile_id``: as read, or taken by position (``profile_row``) from ``profiles``."""
+    if PROFILE_ROW not in events.columns:
+        return events
+    if profiles is None:
+        raise ValueError("events with profile positions need the profiles they are positions in")
+    ids = profiles.cast(pl.String).gather(events[PROFILE_ROW]).alias("profile_id")
+    return events.with_columns(ids).drop(PROFILE_ROW)
+
+
 class SegmentEngine:
     """Holds one snapshot (attributes, tags, events, consents) and evaluates segments over it."""
 
@@ -118,10 +128,13 @@ class SegmentEngine:
         purposes: Collection[str] | None = None,
         config: TagsConfig | None = None,
         tag_frame: pl.DataFrame | None = None,
+        event_profiles: pl.Series | None = None,
     ) -> None:
         self.as_of = as_of
         self.attributes = attributes
         self.events = events
+        # Events read with ``positions_of`` carry positions in these ids (``profile_row``).
+        self.event_profiles = event_profiles
         self.config = config or TagsConfig()
         self.purposes = purposes
         self.columns = column_kinds([(n, str(t)) for n, t in attributes.schema.items()])
@@ -172,7 +185,12 @@ class SegmentEngine:
         if not missing and not tags:
             return
         if missing:
-            aggregates = event_aggregates(self.events, list(missing.values()), as_of=self.as_of, config=self.config)
+            aggregates = event_aggregates(
+                with_profile_ids(self.events, self.event_profiles),
+                list(missing.values()),
+                as_of=self.as_of,
+                config=self.config,
+            )
             columns = [c for c in aggregates.columns if c != "profile_id"]
             self.base = self.base.join(aggregates, on="profile_id", how="left").with_columns(
                 pl.col(c).fill_null(0) for c in columns

@@ -184,9 +184,10 @@ def build_snapshot(
 ) -> Snapshot:
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    # Segments read event properties only for survey answers: the others are not read at all.
-    events = store.events_frame(ctx, properties_of={SURVEY_EVENT})
     profiles = store.profile_frame(ctx, profile_fields, today=as_of.date())
+    # Segments read event properties only for survey answers: the others are not read at all. Each
+    # event comes with its profile's position in the profile frame, which is what the attributes want.
+    events = store.events_frame(ctx, properties_of={SURVEY_EVENT}, positions_of=profiles["profile_id"])
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
     specs = event_specs([*(s.where for s in segments), *(r.where for r in config.rules)])
@@ -227,6 +228,7 @@ def build_snapshot(
         purposes=store.policy.policy.purposes,
         config=config,
         tag_frame=classified.tag_frame,
+        event_profiles=profiles["profile_id"],
     )
     rules = evaluate_rule_tags(engine, config.rules, config) if config.rules else empty_tags()
     engine.add_tags(rules)

@@ -1,0 +1,109 @@
+"""The plaintext layout of an event block (``_event_blocks.py``), before it is encrypted.
+
+Why it exists: reading the blocks is most of a segment refresh's events read, and
+most of that was Polars registering each block's Categorical columns (about 1 ms a
+column a block, whatever their size) and decoding every event's properties when a
+refresh wants only the survey answers' (docs/benchmarks.md, Segments, round 5).
+So a block in the second format keeps
+
+- the label columns (event type and name, currency, channel, store, category) as
+  small integer codes into the block's own sorted labels, which are listed in a
+  JSON header; a read turns the codes back into Categorical values with one
+  ``gather`` from the few labels;
+- the properties as one Arrow IPC part per event name, listed in the header with
+  their offsets, so a read decodes only the parts of the event names it wants.
+
+``MAGIC | header length (4 bytes, big-endian) | header JSON | Arrow IPC parts``
+
+A block in the first format is a plain Arrow IPC file (it starts with ``ARROW1``):
+it is still read; new blocks are written in the second format. Both are sealed with
+AES-256-GCM by ``_event_blocks.py``; nothing here touches a key or a file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Collection
+from typing import Any
+
+import polars as pl
+
+MAGIC = b"CDPEB2"
+LABEL_COLUMNS = ("event_type", "event_name", "currency", "channel", "store_id", "category")
+PROPS_SCHEMA = {"row": pl.UInt32, "properties": pl.String}
+
+
+def _ipc(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="lz4")
+    return buffer.getvalue()
+
+
+def _pack(header: dict[str, Any], parts: list[bytes]) -> bytes:
+    head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode()
+    return b"".join([MAGIC, len(head).to_bytes(4, "big"), head, *parts])
+
+
+def _unpack(plain: bytes) -> tuple[dict[str, Any], memoryview]:
+    size = int.from_bytes(plain[len(MAGIC) : len(MAGIC) + 4], "big")
+    start = len(MAGIC) + 4
+    header = json.loads(plain[start : start + size])
+    if not isinstance(header, dict):
+        raise ValueError("event block header is not an object")
+    return header, memoryview(plain)[start + size :]
+
+
+def encode_core(frame: pl.DataFrame) -> bytes:
+    """A block's columns (labels Categorical or String) in the second format."""
+    labels: dict[str, list[str]] = {}
+    coded: list[pl.Series] = []
+    for name in LABEL_COLUMNS:
+        text = frame[name].cast(pl.String)
+        listed = text.drop_nulls().unique().sort()
+        labels[name] = listed.to_list()
+        coded.append(text.cast(pl.Enum(listed)).to_physical().alias(name))
+    return _pack({"labels": labels}, [_ipc(frame.with_columns(coded))])
+
+
+def decode_core(plain: bytes) -> pl.DataFrame:
+    """A block's columns, the labels Categorical (either format)."""
+    if not plain.startswith(MAGIC):
+        return pl.read_ipc(io.BytesIO(plain))  # the first format: Categorical columns as they were
+    header, body = _unpack(plain)
+    frame = pl.read_ipc(io.BytesIO(body))
+    labels: dict[str, list[str]] = header["labels"]
+    return frame.with_columns(
+        pl.Series(name, labels[name], dtype=pl.String).cast(pl.Categorical).gather(frame[name])
+        for name in LABEL_COLUMNS
+    )
+
+
+def encode_props(props: pl.DataFrame, names: pl.Series) -> bytes:
+    """``props`` (row, properties) in the second format; ``names``: the event name of each of its rows."""
+    grouped = props.with_columns(names.cast(pl.String).alias("_name")).partition_by(
+        "_name", as_dict=True, maintain_order=True
+    )
+    parts: list[bytes] = []
+    index: list[list[Any]] = []
+    offset = 0
+    for (name, *_), part in grouped.items():
+        data = _ipc(part.drop("_name"))
+        index.append([name, offset, len(data)])
+        parts.append(data)
+        offset += len(data)
+    return _pack({"parts": index}, parts)
+
+
+def decode_props(plain: bytes, wanted: Collection[str] | None) -> tuple[pl.DataFrame, bool]:
+    """(row, properties) of the events named in ``wanted`` (None: all); and whether that filter is
+    applied already (a block in the first format holds one part: every event's, filtered later)."""
+    if not plain.startswith(MAGIC):
+        return pl.read_ipc(io.BytesIO(plain)), False
+    header, body = _unpack(plain)
+    frames = [
+        pl.read_ipc(io.BytesIO(body[offset : offset + length]))
+        for name, offset, length in header["parts"]
+        if wanted is None or name in wanted
+    ]
+    return (pl.concat(frames) if frames else pl.DataFrame(schema=PROPS_SCHEMA)), True
