@@ -291,3 +291,24 @@ def test_sql_injection_through_every_field_never_executes(payload: str) -> None:
     finally:
         engine.close()
     assert existed or not leak.exists()
+
+
+def test_many_segments_in_one_query_each_get_their_own_members() -> None:
+    """A query answers 62 segments per result word: 130 segments span three words, each checked alone."""
+    people, events, tags = make_rows(11)
+    segments = [
+        Segment(f"s{i:03d}", "", "profiling", {"attribute": "score", "op": ">=", "value": i % 6})
+        if i % 2
+        else Segment(f"s{i:03d}", "", "profiling", {"event": EVENTS[i % 3], "within_days": 30 + i, "min_count": i % 4})
+        for i in range(130)
+    ]
+    engine = engine_for(people, events, tags)
+    try:
+        together = engine.evaluate(segments)
+        for segment in segments:
+            alone = engine.members(segment)
+            assert together[segment.name].to_list() == alone, segment.name
+        sizes = {len(v) for v in together.values()}
+        assert len(sizes) > 3 and max(sizes) > 0
+    finally:
+        engine.close()
