@@ -224,3 +224,40 @@ def test_as_of_in_the_past_ignores_later_events(loaded: CustomerStore) -> None:
         loaded, [BUYERS], classifiers=[], config=replace(TagsConfig()), as_of=datetime(2026, 10, 3, tzinfo=UTC)
     )
     assert early.segments["buyers"][0] == 1  # only Alice's web order (2 October) happened by then
+
+
+def test_a_segment_the_snapshot_was_not_built_for_reads_its_events_by_position(loaded: CustomerStore) -> None:
+    """The refresh reads events by profile position; a later segment's event history is still exact."""
+    from cdp.segments.service import build_snapshot, classifier_context
+
+    as_of = datetime(2026, 12, 1, tzinfo=UTC)
+    events = loaded.events_frame(ENGINEER).with_columns(pl.col("profile_id").cast(pl.String))
+    people = events["profile_id"].n_unique()
+    # An event and a count that some profiles reach and others do not (else any mapping would pass).
+    counts = events.group_by("event_name", "profile_id").len()
+    name, least = next(
+        (str(n), k)
+        for (n,), group in counts.sort("event_name").group_by("event_name", maintain_order=True)
+        for k in range(1, int(group["len"].max() or 0) + 1)
+        if 0 < group.filter(pl.col("len") >= k).height < people
+    )
+    late = Segment("late", "", "profiling", {"event": name, "within_days": 3650, "min_count": least})
+    built_for_it, without = (
+        build_snapshot(
+            loaded,
+            classifier_context("profiling"),
+            as_of=as_of,
+            config=TagsConfig(),
+            classifiers=builtin_classifiers(),
+            segments=chosen,
+        )
+        for chosen in ([late], [])
+    )
+    try:
+        assert "profile_row" in without.events.columns
+        expected = built_for_it.engine.evaluate([late])["late"]
+        got = without.engine.evaluate([late])["late"]  # its counts made from the events, not the attribute pass
+        assert got.to_list() == expected.to_list() and 0 < got.len() < people
+    finally:
+        built_for_it.close()
+        without.close()
