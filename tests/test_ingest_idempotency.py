@@ -158,18 +158,21 @@ def test_migration_0006_keeps_every_row_both_ways(store: CustomerStore) -> None:
     assert before["blind_indexes"] > 0 and before["events"] == 13
     assert schema["key"] is True and "uq_records_idempotency_key" in schema["indexes"]
     if "triggers" in schema:
-        assert len(schema["triggers"]) == 3 and schema["foreign_keys"] == 1
+        assert schema["triggers"] == ["golden_dirty_records_delete", "golden_dirty_records_update"]
+        assert schema["foreign_keys"] == 1
 
     assert downgrade(store.engine, "0005") == "0005"
     down = _schema(store.engine)
+    if "triggers" in schema:  # 0007 dropped the insert trigger (a new record has no links), and undoes it
+        assert down["triggers"] == sorted([*schema["triggers"], "golden_dirty_records_insert"])
     assert down["key"] is False and "uq_records_idempotency_key" in down["unique"]
     assert _counts(store.engine) == before  # no cascade from the rebuild
     filled = _keys(store)
     assert all(filled.values()) and len(set(filled.values())) == len(filled)
     assert {k: v for k, v in filled.items() if keys[k] is not None} == {k: v for k, v in keys.items() if v is not None}
-    assert down.get("triggers") == schema.get("triggers") and down.get("foreign_keys") == schema.get("foreign_keys")
+    assert down.get("foreign_keys") == schema.get("foreign_keys")
 
-    assert upgrade(store.engine) == current_revision(store.engine) == "0006"
+    assert upgrade(store.engine) == current_revision(store.engine) == "0007"
     assert _schema(store.engine) == schema
     assert _counts(store.engine) == before
     assert _keys(store) == filled  # keys stored before the upgrade stay
@@ -187,3 +190,18 @@ def test_migration_0006_keeps_every_row_both_ways(store: CustomerStore) -> None:
             text("SELECT count(*) FROM blind_indexes b LEFT JOIN records r ON r.id = b.record_id WHERE r.id IS NULL")
         ).scalar()
     assert orphans == 0
+
+
+def test_a_link_cannot_name_a_record_before_it_exists(store: CustomerStore) -> None:
+    """Migration 0007 dropped the trigger on inserting a record because of this: a new record has no links."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    with store.engine.begin() as connection:
+        connection.execute(t.profiles.insert().values(id="p_x", created_at=WHEN, updated_at=WHEN))
+    with pytest.raises(IntegrityError, match=r"(?i)foreign key"), store.engine.begin() as connection:
+        connection.execute(
+            t.record_links.insert().values(
+                record_id="r_not_stored_yet", profile_id="p_x", linked_at=WHEN, reason="test"
+            )
+        )
