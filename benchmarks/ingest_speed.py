@@ -152,7 +152,11 @@ def bench_http(events: int, clients: int, batch: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = _settings(Path(tmp), write_keys=("bench-key",))
         store = open_store(settings, migrate=True)
-        sock = socket.socket()
+        # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on connections accepted from a
+        # socket whose proto says TCP (base_events._set_nodelay), as uvicorn's own host/port socket
+        # does in `cdp serve`. With proto 0, every response's body waited for the client's delayed
+        # ACK of its headers (Nagle): ~40 ms per request, which all earlier /v1/batch figures include.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         app = create_app(settings, store=store)

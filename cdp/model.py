@@ -66,6 +66,9 @@ class IncomingRecord:
     events: list[EventData] = field(default_factory=list)
     consents: list[ConsentSignal] = field(default_factory=list)
     position: str = ""
+    # A message id other than source_record_id (sources whose messages are re-sent under other record
+    # ids); a re-sent message id is then a no-op across the source's streams. None: the record id is the
+    # message id, unique per (source, stream).
     message_id: str | None = None
     region_hint: str | None = None  # ISO country to read national phone numbers with, when the record has no country
 

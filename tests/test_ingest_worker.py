@@ -15,20 +15,21 @@ import json
 import multiprocessing
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 from test_ingest_crash import environment, write_calls
 
-from cdp.access import open_store
+from cdp.access import CustomerStore, open_store
 from cdp.connectors._worker import PIPE_BYTES, Batch, _widen
 from cdp.connectors.runner import IngestRunner, make_connector
 from cdp.settings import Settings
 
 RUN = """
 import json, sys
-from cdp.access import open_store
+from cdp.access import CustomerStore, open_store
 from cdp.connectors.runner import IngestRunner, make_connector
 from cdp.settings import load_settings
 
@@ -136,6 +137,40 @@ def test_batches_travel_packed_and_unpack_to_the_same_records() -> None:
     assert packed.records == [] and packed.packed is not None
     assert packed.ready() == records == batch.ready()
     assert (packed.rejects, packed.state, packed.read) == (batch.rejects, batch.state, batch.read)
+    assert packed.marshalled
+
+
+class Text(str):
+    """A str subclass: marshal refuses it (it would come back a plain str), so the batch is pickled."""
+
+
+def _types(value: Any) -> Any:
+    """``value``'s structure with each leaf replaced by its exact type (equality alone would let 1 == 1.0 == True)."""
+    if isinstance(value, list | tuple):
+        return (type(value), [_types(v) for v in value])
+    return type(value)
+
+
+def test_rows_made_for_sqlite_travel_marshalled_and_others_pickled(store: CustomerStore) -> None:
+    from decimal import Decimal
+
+    from test_ingest_rows import _record
+
+    converted = store.row_maker(store.engine.dialect)
+    made = converted.make([_record(1, email="a@example.org"), _record(2)])
+    packed = Batch(made, [], {}).pack()
+    assert packed.marshalled == converted.converted  # on PostgreSQL the rows hold datetimes: pickled
+    assert packed.ready() == made and _types(packed.ready()) == _types(made)
+    plain = Batch(store.row_maker().make([_record(3)]), [], {}).pack()  # datetimes: pickled
+    assert not plain.marshalled and _types(plain.ready()) == _types(
+        Batch(store.row_maker().make([_record(3)]), [], {}).records
+    )
+    for odd in (Decimal("1.5"), Text("x"), datetime(2026, 1, 1, tzinfo=UTC), 2**70, -0.0, "\ud800"):
+        rows = [("r_1", odd, 1, 1.0, True, None, b"", (), [])]
+        back = Batch(rows, [], {}).pack()
+        assert back.ready() == rows and _types(back.ready()) == _types(rows), odd
+    # marshal writes any bytes-like value as bytes, which the drivers store as the same BLOB
+    assert Batch([(bytearray(b"x"),)], [], {}).pack().ready() == [(b"x",)]
 
 
 def test_worker_pipe_is_widened() -> None:

@@ -4,8 +4,8 @@ A record's direct identifiers are encrypted with its person's data key before
 they reach the database. The person's key is found through the blind indexes
 of strong identifiers (email, loyalty id, user id, anonymous id) already
 stored, so one person's records share one key and erasure can shred it;
-otherwise a new key is made. Re-sending a record (same source and record id,
-or same message id) is a no-op.
+otherwise a new key is made. Re-sending a record (same source, stream and
+record id, or same message id) is a no-op.
 
 This is the ingestion hot path, so rows are inserted through one compiled
 statement per table and the driver's ``executemany`` (no per-row SQLAlchemy
@@ -91,6 +91,14 @@ _LOOKUPS: dict[str, tuple[Select[Any], str]] = {
         select(t.records.c.idempotency_key).where(t.records.c.idempotency_key.in_(_values())),
         "SELECT idempotency_key FROM records WHERE idempotency_key IN ({})",
     ),
+    "stored_ids": (
+        select(t.records.c.source_record_id).where(
+            t.records.c.source == bindparam("source"),
+            t.records.c.stream == bindparam("stream"),
+            t.records.c.source_record_id.in_(_values()),
+        ),
+        "SELECT source_record_id FROM records WHERE source = {mark} AND stream = {mark} AND source_record_id IN ({})",
+    ),
     "suppressed": (
         select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(_values())),
         "SELECT digest FROM suppressions WHERE digest IN ({})",
@@ -118,20 +126,24 @@ def _lookup_sql(name: str, paramstyle: str, count: int) -> str | None:
     mark = _MARKS.get(paramstyle)
     if mark is None:
         return None
-    return _LOOKUPS[name][1].format(", ".join([mark] * count))
+    return _LOOKUPS[name][1].format(", ".join([mark] * count), mark=mark)
 
 
-def lookup(connection: Connection, name: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The rows of look-up ``name`` for ``values`` (any number: run in chunks of CHUNK)."""
+def lookup(
+    connection: Connection, name: str, values: Sequence[str], where: tuple[str, str] | None = None
+) -> list[tuple[Any, ...]]:
+    """The rows of look-up ``name`` for ``values`` (any number: run in chunks of CHUNK); ``where``
+    is the (source, stream) of ``stored_ids``."""
     rows: list[tuple[Any, ...]] = []
     paramstyle = str(connection.dialect.paramstyle)
+    fixed = {} if where is None else {"source": where[0], "stream": where[1]}
     for start in range(0, len(values), CHUNK):
         chunk = values[start : start + CHUNK]
         sql = _lookup_sql(name, paramstyle, len(chunk))
         if sql is None:
-            rows.extend(tuple(row) for row in connection.execute(_LOOKUPS[name][0], {"values": list(chunk)}))
+            rows.extend(tuple(row) for row in connection.execute(_LOOKUPS[name][0], {"values": list(chunk), **fixed}))
         else:
-            rows.extend(connection.exec_driver_sql(sql, tuple(chunk)).fetchall())
+            rows.extend(connection.exec_driver_sql(sql, (*fixed.values(), *chunk)).fetchall())
     return rows
 
 
@@ -233,13 +245,26 @@ class IngestMixin(StoreCore):
         return outcomes
 
     def _fresh(self, connection: Connection, batch: Sequence[Ready]) -> list[int]:
-        """Positions of the records not stored yet (nor earlier in the batch)."""
+        """Positions of the records not stored yet (nor earlier in the batch).
+
+        A record with a message id is known by its idempotency key; one without (key None) by its
+        (source, stream, source record id), looked up per (source, stream) through the unique index
+        on those columns. See migration 0006.
+        """
         keys = [record[READY_KEY] for record in batch]
-        seen: set[str] = {row[0] for row in lookup(connection, "stored", keys)}
+        keyed = [key for key in keys if key is not None]
+        seen: set[Any] = {row[0] for row in lookup(connection, "stored", keyed)} if keyed else set()
+        streams: dict[tuple[str, str], list[str]] = {}
+        for record, key in zip(batch, keys, strict=True):
+            if key is None:
+                streams.setdefault((record[1], record[2]), []).append(record[3])
+        for (source, stream), ids in streams.items():
+            seen.update((source, stream, row[0]) for row in lookup(connection, "stored_ids", ids, (source, stream)))
         fresh: list[int] = []
-        for position, key in enumerate(keys):
-            if key not in seen:
-                seen.add(key)
+        for position, (record, key) in enumerate(zip(batch, keys, strict=True)):
+            known = key if key is not None else (record[1], record[2], record[3])
+            if known not in seen:
+                seen.add(known)
                 fresh.append(position)
         return fresh
 

@@ -156,7 +156,8 @@ def record_ids(count: int) -> list[str]:
 
 
 # A record made ready for storing (RowMaker.make): plain tuples, text and bytes only. Positions:
-READY_ID, READY_KEY = 0, 4  # record id (made when prepared), idempotency key
+READY_ID, READY_KEY = 0, 4  # record id (made when prepared), idempotency key (None: the record has no
+# message id, and its (source, stream, source record id) is its key; see migration 0006)
 READY_OCCURRED, READY_KIND, READY_PAYLOAD, READY_IDENTITY, READY_CLEAR = 5, 6, 7, 8, 9
 READY_SHARING, READY_INDEXES, READY_EVENTS, READY_CONSENTS = 10, 11, 12, 13
 # (id, source, stream, source record id, idempotency key, occurred_at, kind, payload as UTF-8 JSON bytes,
@@ -285,7 +286,7 @@ class RowMaker:
                     source,
                     record.stream,
                     record.source_record_id[:200],
-                    record.idempotency_key,
+                    None if record.message_id is None else record.idempotency_key,
                     occurred_value,
                     "identity" if has_identity else "event",
                     payload_bytes(record.payload, sensitive),

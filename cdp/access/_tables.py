@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING = {
@@ -60,7 +61,10 @@ records = Table(
     Column("source", String(100), ForeignKey("sources.name"), nullable=False),
     Column("stream", String(100), nullable=False),
     Column("source_record_id", String(200), nullable=False),
-    Column("idempotency_key", String(64), nullable=False, unique=True),
+    # A message id's key (sha256 of source and message id), for records whose message id is not their
+    # record id; NULL for the others, whose (source, stream, source_record_id) below is their key. A
+    # partial index: those records write no entry (migration 0006).
+    Column("idempotency_key", String(64), nullable=True),
     Column("received_at", TS, nullable=False),
     Column("occurred_at", TS, nullable=True),
     Column("key_id", String(40), ForeignKey("subject_keys.id"), nullable=False),
@@ -82,6 +86,13 @@ records = Table(
     Column("status", String(20), nullable=False, server_default="active"),
     UniqueConstraint("source", "stream", "source_record_id"),
     Index("ix_records_key_id", "key_id"),
+    Index(
+        "uq_records_idempotency_key",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
 )
 
 blind_indexes = Table(

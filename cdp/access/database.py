@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
@@ -97,17 +97,57 @@ def _alembic_config(engine: Engine) -> Any:
 
 def upgrade(engine: Engine, revision: str = "head") -> str:
     """Run the migrations up to ``revision``; return the revision now in force."""
+    return _migrate(engine, revision, down=False)
+
+
+def downgrade(engine: Engine, revision: str) -> str:
+    """Undo the migrations after ``revision``; return the revision now in force."""
+    return _migrate(engine, revision, down=True)
+
+
+def _migrate(engine: Engine, revision: str, *, down: bool) -> str:
     from alembic import command
 
     check_connection(engine)
     config = _alembic_config(engine)
     try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        with engine.connect() as connection:
+            sqlite = engine.dialect.name == "sqlite"
+            if sqlite:  # before the transaction begins: the pragma is a no-op inside one
+                _foreign_keys(connection, on=False)
+            try:
+                with connection.begin():
+                    config.attributes["connection"] = connection
+                    (command.downgrade if down else command.upgrade)(config, revision)
+                    if sqlite:
+                        _check_foreign_keys(connection)
+            finally:
+                if sqlite:
+                    _foreign_keys(connection, on=True)
     except SQLAlchemyError as exc:
         raise StorageError(f"migration failed: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
     return current_revision(engine) or "base"
+
+
+# SQLite's documented way to change a table's definition is to rebuild it (make the new table, copy,
+# drop the old, rename the new) with foreign keys off: with them on, dropping the old table first
+# deletes its rows, and ON DELETE CASCADE would take every referencing row with them. Migrations
+# therefore run with foreign keys off on SQLite, and the whole database is checked before the commit.
+
+
+def _foreign_keys(connection: Connection, *, on: bool) -> None:
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        raise StorageError(
+            f"migration failed: {len(broken)} rows break a foreign key (first: {table} row {rowid} -> {parent})"
+        )
 
 
 def current_revision(engine: Engine) -> str | None:

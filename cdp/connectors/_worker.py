@@ -13,9 +13,10 @@ cursor state reached and the rejects) to the parent through a pipe; the
 parent looks up and creates keys, encrypts, and keeps every database write,
 in order, as before. Tuples, not record objects: unpickling the objects
 was about a fifth of the parent's time. The tuples travel pickled as one
-bytes object per batch (:meth:`Batch.pack`) through a pipe widened to
-1 MiB (:func:`_widen`); the parent's writer thread unpickles them, so the
-thread that receives holds the GIL only briefly.
+bytes object per batch (:meth:`Batch.pack`: marshal, or pickle for what
+marshal cannot hold) through a pipe widened to 1 MiB (:func:`_widen`); the
+parent's writer thread reads them back, so the thread that receives holds
+the GIL only briefly.
 
 Privacy: plaintext personal data crosses only the pipe between the two
 processes (never a file), and the child writes nothing anywhere.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import json
+import marshal
 import multiprocessing
 import pickle
 from collections.abc import Iterator, Mapping
@@ -64,16 +66,31 @@ class Batch:
     read: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     progress: int = 0  # bytes read, for progress bars
-    packed: bytes | None = None  # the records, pickled (see above)
+    packed: bytes | None = None  # the records, serialised (see above)
+    marshalled: bool = False  # packed with marshal (else pickle)
 
     def pack(self) -> Batch:
-        """This batch with its records pickled into :attr:`packed`."""
-        return replace(self, records=[], packed=pickle.dumps(self.records, protocol=pickle.HIGHEST_PROTOCOL))
+        """This batch with its records serialised into :attr:`packed`.
+
+        With :mod:`marshal` where it can hold them: rows made for SQLite are only tuples, lists,
+        text, bytes, numbers and None, which marshal writes and reads back equal (exact types only:
+        anything else, such as the datetimes of rows made for PostgreSQL or a subclass, makes it
+        refuse, and pickle is used). Reading marshal is about 2.5 times faster than unpickling
+        (0.09 vs 0.21 CPU s per 28,700 demo records), and it is the storing process that reads.
+        Both ends are the same interpreter (a forked child), as marshal's format requires.
+        """
+        try:
+            return replace(self, records=[], packed=marshal.dumps(self.records), marshalled=True)
+        except ValueError:  # an object marshal cannot write
+            return replace(self, records=[], packed=pickle.dumps(self.records, protocol=pickle.HIGHEST_PROTOCOL))
 
     def ready(self) -> list[Ready]:
-        """The records, unpickled if they came packed."""
+        """The records, read back if they came packed."""
         if self.packed is None:
             return self.records
+        if self.marshalled:
+            rows: list[Ready] = marshal.loads(self.packed)  # noqa: S302 - our own child's bytes, through a pipe
+            return rows
         records: list[Ready] = pickle.loads(self.packed)  # noqa: S301 - our own child's bytes, through a pipe
         return records
 

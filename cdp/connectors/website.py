@@ -2,7 +2,10 @@
 
 The same parsing serves two modes: the HTTP collection endpoint
 (``cdp.api.collect``: ``/v1/identify`` … ``/v1/batch``) and a file mode that
-reads the same calls from JSON lines. ``messageId`` is the idempotency key.
+reads the same calls from JSON lines. ``messageId`` is the idempotency key: it is
+the record id in the one stream ``calls``, so the store's unique (source, stream,
+record id) makes a re-sent call a no-op, and the record carries no separate
+``message_id`` (which would cost a second unique key per record).
 Direct identifiers in ``traits`` become identity fields (encrypted at rest);
 event properties are kept only where classified in ``policies/fields.yaml``.
 """
@@ -237,7 +240,6 @@ def call_to_record(
         events=events,
         consents=consents,
         position=position or record,
-        message_id=record,
         region_hint=region if region and len(region) == 2 and region.isalpha() else None,
     )
 
