@@ -5,8 +5,8 @@ Two plaintext baselines, both built for the benchmark only in its temporary dire
 
 - *same read path on plaintext*: a copy of the store whose token columns hold the plaintext
   (UTF-8 bytes), read by ``read_profiles`` itself (same statements, same two-process split,
-  same assembly, row or column path) with every decryption replaced by decoding those bytes, no
-  key look-up, and no masking or consent filter (a compliance officer's read);
+  same assembly) with every decryption replaced by decoding those bytes, no key look-up, and no
+  masking or consent filter (a compliance officer's read);
 - *minimal plaintext read*: the same values from a plaintext table, read with ``sqlite3`` and
   assembled into the same dicts (group by profile, most recent value per field) in plain Python,
   one process.
@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -126,22 +125,6 @@ def plaintext_reads(twin: CustomerStore) -> Iterator[None]:
 
         return read
 
-    def columns_reader(fields: Any, _unwrap_many: Any) -> Any:
-        getters = [itemgetter(position) for _, position in fields]
-
-        def read(_blobs: Any, _key_ids: Any, _record_ids: Any, rows: Any) -> list[list[str | None]]:
-            out: list[list[str | None]] = []
-            for getter in getters:
-                column = list(map(getter, rows))
-                if all(column):
-                    values = list(map(bytes.decode, column))
-                    out.append(values if all(values) else [value or None for value in values])  # type: ignore[misc]
-                else:
-                    out.append([value.decode() or None if value else None for value in column])
-            return out
-
-        return read
-
     def decoder(needed: Any, identity_fields: Any, _data_key_of: Any) -> Any:
         at = {name: ENCRYPTED_AT + i for i, name in enumerate(identity_fields)}
         plan = [(name, at[name], True) if name in at else (name, CLEAR_AT[name], False) for name in needed]
@@ -160,9 +143,8 @@ def plaintext_reads(twin: CustomerStore) -> Iterator[None]:
         decode = decoder(needed, identity_fields, None)
         return [(name, lambda row, name=name: decode(row).get(name)) for name in needed]
 
-    original, original_columns = profile_rows.row_values_reader, profile_rows.column_values_reader
+    original = profile_rows.row_values_reader
     profile_rows.row_values_reader = values_reader  # type: ignore[assignment]
-    profile_rows.column_values_reader = columns_reader  # type: ignore[assignment]
     twin._row_decoder = decoder  # type: ignore[method-assign]
     twin._field_readers = readers  # type: ignore[method-assign]
     twin.keystore.every_blob_by_kek = dict  # type: ignore[method-assign]
@@ -171,7 +153,7 @@ def plaintext_reads(twin: CustomerStore) -> Iterator[None]:
     try:
         yield
     finally:
-        profile_rows.row_values_reader, profile_rows.column_values_reader = original, original_columns
+        profile_rows.row_values_reader = original
         del twin._row_decoder, twin._field_readers, twin.keystore.every_blob_by_kek, twin.keystore.blobs_by_kek
         del twin.keystore.every_blob_by_kek_soon
 

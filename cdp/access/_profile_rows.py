@@ -15,13 +15,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 from cdp.access._core import StoreCore
 from cdp.crypto import FieldCipher
-from cdp.crypto.columns import column_values_reader
 from cdp.crypto.fields import RowDecryptor, row_values_reader
 from cdp.crypto.keyring import FileKeyring
 from cdp.model import CLEAR_FIELDS
@@ -37,7 +34,6 @@ _TIMING_FIELDS = frozenset({"sources", "record_count", "first_seen", "last_seen"
 _PROFILE, _ID, _SOURCE, _KEY, _SEEN = range(5)
 _CLEAR_AT = {name: 5 + i for i, name in enumerate(CLEAR_FIELDS)}
 _ENCRYPTED_AT = 5 + len(CLEAR_FIELDS)
-_COLUMN_BATCH = 1024  # rows read a column at a time together: small enough for their columns to stay in cache
 
 
 def _pick(
@@ -95,12 +91,6 @@ def _no_blob(_key_id: str) -> bytes | None:
 
 def _no_unwrap(_blob: bytes, _aad: bytes) -> bytes:
     raise KeyError("no wrapped key was fetched for this read")
-
-
-def _no_unwrap_many(blobs: Sequence[bytes], _aads: Sequence[bytes]) -> list[bytes]:
-    if blobs:
-        raise KeyError("no wrapped key was fetched for this read")
-    return []
 
 
 def _seen(row: Any) -> datetime:
@@ -341,83 +331,6 @@ class RowAssemblyMixin(StoreCore):
 
         return read
 
-    def _single_records_reader(
-        self,
-        by_kek: dict[str, dict[str, bytes]],
-        needed: Sequence[str],
-        identity_fields: Sequence[str],
-        plan: Sequence[tuple[str, Callable[[Any], Any] | None]],
-        read_one: Callable[[str, Any], dict[str, Any] | None],
-        decision: Decision,
-        consent: dict[str, str] | None,
-    ) -> Callable[[list[str], list[Any]], list[dict[str, Any] | None]]:
-        """``read_many(profile_ids, rows)``: ``[read_one(p, row) for p, row in zip(profile_ids,
-        rows)]`` (``read_one`` from :meth:`_single_record_reader`, rows of single-record profiles),
-        computed a column at a time: each field decrypted for every row by
-        :func:`column_values_reader`, masked by ``map``, the result rows built by ``dict``.
-
-        Why: per person, the loops and calls of the row path cost about as much as the AES-GCM
-        work; here they run in C. Anything the column path does not take (see
-        :func:`column_values_reader`), or any error, sends the whole batch to ``read_one``, so
-        the values, and the errors, are the row path's and so the reference path's.
-        """
-        encrypted = [(name, _ENCRYPTED_AT + i) for i, name in enumerate(identity_fields) if name in needed]
-        blob_of: Callable[[str], bytes | None]
-        if by_kek:
-            ((kek_id, blobs),) = by_kek.items()
-            assert isinstance(self.keyring, FileKeyring)  # by_kek is only fetched for it
-            read_columns = column_values_reader(encrypted, self.keyring.blobs_unwrapper(kek_id))
-            blob_of = blobs.get
-        else:  # no key asked for, or none left: every token reads as no value
-            read_columns = column_values_reader(encrypted, _no_unwrap_many)
-            blob_of = _no_blob
-        at = {name: i for i, (name, _) in enumerate(encrypted)}
-        names = ("profile_id", *(name for name, _ in plan))
-        # (index among the decrypted columns or -1, getter of a clear value, mask) of each field asked for
-        steps = [(at.get(name, -1), itemgetter(_CLEAR_AT.get(name, 0)), mask) for name, mask in plan]
-        key_of, id_of, country_of = itemgetter(_KEY), itemgetter(_ID), itemgetter(_CLEAR_AT["country"])
-        allowed_of: dict[tuple[str | None, Any], bool] = {}  # (consent status, stored country) -> consent filter
-        consent_allows = self._consent_allows
-
-        def by_columns(profile_ids: list[str], rows: list[Any]) -> list[dict[str, Any] | None]:
-            key_ids = list(map(key_of, rows))
-            decrypted = read_columns(list(map(blob_of, key_ids)), key_ids, list(map(id_of, rows)), rows)
-            columns: list[list[Any]] = [profile_ids]
-            for index, clear_of, mask in steps:
-                if index >= 0:
-                    column: list[Any] = decrypted[index]
-                else:
-                    column = list(map(clear_of, rows))
-                    if not all(column) or set(map(type, column)) != {str}:
-                        column = [
-                            (value if value.__class__ is str else str(value)) if value else None for value in column
-                        ]
-                if mask is not None:
-                    column = (
-                        list(map(mask, column))
-                        if None not in column
-                        else [None if value is None else mask(value) for value in column]
-                    )
-                columns.append(column)
-            results: list[dict[str, Any] | None] = list(map(dict, map(zip, repeat(names), zip(*columns, strict=True))))
-            if consent is not None:
-                pairs = list(zip(map(consent.get, profile_ids), map(country_of, rows), strict=True))
-                for pair in set(pairs) - allowed_of.keys():
-                    status, country = pair
-                    country = (country if country.__class__ is str else str(country)) if country else None
-                    allowed_of[pair] = consent_allows(decision, status, country)
-                if not all(map(allowed_of.__getitem__, pairs)):
-                    results = [row if allowed_of[pair] else None for row, pair in zip(results, pairs, strict=True)]
-            return results
-
-        def read_many(profile_ids: list[str], rows: list[Any]) -> list[dict[str, Any] | None]:
-            try:
-                return by_columns(profile_ids, rows)
-            except Exception:
-                return [read_one(profile_id, row) for profile_id, row in zip(profile_ids, rows, strict=True)]
-
-        return read_many
-
     def _golden(
         self,
         records: list[Any],
@@ -476,10 +389,9 @@ class RowAssemblyMixin(StoreCore):
             by_kek = self.keystore.blobs_by_kek(key_ids)
         data_key_of = self._data_keys(key_ids, by_kek)
         decode = self._row_decoder(needed, identity_fields, data_key_of)
-        single = many = None
+        single = None
         if by_kek is not None and len(by_kek) <= 1 and not (with_provenance or timings or read.age_bands):
             single = self._single_record_reader(by_kek, needed, identity_fields, plan, decode, decision, consent)
-            many = self._single_records_reader(by_kek, needed, identity_fields, plan, single, decision, consent)
 
         def assemble(profile_ids: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
             ciphers: dict[str, FieldCipher | None] = {}  # this read's, for people with several records
@@ -495,21 +407,10 @@ class RowAssemblyMixin(StoreCore):
             out: list[dict[str, Any]] = []
             excluded = 0
             with _collector_paused():
-                fast_of: dict[str, dict[str, Any] | None] = {}
-                if many is not None:  # the single-record profiles first, by columns
-                    single_ids = [p for p in profile_ids if len(grouped[p]) == 1]
-                    fast_rows = []
-                    for start in range(0, len(single_ids), _COLUMN_BATCH):  # a batch's columns stay in cache
-                        batch = single_ids[start : start + _COLUMN_BATCH]
-                        fast_rows += many(batch, [grouped[p][0] for p in batch])
-                    if len(single_ids) == len(profile_ids):
-                        kept = [row for row in fast_rows if row is not None]
-                        return kept, len(fast_rows) - len(kept)
-                    fast_of = dict(zip(single_ids, fast_rows, strict=True))
                 for profile_id in profile_ids:
                     records = grouped[profile_id]
                     if len(records) == 1 and single is not None:
-                        fast = fast_of[profile_id] if many is not None else single(profile_id, records[0])
+                        fast = single(profile_id, records[0])
                         if fast is None:
                             excluded += 1
                         else:

@@ -32,8 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import add, call, getitem, itemgetter
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,7 +54,6 @@ _WRAP_CONTEXT = b"cdp-kek-wrap-v1"
 _WRAP_VERSION_BYTE = _WRAP_VERSION[0]
 _WRAP_HEADER = 1 + _NONCE_SIZE
 _WRAPPED_MIN = _WRAP_HEADER + _TAG_SIZE
-_NONCE_PART, _SEALED_PART = slice(1, _WRAP_HEADER), slice(_WRAP_HEADER, None)
 _KEK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _SECRET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _CURRENT = "CURRENT"
@@ -474,36 +471,6 @@ class FileKeyring:
                 ) from None
 
         return unwrap
-
-    def blobs_unwrapper(self, kek_id: str) -> Callable[[Sequence[bytes], Sequence[bytes]], list[bytes]]:
-        """``unwrap_many(blobs, lp_aads)``: :meth:`blob_unwrapper`'s ``unwrap`` of each blob with
-        its length-prefixed associated data, all under one KEK, the loop run by ``map`` (a bulk
-        read unwraps one key per person). Raises DecryptionFailed if any blob is malformed or
-        does not authenticate (a caller wanting to know which reads them one by one).
-        """
-        decrypt, head = (self._keks.get(kek_id) or self._kek(kek_id)).decrypt, self._wrap_head(kek_id)
-
-        def unwrap_many(blobs: Sequence[bytes], lp_aads: Sequence[bytes]) -> list[bytes]:
-            if not blobs:
-                return []
-            if min(map(len, blobs)) < _WRAPPED_MIN or set(map(itemgetter(0), blobs)) != {_WRAP_VERSION_BYTE}:
-                raise DecryptionFailed(f"a wrapped key under KEK {kek_id!r} is malformed or of an unknown version")
-            try:
-                return list(
-                    map(
-                        call,  # type: ignore[arg-type]  # typeshed cannot type call() over map
-                        repeat(decrypt),
-                        map(getitem, blobs, repeat(_NONCE_PART)),
-                        map(getitem, blobs, repeat(_SEALED_PART)),
-                        map(add, repeat(head), lp_aads),
-                    )
-                )
-            except InvalidTag:
-                raise DecryptionFailed(
-                    f"a wrapped key under KEK {kek_id!r} does not authenticate (tampered with, or bound to another id)"
-                ) from None
-
-        return unwrap_many
 
     def rotate(self) -> str:
         with self._lock:
