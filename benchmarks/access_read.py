@@ -148,12 +148,14 @@ def plaintext_reads(twin: CustomerStore) -> Iterator[None]:
     twin._row_decoder = decoder  # type: ignore[method-assign]
     twin._field_readers = readers  # type: ignore[method-assign]
     twin.keystore.every_blob_by_kek = dict  # type: ignore[method-assign]
+    twin.keystore.every_blob_by_kek_soon = lambda: dict  # type: ignore[method-assign]
     twin.keystore.blobs_by_kek = lambda _key_ids: {}  # type: ignore[method-assign]
     try:
         yield
     finally:
         profile_rows.row_values_reader = original
         del twin._row_decoder, twin._field_readers, twin.keystore.every_blob_by_kek, twin.keystore.blobs_by_kek
+        del twin.keystore.every_blob_by_kek_soon
 
 
 def main() -> None:

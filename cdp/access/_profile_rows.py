@@ -284,38 +284,49 @@ class RowAssemblyMixin(StoreCore):
             read_values = row_values_reader(encrypted, _no_unwrap)
             blob_of = _no_blob
         at = {name: i for i, (name, _) in enumerate(encrypted)}
-        # (name, index among the decrypted values or -1, position of a clear value, mask)
-        steps = [(name, at.get(name, -1), _CLEAR_AT.get(name, -1), mask) for name, mask in plan]
-        country_at = _CLEAR_AT["country"]
+        # Every result row starts as a copy of this one (keys in the order asked, values None), so
+        # a field without a value costs nothing and the keys keep the reference path's order.
+        template: dict[str, Any] = dict.fromkeys(("profile_id", *(name for name, _ in plan)))
+        # (index among the decrypted values, name, mask) of the encrypted fields; (position, name,
+        # mask) of the clear ones.
+        decrypted = tuple((at[name], name, mask) for name, mask in plan if name in at)
+        clear = tuple((_CLEAR_AT[name], name, mask) for name, mask in plan if name not in at)
+        country_at, key_at, id_at = _CLEAR_AT["country"], _KEY, _ID
         allowed_by_country: dict[str | None, bool] = {}  # consent row filter for people without a choice
         consent_allows = self._consent_allows
 
         def read(profile_id: str, row: Any) -> dict[str, Any] | None:
+            key_id = row[key_at]
             try:
-                values = read_values(blob_of(row[_KEY]), row[_KEY], row[_ID], row)
+                values = read_values(blob_of(key_id), key_id, row[id_at], row)
             except Exception:
                 golden = decode(row)
                 values = [golden.get(name) for name, _ in encrypted]
             if consent is not None:
-                country = row[country_at]
-                country = (country if country.__class__ is str else str(country)) if country else None
                 status = consent.get(profile_id)
-                if status is None:
-                    allowed = allowed_by_country.get(country)
-                    if allowed is None:
-                        allowed = allowed_by_country[country] = consent_allows(decision, None, country)
-                else:
-                    allowed = consent_allows(decision, status, country)
-                if not allowed:
-                    return None
-            result: dict[str, Any] = {"profile_id": profile_id}
-            for name, index, position, mask in steps:
-                if index >= 0:
-                    value = values[index]
-                else:
-                    value = row[position]
-                    value = (value if value.__class__ is str else str(value)) if value else None
-                result[name] = value if mask is None or value is None else mask(value)
+                if status != "granted":
+                    country = row[country_at]
+                    country = (country if country.__class__ is str else str(country)) if country else None
+                    if status is None:
+                        allowed = allowed_by_country.get(country)
+                        if allowed is None:
+                            allowed = allowed_by_country[country] = consent_allows(decision, None, country)
+                    else:
+                        allowed = consent_allows(decision, status, country)
+                    if not allowed:
+                        return None
+            result = template.copy()
+            result["profile_id"] = profile_id
+            for index, name, mask in decrypted:
+                value = values[index]
+                if value is not None:
+                    result[name] = value if mask is None else mask(value)
+            for position, name, mask in clear:
+                value = row[position]
+                if value:
+                    if value.__class__ is not str:
+                        value = str(value)
+                    result[name] = value if mask is None else mask(value)
             return result
 
         return read

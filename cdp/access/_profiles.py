@@ -167,9 +167,13 @@ class ProfileMixin(RowAssemblyMixin):
                 parts = map_split(self._assembler(grouped, read), sorted(grouped))
             else:
                 # The child assembles the first profiles while this process fetches the others.
-                first = fetch((None, split))
-                # Every wrapped key in one scan, for both parts (the rest's key ids are not known yet).
-                keys = self.keystore.every_blob_by_kek() if isinstance(self.keyring, FileKeyring) else None
+                # Every wrapped key in one scan, for both parts (the rest's key ids are not known
+                # yet), read by SQLite in a thread while the first rows are fetched.
+                keys_soon = self.keystore.every_blob_by_kek_soon() if isinstance(self.keyring, FileKeyring) else None
+                try:
+                    first = fetch((None, split))
+                finally:
+                    keys = keys_soon() if keys_soon is not None else None
                 shared = SharedWork(self._assembler(first, read, keys), sorted(first)).start()
                 try:
                     rest = fetch((split, None))

@@ -413,6 +413,13 @@ class RowDecryptor:
         return out
 
 
+# Length prefixes (4 bytes, big-endian) of parts shorter than _SHORT bytes, and the same after the
+# version-2 AAD head: a bulk read takes them by index instead of calling ``int.to_bytes`` per part.
+_SHORT = 256
+_LENGTH_PREFIX = tuple(n.to_bytes(4, "big") for n in range(_SHORT))
+_HEAD_OF_LENGTH = tuple(_AAD_HEAD + prefix for prefix in _LENGTH_PREFIX)
+
+
 def row_values_reader(
     fields: Sequence[tuple[str, int]], unwrap: Callable[[bytes, bytes], bytes]
 ) -> Callable[[bytes | None, str, str, Sequence[Any]], list[str | None]]:
@@ -427,12 +434,14 @@ def row_values_reader(
     per token. The key is used for that row and dropped.
 
     It only takes the common case and raises on anything else (a version-1 token, a malformed
-    or moved token, a key that is not 32 bytes, text that needs ``surrogatepass``): the caller
-    then reads that row with :class:`RowDecryptor`, whose values and errors are the reference.
-    ``blob`` None (a shredded key, an erased person) reads as no value, as there.
+    or moved token, a key that is not 32 bytes, text that needs ``surrogatepass``, a record or
+    key id of 256 bytes or more): the caller then reads that row with :class:`RowDecryptor`,
+    whose values and errors are the reference. ``blob`` None (a shredded key, an erased
+    person) reads as no value, as there.
     """
     plan = tuple((position, _field_aad(name)) for name, position in fields)
-    nothing: list[str | None] = [None] * len(plan)
+    width = len(plan)
+    prefix_of, head_of, version, header = _LENGTH_PREFIX, _HEAD_OF_LENGTH, TOKEN_VERSION, _HEADER
 
     def read(blob: bytes | None, key_id: str, record_id: str, row: Sequence[Any]) -> list[str | None]:
         values: list[str | None] = []
@@ -445,18 +454,18 @@ def row_values_reader(
                 continue
             if decrypt is None:  # the first token: the person's key, and the row's parts of the AAD
                 if blob is None:
-                    return list(nothing)
+                    return [None] * width
                 kid = key_id.encode()
-                tail = len(kid).to_bytes(4, "big") + kid
+                tail = prefix_of[len(kid)] + kid  # IndexError past _SHORT bytes: the reference path reads it
                 data_key = unwrap(blob, tail)
                 if len(data_key) != DATA_KEY_SIZE:
                     raise CryptoError(f"a data key is {DATA_KEY_SIZE} bytes, got {len(data_key)}")
                 decrypt = AESGCM(data_key).decrypt
                 rid = record_id.encode()
-                head = _AAD_HEAD + len(rid).to_bytes(4, "big") + rid
-            if token[0] != TOKEN_VERSION:
+                head = head_of[len(rid)] + rid
+            if token[0] != version:
                 raise DecryptionFailed("not a version 2 token: the reference path reads it")
-            values.append(decrypt(token[1:_HEADER], token[_HEADER:], head + field_aad + tail).decode() or None)
+            values.append(decrypt(token[1:header], token[header:], head + field_aad + tail).decode() or None)
         return values
 
     return read

@@ -16,13 +16,16 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cdp.crypto.keyring import WrappedKey
 
 STORE_FILE = "data-keys.sqlite"
 _SCAN_SHARE = 4  # a read wanting 1/_SCAN_SHARE of the stored keys or more reads them all
+_ID_SEPARATOR = "\x1f"  # between the key ids of a packed scan (an id holding it sends the scan down the row path)
+# One packed key-store row: the KEK, how many keys, their shortest and longest blob, the ids, the blobs in hex.
+_Packed = tuple[str, int, int, int, str, str]
 
 
 class DataKeyStore:
@@ -118,6 +121,65 @@ class DataKeyStore:
             if blobs:
                 found[kek_id] = blobs
         return found
+
+    def every_blob_by_kek_soon(self) -> Callable[[], dict[str, dict[str, bytes]]]:
+        """Start :meth:`every_blob_by_kek` in a thread; the function returned waits for it and
+        returns its result.
+
+        Why: a read of every profile needs every wrapped key before it can share its work with a
+        second process, and it fetches the first rows from the database meanwhile. Read row by
+        row, the keys cost ~0.8 µs each, nearly all of it building Python objects while holding
+        the GIL, so a thread does not help. Here the thread's connection asks SQLite for each
+        KEK's keys packed into two values (the ids joined by a separator, the blobs in hex), made
+        by SQLite without the GIL while this thread fetches rows; the function returned then
+        unpacks them (a split, one ``bytes.fromhex``, fixed-size slices). Keys of unequal sizes,
+        an id holding the separator (or NULL) or any error from the thread send that KEK (or the
+        whole scan) back to the row-by-row :meth:`every_blob_by_kek`, so the result is the same.
+
+        The thread uses its own connection, in one read transaction, and is joined before the
+        function returns (so a caller may fork after it).
+        """
+        packed: list[_Packed] = []
+        failed: list[BaseException] = []
+
+        def scan() -> None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                try:
+                    conn.execute("BEGIN")  # one snapshot for all the statements
+                    for (kek_id,) in conn.execute("SELECT DISTINCT kek_id FROM data_keys").fetchall():
+                        packed.append(
+                            conn.execute(
+                                "SELECT kek_id, count(*), min(length(blob)), max(length(blob)), "
+                                "group_concat(id, char(31)), group_concat(hex(blob), '') "
+                                "FROM data_keys WHERE kek_id = ?",
+                                (kek_id,),
+                            ).fetchone()
+                        )
+                    conn.execute("COMMIT")
+                finally:
+                    conn.close()
+            except BaseException as error:  # the caller falls back to the row path
+                failed.append(error)
+
+        thread = threading.Thread(target=scan, name="cdp-key-scan", daemon=True)
+        thread.start()
+
+        def result() -> dict[str, dict[str, bytes]]:
+            thread.join()
+            if failed:
+                return self.every_blob_by_kek()
+            found: dict[str, dict[str, bytes]] = {}
+            for kek_id, count, shortest, longest, ids, hexes in packed:
+                key_ids = ids.split(_ID_SEPARATOR) if ids is not None else []
+                raw = bytes.fromhex(hexes) if hexes is not None else b""
+                if not count or len(key_ids) != count or shortest != longest or len(raw) != count * shortest:
+                    return self.every_blob_by_kek()
+                size = shortest
+                found[kek_id] = dict(zip(key_ids, [raw[i : i + size] for i in range(0, len(raw), size)], strict=True))
+            return found
+
+        return result
 
     def destroy(self, key_ids: Iterable[str]) -> int:
         items = list(dict.fromkeys(key_ids))
