@@ -84,6 +84,27 @@ def test_a_child_that_dies_leaves_its_chunks_to_this_process() -> None:
     assert _parallel.outcome["last"] == "redone"
 
 
+def test_a_child_whose_parent_stops_reading_exits_instead_of_blocking() -> None:
+    """A killed parent reads nothing more: the child's send must fail, not wait forever.
+
+    Its results (~4 MB) are far more than a pipe holds, so the child blocks in ``send_bytes``
+    until a reader takes them; closing this process's receiving end stands in for its death.
+    """
+    shared = SharedWork(lambda part: [os.urandom(4096) for _ in part], list(range(2000)), min_items=2, chunks=2).start()
+    process = shared._process
+    assert process is not None, "no child was forked"
+    time.sleep(0.5)  # the child is done with its chunks and blocked sending them
+    shared._receiving.close()
+    process.join(10)
+    alive = process.is_alive()
+    if alive:
+        process.kill()
+        process.join()
+    os.close(shared._take_end)
+    shared._process = None
+    assert not alive, "the child stayed blocked on a pipe nobody reads"
+
+
 @pytest.mark.parametrize("ctx", [MARKETER, OFFICER], ids=["marketer", "compliance"])
 def test_a_split_read_equals_a_single_process_read(
     store: CustomerStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctx: AccessContext

@@ -73,7 +73,11 @@ def _child(
     bounds: list[tuple[int, int]],
     chunk_numbers: int,
     pipe: Connection,
+    parents_end: Connection,
 ) -> None:
+    # The child's copy of the receiving end, closed first: with it open, a parent killed before it
+    # reads would leave this process blocked in ``send_bytes`` forever (a reader still exists).
+    parents_end.close()
     done: dict[int, Any] = {}
     try:
         while (number := _take(chunk_numbers)) is not None:
@@ -87,6 +91,8 @@ def _child(
         payload = pickle.dumps({}, protocol=pickle.HIGHEST_PROTOCOL)
     try:
         pipe.send_bytes(payload)
+    except BrokenPipeError:  # the parent is gone (killed, or it cancelled): nobody wants the results
+        pass
     finally:
         pipe.close()
 
@@ -131,7 +137,7 @@ class SharedWork(Generic[Item, Result]):
         try:
             process = context.Process(
                 target=_child,
-                args=(self._work, items, self._bounds, take_end, sending),
+                args=(self._work, items, self._bounds, take_end, sending, receiving),
                 name="cdp-read-share",
                 daemon=True,
             )
