@@ -259,3 +259,19 @@ def test_reads_by_position_from_blocks(blocked: CustomerStore, monkeypatch: pyte
         )
         assert _canonical(rebuilt).equals(_canonical(wanted))
     assert len(read) <= 4  # at most the short tail each time: the rest came from blocks
+
+
+def test_a_read_by_position_over_a_tampered_block_falls_back_to_the_rows(blocked: CustomerStore) -> None:
+    frame = _assert_same(blocked)
+    ids = frame["profile_id"].cast(pl.String).unique().sort()
+    keys = pl.concat([ids.slice(1), ids.head(1)])  # not sorted: positions are not the dictionary's codes
+    before = blocked.events_frame(OFFICER, positions_of=keys)
+    stored = _blocks(blocked)
+    with blocked.engine.begin() as conn:  # a block's ciphertext moved to another range
+        core = conn.execute(select(t.event_blocks.c.core).where(t.event_blocks.c.lo == stored[1][0])).scalar_one()
+        conn.execute(update(t.event_blocks).where(t.event_blocks.c.lo == stored[2][0]).values(core=core))
+    after = blocked.events_frame(OFFICER, positions_of=keys)
+    assert len(_blocks(blocked)) == 0  # read from the rows
+    assert _canonical(after).equals(_canonical(before))
+    rebuilt = after.with_columns(keys.gather(after["profile_row"]).alias("profile_id")).select(frame.columns)
+    assert _canonical(rebuilt).equals(_canonical(frame.with_columns(pl.col("profile_id").cast(pl.String))))

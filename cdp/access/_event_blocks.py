@@ -53,13 +53,12 @@ from cdp.access._core import StoreCore, new_id, now
 from cdp.access._event_block_format import MAGIC, PROPS_SCHEMA, decode_core, decode_props, encode_core, encode_props
 from cdp.access._events import (
     POSITION,
+    POSITIONED_SCHEMA,
     SCHEMA,
     _decode_sqlite,
     _empty,
     _range_sql,
     _rowid_bounds,
-    positioned,
-    positioned_schema,
 )
 from cdp.crypto.envelope import encode_aad, new_data_key
 
@@ -342,9 +341,10 @@ def read_sqlite(
                 position = block[1]
             if position is not None and high is not None and position <= high:
                 read_gap(position, high + 1, tail=True)
-            active = cursor.execute(
+            # The active profiles' ids; with keys, those of the others instead (to leave out: usually none).
+            listed = cursor.execute(
                 "SELECT json_group_array(id) FROM profiles WHERE status "
-                + ("= 'active'" if keys is None else "!= 'active'")  # with keys: those to leave out
+                + ("= 'active'" if keys is None else "!= 'active'")
             ).fetchone()[0]
             pieces = [f.result() for f in futures]
             dictionary = opened.result()["id"] if opened is not None else pl.Series("id", [], dtype=pl.String)
@@ -354,8 +354,7 @@ def read_sqlite(
         conn.execute(delete(t.event_blocks))
         from cdp.access._events import _read_sqlite
 
-        frame = _read_sqlite(conn, properties_of)
-        return frame if keys is None else positioned(frame, keys)
+        return _read_sqlite(conn, properties_of, keys)
     finally:
         cursor.close()
     if not pieces:
@@ -364,7 +363,7 @@ def read_sqlite(
     _rewrite_legacy(conn, key, [p for p in pieces if p.legacy])
     if key.key_id is not None and key.key_id != pinned:
         _pin(conn, key.key_id)
-    ids = pl.Series("profile_id", [active]).str.json_decode(pl.List(pl.String)).explode()
+    ids = pl.Series("profile_id", [listed]).str.json_decode(pl.List(pl.String)).explode()
     if keys is None:
         # One look-up per known profile id, not per event: each event then takes its profile by code.
         return _assemble(pieces, dictionary.cast(pl.Enum(ids.sort()), strict=False).alias("profile_id"), properties_of)
@@ -414,11 +413,9 @@ def _code_new_ranges(
         offset += piece.profile_ids.len()
     kept = [p for p in ranges if p.ends is not None]
     if kept:
-        key_id, aead = key.aead()
-        with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow encoding and AES-GCM let go of the GIL
-            rows = list(pool.map(lambda p: _block_row(p, aead, key_id), kept))
-        conn.execute(insert(t.event_blocks), rows)
+        _store_blocks(conn, key, kept)
         if added.len() or not stored:
+            key_id, aead = key.aead()
             conn.execute(delete(t.event_blocks).where(t.event_blocks.c.lo == DICTIONARY_LO))
             conn.execute(insert(t.event_blocks), [_dictionary_row(dictionary, aead, key_id)])
     return dictionary
@@ -428,10 +425,15 @@ def _rewrite_legacy(conn: Connection, key: BlockKey, pieces: list[_Piece]) -> No
     """Store blocks read in the first format again in the second (once: later reads are faster)."""
     if not pieces:
         return
+    conn.execute(delete(t.event_blocks).where(t.event_blocks.c.lo.in_([p.lo for p in pieces])))
+    _store_blocks(conn, key, pieces)
+
+
+def _store_blocks(conn: Connection, key: BlockKey, pieces: list[_Piece]) -> None:
+    """Seal the pieces (ranges with their ends known) and insert them as blocks."""
     key_id, aead = key.aead()
     with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow encoding and AES-GCM let go of the GIL
         rows = list(pool.map(lambda p: _block_row(p, aead, key_id), pieces))
-    conn.execute(delete(t.event_blocks).where(t.event_blocks.c.lo.in_([p.lo for p in pieces])))
     conn.execute(insert(t.event_blocks), rows)
 
 
@@ -453,7 +455,7 @@ def _assemble(pieces: list[_Piece], profiles: pl.Series, properties_of: Collecti
         frames.append(
             piece.frame.with_columns(profiles.gather(piece.codes).alias(name), properties.alias("properties"))
         )
-    frame = pl.concat(frames, rechunk=False).select(list(SCHEMA if name == "profile_id" else positioned_schema()))
+    frame = pl.concat(frames, rechunk=False).select(list(SCHEMA if name == "profile_id" else POSITIONED_SCHEMA))
     return frame.filter(pl.col(name).is_not_null())
 
 

@@ -96,13 +96,14 @@ POSITION = "profile_row"
 """With ``positions_of``: the column that replaces ``profile_id``, each event's profile's position."""
 
 
-def positioned_schema() -> dict[str, Any]:
-    """``SCHEMA`` with ``profile_row`` (UInt32) in the place of ``profile_id``."""
-    return {(POSITION if c == "profile_id" else c): (pl.UInt32 if c == "profile_id" else k) for c, k in SCHEMA.items()}
+POSITIONED_SCHEMA: dict[str, Any] = {
+    (POSITION if c == "profile_id" else c): (pl.UInt32 if c == "profile_id" else k) for c, k in SCHEMA.items()
+}
+"""``SCHEMA`` with ``profile_row`` (UInt32) in the place of ``profile_id``."""
 
 
 def _empty(positions: bool = False) -> pl.DataFrame:
-    return pl.DataFrame(schema=positioned_schema() if positions else {**SCHEMA, "profile_id": pl.Enum([])})
+    return pl.DataFrame(schema=POSITIONED_SCHEMA if positions else {**SCHEMA, "profile_id": pl.Enum([])})
 
 
 def check_keys(keys: pl.Series) -> pl.Series:
@@ -114,18 +115,13 @@ def check_keys(keys: pl.Series) -> pl.Series:
     return ids
 
 
-def positioned(frame: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
-    """``frame`` (a ``profile_id`` Enum or String) with ``profile_row``, the position of each event's
-    profile in ``keys``, in its place; events of profiles not in ``keys`` are left out."""
+def _positioned(frame: pl.DataFrame, keys: pl.Series, active: pl.Series) -> pl.DataFrame:
+    """``frame`` (``profile_id`` String) with ``profile_row``, the position of each event's profile
+    in ``keys``, in its place; events of profiles not in ``keys`` or not ``active`` are left out."""
     index = keys.alias("profile_id").to_frame().with_row_index(POSITION)
-    ids = frame["profile_id"]
-    if isinstance(ids.dtype, pl.Enum):  # a look-up per category, then per event by its code
-        categories = ids.dtype.categories.alias("profile_id").to_frame()
-        table = categories.join(index, on="profile_id", how="left", maintain_order="left")[POSITION]
-        rows = table.gather(ids.to_physical())
-    else:
-        rows = ids.to_frame().join(index, on="profile_id", how="left", maintain_order="left")[POSITION]
-    out = frame.with_columns(rows.alias(POSITION)).select(list(positioned_schema()))
+    index = index.filter(pl.col("profile_id").is_in(active.implode()))
+    rows = frame.select("profile_id").join(index, on="profile_id", how="left", maintain_order="left")[POSITION]
+    out = frame.with_columns(rows).select(list(POSITIONED_SCHEMA))
     return out.filter(pl.col(POSITION).is_not_null())
 
 
@@ -143,7 +139,9 @@ def _range_sql(properties_of: Collection[str] | None) -> tuple[str, list[str]]:
     return sql, names
 
 
-def _read_sqlite(conn: Connection, properties_of: Collection[str] | None) -> pl.DataFrame:
+def _read_sqlite(
+    conn: Connection, properties_of: Collection[str] | None, keys: pl.Series | None = None
+) -> pl.DataFrame:
     """All events (active profiles only), a column at a time as JSON arrays (see the module docstring)."""
     sql, names = _range_sql(properties_of)
     decoded: list[Future[pl.DataFrame]] = []
@@ -165,9 +163,9 @@ def _read_sqlite(conn: Connection, properties_of: Collection[str] | None) -> pl.
             cursor.close()
         frames = [part.result() for part in decoded]
     if not frames:
-        return _empty()
+        return _empty(keys is not None)
     ids = pl.Series("profile_id", [active]).str.json_decode(pl.List(pl.String)).explode()
-    return _keyed(pl.concat(frames, rechunk=False), ids)
+    return _keyed(pl.concat(frames, rechunk=False), ids, keys)
 
 
 def _rowid_bounds(cursor: Any) -> tuple[int | None, int | None]:
@@ -203,7 +201,9 @@ def _sqlite_times(conn: Connection, text: pl.Series) -> pl.Series:
     return pl.Series(text.name, [parse(v) for v in text.to_list()], dtype=TIME)
 
 
-def _read_postgres(conn: Connection, properties_of: Collection[str] | None) -> pl.DataFrame:
+def _read_postgres(
+    conn: Connection, properties_of: Collection[str] | None, keys: pl.Series | None = None
+) -> pl.DataFrame:
     """All events of active profiles, as the CSV of one ``COPY`` (see the module docstring)."""
     properties, names = _properties_sql("e.properties", properties_of)
     properties = properties.replace("?", "%s")
@@ -232,18 +232,18 @@ def _read_postgres(conn: Connection, properties_of: Collection[str] | None) -> p
     finally:
         cursor.close()
     if not buffer.tell():
-        return _empty()
+        return _empty(keys is not None)
     schema = {**SCHEMA, "occurred_at": pl.Int64}
     frame = pl.read_csv(buffer.getvalue(), has_header=False, schema=schema)
     del buffer
     # After the events (a later snapshot): a profile no longer active by now loses its events here.
-    frame = _keyed(frame, _active_ids(conn))
+    frame = _keyed(frame, _active_ids(conn), keys)
     # COPY writes an empty string as "" and NULL as nothing; Polars reads both as null. (Empty
     # strings are not kept by ingestion: it stores a missing value as NULL.)
     return frame.with_columns(pl.col("occurred_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
 
 
-def _read_rows(conn: Connection, properties_of: Collection[str] | None) -> pl.DataFrame:
+def _read_rows(conn: Connection, properties_of: Collection[str] | None, keys: pl.Series | None = None) -> pl.DataFrame:
     """The portable path: SQLAlchemy rows, one Python tuple per event."""
     wanted = None if properties_of is None else set(properties_of)
     rows = conn.execute(
@@ -255,7 +255,9 @@ def _read_rows(conn: Connection, properties_of: Collection[str] | None) -> pl.Da
         (*r[:-1], json.dumps(r[-1], sort_keys=True) if r[-1] and (wanted is None or r[2] in wanted) else None)
         for r in rows
     ]
-    return _keyed(pl.DataFrame(out, schema=SCHEMA, orient="row"), _active_ids(conn)) if out else _empty()
+    if not out:
+        return _empty(keys is not None)
+    return _keyed(pl.DataFrame(out, schema=SCHEMA, orient="row"), _active_ids(conn), keys)
 
 
 def _active_ids(conn: Connection) -> pl.Series:
@@ -272,13 +274,16 @@ def _people(profile_ids: pl.Series) -> int:
     return int(np.count_nonzero(np.bincount(codes))) if codes.size else 0
 
 
-def _keyed(frame: pl.DataFrame, active: pl.Series) -> pl.DataFrame:
-    """The events of ``active`` profiles only, their ``profile_id`` an Enum of those ids.
+def _keyed(frame: pl.DataFrame, active: pl.Series, keys: pl.Series | None = None) -> pl.DataFrame:
+    """The events of ``active`` profiles only, their ``profile_id`` an Enum of those ids; with
+    ``keys``, of those among them only, each with its position in ``keys`` (``profile_row``).
 
     One hash look-up per event, which also drops the events of other profiles; the
     attributes then find each event's profile position from the Enum's codes (a look-up
     of the 1M categories, not of the 10M events: see ``cdp.segments.attributes``).
     """
+    if keys is not None:
+        return _positioned(frame, keys, active)
     ids = pl.Enum(active.sort())
     coded = frame.with_columns(pl.col("profile_id").cast(ids, strict=False))
     return coded.filter(pl.col("profile_id").is_not_null())
@@ -315,10 +320,8 @@ class EventMixin(StoreCore):
 
                 frame = read_sqlite(self, conn, properties_of, keys)
             elif dialect == "postgresql" and conn.dialect.driver == "psycopg":
-                frame = _read_postgres(conn, properties_of)
+                frame = _read_postgres(conn, properties_of, keys)
             else:
-                frame = _read_rows(conn, properties_of)
-            if keys is not None and POSITION not in frame.columns:
-                frame = positioned(frame, keys)
+                frame = _read_rows(conn, properties_of, keys)
             work.subject_count = _people(frame[POSITION if keys is not None else "profile_id"])
             return frame
