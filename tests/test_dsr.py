@@ -249,3 +249,49 @@ def test_withdrawal_takes_effect_on_the_next_segment_refresh(store: CustomerStor
     after = store.segment_members(reader, "active_high_value")
     assert person not in after and len(after) == len(members) - 1
     assert report.segments["active_high_value"][2] == 1  # one member exited
+
+
+def _split_off_a_record_sharing_its_key(store: CustomerStore) -> tuple[str, str, str, str]:
+    """(person, key, the split-off record, its new profile): two people whose records share one data key."""
+    from sqlalchemy import select
+
+    from cdp.access import _tables as t
+    from cdp.identity.manual import split_record
+
+    engineer = AccessContext("user:eng", "data_engineer", "operations")
+    with store.engine.begin() as conn:
+        rows = conn.execute(
+            select(t.record_links.c.profile_id, t.records.c.id, t.records.c.key_id)
+            .join(t.records, t.records.c.id == t.record_links.c.record_id)
+            .where(t.record_links.c.unlinked_at.is_(None))
+            .order_by(t.records.c.id)
+        ).all()
+    by_person_key: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        by_person_key.setdefault((row.profile_id, row.key_id), []).append(row.id)
+    (person, key), records = next((pk, ids) for pk, ids in sorted(by_person_key.items()) if len(ids) > 1)
+    split_record(store, engineer, records[-1], reason="test")
+    moved_to = {f["record_id"]: f["profile_id"] for f in store.identity_features(SVC)}[records[-1]]
+    assert moved_to != person
+    return person, key, records[-1], str(moved_to)
+
+
+def test_erasure_gives_another_person_sharing_the_key_a_key_of_their_own(loaded: CustomerStore) -> None:
+    store = loaded
+    person, _, other_record, other = _split_off_a_record_sharing_its_key(store)
+    before = {f["record_id"]: f for f in store.identity_features(SVC)}[other_record]
+    result = store.erase_subject(OFFICER, person)
+    assert result["records_rekeyed"] == 1
+    after = {f["record_id"]: f for f in store.identity_features(SVC)}[other_record]
+    assert after == before and after["profile_id"] == other  # still readable, under another key
+
+
+def test_erasure_after_the_shared_key_was_shredded_leaves_the_other_record_shredded(loaded: CustomerStore) -> None:
+    """A key already destroyed cannot (and need not) be re-keyed: erasure must not fail on it."""
+    store = loaded
+    person, key, _, _ = _split_off_a_record_sharing_its_key(store)
+    with store.engine.begin() as conn:
+        assert store.shred_keys(conn, [key]) == 1
+    result = store.erase_subject(OFFICER, person)
+    assert result["records_rekeyed"] == 0
+    assert person not in {f["profile_id"] for f in store.identity_features(SVC)}

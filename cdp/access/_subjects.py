@@ -216,9 +216,14 @@ class SubjectMixin(StoreCore):
     # -- erasure ----------------------------------------------------------------------------------
 
     def _rekey_foreign_records(self, conn: Connection, key_ids: list[str], keep_out: set[str]) -> int:
-        """Give records of other people that share one of these keys a key of their own."""
+        """Give records of other people that share one of these keys a key of their own.
+
+        A key already destroyed is skipped: the records under it are unreadable already
+        (shredded with it), so there is nothing of theirs to keep.
+        """
         moved = 0
-        for chunk in _chunks(key_ids):
+        live = [k for k in key_ids if self.has_cipher(k)]  # the caller loaded them: shredded ones stay absent
+        for chunk in _chunks(live):
             foreign = [
                 r for r in conn.execute(select(t.records).where(t.records.c.key_id.in_(chunk))) if r.id not in keep_out
             ]
