@@ -295,3 +295,31 @@ def test_erasure_after_the_shared_key_was_shredded_leaves_the_other_record_shred
     result = store.erase_subject(OFFICER, person)
     assert result["records_rekeyed"] == 0
     assert person not in {f["profile_id"] for f in store.identity_features(SVC)}
+
+
+def test_rectifying_a_person_whose_keys_were_all_shredded_stores_the_correction_under_a_new_key(
+    loaded: CustomerStore,
+) -> None:
+    from sqlalchemy import select
+
+    from cdp.access import _tables as t
+
+    store = loaded
+    person = store.read_profiles(OFFICER, ["email"])[0]["profile_id"]
+    with store.engine.begin() as conn:
+        keys = sorted(
+            set(
+                conn.execute(
+                    select(t.records.c.key_id)
+                    .join(t.record_links, t.record_links.c.record_id == t.records.c.id)
+                    .where(t.record_links.c.profile_id == person, t.record_links.c.unlinked_at.is_(None))
+                ).scalars()
+            )
+        )
+        store.shred_keys(conn, keys)
+    record = store.rectify(OFFICER, person, {"given_name": "Corrected", "city": "Lyon"}, request_id="rq-1")
+    with store.engine.begin() as conn:
+        key = conn.execute(select(t.records.c.key_id).where(t.records.c.id == record)).scalar_one()
+    assert key not in keys
+    (row,) = store.read_profiles(OFFICER, ["given_name", "city"], profile_ids=[person])
+    assert row["given_name"] == "Corrected" and row["city"] == "Lyon"

@@ -407,8 +407,11 @@ class SubjectMixin(StoreCore):
             rows = self._record_rows(conn, profile_id)
             if not rows:
                 raise NotFound(f"profile {profile_id} has no records")
-            key_id = rows[0].key_id
-            cipher = self.cipher(conn, key_id)
+            # The corrections go under the person's first key still alive; if every key of theirs
+            # was crypto-shredded, under a new one (what they send now is new data).
+            self.load_ciphers(conn, {r.key_id for r in rows})
+            live = next((r.key_id for r in rows if self.has_cipher(r.key_id)), None)
+            key_id, cipher = self.create_key(conn) if live is None else (live, self.cipher(conn, live))
             record_id = new_id("r")
             stamp = now()
             values: dict[str, Any] = {
