@@ -131,6 +131,44 @@ def test_customer_360_is_masked_per_role(loaded: CustomerStore) -> None:
         loaded.profile_view(OFFICER, "p_does_not_exist")
 
 
+def test_customer_360_lists_a_shredded_record_without_its_identifiers(
+    cli_env: dict[str, str], loaded: CustomerStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record whose data key was crypto-shredded is listed and marked, not an error (the view
+    and ``cdp profiles show`` used to fail with DecryptionFailed on it)."""
+    from sqlalchemy import select
+
+    from cdp.access import _tables as t
+
+    with loaded.engine.begin() as conn:
+        linked = conn.execute(
+            select(t.record_links.c.profile_id, t.records.c.key_id, t.records.c.occurred_at)
+            .join(t.records, t.records.c.id == t.record_links.c.record_id)
+            .where(t.record_links.c.unlinked_at.is_(None), t.records.c.status == "active")
+            .order_by(t.record_links.c.profile_id, t.records.c.occurred_at)
+        ).all()
+        keys_of: dict[str, set[str]] = {}
+        for row in linked:
+            keys_of.setdefault(row.profile_id, set()).add(row.key_id)
+        person = min(p for p, keys in keys_of.items() if len(keys) > 1)  # records under two keys or more
+        rows = [r for r in linked if r.profile_id == person]
+        last_key = rows[-1].key_id  # the latest record's: the view's first rows stay readable
+        loaded.shred_keys(conn, [last_key])
+    view = loaded.profile_view(OFFICER, person)
+    shredded = [r for r in view["records"] if r.get("shredded")]
+    live = [r for r in view["records"] if not r.get("shredded")]
+    assert len(shredded) == sum(r.key_id == last_key for r in rows)
+    assert shredded and all(r["email"] is None and r["phone"] is None for r in shredded)
+    assert any(r["email"] for r in live)
+    code = 0
+    try:
+        main(["profiles", "show", person, "--role", "compliance_officer", "--purpose", "compliance"])
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out = capsys.readouterr().out
+    assert code == 0 and "shredd" in out  # the column of the one record that has it (a narrow console wraps it)
+
+
 def test_insight_tables_and_charts(loaded: CustomerStore, tmp_path: Path) -> None:
     refresh(loaded, [BUYERS, EMAILABLE], classifiers=builtin_classifiers(), config=TagsConfig())
     history = loaded.segment_size_history(ANALYST)

@@ -276,7 +276,7 @@ def profiles_show(
         if rows is None:
             console.print(f"[dim]{title}: not visible to your role for this purpose[/dim]")
             continue
-        columns = list(rows[0]) if rows else ["(none)"]
+        columns = list(dict.fromkeys(c for r in rows for c in r)) or ["(none)"]  # a key some rows lack (shredded)
         console.print(table(title, columns, [[_cell(r.get(c)) for c in columns] for r in rows]))
 
 
