@@ -276,12 +276,34 @@ def _split_off_a_record_sharing_its_key(store: CustomerStore) -> tuple[str, str,
     return person, key, records[-1], str(moved_to)
 
 
+def _records_under(store: CustomerStore, key: str, profile_id: str | None = None) -> set[str]:
+    """Ids of the linked records under data key ``key`` (of one profile, if given)."""
+    from sqlalchemy import select
+
+    from cdp.access import _tables as t
+
+    query = (
+        select(t.records.c.id)
+        .join(t.record_links, t.record_links.c.record_id == t.records.c.id)
+        .where(t.records.c.key_id == key, t.record_links.c.unlinked_at.is_(None))
+    )
+    if profile_id is not None:
+        query = query.where(t.record_links.c.profile_id == profile_id)
+    with store.engine.begin() as conn:
+        return set(conn.execute(query).scalars())
+
+
 def test_erasure_gives_another_person_sharing_the_key_a_key_of_their_own(loaded: CustomerStore) -> None:
     store = loaded
-    person, _, other_record, other = _split_off_a_record_sharing_its_key(store)
+    person, key, other_record, other = _split_off_a_record_sharing_its_key(store)
     before = {f["record_id"]: f for f in store.identity_features(SVC)}[other_record]
+    # the records under that key outside this person: the one split off, and any other profile's
+    # (ingestion shares a key among records with a common identifier that resolution may keep apart)
+    foreign = _records_under(store, key) - _records_under(store, key, person)
+    assert other_record in foreign
     result = store.erase_subject(OFFICER, person)
-    assert result["records_rekeyed"] == 1
+    assert result["records_rekeyed"] == len(foreign)
+    assert not _records_under(store, key)  # none of them left under the shredded key
     after = {f["record_id"]: f for f in store.identity_features(SVC)}[other_record]
     assert after == before and after["profile_id"] == other  # still readable, under another key
 
@@ -289,12 +311,13 @@ def test_erasure_gives_another_person_sharing_the_key_a_key_of_their_own(loaded:
 def test_erasure_after_the_shared_key_was_shredded_leaves_the_other_record_shredded(loaded: CustomerStore) -> None:
     """A key already destroyed cannot (and need not) be re-keyed: erasure must not fail on it."""
     store = loaded
-    person, key, _, _ = _split_off_a_record_sharing_its_key(store)
+    person, key, other_record, _ = _split_off_a_record_sharing_its_key(store)
+    foreign = _records_under(store, key) - _records_under(store, key, person)
     with store.engine.begin() as conn:
         assert store.shred_keys(conn, [key]) == 1
-    result = store.erase_subject(OFFICER, person)
-    assert result["records_rekeyed"] == 0
+    store.erase_subject(OFFICER, person)
     assert person not in {f["profile_id"] for f in store.identity_features(SVC)}
+    assert other_record in foreign and _records_under(store, key) == foreign  # left as they were: shredded
 
 
 def test_rectifying_a_person_whose_keys_were_all_shredded_stores_the_correction_under_a_new_key(
