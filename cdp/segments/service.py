@@ -34,6 +34,7 @@ from cdp.access.context import classifier_context
 from cdp.hookspecs import PluginContext
 from cdp.policy.model import Policy
 from cdp.segments.attributes import SURVEY_EVENT, compute_attributes
+from cdp.segments.classify.ahead import EarlyClassifiers
 from cdp.segments.classify.base import (
     ClassifiedSnapshot,
     Classifier,
@@ -191,16 +192,19 @@ def build_snapshot(
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
     specs = event_specs([*(s.where for s in segments), *(r.where for r in config.rules)])
-    # One row per profile, aligned with the profile frame (no join); events of unknown profiles are ignored.
-    computed = compute_attributes(
-        events, as_of=as_of, config=config, event_specs=specs, profiles=profiles["profile_id"]
-    )
-    attributes = (
-        pl.concat([profiles, computed.drop("profile_id")], how="horizontal") if computed.width > 1 else profiles
-    )
-    timings["attributes"] = time.perf_counter() - started
-    started = time.perf_counter()
-    classified = run_classifiers(attributes, classifiers, config)
+    # Classifiers that read only profile columns run on a thread meanwhile (Polars: the other core).
+    with EarlyClassifiers(classifiers, profiles, config) as early:
+        # One row per profile, aligned with the profile frame (no join); events of unknown profiles are ignored.
+        computed = compute_attributes(
+            events, as_of=as_of, config=config, event_specs=specs, profiles=profiles["profile_id"]
+        )
+        attributes = (
+            pl.concat([profiles, computed.drop("profile_id")], how="horizontal") if computed.width > 1 else profiles
+        )
+        timings["attributes"] = time.perf_counter() - started
+        started = time.perf_counter()
+        ready = early.results()
+    classified = run_classifiers(attributes, classifiers, config, ready)
     definitions = store.tag_definitions(ctx)
     manual = {name for name, d in definitions.items() if d["kind"] == "manual"}
     held = store.profile_tags(ctx)
