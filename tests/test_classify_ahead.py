@@ -74,12 +74,15 @@ def test_early_results_give_the_serial_chains_snapshot() -> None:
     chain = builtin_classifiers()
     serial = run_classifiers(attributes, chain, config)
     with EarlyClassifiers(chain, profiles, config) as early:
+        assert early.results() == {}  # not started: the chain runs every classifier
+        early.start()
         ready = early.results()
     assert set(ready) == {"geography", "demographics"}
     assert all(ready[c.name].valid_for(c, attributes) for c in chain if c.name in ready)
     assert threading.active_count() == 1  # the thread is joined: a later read may fork
     _same(run_classifiers(attributes, chain, config, ready), serial)
     with EarlyClassifiers(chain, profiles, config, threaded=False) as early:
+        early.start()
         assert early.results() == {}
 
 
@@ -131,6 +134,7 @@ def test_a_stale_or_failed_early_result_is_not_used() -> None:
     failing = _FailsOnce()
     chain = [_AddsScore(), _ReadsScore(), failing]
     with EarlyClassifiers(chain, profiles, config) as early:
+        early.start()
         ready = early.results()
     assert set(ready) == {"reads_score"}  # the failed one is left out, run again by the chain
     result = run_classifiers(attributes, chain, config, ready)
@@ -154,6 +158,7 @@ def test_a_failing_classifier_still_raises_from_the_chain() -> None:
     profiles = _profiles(20)
     assert classify_early([_AlwaysFails()], profiles, TagsConfig()) == {}
     with EarlyClassifiers([_AlwaysFails()], profiles, TagsConfig()) as early:
+        early.start()
         ready = early.results()
     with pytest.raises(ValueError, match="broken classifier"):
         run_classifiers(_attributes(profiles), [_AlwaysFails()], TagsConfig(), ready)
@@ -175,6 +180,7 @@ def test_a_valid_early_result_is_not_computed_again() -> None:
     profiles = _profiles(30)
     counting = _CountsRuns()
     with EarlyClassifiers([counting], profiles, TagsConfig()) as early:
+        early.start()
         ready = early.results()
     result = run_classifiers(_attributes(profiles), [counting], TagsConfig(), ready)
     assert len(counting.runs) == 1

@@ -196,7 +196,12 @@ def build_snapshot(
     with EarlyClassifiers(classifiers, profiles, config) as early:
         # One row per profile, aligned with the profile frame (no join); events of unknown profiles are ignored.
         computed = compute_attributes(
-            events, as_of=as_of, config=config, event_specs=specs, profiles=profiles["profile_id"]
+            events,
+            as_of=as_of,
+            config=config,
+            event_specs=specs,
+            profiles=profiles["profile_id"],
+            start_threads=early.start,  # after the attributes' forked child: a fork needs a single thread
         )
         attributes = (
             pl.concat([profiles, computed.drop("profile_id")], how="horizontal") if computed.width > 1 else profiles

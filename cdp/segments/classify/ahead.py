@@ -76,7 +76,7 @@ def classify_early(
 
 
 class EarlyClassifiers:
-    """The profile-only classifiers running on a thread; :meth:`results` waits for them.
+    """The profile-only classifiers on a thread from :meth:`start` on; :meth:`results` waits for them.
 
     Use as a context manager: leaving it waits for the thread, so no thread is left
     running (a later read may fork only while this process runs a single thread).
@@ -93,10 +93,13 @@ class EarlyClassifiers:
         self._future: Future[dict[str, EarlyResult]] | None = None
 
     def __enter__(self) -> EarlyClassifiers:
-        if self._threaded:
+        return self
+
+    def start(self) -> None:
+        """Start the thread (once; called by the attributes once their forked child, if any, is running)."""
+        if self._threaded and self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-early-classify")
             self._future = self._pool.submit(classify_early, self._chosen, self._profiles, self._config)
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
