@@ -43,6 +43,7 @@ class ForkedCounts:
         self._shared: SharedWork[Callable[[], Any], list[Any]] = SharedWork(
             _run, list(tasks), min_items=least, chunks=len(tasks)
         )
+        self._finished = False  # after ``finish`` the pipes are closed: nothing is left to cancel
 
     def start(self) -> ForkedCounts:
         self._shared.start()
@@ -50,10 +51,14 @@ class ForkedCounts:
 
     def results(self) -> list[Any]:
         """Each task's result, in order (the child's, and any it did not hand back computed here)."""
+        self._finished = True
         return [result for part in self._shared.finish() for result in part]
 
     def cancel(self) -> None:
-        self._shared.cancel()
+        """Kill the child, if it is still wanted (an error before :meth:`results`)."""
+        if not self._finished:
+            self._finished = True
+            self._shared.cancel()
 
     def __enter__(self) -> ForkedCounts:
         return self.start()
