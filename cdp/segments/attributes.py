@@ -335,7 +335,6 @@ def compute_attributes(
     config: TagsConfig | None = None,
     event_specs: Sequence[EventSpec] = (),
     profiles: pl.Series | None = None,
-    start_threads: Callable[[], object] | None = None,
 ) -> pl.DataFrame:
     """One row per profile: first/last seen, orders and revenue per window, AOV, interval, channel, interests.
 
@@ -347,10 +346,9 @@ def compute_attributes(
     The event-history measures of the segment definitions (``event_specs``)
     are computed in the same pass, so segments never scan the events again.
 
-    Two cores: some counts are computed in a forked child (:mod:`cdp.segments._forked_counts`),
-    the favourite store and survey answers (Polars) on a thread. ``start_threads`` is called once
-    the child is forked (a fork needs this process to run a single thread), for the caller's own
-    threads; it is not called when there are no events.
+    Two cores: some counts are computed in a forked child (:mod:`cdp.segments._forked_counts`;
+    forked only while this process runs a single thread), the favourite store and the survey
+    answers (Polars) on a thread started after the fork.
     """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
@@ -360,7 +358,7 @@ def compute_attributes(
         events = events.filter(pl.col("occurred_at") <= pl.lit(now))  # a copy of every column: only when needed
     events, keys = _positions(events, profiles)
     groups = _Grouped(events["_row"].to_numpy(), keys.len())
-    return _with_counts(events, keys, groups, now, options, event_specs, start_threads)
+    return _with_counts(events, keys, groups, now, options, event_specs)
 
 
 def _store_and_survey(events: pl.DataFrame, groups: _Grouped) -> tuple[pl.Series | None, pl.DataFrame | None]:
@@ -381,7 +379,6 @@ def _with_counts(
     now: datetime,
     options: TagsConfig,
     event_specs: Sequence[EventSpec],
-    start_threads: Callable[[], object] | None,
 ) -> pl.DataFrame:
     """The attributes frame (see :func:`compute_attributes`)."""
     ts_type = events.schema["occurred_at"]
@@ -418,8 +415,6 @@ def _with_counts(
         events=events.height,
     )
     with in_child, ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-attributes") as pool:
-        if start_threads is not None:
-            start_threads()
         # The favourite store and the survey answers are Polars group-bys, which let go of the GIL: on a
         # thread, they use a core while the numpy counts below (which hold it) run on this one.
         polars_part = pool.submit(_store_and_survey, events, groups)

@@ -1,11 +1,12 @@
 """Classifiers that read only profile columns, run on a thread while the attributes are computed.
 
-Why this module exists: a refresh computes the event attributes on one core
-(numpy ``bincount`` holds the GIL), then runs the classifiers. Some
-classifiers (geography, demographics) read nothing but profile columns, which
-are known before any event is counted, and they are Polars work that lets go
-of the GIL. Started on a thread before the attributes, they use the machine's
-other core, and the chain then takes their results instead of running them.
+Why this module exists: a refresh reads the profiles, then the events, then
+computes the event attributes and runs the classifiers. Some classifiers
+(geography, demographics) read nothing but profile columns, known before any
+event is read, and they are Polars work that lets go of the GIL. Started on a
+thread when the events read starts (its decoding threads leave part of a
+core idle), they use otherwise idle CPU, and the chain then takes their
+results instead of running them.
 
 A classifier opts in by declaring ``reads``: the attribute columns (besides
 ``profile_id``) its result depends on. Its early result is used only if the
@@ -96,7 +97,7 @@ class EarlyClassifiers:
         return self
 
     def start(self) -> None:
-        """Start the thread (once; called by the attributes once their forked child, if any, is running)."""
+        """Start the thread (once)."""
         if self._threaded and self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-early-classify")
             self._future = self._pool.submit(classify_early, self._chosen, self._profiles, self._config)
