@@ -66,8 +66,9 @@ class Classification:
 @runtime_checkable
 class Classifier(Protocol):
     """A classifier plugin. It may also declare ``reads`` (a tuple of column names): the only attribute
-    columns besides ``profile_id`` its result depends on; one that does may run on the profile frame
-    while the event attributes are computed (:mod:`cdp.segments.classify.ahead`)."""
+    columns besides ``profile_id`` its result depends on; one that does may run on the profile frame,
+    on another thread, while the events are read (:mod:`cdp.segments.classify.ahead`), so its
+    ``classify`` must then not depend on anything else (nor change shared state)."""
 
     name: str
     order: int
