@@ -30,6 +30,7 @@ call and no ``pa.array`` from numpy: their first use costs ~0.4 s a process.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from cdp.segments._forked_counts import ForkedCounts
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec
 
@@ -343,6 +345,10 @@ def compute_attributes(
     the left join of the profile frame with the attributes, without a join.
     The event-history measures of the segment definitions (``event_specs``)
     are computed in the same pass, so segments never scan the events again.
+
+    Two cores: some counts are computed in a forked child (:mod:`cdp.segments._forked_counts`;
+    forked only while this process runs a single thread), the favourite store and the survey
+    answers (Polars) on a thread started after the fork.
     """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
@@ -352,6 +358,29 @@ def compute_attributes(
         events = events.filter(pl.col("occurred_at") <= pl.lit(now))  # a copy of every column: only when needed
     events, keys = _positions(events, profiles)
     groups = _Grouped(events["_row"].to_numpy(), keys.len())
+    return _with_counts(events, keys, groups, now, options, event_specs)
+
+
+def _store_and_survey(events: pl.DataFrame, groups: _Grouped) -> tuple[pl.Series | None, pl.DataFrame | None]:
+    """(each profile's favourite store, its latest survey answers), aligned with the profile positions."""
+    favourite = None
+    if "store_id" in events.columns:
+        stores = events.select("_row", "store_id").filter(pl.col("store_id").is_not_null())
+        counted = stores.group_by("_row", "store_id").len()
+        ranked = counted.sort(["_row", "len", "store_id"], descending=[False, True, False])
+        favourite = groups.first_value(ranked, "store_id").alias("favourite_store")
+    return favourite, _survey(events, groups)
+
+
+def _with_counts(
+    events: pl.DataFrame,
+    keys: pl.Series,
+    groups: _Grouped,
+    now: datetime,
+    options: TagsConfig,
+    event_specs: Sequence[EventSpec],
+) -> pl.DataFrame:
+    """The attributes frame (see :func:`compute_attributes`)."""
     ts_type = events.schema["occurred_at"]
     stamp = events["occurred_at"].to_physical().to_numpy()
     unit = getattr(ts_type, "time_unit", "us") or "us"
@@ -374,89 +403,101 @@ def compute_attributes(
         return _Grouped(groups.rows[at], groups.size), stamp[at], revenue * rates(at)
 
     seen = groups.count()
-    first_seen, last_seen = groups.extremes(stamp)
-    order_at = np.flatnonzero(name == _position(names, ORDER_EVENT))
-    orders, o_stamp, o_amount = subset(order_at)
-    order_count = orders.count()
-    first_order, last_order = orders.extremes(o_stamp)
-    out: dict[str, pl.Series | np.ndarray] = {
-        "profile_id": keys,
-        "first_seen": _nullable(first_seen, seen > 0, ts_type),
-        "last_seen": _nullable(last_seen, seen > 0, ts_type),
-        "last_order_at": _nullable(last_order, order_count > 0, ts_type),
-        "first_order_at": _nullable(first_order, order_count > 0, ts_type),
-        "order_count": order_count,
-        "revenue_lifetime": orders.total(o_amount),
-        "event_count": seen if counting.all() else groups.count(counting.to_numpy()),
-        "orders_prev_90d": orders.count((o_stamp < since(90)) & (o_stamp >= since(180))),
-    }
-    for days in WINDOWS:
-        within = o_stamp >= since(days)
-        out[f"orders_{days}d"] = orders.count(within)
-        out[f"revenue_{days}d"] = orders.total(o_amount, within)
-    # Each spec looks only at the rows of its event within the widest window asked of that event.
-    widest: dict[str, int] = {}
-    for spec in specs:
-        widest[spec.event] = max(widest.get(spec.event, 0), spec.start_days)
-    by_event = {ORDER_EVENT: (order_at, orders, o_stamp, o_amount)}
-    for event, days in widest.items():
-        if event not in by_event:
-            at = np.flatnonzero((name == _position(names, event)) & (stamp >= since(days)))
-            by_event[event] = (at, *subset(at))
-    for spec in specs:
-        at, grouped, when, amount = by_event[spec.event]
-        picked = when >= since(spec.start_days)
-        if spec.end_days:
-            picked &= when < since(spec.end_days)
-        if spec.revenue_over is not None:
-            picked &= amount > spec.revenue_over
-        if spec.channel is not None:
-            picked &= channel[at] == _position(channels, spec.channel)
-        if spec.category is not None:
-            picked &= kind[at] == _position(kinds, spec.category)
-        out[spec.count_column] = grouped.count(picked)
-        out[spec.revenue_column] = grouped.total(amount, picked)
     product = _member(name, [_position(names, n) for n in PRODUCT_EVENTS])
     product &= stamp >= since(options.interests.window_days)
-    # Categories: those of product events in the window (sorted).
-    browsing = groups.count_by(kind, len(kinds), product)
-    browsed = np.asarray(browsing.any(axis=0))
-    categories = [k for k, used in zip(kinds, browsed.tolist(), strict=True) if used]
-    if not browsed.all():
-        browsing = browsing[:, browsed]
-    wanted = [(i, c) for i, c in enumerate(categories) if c in options.interests.categories]
-    liked = browsing >= options.interests.min_browsing_events
-    out["preferred_channel"] = _argmax(orders.count_by(channel[order_at], len(channels)), channels, "preferred_channel")
-    out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
-    out["browsed_categories"] = label_lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
-    out["channel_count"] = groups.distinct(channel, len(channels), seen)
-    frame = pl.DataFrame(out)
-    if "store_id" in events.columns:
-        stores = events.select("_row", "store_id").filter(pl.col("store_id").is_not_null())
-        counted = stores.group_by("_row", "store_id").len()
-        ranked = counted.sort(["_row", "len", "store_id"], descending=[False, True, False])
-        frame = frame.with_columns(groups.first_value(ranked, "store_id").alias("favourite_store"))
-    survey = _survey(events, groups)
-    if survey is not None:
-        frame = pl.concat([frame, survey], how="horizontal")
-    if not (seen > 0).all():  # profiles without events: every computed column is null, as after a left join
-        frame = frame.with_columns(
-            pl.when(pl.lit(pl.Series(seen > 0))).then(pl.col(c)).alias(c) for c in frame.columns[1:]
-        )
-    return frame.with_columns(
-        pl.when(pl.col("order_count") > 0)
-        .then(pl.col("revenue_lifetime") / pl.col("order_count"))
-        .otherwise(None)
-        .alias("average_order_value"),
-        ((pl.lit(now) - pl.col("last_order_at")).dt.total_days()).alias("days_since_last_order"),
-        ((pl.lit(now) - pl.col("last_seen")).dt.total_days()).alias("days_since_last_seen"),
-        ((pl.lit(now) - pl.col("first_seen")).dt.total_days()).alias("days_since_first_seen"),
-        pl.when(pl.col("order_count") > 1)
-        .then(
-            (pl.col("last_order_at") - pl.col("first_order_at")).dt.total_seconds()
-            / 86400.0
-            / (pl.col("order_count") - 1)
-        )
-        .otherwise(None)
-        .alias("purchase_interval_days"),
+    # The three counts over every event row that the others do not need, in a forked child (numpy only).
+    in_child = ForkedCounts(
+        [
+            lambda: groups.distinct(channel, len(channels), seen),
+            lambda: groups.count_by(kind, len(kinds), product),  # categories of product events in the window
+            lambda: groups.extremes(stamp),
+        ],
+        events=events.height,
     )
+    with in_child, ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-attributes") as pool:
+        # The favourite store and the survey answers are Polars group-bys, which let go of the GIL: on a
+        # thread, they use a core while the numpy counts below (which hold it) run on this one.
+        polars_part = pool.submit(_store_and_survey, events, groups)
+        order_at = np.flatnonzero(name == _position(names, ORDER_EVENT))
+        orders, o_stamp, o_amount = subset(order_at)
+        order_count = orders.count()
+        first_order, last_order = orders.extremes(o_stamp)
+        out: dict[str, pl.Series | np.ndarray | None] = {
+            "profile_id": keys,
+            "first_seen": None,  # from the child, below
+            "last_seen": None,
+            "last_order_at": _nullable(last_order, order_count > 0, ts_type),
+            "first_order_at": _nullable(first_order, order_count > 0, ts_type),
+            "order_count": order_count,
+            "revenue_lifetime": orders.total(o_amount),
+            "event_count": seen if counting.all() else groups.count(counting.to_numpy()),
+            "orders_prev_90d": orders.count((o_stamp < since(90)) & (o_stamp >= since(180))),
+        }
+        for days in WINDOWS:
+            within = o_stamp >= since(days)
+            out[f"orders_{days}d"] = orders.count(within)
+            out[f"revenue_{days}d"] = orders.total(o_amount, within)
+        # Each spec looks only at the rows of its event within the widest window asked of that event.
+        widest: dict[str, int] = {}
+        for spec in specs:
+            widest[spec.event] = max(widest.get(spec.event, 0), spec.start_days)
+        by_event = {ORDER_EVENT: (order_at, orders, o_stamp, o_amount)}
+        for event, days in widest.items():
+            if event not in by_event:
+                at = np.flatnonzero((name == _position(names, event)) & (stamp >= since(days)))
+                by_event[event] = (at, *subset(at))
+        for spec in specs:
+            at, grouped, when, amount = by_event[spec.event]
+            picked = when >= since(spec.start_days)
+            if spec.end_days:
+                picked &= when < since(spec.end_days)
+            if spec.revenue_over is not None:
+                picked &= amount > spec.revenue_over
+            if spec.channel is not None:
+                picked &= channel[at] == _position(channels, spec.channel)
+            if spec.category is not None:
+                picked &= kind[at] == _position(kinds, spec.category)
+            out[spec.count_column] = grouped.count(picked)
+            out[spec.revenue_column] = grouped.total(amount, picked)
+        channel_count, browsing, (first_seen, last_seen) = in_child.results()
+        out["first_seen"] = _nullable(first_seen, seen > 0, ts_type)  # placed first in the dict: the column order
+        out["last_seen"] = _nullable(last_seen, seen > 0, ts_type)
+        browsed = np.asarray(browsing.any(axis=0))
+        categories = [k for k, used in zip(kinds, browsed.tolist(), strict=True) if used]
+        if not browsed.all():
+            browsing = browsing[:, browsed]
+        wanted = [(i, c) for i, c in enumerate(categories) if c in options.interests.categories]
+        liked = browsing >= options.interests.min_browsing_events
+        out["preferred_channel"] = _argmax(
+            orders.count_by(channel[order_at], len(channels)), channels, "preferred_channel"
+        )
+        out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
+        out["browsed_categories"] = label_lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
+        out["channel_count"] = channel_count
+        frame = pl.DataFrame(out)
+        favourite, survey = polars_part.result()
+        if favourite is not None:
+            frame = frame.with_columns(favourite)
+        if survey is not None:
+            frame = pl.concat([frame, survey], how="horizontal")
+        if not (seen > 0).all():  # profiles without events: every computed column is null, as after a left join
+            frame = frame.with_columns(
+                pl.when(pl.lit(pl.Series(seen > 0))).then(pl.col(c)).alias(c) for c in frame.columns[1:]
+            )
+        return frame.with_columns(
+            pl.when(pl.col("order_count") > 0)
+            .then(pl.col("revenue_lifetime") / pl.col("order_count"))
+            .otherwise(None)
+            .alias("average_order_value"),
+            ((pl.lit(now) - pl.col("last_order_at")).dt.total_days()).alias("days_since_last_order"),
+            ((pl.lit(now) - pl.col("last_seen")).dt.total_days()).alias("days_since_last_seen"),
+            ((pl.lit(now) - pl.col("first_seen")).dt.total_days()).alias("days_since_first_seen"),
+            pl.when(pl.col("order_count") > 1)
+            .then(
+                (pl.col("last_order_at") - pl.col("first_order_at")).dt.total_seconds()
+                / 86400.0
+                / (pl.col("order_count") - 1)
+            )
+            .otherwise(None)
+            .alias("purchase_interval_days"),
+        )

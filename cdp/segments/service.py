@@ -34,6 +34,7 @@ from cdp.access.context import classifier_context
 from cdp.hookspecs import PluginContext
 from cdp.policy.model import Policy
 from cdp.segments.attributes import SURVEY_EVENT, compute_attributes
+from cdp.segments.classify.ahead import EarlyClassifiers
 from cdp.segments.classify.base import (
     ClassifiedSnapshot,
     Classifier,
@@ -187,11 +188,16 @@ def build_snapshot(
     profiles = store.profile_frame(ctx, profile_fields, today=as_of.date())
     # Segments read event properties only for survey answers: the others are not read at all. Each
     # event comes with its profile's position in the profile frame, which is what the attributes want.
-    events = store.events_frame(ctx, properties_of={SURVEY_EVENT}, positions_of=profiles["profile_id"])
+    # Classifiers that read only profile columns run on a thread meanwhile (Polars, which lets go of the
+    # GIL: the read's decoding threads leave part of a core idle). The thread is joined before the
+    # attributes, which fork a child for some of their counts (a fork needs a single thread).
+    with EarlyClassifiers(classifiers, profiles, config) as early:
+        early.start()
+        events = store.events_frame(ctx, properties_of={SURVEY_EVENT}, positions_of=profiles["profile_id"])
+        ready = early.results()
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
     specs = event_specs([*(s.where for s in segments), *(r.where for r in config.rules)])
-    # One row per profile, aligned with the profile frame (no join); events of unknown profiles are ignored.
     computed = compute_attributes(
         events, as_of=as_of, config=config, event_specs=specs, profiles=profiles["profile_id"]
     )
@@ -200,7 +206,7 @@ def build_snapshot(
     )
     timings["attributes"] = time.perf_counter() - started
     started = time.perf_counter()
-    classified = run_classifiers(attributes, classifiers, config)
+    classified = run_classifiers(attributes, classifiers, config, ready)
     definitions = store.tag_definitions(ctx)
     manual = {name for name, d in definitions.items() if d["kind"] == "manual"}
     held = store.profile_tags(ctx)

@@ -11,14 +11,17 @@ that nobody holds any more is synced to empty (its holders lose it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import polars as pl
 
 from cdp._exceptions import ConfigurationError
 from cdp.segments.config import TAXONOMIES, TagsConfig
+
+if TYPE_CHECKING:
+    from cdp.segments.classify.ahead import EarlyResult
 
 TAGS_SCHEMA = {"profile_id": pl.String, "tag": pl.String}
 
@@ -62,6 +65,11 @@ class Classification:
 
 @runtime_checkable
 class Classifier(Protocol):
+    """A classifier plugin. It may also declare ``reads`` (a tuple of column names): the only attribute
+    columns besides ``profile_id`` its result depends on; one that does may run on the profile frame,
+    on another thread, while the events are read (:mod:`cdp.segments.classify.ahead`), so its
+    ``classify`` must then not depend on anything else (nor change shared state)."""
+
     name: str
     order: int
 
@@ -163,15 +171,23 @@ def collect_classifiers(results: Iterable[Any]) -> list[Classifier]:
 
 
 def run_classifiers(
-    attributes: pl.DataFrame, classifiers: Sequence[Classifier], config: TagsConfig
+    attributes: pl.DataFrame,
+    classifiers: Sequence[Classifier],
+    config: TagsConfig,
+    early: Mapping[str, EarlyResult] | None = None,
 ) -> ClassifiedSnapshot:
+    """Run the chain in order. ``early``: results computed ahead on the profile frame
+    (:mod:`cdp.segments.classify.ahead`), used instead of running a classifier when its inputs are the same."""
     frame = attributes
     parts: list[pl.DataFrame] = []
     tag_frame = attributes.select("profile_id")
     specs: dict[str, TagSpec] = {}
     origin: dict[str, str] = {}
     for classifier in classifiers:
-        result = classifier.classify(frame, config)
+        ahead = (early or {}).get(classifier.name)
+        result = ahead.classification if ahead is not None and ahead.valid_for(classifier, frame) else None
+        if result is None:
+            result = classifier.classify(frame, config)
         extra = result.attributes if result.attributes is not None and result.attributes.width > 1 else None
         new_tags = result.tag_frame if result.tag_frame is not None and result.tag_frame.width > 1 else None
         if extra is not None:

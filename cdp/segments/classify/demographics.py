@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import polars as pl
 
@@ -96,6 +97,8 @@ def _company_size_batch(series: pl.Series) -> pl.Series:
 @dataclass(frozen=True)
 class DemographicsClassifier:
     name: str = "demographics"
+    # Profile columns only: may run while the event attributes are computed.
+    reads: ClassVar[tuple[str, ...]] = ("gender", "age_band", "industry", "company_size")
     order: int = 31
 
     def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:

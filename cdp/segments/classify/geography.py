@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import polars as pl
 
@@ -151,6 +152,8 @@ def geography_catalogue() -> tuple[TagSpec, ...]:
 @dataclass(frozen=True)
 class GeographyClassifier:
     name: str = "geography"
+    # Profile columns only: may run while the event attributes are computed.
+    reads: ClassVar[tuple[str, ...]] = ("country", "state", "city")
     order: int = 30
 
     def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:
