@@ -104,6 +104,19 @@ def test_computed_attributes_by_hand() -> None:
     assert "c" not in attributes
 
 
+def test_attributes_of_no_events_have_every_column_null() -> None:
+    """No events at all (none yet, or none the context may see): the same columns as with events,
+    null for every given profile, so rules and segments over them still compile."""
+    events = frame([event("a", "Order Completed", 1, revenue=10.0, currency="USD")])
+    profiles = pl.Series(["a", "b"])
+    some = compute_attributes(events, as_of=NOW, profiles=profiles)
+    none = compute_attributes(events.clear(), as_of=NOW, profiles=profiles)
+    assert none.columns == some.columns and none.schema == some.schema
+    assert none["profile_id"].to_list() == ["a", "b"]
+    assert none.drop("profile_id").null_count().row(0) == (2,) * (none.width - 1)
+    assert compute_attributes(events.clear(), as_of=NOW).columns == compute_attributes(events, as_of=NOW).columns
+
+
 def test_attributes_without_survey_properties() -> None:
     events = frame([event("a", "Order Completed", 1, revenue=10.0, currency="USD")]).drop("properties")
     out = compute_attributes(events, as_of=NOW)

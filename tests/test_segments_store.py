@@ -57,6 +57,25 @@ def test_refresh_writes_tags_and_memberships_then_only_changes(loaded: CustomerS
     assert loaded.counts(ENGINEER)["audit"] - audit_before - writes_second > writes_second  # full re-syncs all
 
 
+def test_refresh_with_no_events_to_see_computes_empty_segments(loaded: CustomerStore) -> None:
+    """Profiles but no events (every event gone, as after erasures or before any tracking): the
+    built-in rule tags over event attributes still compile and the refresh completes (it failed
+    with "unknown field 'channel_count'")."""
+    from sqlalchemy import delete
+
+    from cdp.access import _tables as t
+
+    with loaded.engine.begin() as conn:
+        conn.execute(delete(t.events))
+    from cdp.segments.service import tags_config_for
+
+    config = tags_config_for(loaded.settings)  # the shipped tags file: rules over event attributes
+    assert any("channel_count" in str(rule.where) for rule in config.rules)
+    report = refresh(loaded, [BUYERS, EMAILABLE], classifiers=builtin_classifiers(), config=config)
+    assert report.segments["buyers"][0] == 0
+    assert loaded.segment_members(OFFICER, "buyers") == []
+
+
 def test_rule_tags_gain_and_lose_with_history(loaded: CustomerStore) -> None:
     rule = {"name": "spender", "taxonomy": "value", "where": {"attribute": "revenue_lifetime", "op": ">", "value": 50}}
     refresh(loaded, [], classifiers=[], config=_config([rule]))

@@ -196,9 +196,10 @@ class _Grouped:
         return np.bincount(rows, minlength=self.size)
 
     def total(self, weights: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        # float64 always: numpy gives integers for an empty ``weights``, whatever its type
         if mask is None:
-            return np.bincount(self.rows, weights=weights, minlength=self.size)
-        return np.bincount(self.rows[mask], weights=weights[mask], minlength=self.size)
+            return np.bincount(self.rows, weights=weights, minlength=self.size).astype(np.float64, copy=False)
+        return np.bincount(self.rows[mask], weights=weights[mask], minlength=self.size).astype(np.float64, copy=False)
 
     def count_by(self, keys: np.ndarray, width: int, mask: np.ndarray | None = None) -> np.ndarray:
         """(profiles, width) counts of each key 0..width-1 (negative keys ignored): one bincount of row*width+key."""
@@ -352,8 +353,8 @@ def compute_attributes(
     """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
-    if events.height == 0:
-        return pl.DataFrame(schema={"profile_id": pl.String})
+    # No events (none yet, or none this context may see) goes the same way: every column there,
+    # null for every profile, so segment and tag rules over them still compile.
     if not events.select((pl.col("occurred_at") <= pl.lit(now)).fill_null(False).all()).item():
         events = events.filter(pl.col("occurred_at") <= pl.lit(now))  # a copy of every column: only when needed
     events, keys = _positions(events, profiles)
