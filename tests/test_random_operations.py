@@ -5,7 +5,7 @@ record under a shredded key moved to another profile, a rectification of someone
 are gone, a refresh with no event left to see). Each of those crashed an operation until a run
 of this kind found it. After every change, the 360 view (three roles), the access export, the
 identity features and a data-subject request by email must work, and every few steps a segment
-refresh, the exports and a resolution run. Seeds are fixed; the ids (time-ordered) are not, so
+refresh, the exports and a resolution run; at the end the audit chain must verify. Seeds are fixed; the ids (time-ordered) are not, so
 each run visits different people: a failure here is a real bug, whichever run finds it.
 """
 
@@ -64,3 +64,6 @@ def test_every_operation_works_after_random_changes(loaded: CustomerStore, tmp_p
             options = {"corrections": {"city": "Elsewhere"}} if kind == "rectification" else {}
             with contextlib.suppress(Conflict):  # an email shared by profiles: it asks for another identifier
                 requests.run(DSR, kind=kind, identifier=rng.choice(emails), **options)
+    # every one of those accesses is in the audit log, whose chain still verifies
+    verified = store.verify_audit(AccessContext("officer:ann", "compliance_officer", "compliance"))
+    assert verified.ok, verified.reason
