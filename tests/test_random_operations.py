@@ -5,8 +5,9 @@ record under a shredded key moved to another profile, a rectification of someone
 are gone, a refresh with no event left to see). Each of those crashed an operation until a run
 of this kind found it. After every change, the 360 view (three roles), the access export, the
 identity features and a data-subject request by email must work, and every few steps a segment
-refresh, the exports and a resolution run; at the end the audit chain must verify. Seeds are fixed; the ids (time-ordered) are not, so
-each run visits different people: a failure here is a real bug, whichever run finds it.
+refresh, the exports and a resolution run; at the end the audit chain must verify. Seeds are
+fixed; the ids (time-ordered) are not, so each run visits different people: a failure here is a
+real bug, whichever run finds it.
 """
 
 from __future__ import annotations
