@@ -261,9 +261,12 @@ class StoreCore:
             raise DecryptionFailed(f"data key {key_id} has been destroyed (crypto-shredded)")
         return cipher
 
-    def load_ciphers(self, connection: Connection, key_ids: Iterable[str]) -> None:
-        """Unwrap the data keys not yet in memory (a shredded key simply stays absent)."""
-        self.unwrap_keys(self.wrapped_keys(key_ids))
+    def load_ciphers(self, connection: Connection, key_ids: Iterable[str]) -> set[str]:
+        """Unwrap the data keys not yet in memory; returns those of ``key_ids`` that are alive (a
+        crypto-shredded key stays absent, so callers can tell the records still readable)."""
+        wanted = set(key_ids)
+        self.unwrap_keys(self.wrapped_keys(wanted))
+        return {k for k in wanted if k in self._ciphers}
 
     def wrapped_keys(self, key_ids: Iterable[str]) -> dict[str, WrappedKey]:
         """The wrapped data keys, among ``key_ids``, not yet unwrapped in memory (shredded ones are absent)."""

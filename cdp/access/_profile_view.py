@@ -127,12 +127,12 @@ class ProfileViewMixin(StoreCore):
             )
             .order_by(t.records.c.occurred_at)
         ).all()
-        self.load_ciphers(conn, {r.key_id for r in rows})
+        live_keys = self.load_ciphers(conn, {r.key_id for r in rows})
         out: list[dict[str, Any]] = []
         for r in rows:
             item: dict[str, Any] = {"source": r.source, "kind": r.kind, "occurred_at": r.occurred_at}
             # A record whose key was crypto-shredded is listed, with no identifier and a mark saying why.
-            live = self.has_cipher(r.key_id)
+            live = r.key_id in live_keys
             for name in readable:
                 token = getattr(r, f"{name}_enc")
                 value = self.decrypt_or_none(conn, r.key_id, token, r.id, name) if token is not None and live else None

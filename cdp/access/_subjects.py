@@ -106,11 +106,11 @@ class SubjectMixin(StoreCore):
             conn = work.connection
             profile = self._require_profile(conn, profile_id)
             rows = self._record_rows(conn, profile_id)
-            self.load_ciphers(conn, {r.key_id for r in rows})
+            live = self.load_ciphers(conn, {r.key_id for r in rows})
             records = []
             record_ids = [r.id for r in rows]
             for row in rows:
-                readable = self.has_cipher(row.key_id)
+                readable = row.key_id in live
                 item: dict[str, Any] = {
                     "record_id": row.id,
                     "source": row.source,
@@ -216,14 +216,9 @@ class SubjectMixin(StoreCore):
     # -- erasure ----------------------------------------------------------------------------------
 
     def _rekey_foreign_records(self, conn: Connection, key_ids: list[str], keep_out: set[str]) -> int:
-        """Give records of other people that share one of these keys a key of their own.
-
-        A key already destroyed is skipped: the records under it are unreadable already
-        (shredded with it), so there is nothing of theirs to keep.
-        """
+        """Give records of other people that share one of these (live) keys a key of their own."""
         moved = 0
-        live = [k for k in key_ids if self.has_cipher(k)]  # the caller loaded them: shredded ones stay absent
-        for chunk in _chunks(live):
+        for chunk in _chunks(key_ids):
             foreign = [
                 r for r in conn.execute(select(t.records).where(t.records.c.key_id.in_(chunk))) if r.id not in keep_out
             ]
@@ -253,8 +248,10 @@ class SubjectMixin(StoreCore):
             rows = self._record_rows(conn, profile_id)
             record_ids = [r.id for r in rows]
             key_ids = sorted({r.key_id for r in rows})
-            self.load_ciphers(conn, key_ids)
-            rekeyed = self._rekey_foreign_records(conn, key_ids, set(record_ids))
+            # A key already destroyed is not re-keyed: the records under it are unreadable already
+            # (shredded with it), so there is nothing of theirs to keep.
+            live = sorted(self.load_ciphers(conn, key_ids))
+            rekeyed = self._rekey_foreign_records(conn, live, set(record_ids))
             suppress: set[tuple[str, str]] = set()
             for chunk in _chunks(record_ids):
                 suppress.update(
@@ -409,9 +406,11 @@ class SubjectMixin(StoreCore):
                 raise NotFound(f"profile {profile_id} has no records")
             # The corrections go under the person's first key still alive; if every key of theirs
             # was crypto-shredded, under a new one (what they send now is new data).
-            self.load_ciphers(conn, {r.key_id for r in rows})
-            live = next((r.key_id for r in rows if self.has_cipher(r.key_id)), None)
-            key_id, cipher = self.create_key(conn) if live is None else (live, self.cipher(conn, live))
+            live = self.load_ciphers(conn, {r.key_id for r in rows})
+            first_live = next((r.key_id for r in rows if r.key_id in live), None)
+            key_id, cipher = (
+                self.create_key(conn) if first_live is None else (first_live, self.cipher(conn, first_live))
+            )
             record_id = new_id("r")
             stamp = now()
             values: dict[str, Any] = {
