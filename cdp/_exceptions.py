@@ -18,6 +18,7 @@ later, call an operator), in the spirit of httpx's ``_exceptions.py``:
     │   ├── KeyUnavailable      a key (or the key service) cannot be reached: fail closed
     │   └── DecryptionFailed    a ciphertext does not belong where it was found, or was shredded
     ├── StorageError            the system of record cannot be reached or migrated
+    ├── ResourceExhausted       analytics need more memory than they may use (never spilled to disk)
     └── IntegrityViolation      tamper evidence: the audit chain does not verify
 
 Exceptions are mapped to exit codes (CLI) and HTTP statuses (API) in one
@@ -132,6 +133,14 @@ class StorageError(CDPError):
     """The system of record cannot be reached, opened or migrated."""
 
     exit_code = 74  # EX_IOERR
+    http_status = 503
+
+
+class ResourceExhausted(CDPError):
+    """Analytics (DuckDB) ran out of memory. cdp never lets them spill personal data to a temporary
+    file, so an operator must give the process more memory or move the work to a bigger backend."""
+
+    exit_code = 75  # EX_TEMPFAIL
     http_status = 503
 
 

@@ -19,13 +19,14 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from cdp._memory_duckdb import is_out_of_memory, memory_only_connection, refusing_to_spill
 from cdp.identity._comparisons import COMPARISONS, splink_comparisons
 from cdp.identity._features import FEATURE_COLUMNS
 
@@ -137,15 +138,24 @@ def _linker(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any] | None =
     from splink import DuckDBAPI, Linker
 
     _quiet_splink()
-    db = DuckDBAPI()  # ":memory:" — never a file
+    # In memory only: never a DuckDB file, nor temporary files when memory runs short (see cdp._memory_duckdb).
     threads = threads or max(1, min(2, os.cpu_count() or 1))
-    db.duckdb_con.execute(f"SET threads = {threads}")
+    db = DuckDBAPI(connection=memory_only_connection(threads=threads))
     sdf = db.register(_arrow(rows), dataset_display_name="identity_features")
     return Linker(sdf, _settings(model), log_level=None)
 
 
 def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: float = 5e6) -> dict[str, Any]:
-    """Train the model on ``rows`` (feature rows); returns the splink settings with parameters."""
+    """Train the model on ``rows`` (feature rows); returns the splink settings with parameters.
+
+    Raises :class:`~cdp._exceptions.ResourceExhausted` when DuckDB runs out of memory (a
+    training step that fails for lack of pairs is skipped; one that fails for lack of memory is not).
+    """
+    with refusing_to_spill("training the identity model"):
+        return _train_model(rows, seed=seed, max_pairs=max_pairs)
+
+
+def _train_model(rows: Sequence[Mapping[str, Any]], *, seed: int, max_pairs: float) -> dict[str, Any]:
     from splink.internals.exceptions import SplinkException
 
     # Record ids are random, so order the rows by content: the seeded sampling then sees the same
@@ -159,16 +169,23 @@ def train_model(rows: Sequence[Mapping[str, Any]], *, seed: int = 7, max_pairs: 
     training = linker.training
     sessions = 0
     failures = (SplinkException, ValueError, ZeroDivisionError)
-    with contextlib.suppress(*failures):  # no pair meets a prior rule: the fallback below applies
+
+    @contextlib.contextmanager
+    def skipped_if_no_pairs() -> Iterator[None]:
+        try:
+            yield
+        except failures as exc:
+            if is_out_of_memory(exc):  # splink wraps DuckDB's error: not a step to skip
+                raise
+
+    with skipped_if_no_pairs():  # no pair meets a prior rule: the fallback below applies
         training.estimate_probability_two_random_records_match(list(PRIOR_RULES), recall=0.7)
-    with contextlib.suppress(*failures):  # too few records: every level stays at "no evidence" below
+    with skipped_if_no_pairs():  # too few records: every level stays at "no evidence" below
         training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
     for rule in TRAINING_BLOCKS:
-        try:
+        with skipped_if_no_pairs():  # no pair shares this key (a tiny store): the other session still trains
             training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
             sessions += 1
-        except failures:
-            continue  # no pair shares this key (a tiny store): the other session still trains
     model: dict[str, Any] = linker.misc.save_model_to_json()
     prior = _number(model.get("probability_two_random_records_match"))
     if prior is None or not 0 < prior < 0.5:  # no pair met a prior rule: about one duplicate per record
@@ -258,9 +275,17 @@ def level_weights(model: Mapping[str, Any]) -> dict[str, list[float]]:
 
 
 def predict_pairs(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any], *, threshold: float) -> list[PairScore]:
-    """Score the blocked candidate pairs of ``rows``; keep those at or above ``threshold``."""
+    """Score the blocked candidate pairs of ``rows``; keep those at or above ``threshold``.
+
+    Raises :class:`~cdp._exceptions.ResourceExhausted` when DuckDB runs out of memory.
+    """
     if len(rows) < 2:
         return []
+    with refusing_to_spill("scoring candidate pairs"):
+        return _predict_pairs(rows, model, threshold=threshold)
+
+
+def _predict_pairs(rows: Sequence[Mapping[str, Any]], model: Mapping[str, Any], *, threshold: float) -> list[PairScore]:
     # Content-ordered ids, as in training, so a pair's orientation (and so its score) does not
     # depend on random record ids; mapped back to the real ids below.
     ordered = sorted(

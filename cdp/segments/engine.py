@@ -1,9 +1,9 @@
 """Evaluating compiled segments on DuckDB over in-memory Polars/Arrow frames.
 
 The frames come from the access layer (policy-checked, no direct
-identifiers). DuckDB runs in memory only, with external access disabled:
-nothing is spilled to a file in the data directory, so no plaintext can land
-in a DuckDB file.
+identifiers). DuckDB runs in memory only, with external access disabled and
+no spilling to temporary files (``cdp._memory_duckdb``): no plaintext can land
+in a DuckDB file or a temporary file.
 
 Event-history conditions of every segment are gathered first and computed in
 one Polars pass over the events (one count and one revenue column per
@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-import duckdb
 import polars as pl
 
+from cdp._memory_duckdb import memory_only_connection, refusing_to_spill
 from cdp.segments.attributes import PROFILE_ROW, spec_columns
 from cdp.segments.classify.base import attach_columns
 from cdp.segments.config import TagsConfig
@@ -140,7 +141,7 @@ class SegmentEngine:
         self.purposes = purposes
         self.columns = column_kinds([(n, str(t)) for n, t in attributes.schema.items()])
         self.specs: dict[str, EventSpec] = {}
-        self.analytics = duckdb.connect(":memory:", config={"enable_external_access": False})
+        self.analytics = memory_only_connection()  # no file access from SQL, no spilling to temporary files
         self.tags = tags.select("profile_id", "tag")
         # Tags held as columns (classifier output, one row per profile): flags are read from them directly.
         self.tag_frame = tag_frame if tag_frame is not None else attributes.select("profile_id")
@@ -214,7 +215,7 @@ class SegmentEngine:
     def run(self, compiled: CompiledSegment) -> pl.Series:
         self.prepare([compiled])
         self._register_base([compiled])
-        table = self.analytics.execute(compiled.sql, compiled.params).to_arrow_table()
+        table = self._query(compiled.sql, compiled.params)
         column = pl.from_arrow(table.column(0))
         return column.cast(pl.String).sort() if isinstance(column, pl.Series) else pl.Series(dtype=pl.String)
 
@@ -235,7 +236,7 @@ class SegmentEngine:
         )
         params = [p for c in compiled.values() for p in c.params]
         sql = f"SELECT a.{POSITION}, {columns} FROM base a"
-        frame = pl.from_arrow(self.analytics.execute(sql, params).to_arrow_table())
+        frame = pl.from_arrow(self._query(sql, params))
         assert isinstance(frame, pl.DataFrame)
         ids = self.base["profile_id"].cast(pl.String)
         if not frame[POSITION].equals(pl.Series(POSITION, range(self.base.height), dtype=frame[POSITION].dtype)):
@@ -282,10 +283,13 @@ class SegmentEngine:
 
     def allowed(self, purpose: str) -> set[str]:
         """Profiles whose consent allows ``purpose`` (needs the purpose in this snapshot's consents)."""
-        rows = self.analytics.execute(
-            "SELECT profile_id FROM consents WHERE purpose = ? AND allowed", [purpose]
-        ).fetchall()
-        return {str(r[0]) for r in rows}
+        table = self._query("SELECT profile_id FROM consents WHERE purpose = ? AND allowed", [purpose])
+        return {str(p) for p in table.column(0).to_pylist()}
+
+    def _query(self, sql: str, params: Sequence[object]) -> Any:
+        """The Arrow table of one query; out of memory is :class:`ResourceExhausted`, never a spill."""
+        with refusing_to_spill("segment evaluation"):
+            return self.analytics.execute(sql, params).to_arrow_table()
 
     def members(self, segment: Segment) -> list[str]:
         return [str(p) for p in self.evaluate([segment])[segment.name].to_list()]
