@@ -36,12 +36,12 @@ def memory_only_connection(*, external_access: bool = False, threads: int | None
     config: dict[str, str | bool | int | float | list[str]] = {"temp_directory": ""}
     if threads is not None:
         config["threads"] = threads
-    connection = duckdb.connect(":memory:", config=config)
+    duck = duckdb.connect(":memory:", config=config)
     if not external_access:
         # After the connection is made: DuckDB refuses ``temp_directory`` in the same config once
         # external access is off. Once off, neither can be changed back by SQL.
-        connection.execute("SET enable_external_access = false")
-    return connection
+        duck.execute("SET enable_external_access = false")
+    return duck
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -20,6 +20,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cdp.identity.default_normalizers",
     "cdp.connectors.builtin",
     "cdp.segments.classify.builtin",
+    "cdp.activation.builtin",
 )
 
 

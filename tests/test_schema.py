@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -71,3 +72,20 @@ def test_migration_files_hold_no_key_material() -> None:
     for path in versions.glob("*.py"):
         text = path.read_text(encoding="utf-8").lower()
         assert "begin private key" not in text and "kek-" not in text
+
+
+def test_the_pinned_head_revision_is_alembics_head() -> None:
+    from cdp.access import database
+
+    assert database.head_revision() == database.HEAD_REVISION
+
+
+def test_a_store_behind_the_newest_migration_asks_for_an_upgrade(store: CustomerStore) -> None:
+    from cdp._exceptions import StorageError
+    from cdp.access import database, open_store
+
+    assert database.downgrade(store.engine, "0007") == "0007"
+    with pytest.raises(StorageError, match=r"revision 0007, and this cdp needs 0008: run `cdp db upgrade`"):
+        open_store(store.settings, engine=store.engine)
+    assert database.upgrade(store.engine) == "0008"
+    open_store(store.settings, engine=store.engine).close()

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
+from cdp._exceptions import NotFound
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
 from cdp.access.context import AccessContext
@@ -144,7 +145,12 @@ class ActivationMixin(StoreCore):
             return len(target), len(entered), len(exited)
 
     def segment_members(self, ctx: AccessContext, segment: str, *, action: str = "read") -> list[str]:
+        """The current members of a computed segment; NotFound for a segment never computed (an
+        export or a sync of a misspelt name must not read as "nobody", which would remove everyone)."""
         with self.access(ctx, action=action, resource="segment_memberships", fields=("segments", "profile_id")) as work:
+            known = work.connection.execute(select(t.segments.c.name).where(t.segments.c.name == segment)).first()
+            if known is None:
+                raise NotFound(f"segment {segment!r} has not been computed: run `cdp segments refresh` with its file")
             members = sorted(
                 work.connection.execute(
                     select(t.segment_memberships.c.profile_id).where(

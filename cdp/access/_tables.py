@@ -380,6 +380,36 @@ destination_deletions = Table(
     Column("created_at", TS, nullable=False),
 )
 
+# Audience syncs to destinations (``cdp/activation``): who each destination currently holds for a
+# segment (the base of the next incremental add/remove sync), and one row per sync attempt.
+destination_members = Table(
+    "destination_members",
+    metadata,
+    Column("destination", String(100), primary_key=True),
+    Column("segment", String(100), primary_key=True),
+    Column("profile_id", String(40), primary_key=True),
+    Column("synced_at", TS, nullable=False),
+)
+
+destination_syncs = Table(
+    "destination_syncs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("destination", String(100), nullable=False),
+    Column("segment", String(100), nullable=False),
+    Column("purpose", String(50), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("status", String(20), nullable=False),  # delivered | failed
+    Column("added", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("excluded", Integer, nullable=False),  # members the policy or consent kept out
+    Column("export_id", String(40), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=False),
+    Index("ix_destination_syncs_destination_segment", "destination", "segment"),
+)
+
 # An encrypted, columnar copy of ``events`` for analytics reads (SQLite only; see
 # ``cdp/access/_event_blocks.py``). One row per range of event rowids; triggers made by
 # migration 0003 delete a block as soon as an event in its range is inserted, changed or

@@ -150,6 +150,22 @@ def _check_foreign_keys(connection: Connection) -> None:
         )
 
 
+HEAD_REVISION = "0008"
+"""The newest migration: a store opened without migrating must be at it (a test checks it is alembic's head)."""
+
+
+def head_revision() -> str:
+    """Alembic's head, read from the migration scripts (for the test that pins :data:`HEAD_REVISION`)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

@@ -16,6 +16,7 @@ from cdp.access._activation import ActivationMixin
 from cdp.access._audit_queries import AuditMixin
 from cdp.access._consent import ConsentMixin
 from cdp.access._core import StoreCore
+from cdp.access._destinations import DestinationMixin
 from cdp.access._events import EVENT_FIELDS, EventMixin
 from cdp.access._identity import IdentityMixin, ResolutionStats
 from cdp.access._identity_rules import IdentityRulesMixin
@@ -57,6 +58,7 @@ class CustomerStore(
     ProfileFrameMixin,
     ProfileMixin,
     EventMixin,
+    DestinationMixin,
     ActivationMixin,
     AuditMixin,
     StoreCore,
@@ -79,6 +81,12 @@ def open_store(settings: Settings, *, migrate: bool = False, engine: Engine | No
         database.check_connection(engine)
         if not database.is_migrated(engine):
             raise StorageError("the database has no cdp schema yet: run `cdp db upgrade`")
+        found = database.current_revision(engine)
+        if found != database.HEAD_REVISION:
+            raise StorageError(
+                f"the database schema is at revision {found}, and this cdp needs {database.HEAD_REVISION}: "
+                "run `cdp db upgrade` (back up the database first)"
+            )
     policy = PolicyEngine(load_policy(settings.policies_dir))
     pm = get_plugin_manager()
     keyring = ensure_keyring(pm.hook.cdp_keyring(context=PluginContext(settings=settings)))

@@ -15,6 +15,7 @@ from cdp.cli import (
     admin_commands,
     compliance_commands,
     connector_commands,
+    destination_commands,
     identity_commands,
     pipeline_commands,
     segment_commands,
@@ -41,6 +42,7 @@ app.add_typer(admin_commands.connectors_app, name="connectors")
 app.add_typer(admin_commands.keys_app, name="keys")
 compliance_commands.register(app)
 connector_commands.register(app)
+destination_commands.register(app)
 identity_commands.register(app)
 segment_commands.register(app)
 
