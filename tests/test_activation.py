@@ -140,6 +140,8 @@ def test_a_second_sync_sends_nothing_and_a_withdrawal_is_a_removal(
     history = store.destination_syncs(ENGINEER, destination="batch")
     assert [h["status"] for h in history] == ["delivered"] * 3
     assert [(h["added"], h["removed"]) for h in history] == [(0, 1), (0, 0), (first.added, 0)]
+    full = activation.sync_segment(store, destination, SEGMENT, "marketing_email", full=True)
+    assert (full.added, full.removed, full.delivered_to) == (first.added - 1, 0, first.added - 1)
 
 
 def test_member_keys_are_stable_per_destination_and_differ_between_destinations(

@@ -123,9 +123,14 @@ def sync_segment(
     segment: str,
     purpose: str,
     *,
+    full: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SyncReport:
     """Send ``destination`` the change in ``segment``'s audience since its last delivered sync.
+
+    A member the destination already holds is not sent again when their fields change;
+    ``full`` sends every current member as an addition (a destination that lost its copy,
+    or one that should get changed fields), and removals as usual.
 
     Raises :class:`DestinationFailed` (after recording the failed sync) when a batch is not
     taken, and InputError when the destination does not serve ``purpose``.
@@ -148,7 +153,7 @@ def sync_segment(
             readable[row["profile_id"]] = row
         if progress is not None:
             progress(min(start + READ_CHUNK, len(members)), len(members))
-    entering = sorted(set(readable) - held)
+    entering = sorted(set(readable) if full else set(readable) - held)
     fenced = store.withdrawn_since(ctx, started, entering)  # a withdrawal while reading wins
     entering = [p for p in entering if p not in fenced]
     allowed = set(readable) - fenced
@@ -201,7 +206,7 @@ def sync_segment(
         destination=destination.instance,
         segment=segment,
         members=len(members),
-        delivered_to=len(held) + len(entering) - len(leaving),
+        delivered_to=len(held | set(entering)) - len(leaving),
         added=len(entering),
         removed=len(leaving),
         excluded=len(members) - len(allowed),

@@ -80,6 +80,7 @@ def sync_command(
     segment_file: Annotated[Path, typer.Argument(help="the segment definition (its stored members are synced)")],
     to: Annotated[str, typer.Option("--to", help="the destination's name in the destinations file")],
     config: ConfigOption = DEFAULT_CONFIG,
+    full: Annotated[bool, typer.Option("--full", help="send every current member again, not only the change")] = False,
 ) -> None:
     """Send a destination the members who entered and left the segment since its last sync."""
     cfg = settings()
@@ -92,6 +93,7 @@ def sync_command(
             destination,
             definition.name,
             definition.purpose,
+            full=full,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(
