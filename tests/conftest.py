@@ -15,12 +15,22 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import structlog
 from sqlalchemy import create_engine, text
 
 from cdp.access import CustomerStore, open_store
 from cdp.settings import Settings
 
 POSTGRES_URL = os.environ.get("CDP_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(autouse=True)
+def _logging_configuration_restored() -> Iterator[None]:
+    """A CLI command run in a test configures logging to the stderr of that moment, a capture
+    that is closed once the test ends; a later test that logs would write to a closed file."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ sample (200 customers) through the built-in destinations and a plugin's.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -178,6 +179,29 @@ def test_batches_split_adds_and_removes(store: CustomerStore, demo: DemoFiles, t
     report = activation.sync_segment(store, small, SEGMENT, "marketing_email")
     assert report.batches == -(-report.added // 2)
     assert len(list((tmp_path / "out-batch").rglob("*.jsonl"))) == report.batches
+
+
+def test_a_withdrawal_while_a_sync_reads_keeps_the_person_out(
+    store: CustomerStore, demo: DemoFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    destination = files_destination(store, tmp_path)
+    original = store.read_profiles
+    victim: dict[str, str] = {}
+
+    def read_then_withdraw(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        rows = original(*args, **kwargs)
+        if rows and not victim:
+            victim["id"] = str(rows[0]["profile_id"])  # read as allowed, then the person withdraws
+            store.record_consent(OFFICER, victim["id"], purpose="marketing_email", status="withdrawn")
+        return rows
+
+    monkeypatch.setattr(store, "read_profiles", read_then_withdraw)
+    report = activation.sync_segment(store, destination, SEGMENT, "marketing_email")
+    monkeypatch.undo()
+    keys = {r["member_key"] for r in delivered_rows(tmp_path / "out-batch")}
+    assert victim and key_of(store, "batch", victim["id"]) not in keys
+    assert victim["id"] not in store.destination_audience(BATCH, "batch", SEGMENT)
+    assert report.added == len(keys) and report.excluded >= 1
 
 
 # -- webhooks -------------------------------------------------------------------------------------
@@ -401,3 +425,65 @@ def test_a_segment_never_computed_is_not_found_rather_than_empty(
     with pytest.raises(NotFound, match="'active_hihg_value' has not been computed"):
         activation.sync_segment(store, destination, "active_hihg_value", "marketing_email")
     assert len(store.destination_audience(BATCH, "batch", SEGMENT)) > 0
+
+
+# -- random sequences -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_replay_of_every_delivery_equals_who_the_destination_should_hold(
+    store: CustomerStore, demo: DemoFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """After random consent changes, segment changes, erasures, failed and full syncs, replaying
+    every file the destination received (adds, removes, deletions) gives exactly the member keys
+    of the segment's members whose consent allows the purpose."""
+    import random
+
+    rng = random.Random(seed)
+    destination = files_destination(store, tmp_path)
+    definitions = [
+        load_segment_file(DEMO_SEGMENTS_DIR / f"{SEGMENT}.yaml"),
+        Segment(SEGMENT, "", "marketing_email", {"attribute": "order_count", "op": ">=", "value": 1}),
+        Segment(SEGMENT, "", "marketing_email", {"attribute": "order_count", "op": ">=", "value": 3}),
+    ]
+    requests = DataSubjectRequests(store, store.settings)
+    everyone = sorted({str(f["profile_id"]) for f in store.identity_features(SVC) if f["profile_id"]})
+    for _ in range(30):
+        step = rng.choice(["consent", "consent", "segment", "erase", "sync", "sync", "fail", "full"])
+        if step == "consent":
+            held_now = sorted(store.destination_audience(BATCH, "batch", SEGMENT))
+            person = rng.choice(held_now if held_now and rng.random() < 0.7 else everyone)
+            status = rng.choice(["granted", "withdrawn", "denied"])
+            store.record_consent(OFFICER, person, purpose="marketing_email", status=status)
+        elif step == "segment":
+            refresh_segments(store, [rng.choice(definitions), ADS])
+        elif step == "erase":
+            emails = [f["email"] for f in store.identity_features(SVC) if f["email"] and f["profile_id"]]
+            if emails:
+                requests.run(OFFICER, kind="erasure", identifier=str(rng.choice(sorted(emails))))
+                activation.deliver_deletions(store, {"batch": destination})
+        elif step == "fail":
+
+            def refuse(_batch: AudienceBatch) -> None:
+                raise DestinationFailed("batch: down", retryable=True)
+
+            with monkeypatch.context() as patched, contextlib.suppress(DestinationFailed):
+                patched.setattr(destination, "deliver", refuse)
+                activation.sync_segment(store, destination, SEGMENT, "marketing_email")
+        else:
+            activation.sync_segment(store, destination, SEGMENT, "marketing_email", full=step == "full")
+    activation.sync_segment(store, destination, SEGMENT, "marketing_email")
+    activation.deliver_deletions(store, {"batch": destination})
+    held: set[str] = set()
+    folder = tmp_path / "out-batch"
+    for path in sorted(folder.rglob("*.jsonl"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
+        for row in (json.loads(line) for line in path.read_text().splitlines()):
+            if row["op"] == "add":
+                held.add(row["member_key"])
+            else:
+                held.discard(row["member_key"])
+    allowed = store.read_profiles(BATCH, ("email",), profile_ids=members(store), action="export")
+    assert held == {key_of(store, "batch", r["profile_id"]) for r in allowed}
+    sent = [json.loads(line)["op"] for p in folder.rglob("*.jsonl") for line in p.read_text().splitlines()]
+    assert {"add", "remove"} <= set(sent), "the sequence should have both entries and exits"
+    assert store.destination_audience(BATCH, "batch", SEGMENT) == {r["profile_id"] for r in allowed}

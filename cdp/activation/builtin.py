@@ -69,6 +69,13 @@ def _csv(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def _deletion_name(batch: DeletionBatch) -> str:
+    """A deletion file's name: the time, and a digest of whom it names (the same notice sent twice
+    lands on one file; two different notices in the same second do not overwrite each other)."""
+    keys = "\n".join(sorted(m["member_key"] for m in batch.members))
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + hashlib.sha256(keys.encode()).hexdigest()[:16]
+
+
 def _segment_folder(segment: str) -> str:
     """A segment name as one path component (names are validated, but a path is no place to trust that)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", segment).lstrip(".") or "_"
@@ -105,8 +112,7 @@ class FileDestination(Destination):
             raise DestinationFailed(f"{self.instance}: cannot write {path}: {exc.strerror}", retryable=True) from exc
 
     def delete(self, batch: DeletionBatch) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        path = self._folder() / "deletions" / f"{stamp}-{len(batch.members)}.jsonl"
+        path = self._folder() / "deletions" / f"{_deletion_name(batch)}.jsonl"
         try:
             _write_private(path, _jsonl([{"op": "delete", **m} for m in batch.members]))
         except OSError as exc:
@@ -280,10 +286,9 @@ class AdAudienceDestination(Destination):
             raise DestinationFailed(problem, retryable=True) from exc
 
     def delete(self, batch: DeletionBatch) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         folder = Path(self.config["directory"]).expanduser() / "deletions"
         try:
-            _write_private(folder / f"{stamp}-{len(batch.members)}-remove.csv", _csv(["member_key"], batch.members))
+            _write_private(folder / f"{_deletion_name(batch)}-remove.csv", _csv(["member_key"], batch.members))
         except OSError as exc:
             problem = f"{self.instance}: cannot write to {folder}: {exc.strerror}"
             raise DestinationFailed(problem, retryable=True) from exc
