@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 from demo_helpers import build
 
-from cdp._exceptions import ConfigurationError, InputError
+from cdp._exceptions import ConfigurationError, Conflict, InputError
 from cdp.access import AccessContext, CustomerStore
 from cdp.activation import AudienceBatch, Destination, DestinationFailed
 from cdp.activation import sync as activation
@@ -460,7 +460,8 @@ def test_a_replay_of_every_delivery_equals_who_the_destination_should_hold(
         elif step == "erase":
             emails = [f["email"] for f in store.identity_features(SVC) if f["email"] and f["profile_id"]]
             if emails:
-                requests.run(OFFICER, kind="erasure", identifier=str(rng.choice(sorted(emails))))
+                with contextlib.suppress(Conflict):  # an e-mail two profiles share is refused, as it should be
+                    requests.run(OFFICER, kind="erasure", identifier=str(rng.choice(sorted(emails))))
                 activation.deliver_deletions(store, {"batch": destination})
         elif step == "fail":
 
