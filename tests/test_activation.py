@@ -335,7 +335,7 @@ def test_an_erasure_reaches_every_destination_that_received_the_person(
     DataSubjectRequests(store, store.settings).run(OFFICER, kind="erasure", identifier=str(email))
     (report,) = activation.deliver_deletions(store, {"batch": destination})
     assert (report.sent, report.pending) >= (1, 0)
-    deleted = delivered_rows(tmp_path / "out-batch" / "deletions")
+    deleted = delivered_rows(tmp_path / "out-batch" / "_deletions")
     assert [d["member_key"] for d in deleted] == [key_of(store, "batch", person)]
     assert all(d["op"] == "delete" and d["request_id"] for d in deleted)
     assert person not in store.destination_audience(BATCH, "batch", SEGMENT)

@@ -112,7 +112,7 @@ class FileDestination(Destination):
             raise DestinationFailed(f"{self.instance}: cannot write {path}: {exc.strerror}", retryable=True) from exc
 
     def delete(self, batch: DeletionBatch) -> None:
-        path = self._folder() / "deletions" / f"{_deletion_name(batch)}.jsonl"
+        path = self._folder() / "_deletions" / f"{_deletion_name(batch)}.jsonl"
         try:
             _write_private(path, _jsonl([{"op": "delete", **m} for m in batch.members]))
         except OSError as exc:
@@ -286,7 +286,7 @@ class AdAudienceDestination(Destination):
             raise DestinationFailed(problem, retryable=True) from exc
 
     def delete(self, batch: DeletionBatch) -> None:
-        folder = Path(self.config["directory"]).expanduser() / "deletions"
+        folder = Path(self.config["directory"]).expanduser() / "_deletions"
         try:
             _write_private(folder / f"{_deletion_name(batch)}-remove.csv", _csv(["member_key"], batch.members))
         except OSError as exc:
