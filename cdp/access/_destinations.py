@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert, select, update
 
@@ -23,8 +23,10 @@ from cdp.access._activation import ActivationMixin
 from cdp.access._core import new_id, now
 from cdp.access.context import AccessContext
 
+Item = TypeVar("Item")
 
-def _chunks(items: Sequence[str], size: int = 900) -> Iterable[Sequence[str]]:
+
+def _chunks(items: Sequence[Item], size: int = 900) -> Iterable[Sequence[Item]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -206,10 +208,10 @@ class DestinationMixin(ActivationMixin):
         (they were deleted there, so no later sync sends them a removal)."""
         with self.access(ctx, action="export", resource="destination_deletions", fields=("profile_id",)) as work:
             conn = work.connection
-            for chunk in _chunks([str(i) for i in queue_ids]):
+            for numbers in _chunks(list(queue_ids)):
                 conn.execute(
                     update(t.destination_deletions)
-                    .where(t.destination_deletions.c.id.in_([int(i) for i in chunk]))
+                    .where(t.destination_deletions.c.id.in_(numbers))
                     .values(status="sent")
                 )
             for chunk in _chunks(list(profile_ids)):
