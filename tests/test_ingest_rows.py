@@ -181,6 +181,13 @@ def test_ingest_lookups_match_reference(store: CustomerStore) -> None:
             assert name == "suppressed" or reference
         many = [f"x{i}" for i in range(2000)] + keys  # more than one chunk
         assert {k for (k,) in lookup(connection, "stored", many)} == set(keys)
+        for kind in ("email", "anonymous_id", "user_id"):
+            asked = [*digests, "absent"]
+            reference = {
+                tuple(row) for row in connection.execute(_LOOKUPS["first_holders"][0], {"values": asked, "kind": kind})
+            }
+            assert set(lookup(connection, "first_holders", asked, (kind,))) == reference
+            assert kind == "user_id" or len(reference) == 5
     again = store.ingest(ctx, [_record(n, email=f"p{n}@example.org") for n in range(5)])
     assert (again.accepted, again.duplicates) == (0, 5)
     assert store.counts(AccessContext("t", "data_engineer", "operations")).get("records:web") == 5
@@ -261,3 +268,39 @@ def test_column_mapping_is_made_once_and_follows_the_config(tmp_path: Any) -> No
         connector.canonical(item, record_field="transaction_id")  # type: ignore[attr-defined]
     connector.config["ignore_columns"] = ["total"]  # type: ignore[index]
     assert connector.canonical(item, record_field="transaction_id")[0] == {"transaction_id": "t1"}  # type: ignore[attr-defined]
+
+
+def _holder(n: int, **keys: str) -> IncomingRecord:
+    return IncomingRecord(
+        source="web",
+        stream="people",
+        source_record_id=f"h{n}",
+        occurred_at=datetime(2026, 12, 5, tzinfo=UTC),
+        payload={"n": n},
+        identity={"email": keys["email"]} if "email" in keys else {},
+        match_keys=dict(keys),
+    )
+
+
+def test_a_known_identifier_takes_the_key_of_its_first_holder_with_a_live_key(store: CustomerStore) -> None:
+    """The look-up asks only each identifier's first holder; when that holder's key is destroyed, the
+    next holder's live key is still found (not a new key)."""
+    ctx = connector_context("web")
+
+    def stored(n: int, **keys: str) -> str:
+        return store.ingest(ctx, [_holder(n, **keys)]).record_ids[0]
+
+    def key_of(record_id: str) -> str:
+        with store.engine.connect() as connection:
+            return str(connection.execute(t.records.select().where(t.records.c.id == record_id)).one().key_id)
+
+    a = stored(1, user_id="u1")
+    b = stored(2, email="e1@example.org")
+    c = stored(3, user_id="u1", email="e1@example.org")  # takes a's key, not b's: user id is its first key
+    assert key_of(c) == key_of(a) != key_of(b)
+    first, second = sorted([b, c])  # the holders of e1, by record id
+    assert key_of(stored(4, email="e1@example.org")) == key_of(first)
+    destroyed = key_of(first)
+    with store.engine.begin() as connection:
+        store.shred_keys(connection, [destroyed])
+    assert key_of(stored(5, email="e1@example.org")) == key_of(second)

@@ -21,7 +21,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Dialect, Select, bindparam, insert, select, update
+from sqlalchemy import BindParameter, Connection, Dialect, Select, bindparam, func, insert, select, update
 
 from cdp.access import _tables as t
 from cdp.access._bulk import bulk_insert
@@ -60,6 +60,7 @@ SUPPRESSED = "-"  # per-record outcome of a record of an erased person
 KEY_COLUMNS = ("id", "kek_id", "created_at")
 _ENCRYPTED_FIELDS = ("payload", *IDENTITY_FIELDS)  # the order of the *_enc columns in RECORD_COLUMNS
 _ENCRYPTOR = RecordEncryptor(_ENCRYPTED_FIELDS)
+_SHARING_KINDS = frozenset(KEY_SHARING_KINDS)
 
 __all__ = [
     "KEY_SHARING_KINDS",
@@ -103,6 +104,12 @@ _LOOKUPS: dict[str, tuple[Select[Any], str]] = {
         select(t.suppressions.c.digest).where(t.suppressions.c.digest.in_(_values())),
         "SELECT digest FROM suppressions WHERE digest IN ({})",
     ),
+    "first_holders": (
+        select(t.blind_indexes.c.digest, func.min(t.blind_indexes.c.record_id))
+        .where(t.blind_indexes.c.kind == bindparam("kind"), t.blind_indexes.c.digest.in_(_values()))
+        .group_by(t.blind_indexes.c.digest),
+        "SELECT digest, MIN(record_id) FROM blind_indexes WHERE kind = {mark} AND digest IN ({}) GROUP BY digest",
+    ),
     "holders": (
         select(t.blind_indexes.c.digest, t.blind_indexes.c.record_id).where(
             t.blind_indexes.c.kind.in_(KEY_SHARING_KINDS), t.blind_indexes.c.digest.in_(_values())
@@ -117,6 +124,7 @@ _LOOKUPS: dict[str, tuple[Select[Any], str]] = {
         " WHERE records.id IN ({}) AND subject_keys.destroyed_at IS NULL",
     ),
 }
+_FIXED = {"stored_ids": ("source", "stream"), "first_holders": ("kind",)}  # parameters besides the values
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
@@ -130,13 +138,13 @@ def _lookup_sql(name: str, paramstyle: str, count: int) -> str | None:
 
 
 def lookup(
-    connection: Connection, name: str, values: Sequence[str], where: tuple[str, str] | None = None
+    connection: Connection, name: str, values: Sequence[str], where: tuple[str, ...] = ()
 ) -> list[tuple[Any, ...]]:
     """The rows of look-up ``name`` for ``values`` (any number: run in chunks of CHUNK); ``where``
-    is the (source, stream) of ``stored_ids``."""
+    is the (source, stream) of ``stored_ids``, the (kind,) of ``first_holders``."""
     rows: list[tuple[Any, ...]] = []
     paramstyle = str(connection.dialect.paramstyle)
-    fixed = {} if where is None else {"source": where[0], "stream": where[1]}
+    fixed = dict(zip(_FIXED.get(name, ()), where, strict=True))
     for start in range(0, len(values), CHUNK):
         chunk = values[start : start + CHUNK]
         sql = _lookup_sql(name, paramstyle, len(chunk))
@@ -161,10 +169,34 @@ class IngestMixin(StoreCore):
         known: set[str] = self.__dict__.setdefault("_ingest_known_sources", set())
         return known
 
-    def _existing_keys(self, connection: Connection, digests: set[str]) -> dict[str, str]:
-        # Two index lookups instead of one three-table join: a join's plan depends on table
-        # statistics, and right after a bulk load (or with autovacuum off) PostgreSQL planned it
-        # as a nested loop over every person's key, seconds per batch.
+    def _existing_keys(self, connection: Connection, kinds: Mapping[str, str]) -> dict[str, str]:
+        """The live data key of each known identifier among ``kinds`` (digest -> its kind): the key
+        of its first holder (smallest record id) whose key is not destroyed.
+
+        Two index lookups instead of one three-table join: a join's plan depends on table
+        statistics, and right after a bulk load (or with autovacuum off) PostgreSQL planned it
+        as a nested loop over every person's key, seconds per batch. The first asks, per kind, only
+        each identifier's first holder (one row per identifier, however many records hold it, and
+        ``kind = ?`` rather than four kinds times every digest); only identifiers whose first
+        holder's key was destroyed go through every holder (:meth:`_first_live_keys`).
+        """
+        by_kind: dict[str, list[str]] = {}
+        for digest, kind in kinds.items():
+            by_kind.setdefault(kind, []).append(digest)
+        first: dict[str, str] = {}
+        for kind in sorted(by_kind):
+            first.update(lookup(connection, "first_holders", sorted(by_kind[kind]), (kind,)))
+        if not first:
+            return {}
+        live = dict(lookup(connection, "live_keys", sorted(set(first.values()))))
+        found = {digest: live[record_id] for digest, record_id in first.items() if record_id in live}
+        dead = {digest for digest in first if digest not in found}
+        if dead:
+            found.update(self._first_live_keys(connection, dead))
+        return found
+
+    def _first_live_keys(self, connection: Connection, digests: set[str]) -> dict[str, str]:
+        """Per digest, the key of its first holder with a live key, looking at every holder."""
         holders: dict[str, list[str]] = {}
         for digest, record_id in lookup(connection, "holders", sorted(digests)):
             holders.setdefault(digest, []).append(record_id)
@@ -281,7 +313,9 @@ class IngestMixin(StoreCore):
                 if not suppressed.isdisjoint(row[2] for row in batch[i][READY_INDEXES]):
                     out[i] = SUPPRESSED
             fresh = [i for i in fresh if out[i] != SUPPRESSED]
-        existing = self._existing_keys(conn, {d for i in fresh for d in batch[i][READY_SHARING]})
+        existing = self._existing_keys(
+            conn, {row[2]: row[1] for i in fresh for row in batch[i][READY_INDEXES] if row[1] in _SHARING_KINDS}
+        )
         self.load_ciphers(conn, set(existing.values()))
         # Which key each record uses: an existing person's, else a new one (shared within the batch).
         key_for_digest: dict[str, str | int] = dict(existing)

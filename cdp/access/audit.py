@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 
 from cdp.access import _tables as t
+from cdp.access._bulk import bulk_insert
 
 GENESIS = "0" * 64
 HASHED_COLUMNS = (
@@ -63,11 +64,17 @@ def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
+# Every access appends a row, so the two statements of an append are fixed text run through the
+# driver (SQLAlchemy built, compiled and processed them on each call: ~0.9 ms of a 100-event
+# /v1/batch transaction of ~8 ms). The head query has no parameters; the insert is compiled once
+# per dialect by bulk_insert. Both are plain SQL that SQLite and PostgreSQL read alike.
+_HEAD_SQL = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+_APPEND_COLUMNS = (*HASHED_COLUMNS, "prev_hash", "hash")
+
+
 def _head(connection: Connection) -> tuple[int, str]:
-    row = connection.execute(
-        select(t.audit_log.c.seq, t.audit_log.c.hash).order_by(t.audit_log.c.seq.desc()).limit(1)
-    ).first()
-    return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
+    row = connection.exec_driver_sql(_HEAD_SQL).first()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
 
 def lock_chain(connection: Connection) -> None:
@@ -99,7 +106,7 @@ def append(connection: Connection, entry: AuditEntry) -> int:
     }
     row["prev_hash"] = prev
     row["hash"] = row_hash(prev, row)
-    connection.execute(insert(t.audit_log).values(**row))
+    bulk_insert(connection, t.audit_log, _APPEND_COLUMNS).run(connection, [tuple([row[c] for c in _APPEND_COLUMNS])])
     return seq + 1
 
 

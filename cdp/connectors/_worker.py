@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import json
-import marshal
 import multiprocessing
 import pickle
 from collections.abc import Iterator, Mapping
@@ -41,7 +40,7 @@ from typing import Any
 
 from cdp._exceptions import RecordRejected
 from cdp.access._parallel import can_fork
-from cdp.access._rows import Ready, RowMaker
+from cdp.access._rows import Ready, RowMaker, pack_rows, unpack_rows
 from cdp.connectors.base import Connector, ReadResult, SourceItem
 from cdp.connectors.prepare import Normalizers, cached_normalizers, normalise_record
 from cdp.model import IncomingRecord
@@ -70,29 +69,18 @@ class Batch:
     marshalled: bool = False  # packed with marshal (else pickle)
 
     def pack(self) -> Batch:
-        """This batch with its records serialised into :attr:`packed`.
-
-        With :mod:`marshal` where it can hold them: rows made for SQLite are only tuples, lists,
-        text, bytes, numbers and None, which marshal writes and reads back equal (exact types only:
-        anything else, such as the datetimes of rows made for PostgreSQL or a subclass, makes it
-        refuse, and pickle is used). Reading marshal is about 2.5 times faster than unpickling
-        (0.09 vs 0.21 CPU s per 28,700 demo records), and it is the storing process that reads.
-        Both ends are the same interpreter (a forked child), as marshal's format requires.
-        """
-        try:
-            return replace(self, records=[], packed=marshal.dumps(self.records), marshalled=True)
-        except ValueError:  # an object marshal cannot write
-            return replace(self, records=[], packed=pickle.dumps(self.records, protocol=pickle.HIGHEST_PROTOCOL))
+        """This batch with its records serialised into :attr:`packed` (:func:`pack_rows`: marshal
+        where it can hold them, about 2.5 times faster to read than pickle for 28,700 demo records,
+        0.09 vs 0.21 CPU s, and it is the storing process that reads; else pickle). Both ends are
+        the same interpreter (a forked child), as marshal's format requires."""
+        packed, marshalled = pack_rows(self.records)
+        return replace(self, records=[], packed=packed, marshalled=marshalled)
 
     def ready(self) -> list[Ready]:
         """The records, read back if they came packed."""
         if self.packed is None:
             return self.records
-        if self.marshalled:
-            rows: list[Ready] = marshal.loads(self.packed)  # noqa: S302 - our own child's bytes, through a pipe
-            return rows
-        records: list[Ready] = pickle.loads(self.packed)  # noqa: S301 - our own child's bytes, through a pipe
-        return records
+        return unpack_rows(self.packed, self.marshalled)
 
 
 @dataclass(frozen=True)
