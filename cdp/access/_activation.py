@@ -8,9 +8,9 @@ data-subject access request can list the exports a person was part of).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, insert, select, update
 
@@ -19,8 +19,11 @@ from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
 from cdp.access.context import AccessContext
 
+Item = TypeVar("Item")
 
-def _chunks(items: list[str], size: int = 900) -> Iterable[list[str]]:
+
+def _chunks(items: Sequence[Item], size: int = 900) -> Iterable[Sequence[Item]]:
+    """``items`` in slices of at most ``size`` (IN lists stay under every database's bind limit)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

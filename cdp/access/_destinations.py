@@ -12,23 +12,16 @@ error, and the next sync starts from the same held audience.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
 from cdp.access import _tables as t
-from cdp.access._activation import ActivationMixin
+from cdp.access._activation import ActivationMixin, _chunks
 from cdp.access._core import new_id, now
 from cdp.access.context import AccessContext
-
-Item = TypeVar("Item")
-
-
-def _chunks(items: Sequence[Item], size: int = 900) -> Iterable[Sequence[Item]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class DestinationMixin(ActivationMixin):

@@ -17,14 +17,13 @@ Erasure requests queue a deletion for every destination that received the person
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from cdp._exceptions import ConfigurationError, InputError, NotFound
 from cdp._logging import get_logger
@@ -33,6 +32,7 @@ from cdp.access.context import destination_context
 from cdp.activation.base import AudienceBatch, DeletionBatch, Destination, DestinationFailed, member_key
 from cdp.crypto.keyring import load_or_create_secret
 from cdp.plugins import get_plugin_manager
+from cdp.policy.loader import load_yaml, require_mapping
 from cdp.settings import Settings
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
 _log = get_logger(__name__)
 MEMBER_KEY_SECRET = "destination-member-key"  # noqa: S105 - the name of a secret file, not a secret
 READ_CHUNK = 1000
+_DESTINATION_NAME = re.compile(r"[A-Za-z0-9_-]{1,60}")
 
 
 @dataclass(frozen=True)
@@ -87,28 +88,21 @@ def destination_types(settings: Settings) -> dict[str, type[Destination]]:
 
 def load_destinations(settings: Settings, path: Path) -> dict[str, Destination]:
     """The destinations configured in ``path`` (YAML: ``destinations: {NAME: {type: …, …}}``),
-    each checked against its type's configuration fields; errors name the file and key."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such destinations file") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigurationError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("destinations"), dict):
-        raise ConfigurationError(f"{path}: expected a mapping 'destinations: {{NAME: {{type: …}}}}'")
+    each checked against its type's configuration fields; errors name the file, line and key."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such destinations file")
+    doc = load_yaml(path)
+    entries = require_mapping(doc, require_mapping(doc, doc.data, ()).get("destinations"), ("destinations",))
     types = destination_types(settings)
     out: dict[str, Destination] = {}
-    for name, config in document["destinations"].items():
-        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or len(name) > 60:
-            raise ConfigurationError(f"{path}: destinations.{name}: names are letters, digits, '-' and '_'")
-        if not isinstance(config, dict):
-            raise ConfigurationError(f"{path}: destinations.{name}: expected a mapping with a 'type'")
-        kind = config.get("type")
+    for name, config in entries.items():
+        where = ("destinations", name)
+        if not _DESTINATION_NAME.fullmatch(name):
+            raise doc.error(where, "a name is 1-60 letters, digits, '-' and '_'")
+        kind = require_mapping(doc, config, where).get("type")
         if kind not in types:
-            raise ConfigurationError(f"{path}: destinations.{name}.type: {kind!r} is not one of {sorted(types)}")
-        out[name] = types[kind](name, config, keys_dir=settings.keys_dir, source=str(path))
+            raise doc.error((*where, "type"), f"{kind!r} is not one of {sorted(types)}")
+        out[name] = types[kind](name, config, keys_dir=settings.keys_dir, source=f"{path}:{doc.line(*where)}")
     return out
 
 
