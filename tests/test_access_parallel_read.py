@@ -64,10 +64,14 @@ def test_a_failing_child_chunk_is_redone_here_and_its_error_raised_here() -> Non
             raise ValueError("bad item 9")
         return list(part)
 
+    _parallel.outcome["last"] = "none"
     with pytest.raises(ValueError, match="bad item 9"):
         map_split(work, list(range(10)), min_items=2, chunks=10)
     assert _parallel.outcome["last"] == "redone"
-    assert calls == [0, 9]  # its own first chunk, then the child's failed chunk redone here; the others came back
+    # The chunks this process took itself (usually just the first, whichever the two processes'
+    # race gave it: under load the child can win chunk 0), then the child's failed chunk redone
+    # here; the others came back from the child and were not done again.
+    assert calls[-1] == 9 and len(calls) == len(set(calls)) and len(calls) <= 3, calls
 
 
 def test_a_child_that_dies_leaves_its_chunks_to_this_process() -> None:
