@@ -76,7 +76,10 @@ def key_of(store: CustomerStore, destination: str, profile_id: str) -> str:
     ("text", "message"),
     [
         ("destinations:\n  x:\n    type: carrier_pigeon\n", r"destinations\.x\.type: 'carrier_pigeon' is not one of"),
-        ("destinations:\n  x:\n    type: file\n", r"destinations\.x\.directory: required"),
+        (
+            "destinations:\n  x:\n    type: file\n",
+            r"destinations\.x\.directory: missing required config key 'directory'",
+        ),
         (
             "destinations:\n  x:\n    type: file\n    directory: d\n    colour: red\n",
             r"destinations\.x\.colour: unknown",
@@ -85,7 +88,7 @@ def key_of(store: CustomerStore, destination: str, profile_id: str) -> str:
         ("destinations:\n  x:\n    type: webhook\n    url: http://crm.example.com/in\n", r"https only"),
         (
             "destinations:\n  x:\n    type: webhook\n    url: https://a.example\n    max_attempts: many\n",
-            "expected int",
+            "config key 'max_attempts' must be integer",
         ),
         ("destinations: [1, 2]\n", "expected a mapping"),
         ("destinations:\n  x: [\n", r"destinations\.yaml:\d+: not valid YAML"),

@@ -187,23 +187,31 @@ class ActivationMixin(StoreCore):
             if fence_since is not None and consent_purpose is not None and members:
                 fenced = self._withdrawn_since(conn, consent_purpose, fence_since, members)
                 members = [m for m in members if m not in set(fenced)]
-            export_id = new_id("x")
-            conn.execute(
-                insert(t.exports).values(
-                    id=export_id,
-                    segment=segment,
-                    destination=destination,
-                    location=location,
-                    actor=ctx.actor,
-                    created_at=now(),
-                    member_count=len(members),
-                )
-            )
-            if members:
-                conn.execute(insert(t.export_members), [{"export_id": export_id, "profile_id": p} for p in members])
+            export_id = self._insert_export(conn, ctx, segment, destination, location, members)
             work.touch(members)
             work.detail = f"export={export_id} destination={destination} fenced_out={len(fenced)}"
             return export_id, fenced
+
+    def _insert_export(
+        self, conn: Any, ctx: AccessContext, segment: str, destination: str, location: str, members: Sequence[str]
+    ) -> str:
+        """One ``exports`` row and its ``export_members`` (whom it sent: a data-subject access
+        request lists it, an erasure queues a deletion for it); returns the export id."""
+        export_id = new_id("x")
+        conn.execute(
+            insert(t.exports).values(
+                id=export_id,
+                segment=segment,
+                destination=destination,
+                location=location,
+                actor=ctx.actor,
+                created_at=now(),
+                member_count=len(members),
+            )
+        )
+        if members:
+            conn.execute(insert(t.export_members), [{"export_id": export_id, "profile_id": p} for p in members])
+        return export_id
 
     def _withdrawn_since(self, conn: Any, purpose: str, since: datetime, profile_ids: list[str]) -> list[str]:
         out: set[str] = set()

@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert, select, update
 
 from cdp.access import _tables as t
 from cdp.access._activation import ActivationMixin, _chunks
-from cdp.access._core import new_id, now
+from cdp.access._core import now
 from cdp.access.context import AccessContext
 
 
@@ -86,20 +86,7 @@ class DestinationMixin(ActivationMixin):
                         for p in added
                     ],
                 )
-            export_id = new_id("x")
-            conn.execute(
-                insert(t.exports).values(
-                    id=export_id,
-                    segment=segment,
-                    destination=destination,
-                    location=location,
-                    actor=ctx.actor,
-                    created_at=stamp,
-                    member_count=len(added),
-                )
-            )
-            if added:
-                conn.execute(insert(t.export_members), [{"export_id": export_id, "profile_id": p} for p in added])
+            export_id = self._insert_export(conn, ctx, segment, destination, location, added)
             self._sync_row(
                 conn, ctx, sync_id, destination, segment, "delivered", len(added), len(removed), excluded, started_at
             )

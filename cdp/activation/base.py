@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cdp._exceptions import CDPError, ConfigurationError
+from cdp.connectors.base import ConfigField, check_config
 
 __all__ = [
     "AudienceBatch",
@@ -49,19 +50,6 @@ class DestinationFailed(CDPError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class ConfigField:
-    """One key of a destination's configuration."""
-
-    name: str
-    kind: type = str
-    required: bool = False
-    default: Any = None
-    secret: bool = False  # never printed nor logged (a secret's *name* may be; its value never)
-    description: str = ""
-    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +98,16 @@ class Destination:
     def __init__(self, instance: str, config: Mapping[str, Any], *, keys_dir: Path, source: str = "") -> None:
         self.instance = instance
         self.keys_dir = keys_dir
-        self.config = validate_config(type(self), instance, config, source=source)
+        self._source = source
+        self.config = check_config(self.config_fields, config, where=self._where, ignore=("type",))
+
+    def _where(self, key: str) -> str:
+        """How a configuration error starts: the file and line, then the key's path."""
+        return f"{self._source}: destinations.{self.instance}.{key}: " if self._source else f"{self.instance}.{key}: "
+
+    def config_error(self, key: str, reason: str) -> ConfigurationError:
+        """A configuration error about ``key`` of this destination (for checks beyond the types)."""
+        return ConfigurationError(self._where(key) + reason)
 
     def deliver(self, batch: AudienceBatch) -> None:
         """Deliver one batch; raise :class:`DestinationFailed` if the destination did not take it."""
@@ -123,38 +120,6 @@ class Destination:
     def location(self) -> str:
         """Where deliveries go, for the export record and the CLI (no secret in it)."""
         return self.name
-
-
-def validate_config(
-    cls: type[Destination], instance: str, config: Mapping[str, Any], *, source: str = ""
-) -> dict[str, Any]:
-    """``config`` checked against ``cls.config_fields``: an unknown key, a missing required key,
-    a wrong type or a value outside its choices raises ConfigurationError naming the key."""
-    where = f"{source}: " if source else ""
-    known = {f.name: f for f in cls.config_fields}
-    unknown = sorted(set(config) - set(known) - {"type"})
-    if unknown:
-        raise ConfigurationError(
-            f"{where}destinations.{instance}.{unknown[0]}: unknown key for a {cls.name!r} destination "
-            f"(expected one of {sorted(known)})"
-        )
-    out: dict[str, Any] = {}
-    for spec in cls.config_fields:
-        key = f"{where}destinations.{instance}.{spec.name}"
-        if spec.name not in config or config[spec.name] is None:
-            if spec.required:
-                raise ConfigurationError(f"{key}: required for a {cls.name!r} destination ({spec.description})")
-            out[spec.name] = spec.default
-            continue
-        value = config[spec.name]
-        if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if (spec.kind is int and isinstance(value, bool)) or not isinstance(value, spec.kind):
-            raise ConfigurationError(f"{key}: expected {spec.kind.__name__}, got {type(value).__name__}")
-        if spec.choices and value not in spec.choices:
-            raise ConfigurationError(f"{key}: {value!r} is not one of {list(spec.choices)}")
-        out[spec.name] = value
-    return out
 
 
 def member_key(secret: bytes, destination: str, profile_id: str) -> str:

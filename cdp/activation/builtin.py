@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cdp._exceptions import ConfigurationError
 from cdp.activation.base import AudienceBatch, ConfigField, DeletionBatch, Destination, DestinationFailed
 from cdp.crypto.keyring import load_or_create_secret
 from cdp.hookspecs import PluginContext, hookimpl
@@ -85,11 +84,16 @@ class FileDestination(Destination):
     name = "file"
     description = "Files for batch jobs: one file per batch of adds and removes (JSON lines or CSV)."
     config_fields = (
-        ConfigField("directory", str, required=True, description="where the files go"),
-        ConfigField("format", str, default="jsonl", choices=("jsonl", "csv"), description="jsonl or csv"),
+        ConfigField("directory", "path", required=True, description="where the files go"),
+        ConfigField("format", "string", default="jsonl", description="jsonl or csv"),
     )
     fields = ("given_name", "email", "phone", "country", "city")
     supports_deletion = True
+
+    def __init__(self, instance: str, config: Mapping[str, Any], *, keys_dir: Path, source: str = "") -> None:
+        super().__init__(instance, config, keys_dir=keys_dir, source=source)
+        if self.config["format"] not in ("jsonl", "csv"):
+            raise self.config_error("format", f"{self.config['format']!r} is not one of ['jsonl', 'csv']")
 
     def _folder(self) -> Path:
         return Path(self.config["directory"]).expanduser()
@@ -148,10 +152,10 @@ class WebhookDestination(Destination):
     name = "webhook"
     description = "An HTTPS endpoint (a CRM, an email tool): each batch POSTed as JSON, HMAC-SHA256 signed."
     config_fields = (
-        ConfigField("url", str, required=True, description="the receiver's URL (https, or http to this machine)"),
-        ConfigField("timeout", float, default=10.0, description="seconds per request"),
-        ConfigField("max_attempts", int, default=4, description="tries per batch (connection errors, 429, 5xx)"),
-        ConfigField("backoff", float, default=0.5, description="seconds before the first retry, doubled each time"),
+        ConfigField("url", "string", required=True, description="the receiver's URL (https, or http to this machine)"),
+        ConfigField("timeout", "number", default=10.0, description="seconds per request"),
+        ConfigField("max_attempts", "integer", default=4, description="tries per batch (connection errors, 429, 5xx)"),
+        ConfigField("backoff", "number", default=0.5, description="seconds before the first retry, doubled each time"),
     )
     fields = ("given_name", "email", "phone", "country")
     supports_deletion = True
@@ -160,14 +164,11 @@ class WebhookDestination(Destination):
         super().__init__(instance, config, keys_dir=keys_dir, source=source)
         url = urlsplit(self.config["url"])
         if url.scheme not in ("https", "http") or not url.hostname:
-            raise ConfigurationError(f"{source or 'destinations'}: destinations.{instance}.url: not an http(s) URL")
+            raise self.config_error("url", "not an http(s) URL")
         if url.scheme == "http" and url.hostname not in _LOCAL_HOSTS:
-            raise ConfigurationError(
-                f"{source or 'destinations'}: destinations.{instance}.url: personal data goes over https only "
-                "(plain http is allowed to this machine alone)"
-            )
+            raise self.config_error("url", "personal data goes over https only (plain http to this machine alone)")
         if self.config["max_attempts"] < 1:
-            raise ConfigurationError(f"destinations.{instance}.max_attempts: at least 1")
+            raise self.config_error("max_attempts", "at least 1")
 
     @property
     def secret_name(self) -> str:
@@ -244,7 +245,7 @@ class WebhookDestination(Destination):
 class AdAudienceDestination(Destination):
     name = "ad_audience"
     description = "Hashed ad audiences (Meta Custom Audiences, Google Customer Match): SHA-256 e-mails and phones."
-    config_fields = (ConfigField("directory", str, required=True, description="where the upload files go"),)
+    config_fields = (ConfigField("directory", "path", required=True, description="where the upload files go"),)
     fields = ("email", "phone", "country")
     purposes = ("advertising",)
     batch_size = 10_000

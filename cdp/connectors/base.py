@@ -17,7 +17,7 @@ naming the field: the runner quarantines it and carries on.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -43,6 +43,36 @@ class ConfigField:
     secret: bool = False
     default: Any = None
     description: str = ""
+
+
+def check_config(
+    schema: Sequence[ConfigField],
+    config: Mapping[str, Any],
+    *,
+    where: Callable[[str], str],
+    ignore: Collection[str] = (),
+) -> dict[str, Any]:
+    """``config`` checked against ``schema`` (unknown keys but ``ignore``, missing required keys,
+    wrong types) with defaults filled in; an error starts with ``where(key)`` and never shows a
+    secret's value. Shared by connectors and destinations (``cdp.activation``)."""
+    known = {f.name: f for f in schema}
+    for key in config:
+        if key not in known and key not in ignore:
+            raise ConfigurationError(f"{where(key)}unknown config key {key!r} (expected one of {sorted(known)})")
+    out: dict[str, Any] = {}
+    for spec in schema:
+        if spec.name not in config or config[spec.name] is None:
+            if spec.required:
+                raise ConfigurationError(f"{where(spec.name)}missing required config key {spec.name!r}")
+            out[spec.name] = spec.default
+            continue
+        value = config[spec.name]
+        types = CONFIG_TYPES.get(spec.type, (object,))
+        if not isinstance(value, types) or (spec.type in ("integer", "number") and isinstance(value, bool)):
+            shown = "***" if spec.secret else repr(value)
+            raise ConfigurationError(f"{where(spec.name)}config key {spec.name!r} must be {spec.type}, got {shown}")
+        out[spec.name] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -101,28 +131,7 @@ class Connector(ABC):
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         """Check config against the schema; errors name the connector and the key."""
-        known = {f.name: f for f in cls.config_schema}
-        for key in config:
-            if key not in known:
-                raise ConfigurationError(
-                    f"connector {cls.name}: unknown config key {key!r} (expected one of {sorted(known)})"
-                )
-        out: dict[str, Any] = {}
-        for spec in cls.config_schema:
-            if spec.name not in config or config[spec.name] is None:
-                if spec.required:
-                    raise ConfigurationError(f"connector {cls.name}: missing required config key {spec.name!r}")
-                out[spec.name] = spec.default
-                continue
-            value = config[spec.name]
-            types = CONFIG_TYPES.get(spec.type, (object,))
-            if not isinstance(value, types) or (spec.type in ("integer", "number") and isinstance(value, bool)):
-                shown = "***" if spec.secret else repr(value)
-                raise ConfigurationError(
-                    f"connector {cls.name}: config key {spec.name!r} must be {spec.type}, got {shown}"
-                )
-            out[spec.name] = value
-        return out
+        return check_config(cls.config_schema, config, where=lambda _key: f"connector {cls.name}: ")
 
     @property
     def source_name(self) -> str:
