@@ -86,12 +86,14 @@ def check_connection(engine: Engine) -> None:
         raise StorageError(f"cannot open the database {describe_url(str(engine.url))}: {reason}") from exc
 
 
-def _alembic_config(engine: Engine) -> Any:
+def _alembic_config(engine: Engine | None) -> Any:
+    """Alembic's configuration: the migration scripts, and the database when there is one."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    if engine is not None:
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     return config
 
 
@@ -156,12 +158,9 @@ HEAD_REVISION = "0008"
 
 def head_revision() -> str:
     """Alembic's head, read from the migration scripts (for the test that pins :data:`HEAD_REVISION`)."""
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(config).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
     assert head is not None
     return head
 

@@ -162,6 +162,7 @@ class WebhookDestination(Destination):
 
     def __init__(self, instance: str, config: Mapping[str, Any], *, keys_dir: Path, source: str = "") -> None:
         super().__init__(instance, config, keys_dir=keys_dir, source=source)
+        self._secret: bytes | None = None
         url = urlsplit(self.config["url"])
         if url.scheme not in ("https", "http") or not url.hostname:
             raise self.config_error("url", "not an http(s) URL")
@@ -175,8 +176,11 @@ class WebhookDestination(Destination):
         return f"webhook-{re.sub(r'[^a-z0-9_-]', '-', self.instance.lower())}"[:64]
 
     def secret(self) -> bytes:
-        """The signing secret shared with the receiver (created on first use, mode 0600, in the keys directory)."""
-        return load_or_create_secret(self.keys_dir, self.secret_name)
+        """The signing secret shared with the receiver (created on first use, mode 0600, in the keys
+        directory); read once per destination object, not once per batch."""
+        if self._secret is None:
+            self._secret = load_or_create_secret(self.keys_dir, self.secret_name)
+        return self._secret
 
     def location(self) -> str:
         url = urlsplit(self.config["url"])
