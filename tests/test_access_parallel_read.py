@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,6 +87,56 @@ def test_a_child_that_dies_leaves_its_chunks_to_this_process() -> None:
     parts = map_split(work, list(range(40)), min_items=2, chunks=8)
     assert [i for part in parts for i in part] == [i * 3 for i in range(40)]
     assert _parallel.outcome["last"] == "redone"
+
+
+def test_a_streaming_child_hands_each_chunk_back_as_it_finishes_it() -> None:
+    """With ``stream=True`` this process has the child's chunks before it asks for the results,
+    and no thread of the split is left once they are collected."""
+    items = list(range(60))
+    shared = SharedWork(lambda part: [i * 5 for i in part], items, min_items=2, chunks=6, stream=True).start()
+    assert shared._process is not None, "no child was forked"
+    deadline = time.monotonic() + 10
+    while len(shared._theirs) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)  # this process takes no chunk meanwhile: the child does them all
+    assert sorted(shared._theirs) == list(range(6)), "the child's chunks did not come back before the end"
+    parts = shared.finish()
+    assert [i for part in parts for i in part] == [i * 5 for i in items]
+    assert _parallel.outcome["last"] == "child"
+    assert threading.active_count() == 1, "the receiving thread outlived the read"
+
+
+def test_a_streaming_child_that_dies_keeps_the_chunks_it_handed_back() -> None:
+    parent = os.getpid()
+    done_here: list[int] = []
+
+    def work(part: Sequence[int]) -> list[int]:
+        if os.getpid() == parent:
+            done_here.append(part[0])
+        elif 30 in part:
+            os._exit(3)  # killed mid-read, after handing back the chunks before this one
+        return [i * 3 for i in part]
+
+    shared = SharedWork(work, list(range(40)), min_items=2, chunks=8, stream=True).start()
+    time.sleep(0.5)  # the child takes chunks 0-5, hands them back and dies on chunk 6
+    parts = shared.finish()
+    assert [i for part in parts for i in part] == [i * 3 for i in range(40)]
+    assert _parallel.outcome["last"] == "redone"
+    assert sorted(done_here) == [30, 35], (
+        "chunks the child had handed back were done again, or its failed chunk was not"
+    )
+    assert threading.active_count() == 1
+
+
+def test_cancelling_a_streaming_split_stops_the_child_and_the_receiving_thread() -> None:
+    shared = SharedWork(
+        lambda part: [time.sleep(0.05) or i for i in part], list(range(400)), min_items=2, chunks=40, stream=True
+    ).start()
+    process = shared._process
+    assert process is not None
+    time.sleep(0.2)
+    shared.cancel()
+    assert not process.is_alive()
+    assert threading.active_count() == 1, "the receiving thread outlived the cancelled read"
 
 
 def test_a_child_whose_parent_stops_reading_exits_instead_of_blocking() -> None:

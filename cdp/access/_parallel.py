@@ -16,6 +16,16 @@ pipe filled before the fork, each ``read`` taking exactly one chunk number, so
 neither process can take a chunk twice and no lock is held that a dying child
 could leave locked.
 
+Why a child may stream its chunks (``stream=True``, the profile read): sending every
+result at the end means the child pickles them all after its last chunk, and this
+process waits for that and then unpickles them all, a serial tail of ~0.1 s at
+100,000 profiles while the other core idles. A streaming child sends each chunk
+as it finishes it into an enlarged pipe, and a thread of this process (started
+after the fork) loads it meanwhile, so at the end only the last chunk is still
+on its way. The attributes' forked counts do not stream: their results are a
+few large arrays, which a thread would read a pipe's worth at a time, each
+waiting for the GIL that numpy's counting holds.
+
 Privacy: the child writes nothing anywhere and never touches the database
 connection it inherits; the plaintext it produced crosses only the pipe (memory,
 never a file), and is exactly what the read returns anyway (masked per policy).
@@ -26,6 +36,8 @@ as it would be without the split.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import multiprocessing
 import os
 import pickle
@@ -41,6 +53,7 @@ PARALLEL_MIN_ITEMS = 20_000  # below this a fork and the pipe cost more than the
 CHUNKS = 48  # the most the slower process can lag behind at the end is one chunk (~2 % of the work)
 _TOKEN = 2  # bytes per chunk number in the pipe: one read() of a pipe takes exactly this many
 _MOST_CHUNKS = 4096  # their numbers (8 KiB) fit in a pipe's buffer, so filling it never blocks
+_STREAM_PIPE_BYTES = 1 << 20  # a streaming child's pipe: Linux's default ceiling for unprivileged processes
 outcome = {"last": "none"}  # how the last call ran: "single", "child" or "redone" (for tests and benchmarks)
 
 
@@ -74,6 +87,7 @@ def _child(
     chunk_numbers: int,
     pipe: Connection,
     parents_end: Connection,
+    stream: bool,
 ) -> None:
     # The child's copy of the receiving end, closed first: with it open, a parent killed before it
     # reads would leave this process blocked in ``send_bytes`` forever (a reader still exists).
@@ -82,19 +96,42 @@ def _child(
     try:
         while (number := _take(chunk_numbers)) is not None:
             start, end = bounds[number]
-            done[number] = work(items[start:end])
+            result = work(items[start:end])
+            if not stream:
+                done[number] = result
+                continue
+            try:
+                payload = pickle.dumps((number, result), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException:  # noqa: S112 - an unpicklable result: the parent redoes that chunk
+                continue
+            pipe.send_bytes(payload)
     except BaseException:  # noqa: S110 - the failed chunk is missing below: the parent redoes it, raising its error
         pass
     try:
-        payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
-    except BaseException:  # an unpicklable result: the parent redoes everything this process took
-        payload = pickle.dumps({}, protocol=pickle.HIGHEST_PROTOCOL)
-    try:
-        pipe.send_bytes(payload)
+        if not stream:
+            try:
+                payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException:  # an unpicklable result: the parent redoes everything this process took
+                payload = pickle.dumps({}, protocol=pickle.HIGHEST_PROTOCOL)
+            pipe.send_bytes(payload)
     except BrokenPipeError:  # the parent is gone (killed, or it cancelled): nobody wants the results
         pass
     finally:
         pipe.close()
+
+
+def _receive(receiving: Connection, done: dict[int, Any]) -> None:
+    """Collect a streaming child's chunks as they come (on a thread of the parent), until it closes the pipe."""
+    while True:
+        try:
+            payload = receiving.recv_bytes()
+        except (EOFError, OSError):  # the child is done, died, or was killed: what is missing is redone
+            return
+        try:
+            number, result = pickle.loads(payload)  # noqa: S301 - our own child's bytes
+        except Exception:  # a result that does not load back: the parent redoes what is missing
+            return
+        done[number] = result
 
 
 class SharedWork(Generic[Item, Result]):
@@ -113,11 +150,15 @@ class SharedWork(Generic[Item, Result]):
         *,
         min_items: int | None = None,
         chunks: int = CHUNKS,
+        stream: bool = False,
     ) -> None:
         self._work, self._items = work, items
         self._min_items = PARALLEL_MIN_ITEMS if min_items is None else min_items
         self._chunks = chunks
+        self._stream = stream
         self._process: Any = None
+        self._receiver: threading.Thread | None = None
+        self._theirs: dict[int, Any] = {}
 
     def start(self) -> SharedWork[Item, Result]:
         """Fork the child, if the items are enough and forking is safe; it starts taking chunks."""
@@ -134,10 +175,13 @@ class SharedWork(Generic[Item, Result]):
             os.close(fill_end)
         context: Any = multiprocessing.get_context("fork")  # typeshed's BaseContext lacks Process
         receiving, sending = context.Pipe(duplex=False)
+        if self._stream:  # room for several chunks, so the child seldom waits for this process's reader
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(receiving.fileno(), fcntl.F_SETPIPE_SZ, _STREAM_PIPE_BYTES)  # type: ignore[attr-defined]
         try:
             process = context.Process(
                 target=_child,
-                args=(self._work, items, self._bounds, take_end, sending, receiving),
+                args=(self._work, items, self._bounds, take_end, sending, receiving, self._stream),
                 name="cdp-read-share",
                 daemon=True,
             )
@@ -149,6 +193,11 @@ class SharedWork(Generic[Item, Result]):
             return self
         sending.close()  # the child holds the only sending end: its death reads as EOF here
         self._process, self._take_end, self._receiving = process, take_end, receiving
+        if self._stream:  # started after the fork: the child must not inherit a thread
+            self._receiver = threading.Thread(
+                target=_receive, args=(receiving, self._theirs), name="cdp-read-share-receiver", daemon=True
+            )
+            self._receiver.start()
         return self
 
     def cancel(self) -> None:
@@ -156,9 +205,15 @@ class SharedWork(Generic[Item, Result]):
         process, self._process = self._process, None
         if process is not None:
             os.close(self._take_end)
-            self._receiving.close()
             process.kill()
             process.join()
+            self._join_receiver()  # the child's death ends its read (EOF) before the pipe is closed
+            self._receiving.close()
+
+    def _join_receiver(self) -> None:
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            receiver.join()
 
     def finish(self) -> list[Result]:
         """Every chunk's result, in item order (the child's, and this process's)."""
@@ -172,17 +227,22 @@ class SharedWork(Generic[Item, Result]):
             while (number := _take(take_end)) is not None:
                 start, end = bounds[number]
                 done[number] = work(items[start:end])
-            try:
-                theirs = pickle.loads(receiving.recv_bytes())  # noqa: S301 - our own child's bytes
-            except (EOFError, OSError):
-                theirs = {}
+            if self._stream:
+                self._join_receiver()  # returns when the child has closed its end (done or dead)
+                theirs = self._theirs
+            else:
+                try:
+                    theirs = pickle.loads(receiving.recv_bytes())  # noqa: S301 - our own child's bytes
+                except (EOFError, OSError):
+                    theirs = {}
         finally:
             os.close(take_end)
-            receiving.close()
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
                 process.join()
+            self._join_receiver()
+            receiving.close()
         done.update(theirs)
         missing = [number for number in range(len(bounds)) if number not in done]
         outcome["last"] = "redone" if missing else "child"

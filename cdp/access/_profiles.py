@@ -174,7 +174,7 @@ class ProfileMixin(RowAssemblyMixin):
                     first = fetch((None, split))
                 finally:
                     keys = keys_soon() if keys_soon is not None else None
-                shared = SharedWork(self._assembler(first, read, keys), sorted(first)).start()
+                shared = SharedWork(self._assembler(first, read, keys), sorted(first), stream=True).start()
                 try:
                     rest = fetch((split, None))
                     rest_parts = [self._assembler(rest, read, keys)(sorted(rest))]
