@@ -117,7 +117,10 @@ def test_a_streaming_child_that_dies_keeps_the_chunks_it_handed_back() -> None:
         return [i * 3 for i in part]
 
     shared = SharedWork(work, list(range(40)), min_items=2, chunks=8, stream=True).start()
-    time.sleep(0.5)  # the child takes chunks 0-5, hands them back and dies on chunk 6
+    process = shared._process
+    assert process is not None, "no child was forked"
+    process.join(10)  # this process takes no chunk meanwhile: the child hands back 0-5 and dies on 6
+    assert not process.is_alive()
     parts = shared.finish()
     assert [i for part in parts for i in part] == [i * 3 for i in range(40)]
     assert _parallel.outcome["last"] == "redone"
