@@ -16,7 +16,7 @@ pipe filled before the fork, each ``read`` taking exactly one chunk number, so
 neither process can take a chunk twice and no lock is held that a dying child
 could leave locked.
 
-Why a child may stream its chunks (``stream=True``, the profile read): sending every
+Why a child may stream its chunks (``stream=True``: the profile reads, :func:`map_split`): sending every
 result at the end means the child pickles them all after its last chunk, and this
 process waits for that and then unpickles them all, a serial tail of ~0.1 s at
 100,000 profiles while the other core idles. A streaming child sends each chunk
@@ -265,5 +265,6 @@ def map_split(
 
     ``work`` must only compute from memory (no database, no files) and return a picklable result.
     ``min_items`` defaults to :data:`PARALLEL_MIN_ITEMS`; ``CDP_NO_PARALLEL_READS=1`` turns the split off.
+    The child streams each chunk's result back as it finishes it (see the module's docstring).
     """
-    return SharedWork(work, items, min_items=min_items, chunks=chunks).start().finish()
+    return SharedWork(work, items, min_items=min_items, chunks=chunks, stream=True).start().finish()
