@@ -26,7 +26,7 @@ from cdp.segments.definition import EventSpec, Segment, compile_segment, event_s
 from cdp.segments.engine import SegmentEngine
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-NAMES = (ORDER_EVENT, "Product Viewed", "Product Added", "Home", None)
+NAMES = (ORDER_EVENT, "Product Viewed", "Product Added", "Home", "Signed Up", "Wishlist Added", None)
 SCHEMA = {
     "profile_id": pl.String,
     "event_type": pl.String,
@@ -230,3 +230,26 @@ def test_label_codes_of_categorical_and_string_columns_agree() -> None:
         assert labels == sorted({v for v in values if v is not None})
         assert [labels[c] if c >= 0 else None for c in codes.tolist()] == values
         assert label_codes(frame, ["missing"])["missing"][0].tolist() == [-1] * len(values)
+
+
+def test_only_product_events_count_as_browsing() -> None:
+    """An event name sorting after every product event name present is not browsing (``_member``
+    used to put codes above the largest wanted one in that one's slot)."""
+    stamp = NOW - timedelta(days=30)
+    events = pl.DataFrame(
+        {
+            "profile_id": ["p1", "p1", "p1", "p2"],
+            "event_type": ["track"] * 4,
+            "event_name": ["Product Viewed", "Signed Up", "Survey Submitted", "Signed Up"],
+            "occurred_at": [stamp] * 4,
+            "revenue": [None] * 4,
+            "currency": ["EUR"] * 4,
+            "channel": ["web"] * 4,
+            "store_id": ["s1"] * 4,
+            "category": ["books", "tech", "tech", "tech"],
+        },
+        schema=SCHEMA,
+    ).with_columns(pl.col(c).cast(pl.Categorical) for c in ("event_type", "event_name", "channel", "category"))
+    found = compute_attributes(events, as_of=NOW, config=TagsConfig())
+    assert found["favourite_category"].to_list() == ["books", None]
+    assert found["browsed_categories"].to_list() == [[], []]  # one browsing event: under min_browsing_events

@@ -242,7 +242,9 @@ class _Grouped:
 
 def _member(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
     """``codes`` (from :func:`label_codes`, -1 for null) that are one of ``wanted``: a table look-up per row."""
-    table = np.zeros(max([*wanted, 0]) + 2, dtype=bool)
+    # Slot 0 is null (-1), slot c + 1 code c, and the last slot (False) every code above the
+    # largest wanted one: clamping those onto the largest wanted code's slot counted them in.
+    table = np.zeros(max([*wanted, -1]) + 3, dtype=bool)
     table[[w + 1 for w in wanted if w >= 0]] = True  # -2: a label absent from the events
     found: np.ndarray = table[np.minimum(codes, table.size - 2) + 1]  # codes >= -1, so the index is >= 0
     return found
