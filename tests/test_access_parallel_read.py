@@ -142,6 +142,29 @@ def test_cancelling_a_streaming_split_stops_the_child_and_the_receiving_thread()
     assert threading.active_count() == 1, "the receiving thread outlived the cancelled read"
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["at-the-end", "streaming"])
+def test_an_error_in_this_process_ends_the_split_without_waiting_on_the_child(stream: bool) -> None:
+    """This process's own chunk fails: the error is raised at once, not after the child has been
+    waited for (a child sending more than a pipe holds to nobody would block until killed)."""
+    parent = os.getpid()
+
+    def work(part: Sequence[int]) -> list[bytes]:
+        if os.getpid() == parent:
+            time.sleep(0.2)  # the child does the other chunks meanwhile and has ~8 MB to send
+            raise ValueError("bad chunk here")
+        return [os.urandom(4096) for _ in part]
+
+    shared = SharedWork(work, list(range(2000)), min_items=2, chunks=2, stream=stream).start()
+    process = shared._process
+    assert process is not None, "no child was forked"
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="bad chunk here"):
+        shared.finish()
+    assert time.monotonic() - started < 3, "the failing read waited for its child"
+    assert not process.is_alive()
+    assert threading.active_count() == 1
+
+
 def test_a_child_whose_parent_stops_reading_exits_instead_of_blocking() -> None:
     """A killed parent reads nothing more: the child's send must fail, not wait forever.
 

@@ -237,12 +237,15 @@ class SharedWork(Generic[Item, Result]):
                     theirs = {}
         finally:
             os.close(take_end)
+            if not self._stream:  # a child blocked sending to nobody (this process failed) fails at once
+                receiving.close()
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
                 process.join()
-            self._join_receiver()
-            receiving.close()
+            if self._stream:  # its thread reads until the child is gone: only then is the pipe closed
+                self._join_receiver()
+                receiving.close()
         done.update(theirs)
         missing = [number for number in range(len(bounds)) if number not in done]
         outcome["last"] = "redone" if missing else "child"
