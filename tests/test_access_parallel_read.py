@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -95,6 +97,8 @@ def test_a_streaming_child_hands_each_chunk_back_as_it_finishes_it() -> None:
     items = list(range(60))
     shared = SharedWork(lambda part: [i * 5 for i in part], items, min_items=2, chunks=6, stream=True).start()
     assert shared._process is not None, "no child was forked"
+    if sys.platform == "linux":  # room for ~7 chunks of a profile read, so the child seldom waits
+        assert fcntl.fcntl(shared._receiving.fileno(), fcntl.F_GETPIPE_SZ) == _parallel._STREAM_PIPE_BYTES
     deadline = time.monotonic() + 10
     while len(shared._theirs) < 6 and time.monotonic() < deadline:
         time.sleep(0.01)  # this process takes no chunk meanwhile: the child does them all

@@ -37,7 +37,6 @@ as it would be without the split.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import multiprocessing
 import os
 import pickle
@@ -120,6 +119,15 @@ def _child(
         pipe.close()
 
 
+def _enlarge_pipe(end: Connection) -> None:
+    """Give the pipe of ``end`` :data:`_STREAM_PIPE_BYTES` of buffer where the system can (Linux);
+    elsewhere it keeps its size, and the child only waits a little more often for the reader."""
+    with contextlib.suppress(ImportError, AttributeError, OSError):
+        import fcntl  # not on Windows (where no child is forked anyway); F_SETPIPE_SZ is Linux's
+
+        fcntl.fcntl(end.fileno(), fcntl.F_SETPIPE_SZ, _STREAM_PIPE_BYTES)
+
+
 def _receive(receiving: Connection, done: dict[int, Any]) -> None:
     """Collect a streaming child's chunks as they come (on a thread of the parent), until it closes the pipe."""
     while True:
@@ -176,8 +184,7 @@ class SharedWork(Generic[Item, Result]):
         context: Any = multiprocessing.get_context("fork")  # typeshed's BaseContext lacks Process
         receiving, sending = context.Pipe(duplex=False)
         if self._stream:  # room for several chunks, so the child seldom waits for this process's reader
-            with contextlib.suppress(OSError, AttributeError):
-                fcntl.fcntl(receiving.fileno(), fcntl.F_SETPIPE_SZ, _STREAM_PIPE_BYTES)  # type: ignore[attr-defined]
+            _enlarge_pipe(receiving)
         try:
             process = context.Process(
                 target=_child,
