@@ -95,28 +95,28 @@ def _child(
     try:
         while (number := _take(chunk_numbers)) is not None:
             start, end = bounds[number]
-            result = work(items[start:end])
-            if not stream:
-                done[number] = result
-                continue
-            try:
-                payload = pickle.dumps((number, result), protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException:  # noqa: S112 - an unpicklable result: the parent redoes that chunk
-                continue
-            pipe.send_bytes(payload)
+            done[number] = work(items[start:end])
+            if stream:
+                _hand_back(pipe, {number: done.pop(number)})
     except BaseException:  # noqa: S110 - the failed chunk is missing below: the parent redoes it, raising its error
         pass
     try:
         if not stream:
-            try:
-                payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException:  # an unpicklable result: the parent redoes everything this process took
-                payload = pickle.dumps({}, protocol=pickle.HIGHEST_PROTOCOL)
-            pipe.send_bytes(payload)
-    except BrokenPipeError:  # the parent is gone (killed, or it cancelled): nobody wants the results
+            _hand_back(pipe, done)
+    except BaseException:  # noqa: S110 - the parent is gone (killed, or it cancelled): nobody wants the results
         pass
     finally:
         pipe.close()
+
+
+def _hand_back(pipe: Connection, results: dict[int, Any]) -> None:
+    """Send ``results`` (chunk number -> result) to the parent; results that cannot be pickled are
+    not sent (the parent redoes their chunks)."""
+    try:
+        payload = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # an unpicklable result: missing, so redone by the parent
+        return
+    pipe.send_bytes(payload)
 
 
 def _enlarge_pipe(end: Connection) -> None:
@@ -136,10 +136,9 @@ def _receive(receiving: Connection, done: dict[int, Any]) -> None:
         except (EOFError, OSError):  # the child is done, died, or was killed: what is missing is redone
             return
         try:
-            number, result = pickle.loads(payload)  # noqa: S301 - our own child's bytes
+            done.update(pickle.loads(payload))  # noqa: S301 - our own child's bytes
         except Exception:  # a result that does not load back: the parent redoes what is missing
             return
-        done[number] = result
 
 
 class SharedWork(Generic[Item, Result]):
