@@ -54,7 +54,9 @@ def demo_files(folder: Path, records: int) -> list[tuple[str, Path, dict[str, An
     ]
 
 
-def bench_files(records: int, profile: bool, batch_size: int | None = None) -> dict[str, Any]:
+def bench_files(
+    records: int, profile: bool, batch_size: int | None = None, *, sequential: bool = False
+) -> dict[str, Any]:
     from cdp.access import open_store
     from cdp.connectors.runner import IngestRunner, make_connector
 
@@ -70,10 +72,15 @@ def bench_files(records: int, profile: bool, batch_size: int | None = None) -> d
         children = _children_cpu()
         if profiler:
             profiler.enable()
-        for name, path, config in sources:
-            connector = make_connector(settings, name, {**config, "path": str(path)})
-            # Profiled in-process: cProfile sees only this thread, and a worker would hide the reading.
-            stats = IngestRunner(store, settings).run(connector, parallel=False if profile else None)
+        connectors = [make_connector(settings, name, {**config, "path": str(path)}) for name, path, config in sources]
+        # Profiled in-process: cProfile sees only this thread, and a worker would hide the reading.
+        parallel = False if profile else None
+        runner = IngestRunner(store, settings)
+        if sequential:  # one run per file, as `cdp ingest` does for each
+            runs = [runner.run(connector, parallel=parallel) for connector in connectors]
+        else:  # the files of one run pipelined, as `cdp demo` ingests them
+            runs = runner.run_many(connectors, parallel=parallel)
+        for (name, _, _), stats in zip(sources, runs, strict=True):
             rows.append(
                 {"source": name, "read": stats.read, "accepted": stats.accepted, "rejected": stats.rejected}
                 | {"worker_process": stats.worker}
@@ -88,7 +95,7 @@ def bench_files(records: int, profile: bool, batch_size: int | None = None) -> d
         total = sum(r["read"] for r in rows)
         store.close()
     return {
-        "mode": "files",
+        "mode": "files, one run per file" if sequential else "files, one run for all",
         "records": total,
         "seconds": round(wall, 2),
         "records_per_second": round(total / wall),
@@ -276,10 +283,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=None, help="records per batch (default: the setting's 2,000)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sequential", action="store_true", help="files: one run per file instead of one for all")
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     if args.mode == "files":
-        result = bench_files(min(args.records, 500_000), args.profile, args.batch_size)
+        result = bench_files(min(args.records, 500_000), args.profile, args.batch_size, sequential=args.sequential)
     elif args.mode == "http":
         result = bench_http(min(args.events, 200_000), max(1, min(args.clients, 16)), max(1, args.batch))
     else:

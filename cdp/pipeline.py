@@ -35,6 +35,18 @@ def ingest(
     return IngestRunner(store, settings, on_progress=on_progress).run(connector)
 
 
+def ingest_many(
+    store: CustomerStore,
+    settings: Settings,
+    specs: Sequence[SourceSpec],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[RunStats]:
+    """Ingest several sources in one pipelined run (see :meth:`IngestRunner.run_many`)."""
+    connectors = [make_connector(settings, spec.connector, spec.config) for spec in specs]
+    return IngestRunner(store, settings, on_progress=on_progress).run_many(connectors)
+
+
 def resolve(store: CustomerStore, settings: Settings) -> ResolveReport:
     return resolve_identities(store, settings)
 

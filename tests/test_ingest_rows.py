@@ -24,6 +24,7 @@ from cdp.access._bulk import compiled_insert
 from cdp.access._ingest import _LOOKUPS, lookup
 from cdp.access._rows import EVENT_COLUMNS, READY_EVENTS, READY_PAYLOAD, json_bytes, payload_bytes
 from cdp.access.context import AccessContext, connector_context
+from cdp.access.database import json_column_text
 from cdp.api.collect import _call_size
 from cdp.connectors._parse import json_loads, text
 from cdp.connectors.website import MAX_CALL_BYTES
@@ -158,6 +159,57 @@ def test_row_maker_converts_what_the_insert_would(store: CustomerStore) -> None:
     convert = compiled_insert(dialect, t.events, EVENT_COLUMNS).convert_row
     for made, reference in zip(fast, slow, strict=True):
         assert [row[2:] for row in made[READY_EVENTS]] == [convert(row)[2:] for row in reference[READY_EVENTS]]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": "é 北京 <&>", "c": [1.5, True, None, -0.0, 1e-7, 2**70]},
+        {"x": float("nan"), "y": float("inf")},
+        {"tuple": (1, 2), "nested": {"z": {"y": [{"k": "v"}]}}},
+        {2: "int keys", 1: "x"},
+        {"surrogate": "\ud800", "nul": "a\x00b"},
+        [1, "two"],
+        "text",
+        {},
+    ],
+)
+def test_json_column_text_stores_what_json_dumps_stored(value: Any) -> None:
+    """SQLAlchemy wrote JSON columns with ``json.dumps``: the faster text decodes to the same value."""
+    assert _same(json.loads(json_column_text(value)), json.loads(json.dumps(value)))
+
+
+@pytest.mark.parametrize("value", [{"when": datetime(2026, 12, 5, tzinfo=UTC)}, {"price": Decimal("1.50")}])
+def test_json_column_text_refuses_what_json_dumps_refused(value: Any) -> None:
+    with pytest.raises(TypeError):
+        json.dumps(value)
+    with pytest.raises(TypeError):
+        json_column_text(value)
+
+
+def test_a_runs_row_maker_computes_each_blind_index_once(store: CustomerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [_record(n % 3, email=f"p{n % 2}@example.org") for n in range(12)]
+    computed: list[tuple[str, str]] = []
+
+    def index(kind: str, value: str) -> str:
+        computed.append((kind, value))
+        return store.indexer.index(kind, value)
+
+    remembering = store.row_maker(remember_digests=True)
+    remembering.index = index
+    plain = store.row_maker()
+
+    def strip(rows: list[Any]) -> list[Any]:  # the rows without the (new, random) record ids
+        return [(r[1:11], [i[1:] for i in r[11]], [e[2:] for e in r[12]]) for r in rows]
+
+    assert strip(remembering.make(records[:6])) + strip(remembering.make(records[6:])) == strip(plain.make(records))
+    assert sorted(computed) == sorted(set(computed)) and len(computed) == 5  # 2 emails, 3 anonymous ids
+    # Bounded: past the limit the memo starts again, and the digests stay right.
+    monkeypatch.setattr("cdp.access._rows.DIGEST_MEMO_SIZE", 2)
+    small = store.row_maker(remember_digests=True)
+    assert strip(small.make(records)) == strip(plain.make(records))
+    assert small._digests is not None and len(small._digests) <= 2
+    assert plain._digests is None
 
 
 def test_ingest_lookups_match_reference(store: CustomerStore) -> None:

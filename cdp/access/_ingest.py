@@ -211,11 +211,19 @@ class IngestMixin(StoreCore):
                 found[digest] = key
         return found
 
-    def row_maker(self, dialect: Dialect | None = None) -> RowMaker:
+    def row_maker(self, dialect: Dialect | None = None, *, remember_digests: bool = False) -> RowMaker:
         """A :class:`RowMaker` with this store's policy, blind indexer and evidence hashing. Pass the
-        store's dialect only where the rows are made in another process (the worker), see RowMaker."""
+        store's dialect only where the rows are made in another process (the worker), see RowMaker;
+        ``remember_digests`` only for a maker used for one run and dropped (it keeps identifiers)."""
         policy = self.policy.policy
-        return RowMaker(policy.sensitive_keys, self.indexer.index, policy.jurisdiction_of, self.hash_evidence, dialect)
+        return RowMaker(
+            policy.sensitive_keys,
+            self.indexer.index,
+            policy.jurisdiction_of,
+            self.hash_evidence,
+            dialect,
+            remember_digests=remember_digests,
+        )
 
     def ingest(
         self,

@@ -30,6 +30,7 @@ from cdp.access._core import ordered_ids
 from cdp.model import CLEAR_FIELDS, IDENTITY_FIELDS, IncomingRecord, strip_sensitive
 
 KEY_SHARING_KINDS = ("email", "loyalty_id", "user_id", "anonymous_id")
+DIGEST_MEMO_SIZE = 200_000  # blind indexes a run's RowMaker remembers (see RowMaker.__init__)
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, sort_keys=True).encode
 _FAST_ENCODE = msgspec.json.Encoder(order="sorted").encode
@@ -185,9 +186,16 @@ class RowMaker:
         jurisdiction_of: Callable[[str | None, str | None], str | None],
         hash_evidence: Callable[[dict[str, Any] | None], dict[str, Any] | None],
         dialect: Dialect | None = None,
+        *,
+        remember_digests: bool = False,
     ) -> None:
         self.sensitive = sensitive
         self.index = index
+        # An ingest run meets the same identifiers again and again (a visitor's anonymous id on each of
+        # their events, a customer's email on each purchase): with ``remember_digests`` their blind
+        # indexes are computed once per run (at most DIGEST_MEMO_SIZE kept, then forgotten all at once).
+        # Only for a maker that lives as long as one run (the runner's): the memo holds identifiers.
+        self._digests: dict[tuple[str, str], str] | None = {} if remember_digests else None
         self.jurisdiction_of = jurisdiction_of
         self.hash_evidence = hash_evidence
         self.converted = dialect is not None and dialect.name == "sqlite"
@@ -209,8 +217,24 @@ class RowMaker:
                 self._event_row = events.convert_row
         self._jurisdictions: dict[tuple[str | None, str | None], str | None] = {}
 
+    def _remembered_index(self) -> Callable[[str, str], str]:
+        memo, compute = self._digests, self.index
+        if memo is None:
+            return compute
+
+        def index(kind: str, value: str) -> str:
+            key = (kind, value)
+            found = memo.get(key)
+            if found is None:
+                if len(memo) >= DIGEST_MEMO_SIZE:
+                    memo.clear()
+                found = memo[key] = compute(kind, value)
+            return found
+
+        return index
+
     def make(self, records: Sequence[IncomingRecord]) -> list[Ready]:
-        index = self.index
+        index = self._remembered_index()
         sensitive = self.sensitive
         occurred_text = self._occurred
         revenue_value = self._revenue

@@ -7,9 +7,11 @@ created only by alembic (``upgrade()``), never by ``metadata.create_all``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
@@ -57,6 +59,30 @@ def describe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+_JSON_ENCODE = msgspec.json.Encoder().encode
+_JSON_DECODE = msgspec.json.Decoder().decode
+_JSON_FAILS = (msgspec.MsgspecError, TypeError, ValueError, OverflowError, RecursionError)
+
+
+def json_column_text(value: Any) -> str:
+    """The text a JSON column stores for ``value`` (SQLAlchemy's ``json_serializer``).
+
+    The same JSON value as ``json.dumps(value)``, SQLAlchemy's default, written by msgspec (several
+    times faster: event properties are about a tenth of a file ingest's parsing time with
+    :mod:`json`) when its text decodes back to a value equal to ``value``, which is exactly when
+    :mod:`json` would have written that value (JSON types only, finite floats, text keys); anything
+    else (a NaN, a non-text key, a tuple, a value :mod:`json` refuses) goes to ``json.dumps`` as before.
+    The text is compact and keeps non-ASCII characters as they are instead of ``\\u`` escapes.
+    """
+    try:
+        raw = _JSON_ENCODE(value)
+        if _JSON_DECODE(raw) == value:
+            return raw.decode("utf-8")
+    except _JSON_FAILS:
+        pass
+    return json.dumps(value)
+
+
 def create_db_engine(settings: Settings) -> Engine:
     url = settings.database_url
     try:
@@ -68,7 +94,7 @@ def create_db_engine(settings: Settings) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, json_serializer=json_column_text)
     except (NoSuchModuleError, ArgumentError, ImportError) as exc:
         raise StorageError(f"unsupported database URL {describe_url(url)}: {exc}") from exc
     if engine.dialect.name == "sqlite":

@@ -17,7 +17,7 @@ from cdp.access import AccessContext
 from cdp.cli._runtime import console, settings, store, table
 from cdp.connectors.runner import RunStats
 from cdp.identity.realtime import match_new_records
-from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, refresh_segments, resolve
+from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, ingest_many, refresh_segments, resolve
 from cdp.segments.service import load_segment_file
 
 DEMO_TAG_FAMILIES = ("lifecycle", "value", "rfm")  # the summary shows these; `cdp tags list` shows all
@@ -29,7 +29,7 @@ DEMO_SOURCES: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 
 @contextmanager
-def byte_progress(label: str, path: Path) -> Iterator[Any]:
+def byte_progress(label: str, *paths: Path) -> Iterator[Any]:
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -40,7 +40,8 @@ def byte_progress(label: str, path: Path) -> Iterator[Any]:
         transient=True,
         disable=not console.is_terminal,
     ) as progress:
-        task = progress.add_task(label, total=path.stat().st_size if path.is_file() else None)
+        sizes = [path.stat().st_size if path.is_file() else None for path in paths]
+        task = progress.add_task(label, total=None if None in sizes else sum(size or 0 for size in sizes))
         yield lambda n: progress.advance(task, n)
 
 
@@ -159,14 +160,15 @@ def demo_command(
     out_dir = cfg.data_dir / "demo" / f"{customers}-{seed}"
     with console.status(f"generating {customers:,} customers…"):
         files = generate(out_dir, customers=customers, seed=seed, as_of=datetime.now(UTC).date())
-    stats: list[RunStats] = []
     with store(cfg, migrate=True) as opened:
-        for connector, attribute, extra in DEMO_SOURCES:
-            path = Path(getattr(files, attribute))
-            with byte_progress(f"ingest {path.name}", path) as advance:
-                stats.append(
-                    ingest(opened, cfg, SourceSpec(connector, {**extra, "path": str(path)}), on_progress=advance)
-                )
+        paths = [Path(getattr(files, attribute)) for _, attribute, _ in DEMO_SOURCES]
+        specs = [
+            SourceSpec(connector, {**extra, "path": str(path)})
+            for (connector, _, extra), path in zip(DEMO_SOURCES, paths, strict=True)
+        ]
+        # One run for the three files: the next file is read while the last batches of one are stored.
+        with byte_progress(f"ingest {', '.join(path.name for path in paths)}", *paths) as advance:
+            stats = ingest_many(opened, cfg, specs, on_progress=advance)
         with console.status("resolving identities…"):
             resolved = resolve(opened, cfg)
         definitions = [load_segment_file(p) for p in sorted(DEMO_SEGMENTS_DIR.glob("*.yaml"))]

@@ -32,7 +32,7 @@ import copy
 import json
 import multiprocessing
 import pickle
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -67,6 +67,8 @@ class Batch:
     progress: int = 0  # bytes read, for progress bars
     packed: bytes | None = None  # the records, serialised (see above)
     marshalled: bool = False  # packed with marshal (else pickle)
+    job: int = 0  # which job of the list a worker was handed this batch belongs to
+    final: bool = False  # the job's last batch: its input is read to the end
 
     def pack(self) -> Batch:
         """This batch with its records serialised into :attr:`packed` (:func:`pack_rows`: marshal
@@ -116,8 +118,9 @@ def reject_entry(source: str, item: SourceItem, exc: RecordRejected) -> dict[str
     }
 
 
-def batches(job: Job) -> Iterator[Batch]:
-    """Read the connector from ``job.state`` and yield full batches, then the last (possibly empty) one.
+def batches(job: Job, index: int = 0) -> Iterator[Batch]:
+    """Read the connector from ``job.state`` and yield full batches, then the last (possibly empty) one,
+    each marked as job ``index``'s and the last one as ``final``.
 
     Records are made ready (``RowMaker.make``) a whole batch at a time: one call makes the batch's
     record ids from one read of the OS CSPRNG and keeps its per-call set-up out of the per-record cost.
@@ -125,7 +128,7 @@ def batches(job: Job) -> Iterator[Batch]:
     connector = job.connector
     source = connector.source_name
     result = ReadResult(state=copy.deepcopy(job.state))
-    current = Batch([], [], {})
+    current = Batch([], [], {}, job=index)
     built: list[IncomingRecord] = []
     make = job.maker.make
     for item in connector.read(job.state, result):
@@ -141,19 +144,27 @@ def batches(job: Job) -> Iterator[Batch]:
             current.records, built = make(built), []
             current.state = copy.deepcopy(result.state)
             yield current
-            current = Batch([], [], {})
+            current = Batch([], [], {}, job=index)
     current.records = make(built)
     current.state = copy.deepcopy(result.state)
+    current.final = True
     yield current
 
 
-def _child(job: Job, pipe: Connection, parent_end: Connection) -> None:
-    """The worker process: send each batch, then None; an error is sent instead of raised."""
+def produce(jobs: Sequence[Job]) -> Iterator[Batch]:
+    """The batches of every job in turn (in this process)."""
+    for index, job in enumerate(jobs):
+        yield from batches(job, index)
+
+
+def _child(jobs: Sequence[Job], pipe: Connection, parent_end: Connection) -> None:
+    """The worker process: send each job's batches, job after job, then None; an error is sent instead
+    of raised."""
     # A forked child inherits the parent's receiving end: closed here, so that once the parent is
     # gone no reader is left and the next send fails (EPIPE) instead of blocking forever.
     parent_end.close()
     try:
-        for batch in batches(replace(job, normalizers=cached_normalizers(job.normalizers))):
+        for batch in produce([replace(job, normalizers=cached_normalizers(job.normalizers)) for job in jobs]):
             pipe.send(batch.pack())
         pipe.send(None)
     except (BrokenPipeError, ConnectionResetError, EOFError):  # the parent is gone: nobody to tell
@@ -169,15 +180,20 @@ def _child(job: Job, pipe: Connection, parent_end: Connection) -> None:
 
 
 class Worker:
-    """A child process producing batches for :class:`~cdp.connectors.runner.IngestRunner`."""
+    """A child process producing batches for :class:`~cdp.connectors.runner.IngestRunner`.
 
-    def __init__(self, job: Job) -> None:
+    Given several jobs (sources), it reads them one after another without waiting for the parent to
+    store the last one's batches: the next source is read while the last batches of the one before
+    are written, so neither process waits for the other between sources.
+    """
+
+    def __init__(self, jobs: Sequence[Job]) -> None:
         context: Any = multiprocessing.get_context("fork")  # typeshed's BaseContext lacks Process
         receiving, sending = context.Pipe(duplex=False)
         _widen(sending)
         self.pipe = receiving
         self.process = context.Process(
-            target=_child, args=(job, sending, receiving), name="cdp-ingest-worker", daemon=True
+            target=_child, args=(tuple(jobs), sending, receiving), name="cdp-ingest-worker", daemon=True
         )
         self.process.start()
         sending.close()  # the child holds the only sending end: its death reads as EOF here
@@ -221,11 +237,14 @@ def _widen(pipe: Connection) -> None:
         pass
 
 
-def worker_for(job: Job, *, forced: bool, size: int | None) -> Worker | None:
-    """A started worker, or None when the job is better (or only) done in-process."""
-    if not forced and (size is None or size < PARALLEL_MIN_BYTES):
+def worker_for(jobs: Sequence[Job], *, forced: bool) -> Worker | None:
+    """A started worker for ``jobs``, or None when they are better (or only) done in-process: their
+    input files hold under :data:`PARALLEL_MIN_BYTES` in all (or none is a file) and ``forced`` is
+    false, or this process cannot fork safely."""
+    size = sum(file_size(job.connector.config) or 0 for job in jobs)
+    if not jobs or (not forced and size < PARALLEL_MIN_BYTES):
         return None
-    return Worker(job) if can_fork() else None
+    return Worker(jobs) if can_fork() else None
 
 
 def file_size(config: Mapping[str, Any]) -> int | None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cdp._exceptions import ConfigurationError, UnknownSourceError
 from cdp.access import CustomerStore
-from cdp.access.context import connector_context
+from cdp.access.context import AccessContext, connector_context
 from cdp.connectors import _files, _worker
 from cdp.connectors._worker import Batch
 from cdp.connectors.base import Connector, SourceItem
@@ -81,44 +81,59 @@ def load_normalizers(settings: Settings) -> dict[str, Callable[..., Any]]:
     return merged
 
 
+@dataclass
+class _Sink:
+    """Where one source's batches go, and what is counted of them."""
+
+    source: str
+    stats: RunStats
+    digest: str | None = None  # of the input file, recorded once all of it is stored
+    location: str | None = None
+
+    @property
+    def ctx(self) -> AccessContext:
+        return connector_context(self.source)
+
+
 class _Writer:
     """Writes batches on a background thread while the runner (or its worker process) builds the next.
 
     The database driver releases the GIL while it inserts and commits, so
     receiving batch N+1 overlaps with storing batch N. Jobs run in order; the
-    batches waiting when the writer is free are written together. Batches and
-    the cursor "read up to here" commit in one transaction, after their
-    quarantine entries, so a crash at any point leaves the saved cursor at or
-    before what is stored.
+    batches of one source waiting when the writer is free are written together.
+    Batches and the cursor "read up to here" commit in one transaction, after
+    their quarantine entries, so a crash at any point leaves the saved cursor at
+    or before what is stored. Several sources share one writer (one after
+    another, never in one transaction): a source's last batch closes its run
+    (the input file is recorded as ingested, its time taken).
     """
 
-    def __init__(self, store: CustomerStore, source: str, stats: RunStats, *, converted: bool) -> None:
+    def __init__(self, store: CustomerStore, sinks: list[_Sink], *, converted: bool, started: float) -> None:
         self.store = store
         self.converted = converted  # the batches' rows are in the driver's form (see RowMaker)
-        self.source = source
-        self.ctx = connector_context(source)
-        self.stats = stats
+        self.sinks = sinks
+        self.mark = started  # when the source being written began to count
         self.error: BaseException | None = None
         self.jobs: queue.Queue[Batch | None] = queue.Queue(maxsize=GROUP_BATCHES)
-        self.thread = threading.Thread(target=self._loop, name=f"cdp-ingest-{source}", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name="cdp-ingest-writer", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
-        done = False
-        while not done:
-            job = self.jobs.get()
+        held: list[Batch | None] = []  # taken from the queue but not part of the group being made
+        while True:
+            job = held.pop() if held else self.jobs.get()
             if job is None:
                 return
             group = [job]
-            # Batches that queued up while the last one was written share the next transaction
-            # (fewer commits, each rewriting fewer index pages per record); the last cursor wins.
-            while len(group) < GROUP_BATCHES:
+            # Batches of the same source that queued up while the last one was written share the next
+            # transaction (fewer commits, each rewriting fewer index pages per record); the last cursor wins.
+            while not group[-1].final and len(group) < GROUP_BATCHES:
                 try:
                     waiting = self.jobs.get_nowait()
                 except queue.Empty:
                     break
-                if waiting is None:
-                    done = True
+                if waiting is None or waiting.job != job.job:
+                    held.append(waiting)
                     break
                 group.append(waiting)
             if self.error is None:
@@ -128,24 +143,31 @@ class _Writer:
                     self.error = exc
 
     def _write(self, group: list[Batch]) -> None:
+        sink = self.sinks[group[0].job]
+        ctx, stats = sink.ctx, sink.stats
         rejects = [entry for job in group for entry in job.rejects]
         if rejects:
-            self.store.quarantine_many(self.ctx, rejects)
+            self.store.quarantine_many(ctx, rejects)
         state = group[-1].state
         records = [job.ready() for job in group]
         if any(records):
             outcomes = self.store.ingest_ready(
-                self.ctx,
+                ctx,
                 records,
-                cursor=(self.source, STATE_STREAM, state),
+                cursor=(sink.source, STATE_STREAM, state),
                 converted=self.converted,
             )
             for outcome in outcomes:
-                self.stats.accepted += outcome.accepted
-                self.stats.duplicates += outcome.duplicates
-                self.stats.suppressed += outcome.suppressed
+                stats.accepted += outcome.accepted
+                stats.duplicates += outcome.duplicates
+                stats.suppressed += outcome.suppressed
         else:
-            self.store.set_cursor(self.ctx, self.source, STATE_STREAM, state)
+            self.store.set_cursor(ctx, sink.source, STATE_STREAM, state)
+        if group[-1].final:
+            if sink.digest is not None:
+                self.store.record_file_ingested(ctx, sink.source, sink.digest, sink.location or "")
+            finished = time.perf_counter()
+            stats.seconds, self.mark = finished - self.mark, finished
 
     def submit(self, job: Batch) -> None:
         self.check()
@@ -180,40 +202,68 @@ class IngestRunner:
         ``parallel``: read and normalise in a worker process (see :mod:`cdp.connectors._worker`)
         if it is safe to fork; None (the default) does so only for input files of a megabyte or more.
         """
+        return self.run_many([connector], batch_size=batch_size, parallel=parallel)[0]
+
+    def run_many(
+        self, connectors: Sequence[Connector], *, batch_size: int | None = None, parallel: bool | None = None
+    ) -> list[RunStats]:
+        """Ingest several sources, as :meth:`run` would one after another, but pipelined.
+
+        One worker process reads them in turn (``parallel`` as for :meth:`run`, for their input files
+        together) and one writer stores their batches in order, each source in its own transactions
+        with its own cursor: the next source is read while the last batches of the one before are
+        stored. A source whose input file was already ingested is skipped, as :meth:`run` skips it.
+        Each source's ``seconds`` runs from the end of the one before (the first's from the start),
+        so they add up to the whole run. The sources must differ: two runs of one source would each
+        save the cursor of that source without the other's progress.
+        """
+        names = [connector.source_name for connector in connectors]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigurationError(f"source {repeated[0]!r} appears twice in one run: run its inputs one at a time")
         size = batch_size or self.settings.batch_size
-        source = connector.source_name
-        ctx = connector_context(source)
-        stats = RunStats(source)
         started = time.perf_counter()
-        path_value = connector.config.get("path")
-        digest = None
-        if path_value and Path(str(path_value)).is_file():
-            digest = _files.file_digest(Path(str(path_value)))
-            if self.store.file_already_ingested(ctx, source, digest):
-                stats.skipped_file = True
-                stats.seconds = time.perf_counter() - started
-                return stats
-        state = self.store.get_cursor(ctx, source, STATE_STREAM) or {}
-        # Rows made in a worker process come in the driver's form (on SQLite): less to do here.
-        job = _worker.Job(
-            connector,
-            self.raw_normalizers,
-            self.settings.default_region,
-            state,
-            size,
-            self.store.row_maker(self.store.engine.dialect),
-        )
-        worker = None
-        if parallel is not False:
-            worker = _worker.worker_for(job, forced=bool(parallel), size=_worker.file_size(connector.config))
-        stats.worker = worker is not None
-        if worker is None:
-            job = replace(job, normalizers=self.normalizers, maker=self.store.row_maker())
-        produced = iter(worker) if worker is not None else _worker.batches(job)
-        writer = _Writer(self.store, source, stats, converted=job.maker.converted)
+        # Rows in the driver's form (on SQLite); this run's own maker, so it may remember blind indexes.
+        maker = self.store.row_maker(self.store.engine.dialect, remember_digests=True)
+        sinks: list[_Sink] = []
+        jobs: list[_worker.Job] = []
+        everything: list[RunStats] = []
+        for connector in connectors:
+            source = connector.source_name
+            ctx = connector_context(source)
+            stats = RunStats(source)
+            everything.append(stats)
+            path_value = connector.config.get("path")
+            digest = None
+            if path_value and Path(str(path_value)).is_file():
+                checked = time.perf_counter()
+                digest = _files.file_digest(Path(str(path_value)))
+                if self.store.file_already_ingested(ctx, source, digest):
+                    stats.skipped_file = True
+                    stats.seconds = time.perf_counter() - checked
+                    continue
+            state = self.store.get_cursor(ctx, source, STATE_STREAM) or {}
+            sinks.append(_Sink(source, stats, digest, str(path_value) if digest is not None else None))
+            jobs.append(_worker.Job(connector, self.raw_normalizers, self.settings.default_region, state, size, maker))
+        worker = _worker.worker_for(jobs, forced=bool(parallel)) if parallel is not False else None
+        for sink in sinks:
+            sink.stats.worker = worker is not None
+        if worker is None:  # in this process: memoised normalisers, rows as SQLAlchemy takes them
+            maker = self.store.row_maker(remember_digests=True)
+            jobs = [replace(job, normalizers=self.normalizers, maker=maker) for job in jobs]
+        if jobs:
+            self._store(worker, jobs, sinks, started)
+        return everything
+
+    def _store(
+        self, worker: _worker.Worker | None, jobs: list[_worker.Job], sinks: list[_Sink], started: float
+    ) -> None:
+        produced = iter(worker) if worker is not None else _worker.produce(jobs)
+        writer = _Writer(self.store, sinks, converted=jobs[0].maker.converted, started=started)
         try:
             try:
                 for batch in produced:
+                    stats = sinks[batch.job].stats
                     stats.read += batch.read
                     stats.rejected += len(batch.rejects)
                     for key, count in batch.reasons.items():
@@ -226,7 +276,3 @@ class IngestRunner:
         finally:
             if worker is not None:
                 worker.close()
-        if digest is not None:
-            self.store.record_file_ingested(ctx, source, digest, str(path_value))
-        stats.seconds = time.perf_counter() - started
-        return stats

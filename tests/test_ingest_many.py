@@ -1,0 +1,251 @@
+"""Several sources in one run (``IngestRunner.run_many``): what one run per source stores, pipelined.
+
+Why: ``cdp demo`` (and the files benchmark) ingest their three files in one run: one worker
+process reads them one after another while one writer stores their batches, so that neither
+process waits for the other between files. That must store exactly what three separate runs
+store (records, indexes, events, consents, quarantine), keep each source's transactions and
+cursor its own, record each file as ingested, and fail as a single run fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from test_ingest_crash import environment
+from test_ingest_worker import contents, sqlite_settings
+
+from cdp._exceptions import ConfigurationError, UnknownSourceError
+from cdp.access import open_store
+from cdp.connectors._worker import Batch
+from cdp.connectors.runner import IngestRunner, RunStats, _Sink, _Writer, make_connector
+from cdp.settings import Settings
+
+RUN_MANY = """
+import json, sys
+from cdp.access import open_store
+from cdp.connectors.runner import IngestRunner, make_connector
+from cdp.settings import load_settings
+
+settings = load_settings()
+store = open_store(settings, migrate=True)
+sources = json.loads(sys.argv[1])
+try:
+    runs = IngestRunner(store, settings).run_many(
+        [make_connector(settings, name, config) for name, config in sources], parallel=True
+    )
+except Exception as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+else:
+    print(json.dumps([{"source": s.source, "read": s.read, "accepted": s.accepted, "rejected": s.rejected,
+                       "duplicates": s.duplicates, "reasons": s.reasons, "worker": s.worker,
+                       "skipped": s.skipped_file, "seconds": s.seconds} for s in runs]))
+store.close()
+"""
+
+
+def demo_sources(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The demo's three files, each with a line the connector must quarantine."""
+    from cdp.demo import generate
+
+    made = generate(folder, customers=1200, seed=7)
+    with made.web.open("a", encoding="utf-8") as handle:
+        handle.write('{"type": "track", "messageId": "broken", oops\n')
+    with made.pos.open("a", encoding="utf-8") as handle:
+        handle.write("txn_ragged,CN013\n")
+    with made.survey.open("a", encoding="utf-8") as handle:
+        handle.write("R_bad,not-a-time,Pat,pat@example.org,,US,,,,eleven,4,,,yes\n")
+    return [
+        ("website", {"path": str(made.web)}),
+        ("pos", {"path": str(made.pos), "region_from_store_id": True}),
+        ("survey", {"path": str(made.survey)}),
+    ]
+
+
+def run_many_in_subprocess(settings: Settings, sources: list[tuple[str, dict[str, Any]]], cwd: Path) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_MANY, json.dumps(sources)],
+        env=environment(settings, batch_size=700),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def counted(stats: RunStats) -> dict[str, Any]:
+    return {
+        "source": stats.source,
+        "read": stats.read,
+        "accepted": stats.accepted,
+        "rejected": stats.rejected,
+        "duplicates": stats.duplicates,
+        "reasons": stats.reasons,
+    }
+
+
+def test_one_run_of_three_sources_in_a_worker_stores_what_three_runs_store(tmp_path: Path) -> None:
+    sources = demo_sources(tmp_path / "demo")
+    settings = sqlite_settings(tmp_path / "here")
+    store = open_store(settings, migrate=True)
+    runner = IngestRunner(store, settings)
+    separately = [runner.run(make_connector(settings, name, config), parallel=False) for name, config in sources]
+    assert all(s.rejected >= 1 and s.accepted > 100 for s in separately)
+
+    other = sqlite_settings(tmp_path / "other")
+    together = run_many_in_subprocess(other, sources, tmp_path)
+    assert all(run["worker"] for run in together), "the run did not use a worker process"
+    assert [{k: run[k] for k in counted(separately[0])} for run in together] == [counted(s) for s in separately]
+    assert all(run["seconds"] > 0 for run in together)
+    engine = create_engine(other.database_url)
+    try:
+        assert contents(engine) == contents(store.engine)
+        with engine.connect() as connection:
+            recorded = connection.execute(text("SELECT source FROM ingested_files ORDER BY source")).scalars().all()
+        assert recorded == ["pos", "survey", "website"]
+    finally:
+        engine.dispose()
+        store.close()
+    again = run_many_in_subprocess(other, sources, tmp_path)
+    assert [(run["skipped"], run["read"]) for run in again] == [(True, 0)] * 3
+
+
+def test_one_run_in_process_stores_what_three_runs_store(tmp_path: Path) -> None:
+    sources = demo_sources(tmp_path / "demo")
+    here, there = sqlite_settings(tmp_path / "here"), sqlite_settings(tmp_path / "there")
+    separate_store, shared_store = open_store(here, migrate=True), open_store(there, migrate=True)
+    try:
+        runner = IngestRunner(separate_store, here)
+        separately = [runner.run(make_connector(here, name, config), parallel=False) for name, config in sources]
+        together = IngestRunner(shared_store, there).run_many(
+            [make_connector(there, name, config) for name, config in sources], parallel=False
+        )
+        assert not any(s.worker for s in together)
+        assert [counted(s) for s in together] == [counted(s) for s in separately]
+        assert contents(shared_store.engine) == contents(separate_store.engine)
+    finally:
+        separate_store.close()
+        shared_store.close()
+
+
+class _RecordingStore:
+    """What the writer asks of the store, one call per transaction; the first call waits for a signal."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.release = threading.Event()
+
+    def ingest_ready(self, ctx: Any, records: list[list[str]], *, cursor: Any, converted: bool) -> list[Any]:
+        if not self.calls:
+            self.release.wait(10)
+        self.calls.append(("ingest", (ctx.actor, cursor[0], [r[0] for r in records], cursor[2])))
+        return []
+
+    def quarantine_many(self, ctx: Any, entries: Any) -> int:
+        return 0
+
+    def set_cursor(self, ctx: Any, source: str, stream: str, cursor: Any) -> None:
+        self.calls.append(("cursor", (source, cursor)))
+
+    def record_file_ingested(self, ctx: Any, source: str, digest: str, location: str) -> None:
+        self.calls.append(("file", (source, digest)))
+
+
+def test_the_writer_never_puts_two_sources_in_one_transaction() -> None:
+    store = _RecordingStore()
+    sinks = [
+        _Sink("first", RunStats("first"), None, None),
+        _Sink("web", RunStats("web"), "d-web", "web.jsonl"),
+        _Sink("pos", RunStats("pos"), "d-pos", "pos.csv"),
+    ]
+    writer = _Writer(store, sinks, converted=False, started=0.0)  # type: ignore[arg-type]
+
+    def batch(job: int, name: str, *, final: bool = False) -> Batch:
+        return Batch([name], [], {"at": name}, job=job, final=final)  # type: ignore[list-item]
+
+    # The first source's only batch is written alone (it is final); its transaction waits for the
+    # release below, so the other batches queue up meanwhile. The web batches are not marked final,
+    # so only their source tells the writer where the next transaction must begin.
+    writer.submit(batch(0, "f1", final=True))
+    for queued in (batch(1, "w1"), batch(1, "w2"), batch(2, "p1"), batch(2, "p2", final=True)):
+        writer.submit(queued)
+    store.release.set()
+    writer.close()
+    assert store.calls == [
+        ("ingest", ("connector:first", "first", ["f1"], {"at": "f1"})),
+        ("ingest", ("connector:web", "web", ["w1", "w2"], {"at": "w2"})),
+        ("ingest", ("connector:pos", "pos", ["p1", "p2"], {"at": "p2"})),
+        ("file", ("pos", "d-pos")),
+    ]
+    assert sinks[0].stats.seconds > 0 and sinks[2].stats.seconds > 0
+
+
+def test_a_source_named_twice_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    sources = demo_sources(tmp_path / "demo")
+    settings = sqlite_settings(tmp_path / "data")
+    store = open_store(settings, migrate=True)
+    try:
+        twice = [make_connector(settings, *sources[0]), make_connector(settings, *sources[0])]
+        with pytest.raises(ConfigurationError, match="'website' appears twice"):
+            IngestRunner(store, settings).run_many(twice, parallel=False)
+        with store.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM records")).scalar() == 0
+    finally:
+        store.close()
+
+
+def test_an_ingested_file_is_skipped_and_the_others_read(tmp_path: Path) -> None:
+    sources = demo_sources(tmp_path / "demo")
+    settings = sqlite_settings(tmp_path / "data")
+    store = open_store(settings, migrate=True)
+    try:
+        runner = IngestRunner(store, settings)
+        first = runner.run(make_connector(settings, *sources[0]), parallel=False)
+        runs = runner.run_many([make_connector(settings, *s) for s in sources[:2]], parallel=False)
+        assert [(s.skipped_file, s.read) for s in runs] == [(True, 0), (False, runs[1].read)]
+        assert runs[1].read > 100 and first.read > 100
+    finally:
+        store.close()
+
+
+def test_a_failing_source_stops_the_run_after_storing_the_one_before(tmp_path: Path) -> None:
+    sources = demo_sources(tmp_path / "demo")
+    settings = sqlite_settings(tmp_path / "data")
+    store = open_store(settings, migrate=True)
+    try:
+        broken = make_connector(settings, "pos", {"path": str(tmp_path / "missing.csv")})
+        with pytest.raises(UnknownSourceError, match=r"missing\.csv"):
+            IngestRunner(store, settings).run_many([make_connector(settings, *sources[0]), broken], parallel=False)
+        with store.engine.connect() as connection:
+            by_source = dict(connection.execute(text("SELECT source, count(*) FROM records GROUP BY source")).all())
+            recorded = connection.execute(text("SELECT source FROM ingested_files")).scalars().all()
+        assert set(by_source) == {"website"} and by_source["website"] > 100
+        assert recorded == ["website"]
+        # Run again with the file fixed: the website's file is skipped, the rest is read.
+        runs = IngestRunner(store, settings).run_many([make_connector(settings, *s) for s in sources], parallel=False)
+        assert [s.skipped_file for s in runs] == [True, False, False]
+    finally:
+        store.close()
+
+
+def test_a_failing_source_in_the_worker_stops_the_run_after_storing_the_one_before(tmp_path: Path) -> None:
+    sources = demo_sources(tmp_path / "demo")
+    settings = sqlite_settings(tmp_path / "data")
+    result = run_many_in_subprocess(settings, [sources[0], ("pos", {"path": str(tmp_path / "missing.csv")})], tmp_path)
+    assert result["error"] == "UnknownSourceError" and "missing.csv" in result["message"]
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            by_source = dict(connection.execute(text("SELECT source, count(*) FROM records GROUP BY source")).all())
+        assert set(by_source) == {"website"} and by_source["website"] > 100
+    finally:
+        engine.dispose()
