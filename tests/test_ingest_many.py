@@ -10,20 +10,22 @@ cursor its own, record each file as ingested, and fail as a single run fails.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from test_ingest_crash import environment
+from test_ingest_crash import environment, write_calls
 from test_ingest_worker import contents, sqlite_settings
 
 from cdp._exceptions import ConfigurationError, UnknownSourceError
 from cdp.access import open_store
-from cdp.connectors._worker import Batch
+from cdp.connectors._worker import PARALLEL_MIN_BYTES, Batch
 from cdp.connectors.runner import IngestRunner, RunStats, _Sink, _Writer, make_connector
 from cdp.settings import Settings
 
@@ -249,3 +251,91 @@ def test_a_failing_source_in_the_worker_stops_the_run_after_storing_the_one_befo
         assert set(by_source) == {"website"} and by_source["website"] > 100
     finally:
         engine.dispose()
+
+
+RUN_TWO = """
+import json, sys
+from cdp.access import open_store
+from cdp.connectors.runner import IngestRunner, make_connector
+from cdp.settings import load_settings
+
+settings = load_settings()
+store = open_store(settings, migrate=True)
+runs = IngestRunner(store, settings).run_many(
+    [make_connector(settings, "website", {"path": sys.argv[1]}), make_connector(settings, "pos", {"path": sys.argv[2]})]
+)
+print(json.dumps([{"read": s.read, "skipped": s.skipped_file, "worker": s.worker} for s in runs]))
+store.close()
+"""
+
+
+def write_transactions(path: Path, count: int) -> tuple[set[str], set[int]]:
+    """``count`` POS rows; returns the valid transaction ids and the line numbers of bad ones."""
+    good: set[str] = set()
+    bad: set[int] = set()
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(
+            "transaction_id,store_id,occurred_at,customer_name,customer_phone,customer_email,loyalty_id,"
+            "line_items,amount,currency,city,state,postcode,country\n"
+        )
+        for n in range(1, count + 1):
+            amount = "abc" if n % 97 == 0 else f"{n % 50}.00"
+            handle.write(f"t{n:06d},S1,2026-10-01T10:00:00Z,,,p{n % 500}@example.org,,[],{amount},USD,,,,US\n")
+            if n % 97 == 0:
+                bad.add(n + 1)  # the header is line 1
+            else:
+                good.add(f"t{n:06d}")
+    return good, bad
+
+
+@pytest.mark.slow
+def test_a_killed_run_of_two_sources_stores_each_record_once_when_restarted(tmp_path: Path) -> None:
+    """Killed while the first source is read, then while the second is (the first's last batches
+    possibly still queued), then run to the end: every line of both files once, stored or quarantined."""
+    from test_ingest_crash import records_now
+
+    web, pos = tmp_path / "calls.jsonl", tmp_path / "pos.csv"
+    web_good, web_bad = write_calls(web, 12_000)
+    pos_good, pos_bad = write_transactions(pos, 12_000)
+    assert web.stat().st_size + pos.stat().st_size >= PARALLEL_MIN_BYTES  # the killed runs read in a worker
+    settings = sqlite_settings(tmp_path / "data")
+    open_store(settings, migrate=True).close()
+    env = environment(settings, batch_size=400)
+    command = [sys.executable, "-c", RUN_TWO, str(web), str(pos)]
+    watcher = create_engine(settings.database_url)
+    try:
+        for at_least in (3_000, len(web_good) + 4_000):
+            process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 120
+            try:
+                while records_now(watcher) < at_least:
+                    assert process.poll() is None, f"the run ended before it could be killed: {process.communicate()}"
+                    assert time.monotonic() < deadline, "the run made no progress"
+                    time.sleep(0.02)
+                process.send_signal(signal.SIGKILL)
+            finally:
+                process.kill()
+                process.communicate()
+            assert records_now(watcher) < len(web_good) + len(pos_good), "the kill came too late to test anything"
+        done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs = json.loads(done.stdout.strip().splitlines()[-1])
+        assert runs[0]["skipped"] and not runs[1]["skipped"]
+        assert 0 < runs[1]["read"] < len(pos_good), "the restart did not resume the second file from its cursor"
+        with watcher.connect() as connection:
+            for source, good, bad in (("website", web_good, web_bad), ("pos", pos_good, pos_bad)):
+                ids = (
+                    connection.execute(text("SELECT source_record_id FROM records WHERE source = :s"), {"s": source})
+                    .scalars()
+                    .all()
+                )
+                positions = (
+                    connection.execute(text("SELECT position FROM quarantine WHERE source = :s"), {"s": source})
+                    .scalars()
+                    .all()
+                )
+                assert len(ids) == len(set(ids)) and set(ids) == good, source
+                assert len(positions) == len(set(positions)), f"{source}: a line was quarantined twice"
+                assert {int(p.rsplit(":", 1)[1]) for p in positions} == bad, source
+    finally:
+        watcher.dispose()
