@@ -207,3 +207,40 @@ def test_worker_rows_of_demo_web_calls_equal_in_process_rows(tmp_path: Path) -> 
     finally:
         engine.dispose()
         store.close()
+
+
+def test_fewer_collections_freezes_and_restores_once_for_nested_blocks() -> None:
+    import gc
+
+    from cdp._gc import BULK_GC_THRESHOLDS, fewer_collections
+
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    try:
+        with fewer_collections():
+            assert gc.get_threshold() == BULK_GC_THRESHOLDS
+            assert gc.get_freeze_count() > 0
+            with fewer_collections():
+                assert gc.get_threshold() == BULK_GC_THRESHOLDS
+            assert gc.get_threshold() == BULK_GC_THRESHOLDS, "an inner block undid the outer one's settings"
+            assert gc.get_freeze_count() > 0
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_ingest_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    import gc
+
+    path = tmp_path / "calls.jsonl"
+    write_calls(path, 500)
+    settings = sqlite_settings(tmp_path / "data")
+    store = open_store(settings, migrate=True)
+    before = gc.get_threshold()
+    try:
+        IngestRunner(store, settings).run(make_connector(settings, "website", {"path": str(path)}), parallel=False)
+    finally:
+        store.close()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gc
 import hmac
 import json
 import multiprocessing
@@ -39,6 +40,7 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 
 from cdp._exceptions import InputError, RecordRejected
+from cdp._gc import BULK_GC_THRESHOLDS, fewer_collections
 from cdp.access import CustomerStore
 from cdp.access._rows import Ready, RowMaker, pack_rows, unpack_rows
 from cdp.access.context import connector_context
@@ -185,6 +187,10 @@ def _parser_start(settings: Settings) -> None:
     finally:
         store.close()  # the maker keeps the policy and the indexer, not the database
     _PARSER_STATE.update(settings=settings, normalizers=load_normalizers(settings), maker=maker)
+    # This process only parses: what it holds now is never garbage, and what it allocates per body is
+    # short-lived (see cdp._gc).
+    gc.freeze()
+    gc.set_threshold(*BULK_GC_THRESHOLDS)
 
 
 def _parser_parse(raw: bytes, gpc: bool) -> tuple[bytes, bool, list[dict[str, Any]], list[dict[str, str]]]:
@@ -265,6 +271,10 @@ class GroupWriter:
         return await future
 
     def _store(self, jobs: Sequence[tuple[list[Ready], list[dict[str, Any]], Any]]) -> list[Any]:
+        with fewer_collections():
+            return self._store_jobs(jobs)
+
+    def _store_jobs(self, jobs: Sequence[tuple[list[Ready], list[dict[str, Any]], Any]]) -> list[Any]:
         converted = self.maker.converted
         try:
             self.store.quarantine_many(self.ctx, [entry for _, rejects, _ in jobs for entry in rejects])

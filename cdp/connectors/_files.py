@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -193,7 +192,9 @@ def _csv_items(
                 bad = error
             yield from _csv_items(stream, name, [(number, line)], cells, header, bad, delimiter)
         return
-    text = _row_text(row, delimiter) if row is not None else "".join(line for _, line in physical)[:100_000]
+    # The row's own text as read (its physical line, or lines for a quoted field holding line breaks).
+    joined = "".join(line for _, line in physical)
+    text = joined.rstrip("\r\n") if row is not None else joined[:100_000]
     if error:
         yield SourceItem(stream, where, text, error=error, error_field=_damage(error))
     elif row is None or len(row) != len(header):
@@ -208,12 +209,6 @@ def _damage(error: str) -> str:
     if "UTF" in error or "NUL" in error:
         return "(encoding)"
     return "(size)" if "larger than field limit" in error else "(csv)"
-
-
-def _row_text(row: list[str], delimiter: str) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, delimiter=delimiter).writerow(row)
-    return buffer.getvalue().rstrip("\r\n")
 
 
 def file_digest(path: Path) -> str:

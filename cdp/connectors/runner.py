@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cdp._exceptions import ConfigurationError, UnknownSourceError
+from cdp._gc import fewer_collections
 from cdp.access import CustomerStore
 from cdp.access.context import AccessContext, connector_context
 from cdp.connectors import _files, _worker
@@ -252,7 +253,8 @@ class IngestRunner:
             maker = self.store.row_maker(remember_digests=True)
             jobs = [replace(job, normalizers=self.normalizers, maker=maker) for job in jobs]
         if jobs:
-            self._store(worker, jobs, sinks, started)
+            with fewer_collections():
+                self._store(worker, jobs, sinks, started)
         return everything
 
     def _store(
