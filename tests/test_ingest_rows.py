@@ -356,3 +356,29 @@ def test_a_known_identifier_takes_the_key_of_its_first_holder_with_a_live_key(st
     with store.engine.begin() as connection:
         store.shred_keys(connection, [destroyed])
     assert key_of(stored(5, email="e1@example.org")) == key_of(second)
+
+
+def test_sqlite_binds_bytes_and_none_through_registered_adapters(store: CustomerStore) -> None:
+    """The adapters skip sqlite3's adapter protocol (see database._bind_as_is) and change no value."""
+    import sqlite3
+
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("sqlite3's adapters")
+    assert sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)] is bytes
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    with store.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        row = driver.execute("SELECT ?, typeof(?), ?, typeof(?)", (b"\x00ab", b"", None, None)).fetchone()
+
+    class Blob(bytes):  # a subclass still takes the protocol's path, as before
+        pass
+
+    assert row == (b"\x00ab", "blob", None, "null")
+    plain = sqlite3.connect(":memory:")
+    try:
+        with pytest.raises(sqlite3.ProgrammingError):
+            plain.execute("SELECT ?", (object(),))
+        assert plain.execute("SELECT typeof(?)", (Blob(b"x"),)).fetchone() == ("blob",)
+    finally:
+        plain.close()
