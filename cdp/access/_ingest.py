@@ -57,6 +57,7 @@ INGEST_FIELDS = (*IDENTITY_FIELDS, *CLEAR_FIELDS, "anonymous_id", "event_name", 
 CHUNK = 900  # bound parameters per IN (...) query, under SQLite's historical limit of 999
 DUPLICATE = ""  # per-record outcome of a record already stored
 SUPPRESSED = "-"  # per-record outcome of a record of an erased person
+_NOT_STORED = frozenset({DUPLICATE, SUPPRESSED})
 KEY_COLUMNS = ("id", "kek_id", "created_at")
 _ENCRYPTED_FIELDS = ("payload", *IDENTITY_FIELDS)  # the order of the *_enc columns in RECORD_COLUMNS
 _ENCRYPTOR = RecordEncryptor(_ENCRYPTED_FIELDS)
@@ -266,14 +267,15 @@ class IngestMixin(StoreCore):
             if cursor is not None:
                 self._save_cursor(work.connection, *cursor)
             outcomes: list[IngestOutcome] = []
+            new_ids = [i for i in ids if i not in _NOT_STORED]
+            everything_new = len(new_ids) == len(ids)
             start = 0
             for batch in batches:
                 part = ids[start : start + len(batch)]
                 start += len(batch)
-                stored = tuple(i for i in part if i not in (DUPLICATE, SUPPRESSED))
-                suppressed = sum(1 for i in part if i == SUPPRESSED)
+                stored = tuple(part if everything_new else [i for i in part if i not in _NOT_STORED])
+                suppressed = part.count(SUPPRESSED)
                 outcomes.append(IngestOutcome(len(stored), len(part) - len(stored) - suppressed, stored, suppressed))
-            new_ids = [i for i in ids if i not in (DUPLICATE, SUPPRESSED)]
             work.touch(new_ids)
             duplicates = sum(o.duplicates for o in outcomes)
             suppressed_total = sum(o.suppressed for o in outcomes)

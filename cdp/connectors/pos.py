@@ -12,7 +12,7 @@ import json
 from typing import Any, ClassVar
 
 from cdp._exceptions import RecordRejected
-from cdp.connectors._parse import number, text, timestamp
+from cdp.connectors._parse import json_loads, number, text, timestamp
 from cdp.connectors._tabular import MappedFileConnector
 from cdp.connectors.base import ConfigField, FieldSpec, SourceItem, StreamSpec
 from cdp.model import ConsentSignal, EventData, IncomingRecord
@@ -57,7 +57,7 @@ def parse_line_items(value: Any, *, record: str) -> list[dict[str, Any]]:
     items = value
     if isinstance(value, str):
         try:
-            items = json.loads(value)
+            items = json_loads(value)
         except json.JSONDecodeError:
             raise RecordRejected("is not a JSON array", record=record, field="line_items") from None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
