@@ -2,7 +2,8 @@
 
 Why a script and not a test: these runs take tens of seconds on 2 cores.
 
-    python benchmarks/ingest_speed.py files [--records 100000]   # demo files -> SQLite, records/s
+    python benchmarks/ingest_speed.py files [--records 100000]   # demo files -> SQLite, records/s (one run)
+    python benchmarks/ingest_speed.py files --sequential         # one run per file
     python benchmarks/ingest_speed.py http [--events 100000 --clients 4 --batch 100]
     python benchmarks/ingest_speed.py crash [--records 100000]   # SIGKILL mid-run, restart, count
     python benchmarks/ingest_speed.py files --profile            # cProfile of reading (in-process)
