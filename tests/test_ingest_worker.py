@@ -231,6 +231,22 @@ def test_fewer_collections_freezes_and_restores_once_for_nested_blocks() -> None
     assert gc.get_freeze_count() == 0
 
 
+def test_fewer_collections_keeps_a_freeze_made_before_it() -> None:
+    import gc
+
+    from cdp._gc import BULK_GC_THRESHOLDS, fewer_collections
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with fewer_collections():
+            assert gc.get_threshold() == BULK_GC_THRESHOLDS
+        assert gc.get_freeze_count() > frozen // 2, "the block undid a freeze it did not make"  # (a few freed)
+    finally:
+        gc.unfreeze()
+
+
 def test_an_ingest_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
     import gc
 
