@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from cdp._exceptions import ConfigurationError, UnknownSourceError
 from cdp.access import CustomerStore
 from cdp.connectors.runner import IngestRunner, RunStats, make_connector
 from cdp.identity.service import ResolveReport, resolve_identities
@@ -45,6 +48,66 @@ def ingest_many(
     """Ingest several sources in one pipelined run (see :meth:`IngestRunner.run_many`)."""
     connectors = [make_connector(settings, spec.connector, spec.config) for spec in specs]
     return IngestRunner(store, settings, on_progress=on_progress).run_many(connectors)
+
+
+MANIFEST_SOURCE_KEYS = frozenset({"connector", "path", "config", "config_file"})
+
+
+def load_manifest(path: Path) -> list[SourceSpec]:
+    """The sources a manifest file lists, for one :func:`ingest_many` run.
+
+    YAML (or JSON)::
+
+        sources:
+          - connector: website
+            path: web_events.jsonl          # relative to the manifest's folder
+          - connector: pos
+            path: pos_transactions.csv
+            config: {region_from_store_id: true}
+            config_file: pos-mapping.yaml   # more config, as `cdp ingest --config` takes
+
+    Every mistake raises :class:`ConfigurationError` naming the manifest, the entry and the key.
+    """
+    if not path.is_file():
+        raise UnknownSourceError(f"manifest not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path}: not a YAML file ({exc.__class__.__name__})") from None
+    entries = loaded.get("sources") if isinstance(loaded, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigurationError(f"{path}: 'sources' must be a non-empty list of sources")
+    specs: list[SourceSpec] = []
+    for index, entry in enumerate(entries):
+        where = f"{path}: sources[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigurationError(f"{where} must be a mapping with 'connector' and 'path'")
+        unknown = sorted(set(entry) - MANIFEST_SOURCE_KEYS)
+        if unknown:
+            raise ConfigurationError(
+                f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(MANIFEST_SOURCE_KEYS))})"
+            )
+        for key in ("connector", "path"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise ConfigurationError(f"{where}.{key}: required, as text")
+        source_file = (path.parent / entry["path"]).resolve()
+        if not source_file.is_file():
+            raise UnknownSourceError(f"{where}.path: source file not found: {source_file}")
+        config: dict[str, Any] = {}
+        if entry.get("config_file") is not None:
+            config_file = (path.parent / str(entry["config_file"])).resolve()
+            if not config_file.is_file():
+                raise UnknownSourceError(f"{where}.config_file: file not found: {config_file}")
+            extra = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+            if not isinstance(extra, dict):
+                raise ConfigurationError(f"{where}.config_file: {config_file} must hold a mapping")
+            config.update(extra)
+        inline = entry.get("config") or {}
+        if not isinstance(inline, dict):
+            raise ConfigurationError(f"{where}.config must be a mapping")
+        config.update(inline)
+        specs.append(SourceSpec(entry["connector"].strip(), {**config, "path": str(source_file)}))
+    return specs
 
 
 def resolve(store: CustomerStore, settings: Settings) -> ResolveReport:

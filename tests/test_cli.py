@@ -12,6 +12,7 @@ from cdp.cli import main
 COMMANDS = [
     ["demo"],
     ["ingest"],
+    ["ingest-files"],
     ["resolve"],
     ["segments"],
     ["export"],
@@ -144,3 +145,58 @@ def test_compliance_commands(cli_env: dict[str, str], capsys: pytest.CaptureFixt
     assert code == 0 and "direct_identifier" in out
     code, _, err = run(["dsr", "erase", "alice.smith@example.com", "--role", "marketer"], capsys)
     assert code != 0 and "access denied" in err
+
+
+def test_ingest_files_reads_a_manifests_sources_in_one_run(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    files = write_fixture_files(tmp_path / "src")
+    (tmp_path / "src" / "pos.yaml").write_text("region_from_store_id: false\n", encoding="utf-8")
+    manifest = tmp_path / "src" / "drop.yaml"
+    manifest.write_text(
+        "sources:\n"
+        "  - {connector: website, path: web.jsonl}\n"
+        "  - {connector: pos, path: pos.csv, config_file: pos.yaml}\n"
+        "  - {connector: survey, path: survey.csv, config: {}}\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(["ingest-files", str(manifest), "--no-match"], capsys)
+    assert code == 0 and all(name in out for name in ("website", "pos", "survey")) and "quarantined" in out
+    code, _, _ = run(["quarantine", "list", "--role", "data_engineer", "--purpose", "operations"], capsys)
+    assert code == 0
+    from cdp.access import AccessContext, open_store
+    from cdp.settings import load_settings
+
+    opened = open_store(load_settings())
+    try:
+        counts = opened.counts(AccessContext("t", "data_engineer", "operations"))
+    finally:
+        opened.close()
+    assert all(counts.get(f"records:{name}", 0) > 0 for name in files)
+    code, out, _ = run(["ingest-files", str(manifest), "--no-match"], capsys)
+    assert code == 0 and " ".join(out.split()).count("was already ingested: skipped") == 3
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("just text\n", "'sources' must be a non-empty list"),
+        ("sources: []\n", "'sources' must be a non-empty list"),
+        ("sources: [plain]\n", "sources[0] must be a mapping"),
+        ("sources:\n  - {connector: pos}\n", "sources[0].path: required"),
+        ("sources:\n  - {connector: pos, path: pos.csv, mapping: x}\n", "sources[0].mapping: unknown key"),
+        ("sources:\n  - {connector: pos, path: nowhere.csv}\n", "sources[0].path: source file not found"),
+        ("sources:\n  - {connector: pos, path: pos.csv, config: [1]}\n", "sources[0].config must be a mapping"),
+        ("sources:\n  - {connector: pos, path: pos.csv, config_file: no.yaml}\n", "sources[0].config_file"),
+        ("sources:\n  - {connector: pos, path: pos.csv}\n  - {connector: pos, path: pos.csv}\n", "appears twice"),
+        ("sources: [\n", "not a YAML file"),
+    ],
+)
+def test_a_bad_manifest_is_one_line_naming_the_entry(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path, manifest: str, message: str
+) -> None:
+    write_fixture_files(tmp_path / "src")
+    path = tmp_path / "src" / "drop.yaml"
+    path.write_text(manifest, encoding="utf-8")
+    code, _, err = run(["ingest-files", str(path)], capsys)
+    assert code != 0 and message in err and err.strip().count("\n") == 0 and "Traceback" not in err

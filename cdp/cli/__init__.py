@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 app.command("demo")(pipeline_commands.demo_command)
 app.command("ingest")(pipeline_commands.ingest_command)
+app.command("ingest-files")(pipeline_commands.ingest_files_command)
 app.command("resolve")(pipeline_commands.resolve_command)
 app.command("export")(pipeline_commands.export_command)
 app.command("serve")(admin_commands.serve_command)

@@ -16,8 +16,17 @@ from cdp._exceptions import ConfigurationError, UnknownSourceError
 from cdp.access import AccessContext
 from cdp.cli._runtime import console, settings, store, table
 from cdp.connectors.runner import RunStats
-from cdp.identity.realtime import match_new_records
-from cdp.pipeline import DEMO_SEGMENTS_DIR, SourceSpec, export, ingest, ingest_many, refresh_segments, resolve
+from cdp.identity.realtime import RealtimeReport, match_new_records
+from cdp.pipeline import (
+    DEMO_SEGMENTS_DIR,
+    SourceSpec,
+    export,
+    ingest,
+    ingest_many,
+    load_manifest,
+    refresh_segments,
+    resolve,
+)
 from cdp.segments.service import load_segment_file
 
 DEMO_TAG_FAMILIES = ("lifecycle", "value", "rfm")  # the summary shows these; `cdp tags list` shows all
@@ -92,9 +101,43 @@ def ingest_command(
                 matched = match_new_records(opened, cfg)
     if stats.skipped_file:
         console.print(f"{path} was already ingested: nothing to do")
-    _stats_table([stats])
-    if stats.rejected:
-        console.print(f"{stats.rejected} record(s) quarantined: see `cdp quarantine list`")
+    _report_ingest([stats], matched)
+
+
+def ingest_files_command(
+    manifest: Annotated[Path, typer.Argument(help="YAML file listing the sources: connector, path, config")],
+    match: Annotated[
+        bool, typer.Option(help="match new records against existing profiles (once `cdp resolve` has trained a model)")
+    ] = True,
+) -> None:
+    """Ingest several files in one run: the next file is read while the last one's records are stored.
+
+    The manifest lists ``sources``, each with ``connector`` and ``path`` (relative to the manifest),
+    and optionally ``config`` (a mapping) or ``config_file`` (as ``cdp ingest --config``). Each source
+    is stored as ``cdp ingest`` would store it, in its own transactions, idempotently; a file already
+    ingested is skipped. The sources must differ (two files of one connector: two runs).
+    """
+    cfg = settings()
+    specs = load_manifest(manifest)
+    paths = [Path(spec.config["path"]) for spec in specs]
+    matched = None
+    with store(cfg, migrate=True) as opened:
+        with byte_progress(f"ingest {len(paths)} files", *paths) as advance:
+            runs = ingest_many(opened, cfg, specs, on_progress=advance)
+        if match and any(s.accepted for s in runs):
+            with console.status("matching new records against existing profiles…"):
+                matched = match_new_records(opened, cfg)
+    for stats, path in zip(runs, paths, strict=True):
+        if stats.skipped_file:
+            console.print(f"{path} was already ingested: skipped")
+    _report_ingest(runs, matched)
+
+
+def _report_ingest(runs: list[RunStats], matched: RealtimeReport | None) -> None:
+    _stats_table(runs)
+    rejected = sum(s.rejected for s in runs)
+    if rejected:
+        console.print(f"{rejected} record(s) quarantined: see `cdp quarantine list`")
     if matched is not None and matched.skipped is None:
         console.print(
             f"identity: {matched.joined_existing:,} record(s) joined existing profiles, "
