@@ -25,6 +25,7 @@ from test_ingest_worker import contents, sqlite_settings
 
 from cdp._exceptions import ConfigurationError, UnknownSourceError
 from cdp.access import open_store
+from cdp.access.context import connector_context
 from cdp.connectors._worker import PARALLEL_MIN_BYTES, Batch
 from cdp.connectors.runner import IngestRunner, RunStats, _Sink, _Writer, make_connector
 from cdp.settings import Settings
@@ -32,6 +33,7 @@ from cdp.settings import Settings
 RUN_MANY = """
 import json, sys
 from cdp.access import open_store
+from cdp.access.context import connector_context
 from cdp.connectors.runner import IngestRunner, make_connector
 from cdp.settings import load_settings
 
@@ -134,6 +136,14 @@ def test_one_run_in_process_stores_what_three_runs_store(tmp_path: Path) -> None
         assert not any(s.worker for s in together)
         assert [counted(s) for s in together] == [counted(s) for s in separately]
         assert contents(shared_store.engine) == contents(separate_store.engine)
+        with shared_store.engine.connect() as connection:
+            requests = connection.execute(
+                text(
+                    "SELECT actor, count(DISTINCT request_id) FROM audit_log WHERE actor LIKE 'connector:%' GROUP BY actor"
+                )
+            ).all()
+        # Each source's run (look-ups, every transaction, its file recorded) is one request in the audit log.
+        assert sorted(requests) == [("connector:pos", 1), ("connector:survey", 1), ("connector:website", 1)]
     finally:
         separate_store.close()
         shared_store.close()
@@ -165,9 +175,9 @@ class _RecordingStore:
 def test_the_writer_never_puts_two_sources_in_one_transaction() -> None:
     store = _RecordingStore()
     sinks = [
-        _Sink("first", RunStats("first"), None, None),
-        _Sink("web", RunStats("web"), "d-web", "web.jsonl"),
-        _Sink("pos", RunStats("pos"), "d-pos", "pos.csv"),
+        _Sink("first", connector_context("first"), RunStats("first"), None, None),
+        _Sink("web", connector_context("web"), RunStats("web"), "d-web", "web.jsonl"),
+        _Sink("pos", connector_context("pos"), RunStats("pos"), "d-pos", "pos.csv"),
     ]
     writer = _Writer(store, sinks, converted=False, started=0.0)  # type: ignore[arg-type]
 
@@ -256,6 +266,7 @@ def test_a_failing_source_in_the_worker_stops_the_run_after_storing_the_one_befo
 RUN_TWO = """
 import json, sys
 from cdp.access import open_store
+from cdp.access.context import connector_context
 from cdp.connectors.runner import IngestRunner, make_connector
 from cdp.settings import load_settings
 

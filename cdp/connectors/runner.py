@@ -87,13 +87,10 @@ class _Sink:
     """Where one source's batches go, and what is counted of them."""
 
     source: str
+    ctx: AccessContext  # one per source run: its audit rows share one request id
     stats: RunStats
     digest: str | None = None  # of the input file, recorded once all of it is stored
     location: str | None = None
-
-    @property
-    def ctx(self) -> AccessContext:
-        return connector_context(self.source)
 
 
 class _Writer:
@@ -244,7 +241,7 @@ class IngestRunner:
                     stats.seconds = time.perf_counter() - checked
                     continue
             state = self.store.get_cursor(ctx, source, STATE_STREAM) or {}
-            sinks.append(_Sink(source, stats, digest, str(path_value) if digest is not None else None))
+            sinks.append(_Sink(source, ctx, stats, digest, str(path_value) if digest is not None else None))
             jobs.append(_worker.Job(connector, self.raw_normalizers, self.settings.default_region, state, size, maker))
         worker = _worker.worker_for(jobs, forced=bool(parallel)) if parallel is not False else None
         for sink in sinks:
