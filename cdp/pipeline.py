@@ -70,10 +70,7 @@ def load_manifest(path: Path) -> list[SourceSpec]:
     """
     if not path.is_file():
         raise UnknownSourceError(f"manifest not found: {path}")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{path}: not a YAML file ({exc.__class__.__name__})") from None
+    loaded = _yaml(path, str(path))
     entries = loaded.get("sources") if isinstance(loaded, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ConfigurationError(f"{path}: 'sources' must be a non-empty list of sources")
@@ -98,7 +95,7 @@ def load_manifest(path: Path) -> list[SourceSpec]:
             config_file = (path.parent / str(entry["config_file"])).resolve()
             if not config_file.is_file():
                 raise UnknownSourceError(f"{where}.config_file: file not found: {config_file}")
-            extra = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+            extra = _yaml(config_file, f"{where}.config_file: {config_file}") or {}
             if not isinstance(extra, dict):
                 raise ConfigurationError(f"{where}.config_file: {config_file} must hold a mapping")
             config.update(extra)
@@ -108,6 +105,13 @@ def load_manifest(path: Path) -> list[SourceSpec]:
         config.update(inline)
         specs.append(SourceSpec(entry["connector"].strip(), {**config, "path": str(source_file)}))
     return specs
+
+
+def _yaml(path: Path, where: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{where}: not a YAML file ({exc.__class__.__name__})") from None
 
 
 def resolve(store: CustomerStore, settings: Settings) -> ResolveReport:

@@ -162,8 +162,8 @@ def test_ingest_files_reads_a_manifests_sources_in_one_run(
     )
     code, out, _ = run(["ingest-files", str(manifest), "--no-match"], capsys)
     assert code == 0 and all(name in out for name in ("website", "pos", "survey")) and "quarantined" in out
-    code, _, _ = run(["quarantine", "list", "--role", "data_engineer", "--purpose", "operations"], capsys)
-    assert code == 0
+    code, out, _ = run(["quarantine", "list", "--role", "data_engineer", "--purpose", "operations"], capsys)
+    assert code == 0 and "pos.csv:9" in out  # the fixture's ragged row, as `cdp ingest` quarantines it
     from cdp.access import AccessContext, open_store
     from cdp.settings import load_settings
 
@@ -190,12 +190,14 @@ def test_ingest_files_reads_a_manifests_sources_in_one_run(
         ("sources:\n  - {connector: pos, path: pos.csv, config_file: no.yaml}\n", "sources[0].config_file"),
         ("sources:\n  - {connector: pos, path: pos.csv}\n  - {connector: pos, path: pos.csv}\n", "appears twice"),
         ("sources: [\n", "not a YAML file"),
+        ("sources:\n  - {connector: pos, path: pos.csv, config_file: bad.yaml}\n", "config_file: "),
     ],
 )
 def test_a_bad_manifest_is_one_line_naming_the_entry(
     cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path, manifest: str, message: str
 ) -> None:
     write_fixture_files(tmp_path / "src")
+    (tmp_path / "src" / "bad.yaml").write_text("key: [unclosed\n", encoding="utf-8")
     path = tmp_path / "src" / "drop.yaml"
     path.write_text(manifest, encoding="utf-8")
     code, _, err = run(["ingest-files", str(path)], capsys)

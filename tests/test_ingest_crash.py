@@ -15,7 +15,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -108,9 +110,10 @@ def kill_after(engine: Engine, path: Path, env: dict[str, str], at_least: int, c
     return records_now(engine)
 
 
-def finish(path: Path, env: dict[str, str], cwd: Path) -> dict[str, int]:
+def run_script(script: str, args: Sequence[str], env: dict[str, str], cwd: Path) -> Any:
+    """Run ``script`` in a new interpreter to the end; what it printed last, read as JSON."""
     done = subprocess.run(
-        [sys.executable, "-c", RUN, str(path)],
+        [sys.executable, "-c", script, *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -119,7 +122,11 @@ def finish(path: Path, env: dict[str, str], cwd: Path) -> dict[str, int]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def finish(path: Path, env: dict[str, str], cwd: Path) -> dict[str, int]:
+    result: dict[str, int] = run_script(RUN, [str(path)], env, cwd)
     return result
 
 

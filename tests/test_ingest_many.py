@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from test_ingest_crash import environment, write_calls
+from test_ingest_crash import environment, run_script, write_calls
 from test_ingest_worker import contents, sqlite_settings
 
 from cdp._exceptions import ConfigurationError, UnknownSourceError
@@ -73,17 +73,7 @@ def demo_sources(folder: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def run_many_in_subprocess(settings: Settings, sources: list[tuple[str, dict[str, Any]]], cwd: Path) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_MANY, json.dumps(sources)],
-        env=environment(settings, batch_size=700),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_script(RUN_MANY, [json.dumps(sources)], environment(settings, batch_size=700), cwd)
 
 
 def counted(stats: RunStats) -> dict[str, Any]:
@@ -328,9 +318,7 @@ def test_a_killed_run_of_two_sources_stores_each_record_once_when_restarted(tmp_
                 process.kill()
                 process.communicate()
             assert records_now(watcher) < len(web_good) + len(pos_good), "the kill came too late to test anything"
-        done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
-        assert done.returncode == 0, done.stderr[-3000:]
-        runs = json.loads(done.stdout.strip().splitlines()[-1])
+        runs = run_script(RUN_TWO, [str(web), str(pos)], env, tmp_path)
         assert runs[0]["skipped"] and not runs[1]["skipped"]
         assert 0 < runs[1]["read"] < len(pos_good), "the restart did not resume the second file from its cursor"
         with watcher.connect() as connection:

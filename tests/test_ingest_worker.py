@@ -13,14 +13,12 @@ from __future__ import annotations
 import fcntl
 import json
 import multiprocessing
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
-from test_ingest_crash import environment, write_calls
+from test_ingest_crash import environment, run_script, write_calls
 
 from cdp.access import CustomerStore, open_store
 from cdp.connectors._worker import PIPE_BYTES, Batch, _widen
@@ -47,17 +45,7 @@ store.close()
 
 
 def run_in_worker(settings: Settings, connector: str, config: dict[str, Any], cwd: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, connector, json.dumps(config)],
-        env=environment(settings, batch_size=700),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = run_script(RUN, [connector, json.dumps(config)], environment(settings, 700), cwd)
     return result
 
 
