@@ -62,3 +62,11 @@ def fewer_collections() -> Iterator[None]:
                 gc.set_threshold(*state.saved)
                 if state.froze:
                     gc.unfreeze()
+
+
+def fewer_collections_from_now() -> None:
+    """What :func:`fewer_collections` does, for the rest of a single-purpose process (the ingest
+    worker, the ``/v1/batch`` parser): what it holds now is never garbage, and what it allocates
+    afterwards is short-lived. Nothing is undone."""
+    gc.freeze()
+    gc.set_threshold(*BULK_GC_THRESHOLDS)

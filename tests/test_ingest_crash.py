@@ -90,10 +90,25 @@ def environment(settings: Settings, batch_size: int) -> dict[str, str]:
     }
 
 
-def kill_after(engine: Engine, path: Path, env: dict[str, str], at_least: int, cwd: Path, timeout: float = 120) -> int:
-    """Start an ingest, SIGKILL it once ``at_least`` records are stored; return how many were stored by then."""
+def kill_after(
+    engine: Engine,
+    path: Path,
+    env: dict[str, str],
+    at_least: int,
+    cwd: Path,
+    timeout: float = 120,
+    *,
+    script: str = RUN,
+    args: Sequence[str] | None = None,
+) -> int:
+    """Start an ingest (``script`` with ``args``, by default RUN of ``path``), SIGKILL it once ``at_least``
+    records are stored; return how many were stored by then."""
     process = subprocess.Popen(
-        [sys.executable, "-c", RUN, str(path)], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-c", script, *(args if args is not None else [str(path)])],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + timeout
     try:

@@ -10,21 +10,19 @@ cursor its own, record each file as ingested, and fail as a single run fails.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import threading
-import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from test_ingest_crash import environment, run_script, write_calls
+from test_ingest_crash import environment, kill_after, run_script, write_calls
 from test_ingest_worker import contents, sqlite_settings
 
 from cdp._exceptions import ConfigurationError, UnknownSourceError
-from cdp.access import open_store
+from cdp.access import CustomerStore, open_store
 from cdp.access.context import connector_context
 from cdp.connectors._worker import PARALLEL_MIN_BYTES, Batch
 from cdp.connectors.runner import IngestRunner, RunStats, _Sink, _Writer, make_connector
@@ -191,52 +189,55 @@ def test_the_writer_never_puts_two_sources_in_one_transaction() -> None:
     assert sinks[0].stats.seconds > 0 and sinks[2].stats.seconds > 0
 
 
-def test_a_source_named_twice_is_refused_before_anything_is_read(tmp_path: Path) -> None:
-    sources = demo_sources(tmp_path / "demo")
+@dataclass
+class DemoStore:
+    sources: list[tuple[str, dict[str, Any]]]
+    settings: Settings
+    store: CustomerStore
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[DemoStore]:
+    """The demo's three files (see demo_sources) and an empty SQLite store."""
     settings = sqlite_settings(tmp_path / "data")
     store = open_store(settings, migrate=True)
     try:
-        twice = [make_connector(settings, *sources[0]), make_connector(settings, *sources[0])]
-        with pytest.raises(ConfigurationError, match="'website' appears twice"):
-            IngestRunner(store, settings).run_many(twice, parallel=False)
-        with store.engine.connect() as connection:
-            assert connection.execute(text("SELECT count(*) FROM records")).scalar() == 0
+        yield DemoStore(demo_sources(tmp_path / "demo"), settings, store)
     finally:
         store.close()
 
 
-def test_an_ingested_file_is_skipped_and_the_others_read(tmp_path: Path) -> None:
-    sources = demo_sources(tmp_path / "demo")
-    settings = sqlite_settings(tmp_path / "data")
-    store = open_store(settings, migrate=True)
-    try:
-        runner = IngestRunner(store, settings)
-        first = runner.run(make_connector(settings, *sources[0]), parallel=False)
-        runs = runner.run_many([make_connector(settings, *s) for s in sources[:2]], parallel=False)
-        assert [(s.skipped_file, s.read) for s in runs] == [(True, 0), (False, runs[1].read)]
-        assert runs[1].read > 100 and first.read > 100
-    finally:
-        store.close()
+def test_a_source_named_twice_is_refused_before_anything_is_read(demo: DemoStore) -> None:
+    sources, settings, store = demo.sources, demo.settings, demo.store
+    twice = [make_connector(settings, *sources[0]), make_connector(settings, *sources[0])]
+    with pytest.raises(ConfigurationError, match="'website' appears twice"):
+        IngestRunner(store, settings).run_many(twice, parallel=False)
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM records")).scalar() == 0
 
 
-def test_a_failing_source_stops_the_run_after_storing_the_one_before(tmp_path: Path) -> None:
-    sources = demo_sources(tmp_path / "demo")
-    settings = sqlite_settings(tmp_path / "data")
-    store = open_store(settings, migrate=True)
-    try:
-        broken = make_connector(settings, "pos", {"path": str(tmp_path / "missing.csv")})
-        with pytest.raises(UnknownSourceError, match=r"missing\.csv"):
-            IngestRunner(store, settings).run_many([make_connector(settings, *sources[0]), broken], parallel=False)
-        with store.engine.connect() as connection:
-            by_source = dict(connection.execute(text("SELECT source, count(*) FROM records GROUP BY source")).all())
-            recorded = connection.execute(text("SELECT source FROM ingested_files")).scalars().all()
-        assert set(by_source) == {"website"} and by_source["website"] > 100
-        assert recorded == ["website"]
-        # Run again with the file fixed: the website's file is skipped, the rest is read.
-        runs = IngestRunner(store, settings).run_many([make_connector(settings, *s) for s in sources], parallel=False)
-        assert [s.skipped_file for s in runs] == [True, False, False]
-    finally:
-        store.close()
+def test_an_ingested_file_is_skipped_and_the_others_read(demo: DemoStore) -> None:
+    sources, settings, store = demo.sources, demo.settings, demo.store
+    runner = IngestRunner(store, settings)
+    first = runner.run(make_connector(settings, *sources[0]), parallel=False)
+    runs = runner.run_many([make_connector(settings, *s) for s in sources[:2]], parallel=False)
+    assert [(s.skipped_file, s.read) for s in runs] == [(True, 0), (False, runs[1].read)]
+    assert runs[1].read > 100 and first.read > 100
+
+
+def test_a_failing_source_stops_the_run_after_storing_the_one_before(demo: DemoStore, tmp_path: Path) -> None:
+    sources, settings, store = demo.sources, demo.settings, demo.store
+    broken = make_connector(settings, "pos", {"path": str(tmp_path / "missing.csv")})
+    with pytest.raises(UnknownSourceError, match=r"missing\.csv"):
+        IngestRunner(store, settings).run_many([make_connector(settings, *sources[0]), broken], parallel=False)
+    with store.engine.connect() as connection:
+        by_source = dict(connection.execute(text("SELECT source, count(*) FROM records GROUP BY source")).all())
+        recorded = connection.execute(text("SELECT source FROM ingested_files")).scalars().all()
+    assert set(by_source) == {"website"} and by_source["website"] > 100
+    assert recorded == ["website"]
+    # Run again with the file fixed: the website's file is skipped, the rest is read.
+    runs = IngestRunner(store, settings).run_many([make_connector(settings, *s) for s in sources], parallel=False)
+    assert [s.skipped_file for s in runs] == [True, False, False]
 
 
 def test_a_failing_source_in_the_worker_stops_the_run_after_storing_the_one_before(tmp_path: Path) -> None:
@@ -293,8 +294,6 @@ def write_transactions(path: Path, count: int) -> tuple[set[str], set[int]]:
 def test_a_killed_run_of_two_sources_stores_each_record_once_when_restarted(tmp_path: Path) -> None:
     """Killed while the first source is read, then while the second is (the first's last batches
     possibly still queued), then run to the end: every line of both files once, stored or quarantined."""
-    from test_ingest_crash import records_now
-
     web, pos = tmp_path / "calls.jsonl", tmp_path / "pos.csv"
     web_good, web_bad = write_calls(web, 12_000)
     pos_good, pos_bad = write_transactions(pos, 12_000)
@@ -302,23 +301,13 @@ def test_a_killed_run_of_two_sources_stores_each_record_once_when_restarted(tmp_
     settings = sqlite_settings(tmp_path / "data")
     open_store(settings, migrate=True).close()
     env = environment(settings, batch_size=400)
-    command = [sys.executable, "-c", RUN_TWO, str(web), str(pos)]
+    both = [str(web), str(pos)]
     watcher = create_engine(settings.database_url)
     try:
         for at_least in (3_000, len(web_good) + 4_000):
-            process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 120
-            try:
-                while records_now(watcher) < at_least:
-                    assert process.poll() is None, f"the run ended before it could be killed: {process.communicate()}"
-                    assert time.monotonic() < deadline, "the run made no progress"
-                    time.sleep(0.02)
-                process.send_signal(signal.SIGKILL)
-            finally:
-                process.kill()
-                process.communicate()
-            assert records_now(watcher) < len(web_good) + len(pos_good), "the kill came too late to test anything"
-        runs = run_script(RUN_TWO, [str(web), str(pos)], env, tmp_path)
+            stored = kill_after(watcher, web, env, at_least, tmp_path, script=RUN_TWO, args=both)
+            assert stored < len(web_good) + len(pos_good), "the kill came too late to test anything"
+        runs = run_script(RUN_TWO, both, env, tmp_path)
         assert runs[0]["skipped"] and not runs[1]["skipped"]
         assert 0 < runs[1]["read"] < len(pos_good), "the restart did not resume the second file from its cursor"
         with watcher.connect() as connection:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import gc
 import hmac
 import json
 import multiprocessing
@@ -40,7 +39,7 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 
 from cdp._exceptions import InputError, RecordRejected
-from cdp._gc import BULK_GC_THRESHOLDS, fewer_collections
+from cdp._gc import fewer_collections, fewer_collections_from_now
 from cdp.access import CustomerStore
 from cdp.access._rows import Ready, RowMaker, pack_rows, unpack_rows
 from cdp.access.context import connector_context
@@ -187,10 +186,7 @@ def _parser_start(settings: Settings) -> None:
     finally:
         store.close()  # the maker keeps the policy and the indexer, not the database
     _PARSER_STATE.update(settings=settings, normalizers=load_normalizers(settings), maker=maker)
-    # This process only parses: what it holds now is never garbage, and what it allocates per body is
-    # short-lived (see cdp._gc).
-    gc.freeze()
-    gc.set_threshold(*BULK_GC_THRESHOLDS)
+    fewer_collections_from_now()  # this process only parses: its per-body objects are short-lived
 
 
 def _parser_parse(raw: bytes, gpc: bool) -> tuple[bytes, bool, list[dict[str, Any]], list[dict[str, str]]]:

@@ -29,7 +29,6 @@ next send (the pipe is closed) and exits.
 from __future__ import annotations
 
 import copy
-import gc
 import json
 import multiprocessing
 import pickle
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from cdp._exceptions import RecordRejected
-from cdp._gc import BULK_GC_THRESHOLDS
+from cdp._gc import fewer_collections_from_now
 from cdp.access._parallel import can_fork
 from cdp.access._rows import Ready, RowMaker, pack_rows, unpack_rows
 from cdp.connectors.base import Connector, ReadResult, SourceItem
@@ -165,10 +164,7 @@ def _child(jobs: Sequence[Job], pipe: Connection, parent_end: Connection) -> Non
     # A forked child inherits the parent's receiving end: closed here, so that once the parent is
     # gone no reader is left and the next send fails (EPIPE) instead of blocking forever.
     parent_end.close()
-    # Everything inherited from the parent is not this process's garbage: never scanned (as in
-    # fewer_collections, for the rest of this short-lived process).
-    gc.freeze()
-    gc.set_threshold(*BULK_GC_THRESHOLDS)
+    fewer_collections_from_now()  # what was inherited from the parent is not this process's garbage
     try:
         # Jobs handed the same normalisers share one memo: a person's identifiers recur across sources.
         memoised: dict[int, Normalizers] = {}
