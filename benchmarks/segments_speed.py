@@ -427,6 +427,8 @@ def main() -> None:
         "--repeat", type=int, default=1, help="with --from-store: refresh N times in this process (later runs warm)"
     )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1 refresh")
     if args.from_store:
         from_store(args)
         return
