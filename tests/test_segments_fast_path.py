@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, _Grouped, compute_attributes, label_codes
+from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, _raw_labels, compute_attributes
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
@@ -186,21 +186,35 @@ def test_tag_columns_and_one_query_per_level_match_tag_rows_and_one_query_per_se
         slow.close()
 
 
-@pytest.mark.parametrize("width", [0, 1, 7, 8, 9, 20])
-def test_distinct_keys_per_profile_for_few_and_many_keys(width: int) -> None:
+@pytest.mark.parametrize("width", [0, 1, 7, 63, 64, 65, 150])
+def test_channels_and_order_channels_per_profile_for_few_and_many_labels(width: int) -> None:
+    """Distinct channels (a bit per channel, several 64-bit words past 64) and the preferred channel."""
     rng = np.random.default_rng(width)
-    rows = rng.integers(0, 40, 3000).astype(np.uint32)
-    keys = rng.integers(-1, width, 3000).astype(np.int8) if width else np.full(3000, -1, dtype=np.int8)
-    expected = [len({int(k) for r, k in zip(rows, keys, strict=True) if r == i and k >= 0}) for i in range(40)]
-    grouped = _Grouped(rows, 40)
-    assert grouped.distinct(keys, width).tolist() == expected
-    assert grouped.distinct(keys, width, grouped.count()).tolist() == expected  # with the row counts given
-    if width:  # no negative key: the given row counts are used
-        keyed = np.maximum(keys, 0)
-        every = [len({int(k) for r, k in zip(rows, keyed, strict=True) if r == i}) for i in range(40)]
-        assert (
-            grouped.distinct(keyed, width, grouped.count()).tolist() == every == grouped.distinct(keyed, width).tolist()
-        )
+    people = [f"p{i:02d}" for i in range(40)]
+    owner = rng.integers(0, 40, 3000)
+    channel = rng.integers(-1, width, 3000) if width else np.full(3000, -1)
+    ordered = rng.random(3000) < 0.3
+    events = pl.DataFrame(
+        {
+            "profile_id": [people[i] for i in owner],
+            "event_type": ["track"] * 3000,
+            "event_name": [ORDER_EVENT if o else "Home" for o in ordered],
+            "occurred_at": [NOW - timedelta(days=1)] * 3000,
+            "revenue": [1.0] * 3000,
+            "currency": ["USD"] * 3000,
+            "channel": [f"c{c:03d}" if c >= 0 else None for c in channel],
+            "store_id": [None] * 3000,
+            "category": [None] * 3000,
+        },
+        schema=SCHEMA,
+    )
+    found = compute_attributes(events, as_of=NOW, config=TagsConfig(), profiles=pl.Series(people))
+    for i, pid in enumerate(people):
+        mine = [int(c) for o, c in zip(owner, channel, strict=True) if o == i and c >= 0]
+        bought = Counter(int(c) for o, c, b in zip(owner, channel, ordered, strict=True) if o == i and c >= 0 and b)
+        assert found["channel_count"][i] == len(set(mine)), pid
+        best = min(bought, key=lambda c: (-bought[c], c)) if bought else None
+        assert found["preferred_channel"][i] == (None if best is None else f"c{best:03d}"), pid
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -220,16 +234,21 @@ def test_attributes_from_categorical_labels_match_the_string_labels(seed: int) -
             assert coded[column].cast(plain[column].dtype).equals(plain[column]), column
 
 
-def test_label_codes_of_categorical_and_string_columns_agree() -> None:
+@pytest.mark.parametrize("kind", ["string", "categorical", "enum"])
+def test_raw_labels_of_string_categorical_and_enum_columns(kind: str) -> None:
     rng = np.random.default_rng(5)
     values = rng.choice(np.array(["b", "a", "c", "ß", "é"], dtype=object), 500).tolist()
     values = [None if i % 7 == 0 else v for i, v in enumerate(values)]
-    text = pl.DataFrame({"x": values}, schema={"x": pl.String})
-    for frame in (text, text.with_columns(pl.col("x").cast(pl.Categorical))):
-        codes, labels = label_codes(frame, ["x", "missing"])["x"]
-        assert labels == sorted({v for v in values if v is not None})
-        assert [labels[c] if c >= 0 else None for c in codes.tolist()] == values
-        assert label_codes(frame, ["missing"])["missing"][0].tolist() == [-1] * len(values)
+    series = pl.Series("x", values, dtype=pl.String)
+    if kind == "categorical":
+        series = series.cast(pl.Categorical)
+    elif kind == "enum":
+        series = series.cast(pl.Enum(["z", "é", "c", "ß", "b", "a"]))  # "z": a category no row holds
+    raw, table, labels = _raw_labels(series)
+    assert labels == sorted({v for v in values if v is not None})
+    assert [labels[table[c]] if table[c] >= 0 else None for c in raw.tolist()] == values
+    raw, table, labels = _raw_labels(pl.Series("x", [None, None], dtype=series.dtype))
+    assert labels == [] and table[raw].tolist() == [-1, -1]
 
 
 def test_only_product_events_count_as_browsing() -> None:

@@ -7,24 +7,18 @@ preferred channel, favourite store and category, browsing interests and the
 latest survey answers. Classifiers (:mod:`cdp.segments.classify`) turn these
 into tags; segment definitions filter on them.
 
-Computed in memory, fast enough for millions of events: every event is mapped
-once to the integer position of its profile (one hash join on the string id),
-the per-row conditions are numpy masks over small integer codes (event name,
-channel, category) and the raw timestamp, and each measure is a
-``numpy.bincount`` over only the rows it concerns (orders are a fraction of
-the events). Grouping forty sums through a string-keyed group-by cost several
-seconds per ten million events; this costs a fraction of that and gives the
-same values (sums of floats may differ in the last bit: the order of
-addition is the events' order). Temporaries are kept small (int8 codes, no
-per-row age array): on this VM, touching fresh memory costs as much as the
-arithmetic.
-
-Labels are coded from the Categorical codes the store hands over (a count of
-the physical codes, no string hashing); row positions are ``intp`` once, as
-``bincount`` converts any other type on every call (3x slower on uint32).
-Each event-history measure reads only the rows of its event inside its widest
-window, with their amounts converted once per event. No ``pyarrow.compute``
-call and no ``pa.array`` from numpy: their first use costs ~0.4 s a process.
+Computed in memory, fast enough for millions of events: every count, time and
+sum per profile comes from one compiled pass over the events
+(:mod:`cdp.segments._event_pass`), batch by batch (a block of the events read at
+a time, so its arrays stay in cache and no 10M-row temporary is made), each
+event updating every measure of its profile's position. Labels (event name,
+channel, category, type, currency) reach it as the raw codes the store hands
+over and a small table per column from code to sorted label. The favourite
+store and the survey answers are Polars group-bys on a thread meanwhile. Sums
+are added in the events' order, as a ``numpy.bincount`` over all of them would.
+The event-history measures of the segment definitions are computed in the same
+pass, so segments never scan the events again. No ``pyarrow.compute`` call and
+no ``pa.array`` from numpy: their first use costs ~0.4 s a process.
 """
 
 from __future__ import annotations
@@ -38,7 +32,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from cdp.segments._forked_counts import ForkedCounts
+from cdp.segments._event_pass import accumulate, mark_present
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec
 
@@ -100,54 +94,80 @@ def spec_columns(
     return (helpers if specs else []), out
 
 
-def _codes_of(series: pl.Series) -> tuple[np.ndarray, list[str]]:
-    """(each row's code, the label of each code) of a Categorical or Enum column: sorted labels, -1 for null.
+SLICE_EVENTS = 131_072  # events per call of the compiled pass: a block of the events read, its arrays in cache
 
-    Only the labels present are listed. The physical codes are counted once (a
-    ``bincount``, no hashing of strings) and renumbered through a small table.
+
+class _LabelColumn:
+    """One label column of the events, as the compiled pass reads it: raw codes and a table.
+
+    The raw codes are a Categorical's or Enum's physical codes as they are (a String column is
+    first cast to an Enum of its sorted labels), a null coded as one past the largest. Which codes
+    occur is marked batch by batch (:meth:`mark`); :meth:`table` then maps each raw code to the
+    position of its label among the sorted labels present (-1: null). No hashing of strings, no
+    80 MB ``intp`` copy as ``bincount`` makes: each batch's codes are a few hundred kB.
     """
-    physical = series.to_physical()
-    kind, nulls = physical.dtype, physical.null_count()
-    top = physical.max() if nulls < series.len() else None
-    sentinel = int(top) + 1 if isinstance(top, int) else 0  # the slot of the nulls, after every code
-    if nulls:
-        physical = physical.cast(pl.Int64).fill_null(sentinel)
-    wide = physical.to_numpy().astype(np.intp, copy=False)  # numpy indexes and counts intp fastest (uint32: ~3x slower)
-    present = np.flatnonzero(np.bincount(wide, minlength=sentinel + 1)[:sentinel])
-    names = pl.Series(present, dtype=kind).cat.to(series.dtype).cast(pl.String).to_list()
-    order = sorted(range(len(names)), key=names.__getitem__)
-    table = np.full(sentinel + 1, -1, dtype=_small(len(names)))
-    table[present[order]] = np.arange(len(names))
-    codes: np.ndarray = table[wide]
-    return codes, [names[i] for i in order]
+
+    def __init__(self, events: pl.DataFrame, column: str) -> None:
+        series = events[column] if column in events.columns else None
+        if series is not None and not isinstance(series.dtype, pl.Categorical | pl.Enum):
+            text = series.cast(pl.String)
+            series = text.cast(pl.Enum(text.drop_nulls().unique().sort()))
+        self.series = series
+        self.physical = series.to_physical() if series is not None else None
+        top = self.physical.max() if self.physical is not None else None
+        self.sentinel = top + 1 if isinstance(top, int) else 0  # no label at all: every row is the null slot
+        self.present = np.zeros(self.sentinel + 1, dtype=np.uint8)
+        self.labels: list[str] = []
+
+    def raw(self, start: int, length: int) -> np.ndarray:
+        """The raw codes of ``length`` events from ``start`` (uint32, contiguous)."""
+        if self.physical is None or self.sentinel == 0:
+            return np.zeros(length, dtype=np.uint32)
+        part = self.physical.slice(start, length).cast(pl.UInt32)
+        if part.null_count():
+            part = part.fill_null(self.sentinel)
+        return np.ascontiguousarray(part.to_numpy(), dtype=np.uint32)
+
+    def mark(self, raw: np.ndarray) -> None:
+        mark_present(raw, self.present)
+
+    def table(self) -> np.ndarray:
+        """Per raw code, its label's position in :attr:`labels` (set here: the sorted labels marked)."""
+        self.present[self.sentinel] = 0
+        codes = np.flatnonzero(self.present)
+        table = np.full(self.sentinel + 1, -1, dtype=np.int32)
+        if self.physical is None or self.series is None or not codes.size:
+            return table
+        names = pl.Series(codes, dtype=self.physical.dtype).cat.to(self.series.dtype).cast(pl.String).to_list()
+        order = sorted(range(len(names)), key=names.__getitem__)
+        table[codes[order]] = np.arange(len(names), dtype=np.int32)
+        self.labels = [names[i] for i in order]
+        return table
 
 
-def _small(count: int) -> type[np.signedinteger[Any]]:
-    """The smallest signed integer type holding -1 .. count (less memory to touch than int64)."""
-    return np.int8 if count < 127 else np.int16 if count < 32_767 else np.int32
+def _raw_labels(series: pl.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(each row's raw code, the position of each raw code's label (-1: null), the sorted labels present)."""
+    column = _LabelColumn(series.to_frame("x"), "x")
+    raw = column.raw(0, series.len())
+    column.mark(raw)
+    table = column.table()
+    return raw, table, column.labels
 
 
-def label_codes(events: pl.DataFrame, columns: Sequence[str]) -> dict[str, tuple[np.ndarray, list[str]]]:
-    """:func:`_codes_of` for each of ``columns`` (a missing column: every row null).
+def _slices(events: pl.DataFrame) -> list[tuple[int, int]]:
+    """(start, length) of the batches the pass takes: at most SLICE_EVENTS each, within one chunk
+    of the events (the blocks of the read), so each batch's columns are views, not copies."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for length in events["occurred_at"].chunk_lengths() if events.height else []:
+        out.extend((start + offset, min(SLICE_EVENTS, length - offset)) for offset in range(0, length, SLICE_EVENTS))
+        start += length
+    return out
 
-    The store hands event labels over as Categorical (codes read directly);
-    String columns are first cast to an ``Enum`` of their distinct values, all
-    columns in one select each (Polars runs them in parallel).
-    """
-    present = [c for c in columns if c in events.columns]
-    text = [c for c in present if not isinstance(events.schema[c], pl.Categorical | pl.Enum)]
-    out: dict[str, tuple[np.ndarray, list[str]]] = {}
-    if text:
-        found = events.select(pl.col(c).cast(pl.String).drop_nulls().unique().implode() for c in text)
-        labels = {c: sorted(str(v) for v in found[c][0]) for c in text}
-        # An Enum of the sorted labels: its physical codes are the codes wanted (null: -1).
-        codes = events.select(
-            pl.col(c).cast(pl.String).cast(pl.Enum(labels[c])).to_physical().cast(pl.Int32).fill_null(-1) for c in text
-        )
-        out = {c: (codes[c].to_numpy().astype(_small(len(labels[c]))), labels[c]) for c in text}
-    out.update({c: _codes_of(events[c]) for c in present if c not in out})
-    empty: tuple[np.ndarray, list[str]] = (np.full(events.height, -1, dtype=np.int8), [])
-    return {c: out.get(c, empty) for c in columns}
+
+def _view(series: pl.Series, start: int, length: int, dtype: type[np.generic]) -> np.ndarray:
+    """``length`` values from ``start`` as a contiguous numpy array (a view when the slice is one chunk)."""
+    return np.ascontiguousarray(series.slice(start, length).to_numpy(), dtype=dtype)
 
 
 def _position(labels: Sequence[str], value: object) -> int:
@@ -155,23 +175,10 @@ def _position(labels: Sequence[str], value: object) -> int:
     return labels.index(value) if isinstance(value, str) and value in labels else -2
 
 
-def _rates(events: pl.DataFrame, config: TagsConfig) -> Callable[[np.ndarray], np.ndarray]:
-    """For row positions, the rate of each row's currency to the reporting currency (unknown or null: 1).
-
-    As :func:`base_revenue`, but looked up once per distinct currency label, then per row by its code.
-    """
-    if "currency" not in events.columns:
-        return lambda at: np.ones(at.size)
-    rates = currency_rates(config)
-
-    def rate(at: np.ndarray) -> np.ndarray:
-        codes, labels = label_codes(events["currency"].gather(at).to_frame(), ("currency",))["currency"]
-        upper = pl.Series(labels, dtype=pl.String).str.to_uppercase()
-        table = np.append(upper.replace_strict(rates, default=1.0, return_dtype=pl.Float64).to_numpy(), 1.0)
-        found: np.ndarray = table[codes]  # code -1 (null) reads the last slot: rate 1
-        return found
-
-    return rate
+def _by_label(table: np.ndarray, values: Sequence[Any], null: Any, dtype: type[np.generic]) -> np.ndarray:
+    """Per raw code (``table``: its label position, -1 null), the value of its label (``null`` for -1)."""
+    found: np.ndarray = np.array([*values, null], dtype=dtype)[table]
+    return found
 
 
 def _nullable(values: np.ndarray | pl.Series, valid: np.ndarray, dtype: pl.DataType | None = None) -> pl.Series:
@@ -185,69 +192,16 @@ def _nullable(values: np.ndarray | pl.Series, valid: np.ndarray, dtype: pl.DataT
 
 
 class _Grouped:
-    """Per-profile reductions of event rows, by the row's profile position (``rows``)."""
+    """Reductions of event rows (``_row``: the position of their profile) into ``size`` profiles."""
 
-    def __init__(self, rows: np.ndarray, size: int) -> None:
-        self.rows = rows.astype(np.intp, copy=False)  # bincount and indexing convert anything else, per call
+    def __init__(self, size: int) -> None:
         self.size = size
-
-    def count(self, mask: np.ndarray | None = None) -> np.ndarray:
-        rows = self.rows if mask is None else self.rows[mask]
-        return np.bincount(rows, minlength=self.size)
-
-    def total(self, weights: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        # float64 always: numpy gives integers for an empty ``weights``, whatever its type
-        if mask is None:
-            return np.bincount(self.rows, weights=weights, minlength=self.size).astype(np.float64, copy=False)
-        return np.bincount(self.rows[mask], weights=weights[mask], minlength=self.size).astype(np.float64, copy=False)
-
-    def count_by(self, keys: np.ndarray, width: int, mask: np.ndarray | None = None) -> np.ndarray:
-        """(profiles, width) counts of each key 0..width-1 (negative keys ignored): one bincount of row*width+key."""
-        keep = keys >= 0 if mask is None else mask & (keys >= 0)
-        rows, picked = (self.rows, keys) if keep.all() else (self.rows[keep], keys[keep])
-        return np.bincount(rows * width + picked, minlength=self.size * width).reshape(self.size, width)
-
-    def distinct(self, keys: np.ndarray, width: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """How many different keys 0..width-1 each profile has (negative keys ignored).
-
-        Keys 1.. are counted per profile over their rows only; key 0 by difference with each
-        profile's rows with a key (key 0 is often most rows: the web channel). ``rows``: each
-        profile's row count (:meth:`count`), if known, saves a count when no key is negative.
-        """
-        if width == 0:
-            return np.zeros(self.size, dtype=np.int64)
-        keyed = keys >= 0
-        every = bool(keyed.all())
-        total = rows if every and rows is not None else self.count(None if every else keyed)
-        later = keys >= 1
-        rest = _Grouped(self.rows[later], self.size).count_by(keys[later] - 1, width - 1)
-        many: np.ndarray = (rest > 0).sum(axis=1) + (total > rest.sum(axis=1))
-        return many.astype(np.int64)
-
-    def extremes(self, values: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(min, max) of integer ``values`` per profile (meaningless where a profile has no row)."""
-        rows, picked = (self.rows, values) if mask is None else (self.rows[mask], values[mask])
-        bounds = np.iinfo(values.dtype)
-        low, high = np.full(self.size, bounds.max, dtype=values.dtype), np.full(self.size, bounds.min, values.dtype)
-        np.minimum.at(low, rows, picked)  # unbuffered ufunc.at has a fast path for plain arrays (numpy >= 1.25)
-        np.maximum.at(high, rows, picked)
-        return low, high
 
     def first_value(self, frame: pl.DataFrame, name: str) -> pl.Series:
         """For ``frame`` (``_row``, ``name``, sorted by priority): each profile's first value (null if none)."""
         best = frame.group_by("_row", maintain_order=True).first()
         slots = pl.DataFrame({"_row": np.arange(self.size, dtype=np.uint32)})
         return slots.join(best, on="_row", how="left", maintain_order="left")[name]
-
-
-def _member(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
-    """``codes`` (from :func:`label_codes`, -1 for null) that are one of ``wanted``: a table look-up per row."""
-    # Slot 0 is null (-1), slot c + 1 code c, and the last slot (False) every code above the
-    # largest wanted one: clamping those onto the largest wanted code's slot counted them in.
-    table = np.zeros(max([*wanted, -1]) + 3, dtype=bool)
-    table[[w + 1 for w in wanted if w >= 0]] = True  # -2: a label absent from the events
-    found: np.ndarray = table[np.minimum(codes, table.size - 2) + 1]  # codes >= -1, so the index is >= 0
-    return found
 
 
 def label_lists(held: np.ndarray, labels: Sequence[str]) -> pl.Series:
@@ -349,9 +303,8 @@ def compute_attributes(
     The event-history measures of the segment definitions (``event_specs``)
     are computed in the same pass, so segments never scan the events again.
 
-    Two cores: some counts are computed in a forked child (:mod:`cdp.segments._forked_counts`;
-    forked only while this process runs a single thread), the favourite store and the survey
-    answers (Polars) on a thread started after the fork.
+    Two cores: the counts, times and sums by the compiled pass (:mod:`cdp.segments._event_pass`,
+    without the GIL), the favourite store and the survey answers (Polars) on a thread meanwhile.
     """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
@@ -360,7 +313,7 @@ def compute_attributes(
     if not events.select((pl.col("occurred_at") <= pl.lit(now)).fill_null(False).all()).item():
         events = events.filter(pl.col("occurred_at") <= pl.lit(now))  # a copy of every column: only when needed
     events, keys = _positions(events, profiles)
-    groups = _Grouped(events["_row"].to_numpy(), keys.len())
+    groups = _Grouped(keys.len())
     return _with_counts(events, keys, groups, now, options, event_specs)
 
 
@@ -375,6 +328,94 @@ def _store_and_survey(events: pl.DataFrame, groups: _Grouped) -> tuple[pl.Series
     return favourite, _survey(events, groups)
 
 
+def _event_pass(
+    events: pl.DataFrame, size: int, since: Callable[[int], int], options: TagsConfig, specs: Sequence[EventSpec]
+) -> dict[str, Any]:
+    """Every per-profile count, time and sum over the events, by the compiled pass (:mod:`._event_pass`).
+
+    Two passes over the batches (:func:`_slices`): the label codes that occur, then the
+    measures. Returns the output arrays (see ``accumulate``) and the sorted labels of the event
+    names, channels and categories.
+    """
+    columns = {c: _LabelColumn(events, c) for c in ("event_name", "channel", "category", "event_type", "currency")}
+    batches = _slices(events)
+    for start, length in batches:
+        for column in columns.values():
+            column.mark(column.raw(start, length))
+    tables = {c: column.table() for c, column in columns.items()}
+    names, channels, kinds = (columns[c].labels for c in ("event_name", "channel", "category"))
+    rates = currency_rates(options)
+    # Per raw code: counted (a type, not ``identify``; a null type is not), the currency's rate (unknown or null: 1).
+    counted_type = _by_label(
+        tables["event_type"], [t != "identify" for t in columns["event_type"].labels], False, np.uint8
+    )
+    currencies = columns["currency"].labels
+    rate_of = _by_label(tables["currency"], [rates.get(c.upper(), 1.0) for c in currencies], 1.0, np.float64)
+    order = _position(names, ORDER_EVENT)
+    # Per event name (slot 0: null): a product event (browsing), an event whose amount is needed.
+    product_name = np.zeros(len(names) + 1, dtype=np.uint8)
+    product_name[[_position(names, n) + 1 for n in PRODUCT_EVENTS if n in names]] = 1
+    spec_name = [_position(names, spec.event) for spec in specs]
+    amount_name = np.zeros(len(names) + 1, dtype=np.uint8)
+    amount_name[[code + 1 for code in [order, *spec_name] if code >= 0]] = 1
+    by_name = [[k for k, code in enumerate(spec_name) if code == c] for c in range(-1, len(names))]
+    spec_start = np.zeros(len(names) + 2, dtype=np.int32)
+    spec_start[1:] = np.cumsum([len(b) for b in by_name])
+    never, forever = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    times = np.empty((4, size), dtype=np.int64)  # first and last event, first and last order
+    times[0], times[1], times[2], times[3] = never, forever, never, forever
+    out: dict[str, Any] = {
+        # events, counted events, distinct channels, orders, orders 90-180 days ago, orders within 30/90/365 days
+        "counts": np.zeros((8, size), dtype=np.int64),
+        "times": times,
+        "sums": np.zeros((4, size), dtype=np.float64),  # revenue: lifetime, within 30/90/365 days
+        "channel_bits": np.zeros((size, max(1, (len(channels) + 63) // 64)), dtype=np.uint64),
+        "browsing": np.zeros((size, max(1, len(kinds))), dtype=np.int32),
+        "order_channels": np.zeros((size, max(1, len(channels))), dtype=np.int32),
+        "spec_count": np.zeros((len(specs), size), dtype=np.int64),
+        "spec_revenue": np.zeros((len(specs), size), dtype=np.float64),
+    }
+    fixed = (
+        product_name,
+        amount_name,
+        order,
+        since(options.interests.window_days),
+        np.array([since(30), since(90), since(365), since(180)], dtype=np.int64),
+        spec_start,
+        np.array([k for b in by_name for k in b] or [0], dtype=np.int32),
+        np.array([since(s.start_days) for s in specs], dtype=np.int64),
+        np.array([since(s.end_days) if s.end_days else never for s in specs], dtype=np.int64),
+        np.array([s.revenue_over is not None for s in specs], dtype=np.uint8),
+        np.array([s.revenue_over or 0.0 for s in specs], dtype=np.float64),
+        np.array([ANY if s.channel is None else _position(channels, s.channel) for s in specs], dtype=np.int32),
+        np.array([ANY if s.category is None else _position(kinds, s.category) for s in specs], dtype=np.int32),
+        *out.values(),
+    )
+    rows, stamps, revenue = events["_row"], events["occurred_at"].to_physical(), events["revenue"].fill_null(0.0)
+    for start, length in batches:
+        raw = {c: column.raw(start, length) for c, column in columns.items()}
+        accumulate(
+            _view(rows, start, length, np.uint32),
+            _view(stamps, start, length, np.int64),
+            raw["event_name"],
+            tables["event_name"],
+            raw["channel"],
+            tables["channel"],
+            raw["category"],
+            tables["category"],
+            raw["event_type"],
+            counted_type,
+            raw["currency"],
+            rate_of,
+            _view(revenue, start, length, np.float64),
+            *fixed,
+        )
+    return {**out, "channels": channels, "kinds": kinds}
+
+
+ANY = -3  # a spec's channel or category that is not a condition (``_event_pass.pyx``)
+
+
 def _with_counts(
     events: pl.DataFrame,
     keys: pl.Series,
@@ -385,7 +426,6 @@ def _with_counts(
 ) -> pl.DataFrame:
     """The attributes frame (see :func:`compute_attributes`)."""
     ts_type = events.schema["occurred_at"]
-    stamp = events["occurred_at"].to_physical().to_numpy()
     unit = getattr(ts_type, "time_unit", "us") or "us"
     per_day = {"ns": 86_400_000_000_000, "us": DAY_US, "ms": 86_400_000}[unit]
     moment = pl.select(pl.lit(now).cast(ts_type).to_physical()).item()
@@ -394,89 +434,41 @@ def _with_counts(
         return int(moment - days * per_day)
 
     specs = list({spec.key: spec for spec in event_specs}.values())
-    coded = label_codes(events, ("event_name", "channel", "category"))
-    (name, names), (channel, channels), (kind, kinds) = coded.values()
-    # Counted events: not ``identify`` (nor a null type); compared on the Categorical's codes by Polars.
-    counting = events.select((pl.col("event_type") != "identify").fill_null(False).alias("c"))["c"]
-    rates = _rates(events, options)
-
-    def subset(at: np.ndarray) -> tuple[_Grouped, np.ndarray, np.ndarray]:
-        """(grouping, timestamps, amounts in the reporting currency) of the rows ``at`` (a null revenue counts 0)."""
-        revenue = events["revenue"].gather(at).fill_null(0.0).to_numpy()
-        return _Grouped(groups.rows[at], groups.size), stamp[at], revenue * rates(at)
-
-    seen = groups.count()
-    product = _member(name, [_position(names, n) for n in PRODUCT_EVENTS])
-    product &= stamp >= since(options.interests.window_days)
-    # The three counts over every event row that the others do not need, in a forked child (numpy only).
-    in_child = ForkedCounts(
-        [
-            lambda: groups.distinct(channel, len(channels), seen),
-            lambda: groups.count_by(kind, len(kinds), product),  # categories of product events in the window
-            lambda: groups.extremes(stamp),
-        ],
-        events=events.height,
-    )
-    with in_child, ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-attributes") as pool:
-        # The favourite store and the survey answers are Polars group-bys, which let go of the GIL: on a
-        # thread, they use a core while the numpy counts below (which hold it) run on this one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-attributes") as pool:
+        # The favourite store and the survey answers are Polars group-bys, on a thread: they use
+        # the other core while the compiled pass (which lets go of the GIL) runs on this one.
         polars_part = pool.submit(_store_and_survey, events, groups)
-        order_at = np.flatnonzero(name == _position(names, ORDER_EVENT))
-        orders, o_stamp, o_amount = subset(order_at)
-        order_count = orders.count()
-        first_order, last_order = orders.extremes(o_stamp)
+        found = _event_pass(events, groups.size, since, options, specs)
+        counts, times, sums = found["counts"], found["times"], found["sums"]
+        seen, order_count = counts[0], counts[3]
         out: dict[str, pl.Series | np.ndarray | None] = {
             "profile_id": keys,
-            "first_seen": None,  # from the child, below
-            "last_seen": None,
-            "last_order_at": _nullable(last_order, order_count > 0, ts_type),
-            "first_order_at": _nullable(first_order, order_count > 0, ts_type),
+            "first_seen": _nullable(times[0], seen > 0, ts_type),
+            "last_seen": _nullable(times[1], seen > 0, ts_type),
+            "last_order_at": _nullable(times[3], order_count > 0, ts_type),
+            "first_order_at": _nullable(times[2], order_count > 0, ts_type),
             "order_count": order_count,
-            "revenue_lifetime": orders.total(o_amount),
-            "event_count": seen if counting.all() else groups.count(counting.to_numpy()),
-            "orders_prev_90d": orders.count((o_stamp < since(90)) & (o_stamp >= since(180))),
+            "revenue_lifetime": sums[0],
+            "event_count": counts[1],
+            "orders_prev_90d": counts[4],
         }
-        for days in WINDOWS:
-            within = o_stamp >= since(days)
-            out[f"orders_{days}d"] = orders.count(within)
-            out[f"revenue_{days}d"] = orders.total(o_amount, within)
-        # Each spec looks only at the rows of its event within the widest window asked of that event.
-        widest: dict[str, int] = {}
-        for spec in specs:
-            widest[spec.event] = max(widest.get(spec.event, 0), spec.start_days)
-        by_event = {ORDER_EVENT: (order_at, orders, o_stamp, o_amount)}
-        for event, days in widest.items():
-            if event not in by_event:
-                at = np.flatnonzero((name == _position(names, event)) & (stamp >= since(days)))
-                by_event[event] = (at, *subset(at))
-        for spec in specs:
-            at, grouped, when, amount = by_event[spec.event]
-            picked = when >= since(spec.start_days)
-            if spec.end_days:
-                picked &= when < since(spec.end_days)
-            if spec.revenue_over is not None:
-                picked &= amount > spec.revenue_over
-            if spec.channel is not None:
-                picked &= channel[at] == _position(channels, spec.channel)
-            if spec.category is not None:
-                picked &= kind[at] == _position(kinds, spec.category)
-            out[spec.count_column] = grouped.count(picked)
-            out[spec.revenue_column] = grouped.total(amount, picked)
-        channel_count, browsing, (first_seen, last_seen) = in_child.results()
-        out["first_seen"] = _nullable(first_seen, seen > 0, ts_type)  # placed first in the dict: the column order
-        out["last_seen"] = _nullable(last_seen, seen > 0, ts_type)
+        for j, days in enumerate(WINDOWS):
+            out[f"orders_{days}d"] = counts[5 + j]
+            out[f"revenue_{days}d"] = sums[1 + j]
+        for j, spec in enumerate(specs):
+            out[spec.count_column] = found["spec_count"][j]
+            out[spec.revenue_column] = found["spec_revenue"][j]
+        channels, kinds, browsing = found["channels"], found["kinds"], found["browsing"][:, : len(found["kinds"])]
         browsed = np.asarray(browsing.any(axis=0))
         categories = [k for k, used in zip(kinds, browsed.tolist(), strict=True) if used]
         if not browsed.all():
             browsing = browsing[:, browsed]
         wanted = [(i, c) for i, c in enumerate(categories) if c in options.interests.categories]
         liked = browsing >= options.interests.min_browsing_events
-        out["preferred_channel"] = _argmax(
-            orders.count_by(channel[order_at], len(channels)), channels, "preferred_channel"
-        )
+        out["preferred_channel"] = _argmax(found["order_channels"][:, : len(channels)], channels, "preferred_channel")
         out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
         out["browsed_categories"] = label_lists(liked[:, [i for i, _ in wanted]], [c for _, c in wanted])
-        out["channel_count"] = channel_count
+        out["channel_count"] = counts[2]
         frame = pl.DataFrame(out)
         favourite, survey = polars_part.result()
         if favourite is not None:
