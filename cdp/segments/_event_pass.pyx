@@ -34,12 +34,59 @@ cdef enum:
     ANY = -3  # a spec's channel or category that is not a condition
 
 
-def mark_present(const uint32_t[::1] codes, uint8_t[::1] present):
-    """``present[code] = 1`` for every code (each code < ``present.shape[0]``)."""
-    cdef Py_ssize_t i, n = codes.shape[0]
+def mark_codes(const uint32_t[::1] codes, const uint8_t[::1] valid, Py_ssize_t offset, uint8_t[::1] present):
+    """``present[code] = 1`` for each valid code (``valid``: an Arrow validity bitmap from bit ``offset``,
+    empty when every code is valid). Returns the largest valid code (-1: none); codes not below
+    ``present.shape[0]`` are not marked: the caller grows ``present`` and marks again."""
+    cdef Py_ssize_t i, n = codes.shape[0], bit, size = present.shape[0]
+    cdef int64_t top = -1
+    cdef uint32_t c
+    with nogil:
+        if valid.shape[0] == 0:  # no null: the plain loop
+            for i in range(n):
+                c = codes[i]
+                if c > top:
+                    top = c
+                if c < size:
+                    present[c] = 1
+        else:
+            for i in range(n):
+                bit = i + offset
+                if (valid[bit >> 3] >> (bit & 7)) & 1:
+                    c = codes[i]
+                    if c > top:
+                        top = c
+                    if c < size:
+                        present[c] = 1
+    return top
+
+
+def fill_codes(
+    const uint32_t[::1] codes, const uint8_t[::1] valid, Py_ssize_t offset, uint32_t null, uint32_t[::1] out
+):
+    """``out[i]``: ``codes[i]``, or ``null`` where the bitmap says null (see :func:`mark_codes`)."""
+    cdef Py_ssize_t i, n = codes.shape[0], bit
+    cdef bint every = valid.shape[0] == 0
     with nogil:
         for i in range(n):
-            present[codes[i]] = 1
+            bit = i + offset
+            out[i] = codes[i] if every or (valid[bit >> 3] >> (bit & 7)) & 1 else null
+
+
+def row_argmax(const int32_t[:, ::1] counts, Py_ssize_t width, int64_t[::1] best, int64_t[::1] largest):
+    """Per row of ``counts[:, :width]``: the first column holding the row's largest count, and that count."""
+    cdef Py_ssize_t r, c, n = counts.shape[0], at
+    cdef int32_t top
+    with nogil:
+        for r in range(n):
+            at = 0
+            top = counts[r, 0] if width else 0
+            for c in range(1, width):
+                if counts[r, c] > top:
+                    top = counts[r, c]
+                    at = c
+            best[r] = at
+            largest[r] = top
 
 
 def accumulate(
@@ -57,7 +104,7 @@ def accumulate(
     const int64_t[::1] spec_lo, const int64_t[::1] spec_hi,
     const uint8_t[::1] spec_has_floor, const double[::1] spec_floor,
     const int32_t[::1] spec_channel, const int32_t[::1] spec_kind,
-    int64_t[:, ::1] counts, int64_t[:, ::1] times, double[:, ::1] sums,
+    int64_t[:, ::1] hot, int64_t[:, ::1] counts, int64_t[:, ::1] times, double[:, ::1] sums,
     uint64_t[:, ::1] channel_bits, int32_t[:, ::1] browsing, int32_t[:, ::1] order_channels,
     int64_t[:, ::1] spec_count, double[:, ::1] spec_revenue,
 ):
@@ -84,27 +131,27 @@ def accumulate(
             ahead = i + AHEAD
             if ahead < n:
                 q = rows[ahead]
-                __builtin_prefetch(&counts[0, q], 1, 3)
-                __builtin_prefetch(&counts[1, q], 1, 3)
-                __builtin_prefetch(&times[0, q], 1, 3)
-                __builtin_prefetch(&times[1, q], 1, 3)
-                __builtin_prefetch(&channel_bits[q, 0], 1, 3)
+                __builtin_prefetch(&hot[q, 0], 1, 3)
             r = rows[i]
             t = stamp[i]
             nm = name_of[name_raw[i]]
             ch = channel_of[channel_raw[i]]
             kd = kind_of[kind_raw[i]]
-            counts[0, r] += 1
-            counts[1, r] += counted_type[type_raw[i]]
-            if t < times[0, r]:
-                times[0, r] = t
-            if t > times[1, r]:
-                times[1, r] = t
+            hot[r, 0] += 1
+            hot[r, 1] += counted_type[type_raw[i]]
+            if t < hot[r, 3]:
+                hot[r, 3] = t
+            if t > hot[r, 4]:
+                hot[r, 4] = t
             if ch >= 0:
                 bit = (<uint64_t>1) << (ch & 63)
-                if not channel_bits[r, ch >> 6] & bit:
-                    channel_bits[r, ch >> 6] |= bit
-                    counts[2, r] += 1
+                if ch < 64:
+                    if not (<uint64_t>hot[r, 5]) & bit:
+                        hot[r, 5] = <int64_t>((<uint64_t>hot[r, 5]) | bit)
+                        hot[r, 2] += 1
+                elif not channel_bits[r, (ch >> 6) - 1] & bit:
+                    channel_bits[r, (ch >> 6) - 1] |= bit
+                    hot[r, 2] += 1
             if kd >= 0 and product_name[nm + 1] and t >= product_since:
                 browsing[r, kd] += 1
             if not amount_name[nm + 1]:
@@ -137,3 +184,15 @@ def accumulate(
                     continue
                 spec_count[k, r] += 1
                 spec_revenue[k, r] += amount
+
+
+def spread(const int64_t[:, ::1] hot, int64_t[:, ::1] counts, int64_t[:, ::1] times):
+    """Copy ``hot``'s per-profile rows out into the measure rows (events, counted, channels; first, last)."""
+    cdef Py_ssize_t r, n = hot.shape[0]
+    with nogil:
+        for r in range(n):
+            counts[0, r] = hot[r, 0]
+            counts[1, r] = hot[r, 1]
+            counts[2, r] = hot[r, 2]
+            times[0, r] = hot[r, 3]
+            times[1, r] = hot[r, 4]

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from cdp.segments._event_pass import accumulate, mark_present
+from cdp.segments._event_pass import accumulate, fill_codes, mark_codes, row_argmax, spread
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec
 
@@ -101,10 +101,11 @@ class _LabelColumn:
     """One label column of the events, as the compiled pass reads it: raw codes and a table.
 
     The raw codes are a Categorical's or Enum's physical codes as they are (a String column is
-    first cast to an Enum of its sorted labels), a null coded as one past the largest. Which codes
-    occur is marked batch by batch (:meth:`mark`); :meth:`table` then maps each raw code to the
-    position of its label among the sorted labels present (-1: null). No hashing of strings, no
-    80 MB ``intp`` copy as ``bincount`` makes: each batch's codes are a few hundred kB.
+    first cast to an Enum of its sorted labels), read batch by batch from the column's Arrow
+    buffers (no copy), a null coded as one past the largest code. Which codes occur is marked
+    first (:meth:`mark`, every batch); :meth:`table` then maps each raw code to the position of
+    its label among the sorted labels present (-1: null). No hashing of strings, and no 10M-row
+    copy: a batch's codes are a few hundred kB, written into one buffer reused for every batch.
     """
 
     def __init__(self, events: pl.DataFrame, column: str) -> None:
@@ -113,28 +114,58 @@ class _LabelColumn:
             text = series.cast(pl.String)
             series = text.cast(pl.Enum(text.drop_nulls().unique().sort()))
         self.series = series
-        self.physical = series.to_physical() if series is not None else None
-        top = self.physical.max() if self.physical is not None else None
-        self.sentinel = top + 1 if isinstance(top, int) else 0  # no label at all: every row is the null slot
-        self.present = np.zeros(self.sentinel + 1, dtype=np.uint8)
+        self.physical = None if series is None or series.null_count() == series.len() else series.to_physical()
+        self.present = np.zeros(256, dtype=np.uint8)
+        self.sentinel = 0  # the raw code of a null: one past the largest code (set by ``table``)
         self.labels: list[str] = []
+        self._buffer = np.zeros(0, dtype=np.uint32)
+
+    def _arrow(self, start: int, length: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(the codes, the validity bitmap (empty: no null), its first bit) of ``length`` rows from ``start``."""
+        assert self.physical is not None
+        part = self.physical.slice(start, length)
+        if part.dtype != pl.UInt32:  # an Enum of few labels: UInt8 or UInt16 codes
+            part = part.cast(pl.UInt32)
+        array = part.to_arrow()
+        if isinstance(array, pa.ChunkedArray):  # a slice across two chunks
+            array = array.combine_chunks()
+        validity, values = array.buffers()[0], array.buffers()[1]
+        assert values is not None
+        codes = np.frombuffer(values, dtype=np.uint32)[array.offset : array.offset + len(array)]
+        if validity is None or array.null_count == 0:
+            return codes, np.zeros(0, dtype=np.uint8), 0
+        return codes, np.frombuffer(validity, dtype=np.uint8), array.offset
+
+    def mark(self, start: int, length: int) -> None:
+        """Mark the codes of ``length`` rows from ``start`` as present."""
+        if self.physical is None:
+            return
+        codes, valid, offset = self._arrow(start, length)
+        top = mark_codes(codes, valid, offset, self.present)
+        if top >= self.present.size:  # a code past the marks so far: grow them, and mark again
+            grown = np.zeros(max(top + 1, 2 * self.present.size), dtype=np.uint8)
+            grown[: self.present.size] = self.present
+            self.present = grown
+            mark_codes(codes, valid, offset, self.present)
 
     def raw(self, start: int, length: int) -> np.ndarray:
-        """The raw codes of ``length`` events from ``start`` (uint32, contiguous)."""
-        if self.physical is None or self.sentinel == 0:
-            return np.zeros(length, dtype=np.uint32)
-        part = self.physical.slice(start, length).cast(pl.UInt32)
-        if part.null_count():
-            part = part.fill_null(self.sentinel)
-        return np.ascontiguousarray(part.to_numpy(), dtype=np.uint32)
-
-    def mark(self, raw: np.ndarray) -> None:
-        mark_present(raw, self.present)
+        """The raw codes of ``length`` rows from ``start`` (after :meth:`table`; valid until the next call)."""
+        if self._buffer.size < length:
+            self._buffer = np.zeros(max(length, SLICE_EVENTS), dtype=np.uint32)
+        out = self._buffer[:length]
+        if self.physical is None:
+            out[:] = self.sentinel
+            return out
+        codes, valid, offset = self._arrow(start, length)
+        if not valid.size:
+            return codes  # no null in these rows: the codes as they are
+        fill_codes(codes, valid, offset, self.sentinel, out)
+        return out
 
     def table(self) -> np.ndarray:
         """Per raw code, its label's position in :attr:`labels` (set here: the sorted labels marked)."""
-        self.present[self.sentinel] = 0
         codes = np.flatnonzero(self.present)
+        self.sentinel = int(codes[-1]) + 1 if codes.size else 0
         table = np.full(self.sentinel + 1, -1, dtype=np.int32)
         if self.physical is None or self.series is None or not codes.size:
             return table
@@ -148,10 +179,9 @@ class _LabelColumn:
 def _raw_labels(series: pl.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(each row's raw code, the position of each raw code's label (-1: null), the sorted labels present)."""
     column = _LabelColumn(series.to_frame("x"), "x")
-    raw = column.raw(0, series.len())
-    column.mark(raw)
+    column.mark(0, series.len())
     table = column.table()
-    return raw, table, column.labels
+    return column.raw(0, series.len()).copy(), table, column.labels
 
 
 def _slices(events: pl.DataFrame) -> list[tuple[int, int]]:
@@ -209,19 +239,25 @@ def label_lists(held: np.ndarray, labels: Sequence[str]) -> pl.Series:
     columns = np.flatnonzero(held) % max(held.shape[1], 1)  # row-major: each row's labels in column order
     offsets = np.zeros(held.shape[0] + 1, dtype=np.int64)
     np.cumsum(held.sum(axis=1), out=offsets[1:])
-    values = pl.Series(list(labels), dtype=pl.String).gather(columns).to_arrow()  # no Python string per element
+    values = pl.Series(list(labels), dtype=pl.String).gather(columns)
+    values = values.to_arrow(compat_level=pl.CompatLevel.newest())  # string views, as Polars holds them: no copy
     # Arrow arrays made by Polars: the first ``pa.array`` of a process costs ~0.4 s (pyarrow's numpy import).
     series = pl.from_arrow(pa.LargeListArray.from_arrays(pl.Series(offsets).to_arrow(), values))
     assert isinstance(series, pl.Series)
-    return series.cast(pl.List(pl.String))
+    return series if series.dtype == pl.List(pl.String) else series.cast(pl.List(pl.String))
 
 
 def _argmax(counts: np.ndarray, keys: Sequence[str], name: str) -> pl.Series:
-    """The key whose count is largest (null when all are 0; ties: the first key in sorted order)."""
+    """The key whose count is largest (null when all are 0; ties: the first key in sorted order).
+
+    ``counts``: (profiles, at least ``len(keys)``) int32, C-contiguous; its first ``len(keys)`` columns count the keys.
+    """
     if not keys:
         return pl.Series(name, [None] * counts.shape[0], dtype=pl.String)
-    picked = pl.Series(name, list(keys), dtype=pl.String).gather(counts.argmax(axis=1))
-    return _nullable(picked, counts.max(axis=1) > 0).alias(name)
+    best, largest = np.empty(counts.shape[0], dtype=np.int64), np.empty(counts.shape[0], dtype=np.int64)
+    row_argmax(np.ascontiguousarray(counts, dtype=np.int32), len(keys), best, largest)
+    picked = pl.Series(name, list(keys), dtype=pl.String).gather(best)
+    return _nullable(picked, largest > 0).alias(name)
 
 
 def _survey(events: pl.DataFrame, groups: _Grouped) -> pl.DataFrame | None:
@@ -341,7 +377,7 @@ def _event_pass(
     batches = _slices(events)
     for start, length in batches:
         for column in columns.values():
-            column.mark(column.raw(start, length))
+            column.mark(start, length)
     tables = {c: column.table() for c, column in columns.items()}
     names, channels, kinds = (columns[c].labels for c in ("event_name", "channel", "category"))
     rates = currency_rates(options)
@@ -364,12 +400,15 @@ def _event_pass(
     never, forever = np.iinfo(np.int64).max, np.iinfo(np.int64).min
     times = np.empty((4, size), dtype=np.int64)  # first and last event, first and last order
     times[0], times[1], times[2], times[3] = never, forever, never, forever
+    hot = np.zeros((size, 8), dtype=np.int64)  # events, counted, channels, first, last, channel bits 0-63
+    hot[:, 3], hot[:, 4] = never, forever
     out: dict[str, Any] = {
+        "hot": hot,
         # events, counted events, distinct channels, orders, orders 90-180 days ago, orders within 30/90/365 days
         "counts": np.zeros((8, size), dtype=np.int64),
         "times": times,
         "sums": np.zeros((4, size), dtype=np.float64),  # revenue: lifetime, within 30/90/365 days
-        "channel_bits": np.zeros((size, max(1, (len(channels) + 63) // 64)), dtype=np.uint64),
+        "channel_bits": np.zeros((size, max(1, (len(channels) - 1) // 64)), dtype=np.uint64),  # channels 64 and up
         "browsing": np.zeros((size, max(1, len(kinds))), dtype=np.int32),
         "order_channels": np.zeros((size, max(1, len(channels))), dtype=np.int32),
         "spec_count": np.zeros((len(specs), size), dtype=np.int64),
@@ -410,6 +449,7 @@ def _event_pass(
             _view(revenue, start, length, np.float64),
             *fixed,
         )
+    spread(hot, out["counts"], out["times"])
     return {**out, "channels": channels, "kinds": kinds}
 
 
@@ -476,9 +516,8 @@ def _with_counts(
         if survey is not None:
             frame = pl.concat([frame, survey], how="horizontal")
         if not (seen > 0).all():  # profiles without events: every computed column is null, as after a left join
-            frame = frame.with_columns(
-                pl.when(pl.lit(pl.Series(seen > 0))).then(pl.col(c)).alias(c) for c in frame.columns[1:]
-            )
+            active = pl.lit(pl.Series(seen > 0))
+            frame = frame.with_columns(pl.when(active).then(pl.col(c)).alias(c) for c in frame.columns[1:])
         return frame.with_columns(
             pl.when(pl.col("order_count") > 0)
             .then(pl.col("revenue_lifetime") / pl.col("order_count"))
