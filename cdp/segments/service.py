@@ -190,7 +190,7 @@ def build_snapshot(
     # event comes with its profile's position in the profile frame, which is what the attributes want.
     # Classifiers that read only profile columns run on a thread meanwhile (Polars, which lets go of the
     # GIL: the read's decoding threads leave part of a core idle). The thread is joined before the
-    # attributes, which fork a child for some of their counts (a fork needs a single thread).
+    # attributes, whose own thread then runs beside their compiled pass.
     with EarlyClassifiers(classifiers, profiles, config) as early:
         early.start()
         events = store.events_frame(ctx, properties_of={SURVEY_EVENT}, positions_of=profiles["profile_id"])
