@@ -9,6 +9,7 @@ one-query-per-level evaluation against one query per segment.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, _raw_labels, compute_attributes
+from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, _LabelColumn, compute_attributes
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
@@ -234,8 +235,41 @@ def test_attributes_from_categorical_labels_match_the_string_labels(seed: int) -
             assert coded[column].cast(plain[column].dtype).equals(plain[column]), column
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_attributes_of_a_frame_in_uneven_chunks_are_those_of_the_whole(seed: int) -> None:
+    """The compiled pass takes the events chunk by chunk (as the store's blocks come); chunks of
+    any size, and columns chunked differently from each other, give the same attributes."""
+    events, profiles = random_data(seed)
+    config = TagsConfig()
+    specs = event_specs(s.where for s in SEGMENTS)
+    labels = ["event_type", "event_name", "currency", "channel", "store_id", "category"]
+    # No event after NOW nor of an unknown profile: the events are then not filtered (copied) on the
+    # way, so the pass sees these chunks as they are.
+    known = (pl.col("occurred_at") <= NOW) & pl.col("profile_id").is_in(profiles["profile_id"].implode())
+    events = events.filter(known).with_columns(pl.col(c).cast(pl.Categorical) for c in labels)
+    cuts = [0, 1, 2, 700, 701, 1900, events.height]
+    chunked = pl.concat([events.slice(a, b - a) for a, b in itertools.pairwise(cuts)], rechunk=False)
+    # One label column and the revenue in other chunks than the rest: batches then cross their chunk ends.
+    other = pl.concat([events.slice(0, 1234), events.slice(1234)], rechunk=False)
+    chunked = chunked.with_columns(other["channel"], other["revenue"])
+    assert chunked["occurred_at"].n_chunks() == len(cuts) - 1 and chunked["channel"].n_chunks() == 2
+    whole = compute_attributes(events, as_of=NOW, config=config, event_specs=specs, profiles=profiles["profile_id"])
+    parts = compute_attributes(chunked, as_of=NOW, config=config, event_specs=specs, profiles=profiles["profile_id"])
+    assert parts.columns == whole.columns
+    for column in whole.columns:
+        assert parts[column].equals(whole[column]), column
+
+
+def raw_labels(series: pl.Series) -> tuple[list[int], list[int], list[str]]:
+    """(each row's raw code, each raw code's label position, the sorted labels): one column read in one batch."""
+    column = _LabelColumn(series.to_frame("x"), "x")
+    column.mark(0, series.len())
+    table = column.table()
+    return column.raw(0, series.len()).tolist(), table.tolist(), column.labels
+
+
 @pytest.mark.parametrize("kind", ["string", "categorical", "enum"])
-def test_raw_labels_of_string_categorical_and_enum_columns(kind: str) -> None:
+def test_raw_label_codes_of_string_categorical_and_enum_columns(kind: str) -> None:
     rng = np.random.default_rng(5)
     values = rng.choice(np.array(["b", "a", "c", "ß", "é"], dtype=object), 500).tolist()
     values = [None if i % 7 == 0 else v for i, v in enumerate(values)]
@@ -244,11 +278,11 @@ def test_raw_labels_of_string_categorical_and_enum_columns(kind: str) -> None:
         series = series.cast(pl.Categorical)
     elif kind == "enum":
         series = series.cast(pl.Enum(["z", "é", "c", "ß", "b", "a"]))  # "z": a category no row holds
-    raw, table, labels = _raw_labels(series)
+    raw, table, labels = raw_labels(series)
     assert labels == sorted({v for v in values if v is not None})
-    assert [labels[table[c]] if table[c] >= 0 else None for c in raw.tolist()] == values
-    raw, table, labels = _raw_labels(pl.Series("x", [None, None], dtype=series.dtype))
-    assert labels == [] and table[raw].tolist() == [-1, -1]
+    assert [labels[table[c]] if table[c] >= 0 else None for c in raw] == values
+    raw, table, labels = raw_labels(pl.Series("x", [None, None], dtype=series.dtype))
+    assert labels == [] and [table[c] for c in raw] == [-1, -1]
 
 
 def test_only_product_events_count_as_browsing() -> None:

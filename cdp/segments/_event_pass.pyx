@@ -110,13 +110,15 @@ def accumulate(
 ):
     """Add one batch of events to the per-profile measures (``attributes._event_pass`` reads them).
 
-    One row per measure, one column per profile (each measure a contiguous column):
-    ``counts``: events, counted events (not ``identify``), distinct channels, orders, orders 90-180
-    days ago, orders within 30/90/365 days (``since[0..2]``; ``since[3]`` is 180 days ago);
-    ``times``: first and last event, first and last order; ``sums``: revenue over the lifetime and
-    within 30/90/365 days. Per profile: ``channel_bits`` (a bit per channel), ``browsing`` (product
-    events per category), ``order_channels`` (orders per channel). ``spec_count`` and
-    ``spec_revenue``: a row per spec; the specs of event name ``c`` are
+    ``hot``: one row per profile for what every event touches (events, counted events, i.e. not
+    ``identify``; distinct channels; first and last event; the bits of channels 0-63), copied out
+    into ``counts`` and ``times`` by :func:`spread` once every batch is in. Otherwise one row per
+    measure, one column per profile (each measure a contiguous column): ``counts`` rows 3-7:
+    orders, orders 90-180 days ago, orders within 30/90/365 days (``since[0..2]``; ``since[3]`` is
+    180 days ago); ``times`` rows 2-3: first and last order; ``sums``: revenue over the lifetime and
+    within 30/90/365 days. Per profile: ``channel_bits`` (channels 64 and up, a bit each),
+    ``browsing`` (product events per category), ``order_channels`` (orders per channel).
+    ``spec_count`` and ``spec_revenue``: a row per spec; the specs of event name ``c`` are
     ``spec_index[spec_start[c + 1]:spec_start[c + 2]]``.
     """
     cdef Py_ssize_t i, j, n = rows.shape[0], ahead

@@ -126,9 +126,7 @@ class _LabelColumn:
         part = self.physical.slice(start, length)
         if part.dtype != pl.UInt32:  # an Enum of few labels: UInt8 or UInt16 codes
             part = part.cast(pl.UInt32)
-        array = part.to_arrow()
-        if isinstance(array, pa.ChunkedArray):  # a slice across two chunks
-            array = array.combine_chunks()
+        array = part.to_arrow()  # one array: a slice across two chunks is copied into one
         validity, values = array.buffers()[0], array.buffers()[1]
         assert values is not None
         codes = np.frombuffer(values, dtype=np.uint32)[array.offset : array.offset + len(array)]
@@ -174,14 +172,6 @@ class _LabelColumn:
         table[codes[order]] = np.arange(len(names), dtype=np.int32)
         self.labels = [names[i] for i in order]
         return table
-
-
-def _raw_labels(series: pl.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(each row's raw code, the position of each raw code's label (-1: null), the sorted labels present)."""
-    column = _LabelColumn(series.to_frame("x"), "x")
-    column.mark(0, series.len())
-    table = column.table()
-    return column.raw(0, series.len()).copy(), table, column.labels
 
 
 def _slices(events: pl.DataFrame) -> list[tuple[int, int]]:
@@ -398,13 +388,14 @@ def _event_pass(
     spec_start = np.zeros(len(names) + 2, dtype=np.int32)
     spec_start[1:] = np.cumsum([len(b) for b in by_name])
     never, forever = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    times = np.empty((4, size), dtype=np.int64)  # first and last event, first and last order
-    times[0], times[1], times[2], times[3] = never, forever, never, forever
+    times = np.empty((4, size), dtype=np.int64)  # first and last event (from ``hot``), first and last order
+    times[2], times[3] = never, forever
     hot = np.zeros((size, 8), dtype=np.int64)  # events, counted, channels, first, last, channel bits 0-63
     hot[:, 3], hot[:, 4] = never, forever
     out: dict[str, Any] = {
         "hot": hot,
-        # events, counted events, distinct channels, orders, orders 90-180 days ago, orders within 30/90/365 days
+        # events, counted events, distinct channels (these three from ``hot``), orders, orders 90-180 days ago,
+        # orders within 30/90/365 days
         "counts": np.zeros((8, size), dtype=np.int64),
         "times": times,
         "sums": np.zeros((4, size), dtype=np.float64),  # revenue: lifetime, within 30/90/365 days
@@ -430,7 +421,7 @@ def _event_pass(
         np.array([ANY if s.category is None else _position(kinds, s.category) for s in specs], dtype=np.int32),
         *out.values(),
     )
-    rows, stamps, revenue = events["_row"], events["occurred_at"].to_physical(), events["revenue"].fill_null(0.0)
+    rows, stamps, revenue = events["_row"], events["occurred_at"].to_physical(), events["revenue"]
     for start, length in batches:
         raw = {c: column.raw(start, length) for c, column in columns.items()}
         accumulate(
@@ -446,7 +437,7 @@ def _event_pass(
             counted_type,
             raw["currency"],
             rate_of,
-            _view(revenue, start, length, np.float64),
+            _view(revenue.slice(start, length).fill_null(0.0), 0, length, np.float64),
             *fixed,
         )
     spread(hot, out["counts"], out["times"])
