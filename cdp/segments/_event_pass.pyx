@@ -16,9 +16,10 @@ position in sorted order (-1: null). Amounts are the revenue (a null counts 0)
 times the rate of the event's currency. Sums are added in the events' order, as
 ``numpy.bincount`` adds them, so the results are the same to the last bit.
 
-Each measure is a contiguous row of per-profile values (the attributes frame's
-columns as they are, no copy out), and the rows of the events a little ahead are
-prefetched. It is called once per batch of events (a block of the events read,
+What every event touches (counts, first and last time, channels) is kept in one
+64-byte row per profile, whose rows for the events a little ahead are prefetched,
+and copied out into columns once (:func:`spread`); every other measure is a
+contiguous row of per-profile values (the attributes frame's columns as they are). It is called once per batch of events (a block of the events read,
 small enough to stay in cache) and adds to what earlier batches added.
 ``attributes.py`` allocates every output array and reads the results; nothing
 here allocates or keeps anything.
@@ -32,6 +33,8 @@ cdef extern from *:
 cdef enum:
     AHEAD = 24  # events prefetched ahead: far enough to hide a miss, near enough to stay cached
     ANY = -3  # a spec's channel or category that is not a condition
+
+SPEC_ANY = ANY  # the same, for ``attributes.py``, which builds the spec tables
 
 
 def mark_codes(const uint32_t[::1] codes, const uint8_t[::1] valid, Py_ssize_t offset, uint8_t[::1] present):

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from cdp.segments._event_pass import accumulate, fill_codes, mark_codes, row_argmax, spread
+from cdp.segments._event_pass import SPEC_ANY, accumulate, fill_codes, mark_codes, row_argmax, spread
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec
 
@@ -417,8 +417,8 @@ def _event_pass(
         np.array([since(s.end_days) if s.end_days else never for s in specs], dtype=np.int64),
         np.array([s.revenue_over is not None for s in specs], dtype=np.uint8),
         np.array([s.revenue_over or 0.0 for s in specs], dtype=np.float64),
-        np.array([ANY if s.channel is None else _position(channels, s.channel) for s in specs], dtype=np.int32),
-        np.array([ANY if s.category is None else _position(kinds, s.category) for s in specs], dtype=np.int32),
+        np.array([SPEC_ANY if s.channel is None else _position(channels, s.channel) for s in specs], dtype=np.int32),
+        np.array([SPEC_ANY if s.category is None else _position(kinds, s.category) for s in specs], dtype=np.int32),
         *out.values(),
     )
     rows, stamps, revenue = events["_row"], events["occurred_at"].to_physical(), events["revenue"]
@@ -442,9 +442,6 @@ def _event_pass(
         )
     spread(hot, out["counts"], out["times"])
     return {**out, "channels": channels, "kinds": kinds}
-
-
-ANY = -3  # a spec's channel or category that is not a condition (``_event_pass.pyx``)
 
 
 def _with_counts(
