@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 from sqlalchemy import literal_column, select, update
@@ -21,6 +22,11 @@ from cdp.access import CustomerStore
 from cdp.access import _event_block_format as block_format
 from cdp.access import _event_blocks as blocks_module
 from cdp.access import _tables as t
+from cdp.access._event_scan import SKIP, EventBatch
+from cdp.segments._event_pass import SKIP_ROW
+from cdp.segments.attributes import SURVEY_EVENT, compute_attributes, measure_events
+from cdp.segments.config import TagsConfig
+from cdp.segments.definition import event_specs
 
 
 @pytest.fixture
@@ -275,3 +281,109 @@ def test_a_read_by_position_over_a_tampered_block_falls_back_to_the_rows(blocked
     assert _canonical(after).equals(_canonical(before))
     rebuilt = after.with_columns(keys.gather(after["profile_row"]).alias("profile_id")).select(frame.columns)
     assert _canonical(rebuilt).equals(_canonical(frame.with_columns(pl.col("profile_id").cast(pl.String))))
+
+
+class _Kept:
+    """A sink that keeps what a scan hands it (and counts how often it was told to start over)."""
+
+    def __init__(self) -> None:
+        self.batches: list[EventBatch] = []
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.batches.clear()
+        self.resets += 1
+
+    def add(self, batch: EventBatch) -> None:
+        self.batches.append(batch)
+
+
+def _scanned(store: CustomerStore, keys: pl.Series) -> pl.DataFrame:
+    """The attributes as a refresh computes them: from a scan, the blocks handed over as decoded."""
+    return measure_events(
+        lambda sink: store.scan_events(OFFICER, sink, positions_of=keys, properties_of={SURVEY_EVENT}),
+        keys,
+        as_of=AS_OF,
+        config=TagsConfig(),
+        event_specs=SPECS,
+    )
+
+
+def _framed(store: CustomerStore, keys: pl.Series) -> pl.DataFrame:
+    frame = store.events_frame(OFFICER, positions_of=keys, properties_of={SURVEY_EVENT})
+    return compute_attributes(frame, as_of=AS_OF, event_specs=SPECS, profiles=keys)
+
+
+AS_OF = datetime(2027, 1, 1, tzinfo=UTC)
+SPECS = event_specs(
+    [
+        {"event": "Order Completed", "within_days": 3650, "min_count": 1},
+        {"event": "Survey Submitted", "within_days": 3650},
+    ]
+)
+
+
+def test_a_scan_of_the_blocks_gives_the_attributes_of_the_events_frame(
+    blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each 3-event block comes with its own labels; the attributes of every block handed over as
+    it is decoded are those of the assembled frame, for keys in any order, with a profile that is
+    no longer active and an id that is no profile."""
+    frame = _assert_same(blocked)  # stores the blocks
+    ids = frame["profile_id"].cast(pl.String).unique().sort().to_list()
+    blocked.set_profile_status(OFFICER, ids[0], "restricted")
+    read = _ranges_read(monkeypatch)
+    for keys in (pl.Series(ids), pl.Series(ids[::-1]), pl.Series([ids[-1], "p_none", ids[0]])):
+        scanned = _scanned(blocked, keys)
+        assert scanned.equals(_framed(blocked, keys))
+        assert scanned.filter(pl.col("event_count") > 0).height == len(set(keys.to_list()) & set(ids[1:]))
+    assert scanned["profile_id"].to_list() == [ids[-1], "p_none", ids[0]]
+    assert len(read) <= 6  # at most the short tail each time: the rest came from blocks
+    assert _scanned(blocked, pl.Series(ids))["nps_latest"].drop_nulls().len() >= 1  # the survey answers came
+
+
+def test_a_first_scan_reads_the_rows_and_stores_the_blocks(blocked: CustomerStore) -> None:
+    ids = pl.Series(blocked.events_frame(OFFICER)["profile_id"].cast(pl.String).unique().sort())
+    with blocked.engine.begin() as conn:
+        conn.execute(t.event_blocks.delete())
+    kept = _Kept()
+    people = blocked.scan_events(OFFICER, kept, positions_of=ids)
+    assert people == ids.len() and sum(b.height for b in kept.batches) == blocked.events_frame(OFFICER).height
+    assert len(_blocks(blocked)) >= 3  # the ranges read row by row were stored on the way
+    assert _scanned(blocked, ids).equals(_framed(blocked, ids))
+
+
+def test_a_scan_over_a_tampered_block_starts_over_from_the_rows(blocked: CustomerStore) -> None:
+    frame = _assert_same(blocked)
+    ids = frame["profile_id"].cast(pl.String).unique().sort()
+    before = _scanned(blocked, ids)
+    stored = _blocks(blocked)
+    with blocked.engine.begin() as conn:  # the last block's ciphertext moved to the range before it
+        core = conn.execute(select(t.event_blocks.c.core).where(t.event_blocks.c.lo == stored[-1][0])).scalar_one()
+        conn.execute(update(t.event_blocks).where(t.event_blocks.c.lo == stored[-2][0]).values(core=core))
+    kept = _Kept()
+    assert blocked.scan_events(OFFICER, kept, positions_of=ids) == ids.len()
+    assert kept.resets == 1 and sum(b.height for b in kept.batches) == frame.height  # nothing seen twice
+    assert len(_blocks(blocked)) == 0  # all dropped; read from the rows
+    assert _scanned(blocked, ids).equals(before)
+
+
+def test_positions_by_one_merge_are_those_of_a_search() -> None:
+    """The dictionary's ids and the keys, both sorted, are matched by one merge of their bytes
+    (``_sorted_ids.pyx``): the same positions as a look-up of each, for ids of any length and
+    script; lists that are not strictly sorted are left to the searches."""
+    rng = np.random.default_rng(11)
+    alphabet = ["a", "b", "z", "é", "ß", "中", "😀", "_", "0"]
+    words = {"".join(rng.choice(alphabet, rng.integers(0, 6))) for _ in range(3000)}
+    keys = sorted(w for w in words if rng.random() < 0.7)
+    ids = sorted(w for w in words if rng.random() < 0.5)
+    merged = blocks_module._merged(pl.Series(ids), pl.Series(keys))
+    at = {k: i for i, k in enumerate(keys)}
+    assert merged is not None and merged.tolist() == [at.get(i, SKIP) for i in ids]
+    assert blocks_module._merged(pl.Series(ids[::-1]), pl.Series(keys)) is None
+    assert blocks_module._merged(pl.Series(ids), pl.Series([keys[1], keys[0]])) is None
+    assert blocks_module._merged(pl.Series(["a", "a"]), pl.Series(keys)) is None
+    inactive = pl.Series([ids[1]])
+    found = blocks_module._positions(pl.Series("id", ids), pl.Series(keys), inactive).to_list()
+    assert found == [None if i == ids[1] else at.get(i) for i in ids]
+    assert SKIP_ROW == SKIP  # the compiled pass leaves out the rows the scan marks

@@ -172,7 +172,7 @@ def test_migration_0006_keeps_every_row_both_ways(store: CustomerStore) -> None:
     assert {k: v for k, v in filled.items() if keys[k] is not None} == {k: v for k, v in keys.items() if v is not None}
     assert down.get("foreign_keys") == schema.get("foreign_keys")
 
-    assert upgrade(store.engine) == current_revision(store.engine) == "0008"
+    assert upgrade(store.engine) == current_revision(store.engine) == "0009"
     assert _schema(store.engine) == schema
     assert _counts(store.engine) == before
     assert _keys(store) == filled  # keys stored before the upgrade stay

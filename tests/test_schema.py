@@ -84,8 +84,8 @@ def test_a_store_behind_the_newest_migration_asks_for_an_upgrade(store: Customer
     from cdp._exceptions import StorageError
     from cdp.access import database, open_store
 
-    assert database.downgrade(store.engine, "0007") == "0007"
-    with pytest.raises(StorageError, match=r"revision 0007, and this cdp needs 0008: run `cdp db upgrade`"):
+    assert database.downgrade(store.engine, "0008") == "0008"
+    with pytest.raises(StorageError, match=r"revision 0008, and this cdp needs 0009: run `cdp db upgrade`"):
         open_store(store.settings, engine=store.engine)
-    assert database.upgrade(store.engine) == "0008"
+    assert database.upgrade(store.engine) == "0009"
     open_store(store.settings, engine=store.engine).close()

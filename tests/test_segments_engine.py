@@ -134,7 +134,7 @@ def test_nested_event_window_definition_matches_the_reference(seed: int) -> None
     expected = reference(people, events, tags)
     assert got == expected
     # The refresh path: event aggregates computed in the attributes pass, then the same engine query.
-    event_frame = engine_for(people, events, tags).events
+    event_frame = engine_for(people, events, tags).events()
     specs = event_specs([DEFINITION])
     computed = compute_attributes(event_frame.with_columns(event_type=pl.lit("track")), as_of=NOW, event_specs=specs)
     attributes = pl.DataFrame(people, schema={"profile_id": pl.String, "country": pl.String, "score": pl.Int64})

@@ -19,12 +19,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, _LabelColumn, compute_attributes
+from cdp.access._event_scan import LabelCodes, LabelTable, coded_labels
+from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, compute_attributes
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec, Segment, compile_segment, event_specs
 from cdp.segments.engine import SegmentEngine
+from cdp.segments.measures import _Registry
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 NAMES = (ORDER_EVENT, "Product Viewed", "Product Added", "Home", "Signed Up", "Wishlist Added", None)
@@ -261,11 +263,10 @@ def test_attributes_of_a_frame_in_uneven_chunks_are_those_of_the_whole(seed: int
 
 
 def raw_labels(series: pl.Series) -> tuple[list[int], list[int], list[str]]:
-    """(each row's raw code, each raw code's label position, the sorted labels): one column read in one batch."""
-    column = _LabelColumn(series.to_frame("x"), "x")
-    column.mark(0, series.len())
-    table = column.table()
-    return column.raw(0, series.len()).tolist(), table.tolist(), column.labels
+    """(each row's code as the pass reads it, each code's slot (-1: null), the labels by slot): one batch."""
+    registry = _Registry()
+    codes, table = registry.codes(coded_labels(series.alias("channel").to_frame())["channel"], series.len())
+    return codes.tolist(), table.tolist(), registry.labels
 
 
 @pytest.mark.parametrize("kind", ["string", "categorical", "enum"])
@@ -279,10 +280,30 @@ def test_raw_label_codes_of_string_categorical_and_enum_columns(kind: str) -> No
     elif kind == "enum":
         series = series.cast(pl.Enum(["z", "é", "c", "ß", "b", "a"]))  # "z": a category no row holds
     raw, table, labels = raw_labels(series)
-    assert labels == sorted({v for v in values if v is not None})
+    assert sorted(labels) == sorted({v for v in values if v is not None})  # only labels that occur get a slot
     assert [labels[table[c]] if table[c] >= 0 else None for c in raw] == values
     raw, table, labels = raw_labels(pl.Series("x", [None, None], dtype=series.dtype))
     assert labels == [] and [table[c] for c in raw] == [-1, -1]
+
+
+def test_label_slots_stay_put_across_batches_with_their_own_tables() -> None:
+    """Blocks list their own sorted labels: a label keeps the slot it got first, whatever its code in
+    a later block, and a label met later gets the next slot (``measures._Registry``)."""
+    registry = _Registry()
+    first = LabelCodes(pl.Series([1, 0, None, 1], dtype=pl.UInt8), LabelTable(["tech", "toys"]))
+    codes, table = registry.codes(first, 4)
+    assert [table[c] for c in codes.tolist()] == [1, 0, -1, 1] and registry.labels == ["tech", "toys"]
+    second = LabelCodes(pl.Series([0, 2, 1], dtype=pl.UInt8), LabelTable(["art", "tech", "toys"]))
+    codes, table = registry.codes(second, 3)
+    assert [registry.labels[table[c]] for c in codes.tolist()] == ["art", "toys", "tech"]
+    assert registry.labels == ["tech", "toys", "art"]
+    # A Categorical's codes: only the codes that occur are looked up, batch after batch.
+    categorical = pl.Series(["toys", "zoo", None], dtype=pl.Categorical)
+    column = coded_labels(categorical.alias("category").to_frame())["category"]
+    codes, table = registry.codes(LabelCodes(column.codes.slice(0, 1), column.table), 1)
+    assert registry.labels == ["tech", "toys", "art"] and table[codes[0]] == 1
+    codes, table = registry.codes(LabelCodes(column.codes.slice(1, 2), column.table), 2)
+    assert registry.labels == ["tech", "toys", "art", "zoo"] and table[codes].tolist() == [3, -1]
 
 
 def test_only_product_events_count_as_browsing() -> None:

@@ -311,9 +311,10 @@ def test_a_segment_the_snapshot_was_not_built_for_reads_its_events_by_position(l
         for chosen in ([late], [])
     )
     try:
-        assert "profile_row" in without.events.columns
         expected = built_for_it.engine.evaluate([late])["late"]
+        assert callable(built_for_it.engine._events)  # its counts came with the attributes: no events read
         got = without.engine.evaluate([late])["late"]  # its counts made from the events, not the attribute pass
+        assert "profile_row" in without.engine.events().columns  # read then, by position
         assert got.to_list() == expected.to_list() and 0 < got.len() < people
     finally:
         built_for_it.close()

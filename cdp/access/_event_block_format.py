@@ -70,13 +70,18 @@ def decode_core(plain: bytes) -> pl.DataFrame:
     """A block's columns, the labels Categorical (either format)."""
     if not plain.startswith(MAGIC):
         return pl.read_ipc(io.BytesIO(plain))  # the first format: Categorical columns as they were
-    header, body = _unpack(plain)
-    frame = pl.read_ipc(io.BytesIO(body))
-    labels: dict[str, list[str]] = header["labels"]
+    frame, labels = decode_core_codes(plain)
     return frame.with_columns(
         pl.Series(name, labels[name], dtype=pl.String).cast(pl.Categorical).gather(frame[name])
         for name in LABEL_COLUMNS
     )
+
+
+def decode_core_codes(plain: bytes) -> tuple[pl.DataFrame, dict[str, list[str]]]:
+    """A block's columns in the second format as stored: the labels as codes into its sorted labels."""
+    header, body = _unpack(plain)
+    labels: dict[str, list[str]] = header["labels"]
+    return pl.read_ipc(io.BytesIO(body)), labels
 
 
 def encode_props(props: pl.DataFrame, names: pl.Series) -> bytes:

@@ -38,19 +38,42 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Collection, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, delete, insert, select
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore, new_id, now
-from cdp.access._event_block_format import MAGIC, PROPS_SCHEMA, decode_core, decode_props, encode_core, encode_props
+from cdp.access._event_block_format import (
+    LABEL_COLUMNS,
+    MAGIC,
+    PROPS_SCHEMA,
+    decode_core,
+    decode_core_codes,
+    decode_props,
+    encode_core,
+    encode_props,
+)
+from cdp.access._event_scan import (
+    SKIP,
+    EventBatch,
+    EventSink,
+    LabelCodes,
+    LabelTable,
+    coded_labels,
+    frame_batches,
+    rows_of,
+)
 from cdp.access._events import (
     POSITION,
     POSITIONED_SCHEMA,
@@ -60,6 +83,7 @@ from cdp.access._events import (
     _range_sql,
     _rowid_bounds,
 )
+from cdp.access._sorted_ids import merge_positions
 from cdp.crypto.envelope import encode_aad, new_data_key
 
 BLOCK_EVENTS = 131_072  # rowids per block: the range the bulk read already uses
@@ -92,6 +116,8 @@ class _Piece:
     ends: tuple[str, str] | None = None  # the event ids at its ends, when the range is to be stored
     props_filtered: bool = False  # ``props`` holds the wanted event names' only already
     legacy: bool = False  # a stored block in the first format (``_event_block_format.py``), to rewrite
+    labels: dict[str, list[str]] | None = None  # read ``coded``: each label column's codes index these
+    batch: EventBatch | None = None  # while scanning: what the sink is handed (``_prepared``)
 
 
 def _aad(part: str, lo: int, hi: int, key_id: str) -> bytes:
@@ -149,20 +175,24 @@ def _block_row(piece: _Piece, aead: AESGCM, key_id: str) -> dict[str, Any]:
     }
 
 
-def _unseal(aead: AESGCM, row: Sequence[Any], wanted: Collection[str] | None) -> _Piece:
-    """A stored block as a piece; of the properties, only those of the ``wanted`` event names (None: all)."""
+def _unseal(aead: AESGCM, row: Sequence[Any], wanted: Collection[str] | None, coded: bool = False) -> _Piece:
+    """A stored block as a piece; of the properties, only those of the ``wanted`` event names (None: all).
+
+    ``coded``: the label columns as the block stores them (codes into ``labels``), not Categorical.
+    """
     lo, hi, key_id, core_blob, props_blob = row[0], row[1], row[5], row[6], row[7]
     plain = _open_bytes(aead, core_blob, _aad("core", lo, hi, key_id))
-    core = decode_core(plain)
+    legacy = not plain.startswith(MAGIC)
+    core, labels = decode_core_codes(plain) if coded and not legacy else (decode_core(plain), None)
     props, filtered = (
         decode_props(_open_bytes(aead, props_blob, _aad("props", lo, hi, key_id)), wanted)
         if props_blob is not None
         else (pl.DataFrame(schema=PROPS_SCHEMA), True)
     )
-    legacy = not plain.startswith(MAGIC)
     return _Piece(
         core.select(_CORE),
         props,
+        labels=labels,
         codes=core["_code"],
         lo=lo,
         hi=hi,
@@ -273,18 +303,56 @@ def _ends(cursor: Any, lo: int, hi: int) -> tuple[str, str]:
     return first_id, last.fetchone()[0]
 
 
-def read_sqlite(
-    store: StoreCore, conn: Connection, properties_of: Collection[str] | None, keys: pl.Series | None = None
-) -> pl.DataFrame:
-    """All events of active profiles: blocks where they are valid, the rest read and stored as blocks.
+@dataclass
+class _Read:
+    """What a read of the blocks learns before its first piece, and needs after its last."""
 
-    ``keys`` (unique String ids): events of those profiles only, each with its profile's
-    position in them (``profile_row``) instead of ``profile_id``; only the profiles that are
-    not active are read then (usually few), not the 1M active ids.
+    key: BlockKey | None = None
+    positions: Future[np.ndarray] | None = None  # scanning: ``_code_positions``
+    pinned: str | None = None  # the pinned key id when the read began
+    stored: bool = False  # a dictionary of profile ids is stored
+    dictionary: pl.Series = field(default_factory=lambda: pl.Series("id", [], dtype=pl.String))
+    listed: pl.Series = field(default_factory=lambda: pl.Series("profile_id", [], dtype=pl.String))
+    """The active profiles' ids; with keys, those of the others instead (to leave out: usually none)."""
+
+    def finish(self, conn: Connection, pieces: list[_Piece]) -> pl.Series:
+        """Store the ranges read row by row and rewrite first-format blocks (of ``pieces``: those
+        among them); pin the key. Returns the dictionary, grown by the ranges' new profile ids."""
+        assert self.key is not None
+        dictionary = _code_new_ranges(conn, self.key, pieces, self.dictionary, self.stored)
+        _rewrite_legacy(conn, self.key, [p for p in pieces if p.legacy])
+        if self.key.key_id is not None and self.key.key_id != self.pinned:
+            _pin(conn, self.key.key_id)
+        return dictionary
+
+
+def _pieces(
+    store: StoreCore,
+    conn: Connection,
+    properties_of: Collection[str] | None,
+    keys: pl.Series | None,
+    read: _Read,
+    *,
+    prepare: Callable[[_Piece], _Piece] | None = None,
+) -> Iterator[_Piece]:
+    """Every range's events in rowid order: blocks where they are valid, the rest read row by row.
+
+    Everything is asked of SQLite first (so the decoding threads are busy from the start);
+    then the pieces come as they are decoded, each let go of once handed over. ``read`` is
+    filled in before the first piece. With ``prepare`` (a scan), blocks keep their label codes
+    (``_Piece.labels``), each piece is passed through ``prepare`` on the decoding thread, and the
+    profiles' positions in ``keys`` are looked up there too (``read.positions``, all taken as
+    active: the caller leaves out the inactive ones). A block that fails to decrypt raises
+    ``InvalidTag``.
     """
+    coded = prepare is not None
+
+    def decoded(task: Callable[[], _Piece]) -> Callable[[], _Piece]:
+        return task if prepare is None else lambda: prepare(task())
+
     sql, _ = _range_sql(None)  # a stored block keeps every event's properties
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    futures: list[Future[_Piece]] = []
+    futures: deque[Future[_Piece]] = deque()
     try:
         low, high = _rowid_bounds(cursor)
         dictionary_row, blocks = _valid_blocks(cursor, conn) if low is not None else (None, [])
@@ -299,6 +367,7 @@ def read_sqlite(
         if dictionary_row and key.key_id is None:  # their key was shredded: nothing in them can be read
             conn.execute(delete(t.event_blocks))
             dictionary_row, blocks = None, []
+        read.key, read.pinned, read.stored = key, pinned, dictionary_row is not None
         wanted = None if properties_of is None else set(properties_of)
         with ThreadPoolExecutor(max_workers=2) as pool:  # decoding and decrypting let go of the GIL
 
@@ -309,7 +378,7 @@ def read_sqlite(
                     return False
                 ends = _ends(cursor, lo, hi) if not tail or row[0] >= MIN_TAIL_EVENTS else None
                 arrays = tuple(row[1:])
-                futures.append(pool.submit(lambda: _from_range(_decode_sqlite(conn, arrays), lo, hi, ends)))
+                futures.append(pool.submit(decoded(lambda: _from_range(_decode_sqlite(conn, arrays), lo, hi, ends))))
                 return True
 
             def read_gap(start: int, stop: int, *, tail: bool) -> None:
@@ -333,48 +402,147 @@ def read_sqlite(
                 if dictionary_row is not None and key.key_id is not None
                 else None
             )
-            position = low
-            for block in blocks:
-                if position is not None and position < block[0]:
-                    read_gap(position, block[0], tail=False)
-                futures.append(pool.submit(_unseal, key.aead()[1], _with_contents(cursor, block), wanted))
-                position = block[1]
-            if position is not None and high is not None and position <= high:
-                read_gap(position, high + 1, tail=True)
-            # The active profiles' ids; with keys, those of the others instead (to leave out: usually none).
+            # With keys, the profiles not active: read from the partial index ``ix_profiles_inactive``.
             listed = cursor.execute(
                 "SELECT json_group_array(id) FROM profiles WHERE status "
                 + ("= 'active'" if keys is None else "!= 'active'")
             ).fetchone()[0]
-            pieces = [f.result() for f in futures]
-            dictionary = opened.result()["id"] if opened is not None else pl.Series("id", [], dtype=pl.String)
-    except InvalidTag:
-        # A block that does not decrypt under its own range and key was moved or tampered with:
-        # drop them all and read the rows (the next read rebuilds them).
-        conn.execute(delete(t.event_blocks))
-        from cdp.access._events import _read_sqlite
-
-        return _read_sqlite(conn, properties_of, keys)
+            read.listed = pl.Series("profile_id", [listed]).str.json_decode(pl.List(pl.String)).explode()
+            if coded and keys is not None:
+                read.positions = pool.submit(_code_positions, opened, keys, read.listed)
+            position = low
+            for block in blocks:
+                if position is not None and position < block[0]:
+                    read_gap(position, block[0], tail=False)
+                futures.append(
+                    pool.submit(decoded(partial(_unseal, key.aead()[1], _with_contents(cursor, block), wanted, coded)))
+                )
+                position = block[1]
+            if position is not None and high is not None and position <= high:
+                read_gap(position, high + 1, tail=True)
+            if opened is not None:
+                read.dictionary = opened.result()["id"]
+            while futures:
+                yield futures.popleft().result()
     finally:
         cursor.close()
+
+
+def read_sqlite(
+    store: StoreCore, conn: Connection, properties_of: Collection[str] | None, keys: pl.Series | None = None
+) -> pl.DataFrame:
+    """All events of active profiles: blocks where they are valid, the rest read and stored as blocks.
+
+    ``keys`` (unique String ids): events of those profiles only, each with its profile's
+    position in them (``profile_row``) instead of ``profile_id``; only the profiles that are
+    not active are read then (usually few), not the 1M active ids.
+    """
+    read = _Read()
+    try:
+        pieces = list(_pieces(store, conn, properties_of, keys, read))
+    except InvalidTag:
+        return _read_rows_instead(conn, properties_of, keys)
     if not pieces:
         return _empty(positions=keys is not None)
-    dictionary = _code_new_ranges(conn, key, pieces, dictionary, dictionary_row is not None)
-    _rewrite_legacy(conn, key, [p for p in pieces if p.legacy])
-    if key.key_id is not None and key.key_id != pinned:
-        _pin(conn, key.key_id)
-    ids = pl.Series("profile_id", [listed]).str.json_decode(pl.List(pl.String)).explode()
+    dictionary = read.finish(conn, pieces)
     if keys is None:
         # One look-up per known profile id, not per event: each event then takes its profile by code.
-        return _assemble(pieces, dictionary.cast(pl.Enum(ids.sort()), strict=False).alias("profile_id"), properties_of)
-    return _assemble(pieces, _positions(dictionary, keys, ids), properties_of)
+        ids = read.listed.sort()
+        return _assemble(pieces, dictionary.cast(pl.Enum(ids), strict=False).alias("profile_id"), properties_of)
+    return _assemble(pieces, _positions(dictionary, keys, read.listed), properties_of)
+
+
+def _read_rows_instead(conn: Connection, properties_of: Collection[str] | None, keys: pl.Series | None) -> pl.DataFrame:
+    """A block that does not decrypt under its own range and key was moved or tampered with:
+    drop them all and read the rows (the next read rebuilds them)."""
+    conn.execute(delete(t.event_blocks))
+    from cdp.access._events import _read_sqlite
+
+    return _read_sqlite(conn, properties_of, keys)
+
+
+def scan_sqlite(
+    store: StoreCore, conn: Connection, properties_of: Collection[str] | None, keys: pl.Series, sink: EventSink
+) -> int:
+    """The events of ``read_sqlite(..., keys)`` handed to ``sink`` piece by piece, as they are decoded
+    (``_event_scan.py``); returns how many of the keys' profiles have events.
+
+    The decoding threads also turn each block into the batch the sink takes (``_prepared``):
+    this thread only hands the batches on, in order.
+    """
+    read = _Read()
+    wanted = None if properties_of is None else set(properties_of)
+    kept: list[_Piece] = []  # ranges read row by row, to store; first-format blocks, to rewrite
+    seen = np.zeros(keys.len() + 1, dtype=np.bool_)  # per key, whether it has an event (the last: SKIP's)
+    try:
+        for piece in _pieces(
+            store, conn, properties_of, keys, read, prepare=lambda p: _prepared(p, keys, read, wanted, seen)
+        ):
+            assert piece.batch is not None
+            if piece.profile_ids is not None or piece.legacy:
+                kept.append(piece)
+            batch, piece.batch = piece.batch, None
+            sink.add(batch)
+    except InvalidTag:
+        sink.reset()
+        frame = _read_rows_instead(conn, properties_of, keys)
+        for batch in frame_batches(frame, frame[POSITION]):
+            sink.add(batch)
+        return int(frame[POSITION].n_unique()) if frame.height else 0
+    read.finish(conn, kept)
+    return int(np.count_nonzero(seen[:-1]))
+
+
+def _code_positions(opened: Future[pl.DataFrame] | None, keys: pl.Series, inactive: pl.Series) -> np.ndarray:
+    """Per dictionary code, its profile's position in ``keys`` (SKIP: not among them, or not
+    active); one entry more, SKIP, for the code of no profile (a null)."""
+    dictionary = opened.result()["id"] if opened is not None else pl.Series("id", [], dtype=pl.String)
+    found: np.ndarray = np.append(rows_of(_positions(dictionary, keys, inactive)), np.uint32(SKIP))
+    return found
+
+
+def _prepared(piece: _Piece, keys: pl.Series, read: _Read, wanted: Collection[str] | None, seen: np.ndarray) -> _Piece:
+    """The piece with the batch a sink takes: each event's profile position (marked in ``seen``),
+    the label codes as the block stores them (a null coded as one past its labels), the revenue's
+    nulls 0, the wanted events' properties only. Run on a decoding thread."""
+    frame = piece.frame
+    if piece.profile_ids is not None:  # a range read row by row: its profile ids, looked up
+        rows = rows_of(_positions(piece.profile_ids, keys, read.listed))
+    else:
+        assert piece.codes is not None and read.positions is not None
+        positions = read.positions.result()
+        rows = positions[piece.codes.fill_null(positions.size - 1).to_numpy()]
+    seen[np.minimum(rows, keys.len())] = True
+    if piece.labels is not None:
+        labels = {
+            name: LabelCodes(
+                frame[name].cast(pl.UInt32).fill_null(len(piece.labels[name])).to_numpy(),
+                LabelTable(piece.labels[name]),
+            )
+            for name in LABEL_COLUMNS
+        }
+    else:  # a range read row by row, or a first-format block: Categorical columns
+        labels = coded_labels(frame)
+    props = piece.props
+    if wanted is not None and props.height and not piece.props_filtered:
+        names = frame["event_name"].cast(pl.String).gather(props["row"])
+        props = props.filter(names.is_in(sorted(wanted))) if wanted else props.clear()
+    piece.batch = EventBatch(rows, frame["occurred_at"], frame["revenue"].fill_null(0.0), labels, props)
+    return piece
 
 
 def _positions(dictionary: pl.Series, keys: pl.Series, inactive: pl.Series) -> pl.Series:
     """Per dictionary code, the position in ``keys`` of its profile (null: not in ``keys``, or not active)."""
     if not inactive.len() and dictionary.len() == keys.len() and dictionary.equals(keys, check_names=False):
         return pl.int_range(keys.len(), dtype=pl.UInt32, eager=True).alias(POSITION)  # codes are positions
-    if keys.len() and dictionary.is_sorted() and keys.is_sorted():  # as both usually are: binary searches
+    merged = _merged(dictionary, keys)
+    if merged is not None:  # both sorted, as they usually are: one merge
+        found = pl.Series(POSITION, merged)
+        valid = found != SKIP
+        if inactive.len():
+            valid &= ~dictionary.is_in(inactive.implode())
+        return pl.select(pl.when(pl.lit(valid)).then(pl.lit(found))).to_series().alias(POSITION)
+    if keys.len() and dictionary.is_sorted() and keys.is_sorted():  # binary searches
         found = keys.search_sorted(dictionary).cast(pl.UInt32)
         hit = keys.gather(found.clip(0, keys.len() - 1)) == dictionary
         if inactive.len():
@@ -385,6 +553,28 @@ def _positions(dictionary: pl.Series, keys: pl.Series, inactive: pl.Series) -> p
         index = index.filter(~pl.col("id").is_in(inactive.implode()))
     table = dictionary.alias("id").to_frame().join(index, on="id", how="left", maintain_order="left")
     return table[POSITION]
+
+
+def _string_buffers(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(the Arrow offsets, the bytes) of String ids without nulls (the bytes at least one long)."""
+    array = ids.to_arrow()  # large_string: one array (Polars hands over one)
+    if array.type != pa.large_string():
+        array = array.cast(pa.large_string())
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    data = array.buffers()[2]
+    values = np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else np.zeros(1, dtype=np.uint8)
+    return offsets, values
+
+
+def _merged(ids: pl.Series, keys: pl.Series) -> np.ndarray | None:
+    """Per id, its position in ``keys`` (SKIP: not there) by one merge; None unless both are strictly
+    sorted and without nulls (``_sorted_ids.pyx``)."""
+    if ids.null_count() or keys.null_count() or not ids.len() or not keys.len():
+        return None
+    out = np.empty(ids.len(), dtype=np.uint32)
+    ids_at, id_bytes = _string_buffers(ids.cast(pl.String))
+    keys_at, key_bytes = _string_buffers(keys.cast(pl.String))
+    return out if merge_positions(ids_at, id_bytes, keys_at, key_bytes, out) else None
 
 
 def _code_new_ranges(

@@ -48,6 +48,7 @@ from sqlalchemy import Connection, select
 
 from cdp.access import _tables as t
 from cdp.access._core import StoreCore
+from cdp.access._event_scan import EventSink, frame_batches
 from cdp.access.context import AccessContext
 
 EVENT_FIELDS = (
@@ -325,3 +326,39 @@ class EventMixin(StoreCore):
                 frame = _read_rows(conn, properties_of, keys)
             work.subject_count = _people(frame[POSITION if keys is not None else "profile_id"])
             return frame
+
+    def scan_events(
+        self,
+        ctx: AccessContext,
+        sink: EventSink,
+        *,
+        positions_of: pl.Series,
+        properties_of: Collection[str] | None = None,
+    ) -> int:
+        """The events ``events_frame(ctx, positions_of=..., properties_of=...)`` would return, handed
+        to ``sink`` batch by batch instead (``_event_scan.py``): the same policy decision and audit.
+
+        On SQLite each stored block goes to the sink as soon as it is decoded, so the sink's work
+        overlaps the decoding and no frame of every event is assembled; elsewhere the frame is read
+        and handed over in batches. Returns how many of ``positions_of``'s profiles have events.
+        """
+        keys = check_keys(positions_of)
+        fields = (*EVENT_FIELDS, "event_properties")
+        with self.access(ctx, action="read", resource="events", fields=fields) as work:
+            conn = work.connection
+            dialect = conn.dialect.name
+            if dialect == "sqlite":
+                from cdp.access._event_blocks import scan_sqlite  # it builds on this module
+
+                people = scan_sqlite(self, conn, properties_of, keys, sink)
+            else:
+                frame = (
+                    _read_postgres(conn, properties_of, keys)
+                    if dialect == "postgresql" and conn.dialect.driver == "psycopg"
+                    else _read_rows(conn, properties_of, keys)
+                )
+                for batch in frame_batches(frame, frame[POSITION]):
+                    sink.add(batch)
+                people = _people(frame[POSITION])
+            work.subject_count = people
+            return people

@@ -114,6 +114,14 @@ profiles = Table(
     Column("updated_at", TS, nullable=False),
     Column("status", String(20), nullable=False, server_default="active"),
     Column("merged_into", String(40), nullable=True),
+    # The few profiles that are not active (every events read asks); partial, so that no query
+    # for the active ones (nearly all rows) is tempted to use an index.
+    Index(
+        "ix_profiles_inactive",
+        "id",
+        sqlite_where=text("status != 'active'"),
+        postgresql_where=text("status != 'active'"),
+    ),
 )
 
 identity_runs = Table(

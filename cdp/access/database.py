@@ -198,7 +198,7 @@ def _check_foreign_keys(connection: Connection) -> None:
         )
 
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 """The newest migration: a store opened without migrating must be at it (a test checks it is alembic's head)."""
 
 

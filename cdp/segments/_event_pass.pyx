@@ -21,8 +21,9 @@ What every event touches (counts, first and last time, channels) is kept in one
 and copied out into columns once (:func:`spread`); every other measure is a
 contiguous row of per-profile values (the attributes frame's columns as they are). It is called once per batch of events (a block of the events read,
 small enough to stay in cache) and adds to what earlier batches added.
-``attributes.py`` allocates every output array and reads the results; nothing
-here allocates or keeps anything.
+``measures.py`` allocates every output array and reads the results; nothing
+here allocates or keeps anything. Events whose row is ``SKIP_ROW`` (their profile
+is not wanted) or that happen after ``until`` are left out.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -34,7 +35,10 @@ cdef enum:
     AHEAD = 24  # events prefetched ahead: far enough to hide a miss, near enough to stay cached
     ANY = -3  # a spec's channel or category that is not a condition
 
-SPEC_ANY = ANY  # the same, for ``attributes.py``, which builds the spec tables
+cdef uint32_t SKIPPED = 0xFFFFFFFF  # the row of an event to leave out (its profile is not wanted)
+
+SPEC_ANY = ANY  # the same, for the Python side, which builds the spec tables
+SKIP_ROW = SKIPPED  # the same as ``cdp.access._event_scan.SKIP`` (a test checks)
 
 
 def mark_codes(const uint32_t[::1] codes, const uint8_t[::1] valid, Py_ssize_t offset, uint8_t[::1] present):
@@ -76,17 +80,18 @@ def fill_codes(
             out[i] = codes[i] if every or (valid[bit >> 3] >> (bit & 7)) & 1 else null
 
 
-def row_argmax(const int32_t[:, ::1] counts, Py_ssize_t width, int64_t[::1] best, int64_t[::1] largest):
-    """Per row of ``counts[:, :width]``: the first column holding the row's largest count, and that count."""
-    cdef Py_ssize_t r, c, n = counts.shape[0], at
+def row_argmax(const int32_t[:, ::1] counts, const int64_t[::1] order, int64_t[::1] best, int64_t[::1] largest):
+    """Per row of ``counts``, its columns taken in ``order``: the first position in ``order`` whose
+    column holds the row's largest count, and that count (0 when ``order`` is empty)."""
+    cdef Py_ssize_t r, c, n = counts.shape[0], at, width = order.shape[0]
     cdef int32_t top
     with nogil:
         for r in range(n):
             at = 0
-            top = counts[r, 0] if width else 0
+            top = counts[r, order[0]] if width else 0
             for c in range(1, width):
-                if counts[r, c] > top:
-                    top = counts[r, c]
+                if counts[r, order[c]] > top:
+                    top = counts[r, order[c]]
                     at = c
             best[r] = at
             largest[r] = top
@@ -100,7 +105,9 @@ def accumulate(
     const uint32_t[::1] kind_raw, const int32_t[::1] kind_of,
     const uint32_t[::1] type_raw, const uint8_t[::1] counted_type,
     const uint32_t[::1] currency_raw, const double[::1] rate_of,
+    const uint32_t[::1] store_raw, const int32_t[::1] store_of,
     const double[::1] revenue,
+    int64_t until,
     const uint8_t[::1] product_name, const uint8_t[::1] amount_name,
     int order_name, int64_t product_since, const int64_t[::1] since,
     const int32_t[::1] spec_start, const int32_t[::1] spec_index,
@@ -110,8 +117,9 @@ def accumulate(
     int64_t[:, ::1] hot, int64_t[:, ::1] counts, int64_t[:, ::1] times, double[:, ::1] sums,
     uint64_t[:, ::1] channel_bits, int32_t[:, ::1] browsing, int32_t[:, ::1] order_channels,
     int64_t[:, ::1] spec_count, double[:, ::1] spec_revenue,
+    uint32_t[::1] visit_rows, int32_t[::1] visit_stores,
 ):
-    """Add one batch of events to the per-profile measures (``attributes._event_pass`` reads them).
+    """Add one batch of events to the per-profile measures (``measures.EventMeasures`` reads them).
 
     ``hot``: one row per profile for what every event touches (events, counted events, i.e. not
     ``identify``; distinct channels; first and last event; the bits of channels 0-63), copied out
@@ -122,10 +130,14 @@ def accumulate(
     within 30/90/365 days. Per profile: ``channel_bits`` (channels 64 and up, a bit each),
     ``browsing`` (product events per category), ``order_channels`` (orders per channel).
     ``spec_count`` and ``spec_revenue``: a row per spec; the specs of event name ``c`` are
-    ``spec_index[spec_start[c + 1]:spec_start[c + 2]]``.
+    ``spec_index[spec_start[c + 1]:spec_start[c + 2]]``. Each event at a store (``store_of``: the
+    store's slot, -1 none) is written to ``visit_rows`` and ``visit_stores`` (room for every event of
+    the batch); returns how many were. Events whose row is ``SKIP_ROW`` or that happen after
+    ``until`` are left out of everything.
     """
     cdef Py_ssize_t i, j, n = rows.shape[0], ahead
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, visits = 0
+    cdef int st
     cdef uint32_t r, q
     cdef int64_t t
     cdef int nm, ch, kd
@@ -136,9 +148,12 @@ def accumulate(
             ahead = i + AHEAD
             if ahead < n:
                 q = rows[ahead]
-                __builtin_prefetch(&hot[q, 0], 1, 3)
+                if q != SKIPPED:
+                    __builtin_prefetch(&hot[q, 0], 1, 3)
             r = rows[i]
             t = stamp[i]
+            if r == SKIPPED or t > until:
+                continue
             nm = name_of[name_raw[i]]
             ch = channel_of[channel_raw[i]]
             kd = kind_of[kind_raw[i]]
@@ -159,6 +174,11 @@ def accumulate(
                     hot[r, 2] += 1
             if kd >= 0 and product_name[nm + 1] and t >= product_since:
                 browsing[r, kd] += 1
+            st = store_of[store_raw[i]]
+            if st >= 0:
+                visit_rows[visits] = r
+                visit_stores[visits] = st
+                visits += 1
             if not amount_name[nm + 1]:
                 continue
             amount = revenue[i] * rate_of[currency_raw[i]]
@@ -189,6 +209,7 @@ def accumulate(
                     continue
                 spec_count[k, r] += 1
                 spec_revenue[k, r] += amount
+    return visits
 
 
 def spread(const int64_t[:, ::1] hot, int64_t[:, ::1] counts, int64_t[:, ::1] times):

@@ -17,7 +17,7 @@ column per segment), so a refresh of 20 segments is one or two scans.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -122,7 +122,7 @@ class SegmentEngine:
     def __init__(
         self,
         attributes: pl.DataFrame,
-        events: pl.DataFrame,
+        events: pl.DataFrame | Callable[[], pl.DataFrame],
         tags: pl.DataFrame,
         *,
         as_of: datetime,
@@ -134,7 +134,8 @@ class SegmentEngine:
     ) -> None:
         self.as_of = as_of
         self.attributes = attributes
-        self.events = events
+        # The events, or how to read them: only needed for event measures not computed with the attributes.
+        self._events = events
         # Events read with ``positions_of`` carry positions in these ids (``profile_row``).
         self.event_profiles = event_profiles
         self.config = config or TagsConfig()
@@ -155,6 +156,12 @@ class SegmentEngine:
         self.base = attributes.with_columns(pl.col(c).fill_null(0) for c in attributes.columns if c.startswith("__ev_"))
         self._stale = True
         self._registered: set[str] = set()
+
+    def events(self) -> pl.DataFrame:
+        """The snapshot's events (read once, the first time they are needed)."""
+        if callable(self._events):
+            self._events = self._events()
+        return self._events
 
     def _register_base(self, compiled: Iterable[CompiledSegment] | None = None) -> None:
         """Show DuckDB the columns of ``base`` these segments read (all without ``compiled``).
@@ -188,7 +195,7 @@ class SegmentEngine:
             return
         if missing:
             aggregates = event_aggregates(
-                with_profile_ids(self.events, self.event_profiles),
+                with_profile_ids(self.events(), self.event_profiles),
                 list(missing.values()),
                 as_of=self.as_of,
                 config=self.config,

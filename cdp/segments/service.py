@@ -33,7 +33,7 @@ from cdp.access import AccessContext, CustomerStore
 from cdp.access.context import classifier_context
 from cdp.hookspecs import PluginContext
 from cdp.policy.model import Policy
-from cdp.segments.attributes import SURVEY_EVENT, compute_attributes
+from cdp.segments.attributes import SURVEY_EVENT, measure_events
 from cdp.segments.classify.ahead import EarlyClassifiers
 from cdp.segments.classify.base import (
     ClassifiedSnapshot,
@@ -69,7 +69,6 @@ class Snapshot:
 
     as_of: datetime
     attributes: pl.DataFrame
-    events: pl.DataFrame
     classified: ClassifiedSnapshot
     rule_tags: pl.DataFrame
     catalogue: dict[str, TagSpec]
@@ -186,21 +185,26 @@ def build_snapshot(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     profiles = store.profile_frame(ctx, profile_fields, today=as_of.date())
-    # Segments read event properties only for survey answers: the others are not read at all. Each
-    # event comes with its profile's position in the profile frame, which is what the attributes want.
-    # Classifiers that read only profile columns run on a thread meanwhile (Polars, which lets go of the
-    # GIL: the read's decoding threads leave part of a core idle). The thread is joined before the
-    # attributes, whose own thread then runs beside their compiled pass.
+    keys = profiles["profile_id"]
+    specs = event_specs([*(s.where for s in segments), *(r.where for r in config.rules)])
+    # The store hands the events to the attributes' compiled pass block by block as it decodes
+    # them (``scan_events``): no frame of every event is made. Segments read event properties
+    # only for survey answers: the others are not read at all. Each event comes with its
+    # profile's position in the profile frame, which is what the attributes want.
+    # Classifiers that read only profile columns run on a thread meanwhile (Polars, which lets go
+    # of the GIL, as the pass and the decoding do); it is joined before the rest of the classifiers.
     with EarlyClassifiers(classifiers, profiles, config) as early:
         early.start()
-        events = store.events_frame(ctx, properties_of={SURVEY_EVENT}, positions_of=profiles["profile_id"])
+        computed = measure_events(
+            lambda sink: store.scan_events(ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}),
+            keys,
+            as_of=as_of,
+            config=config,
+            event_specs=specs,
+        )
         ready = early.results()
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
-    specs = event_specs([*(s.where for s in segments), *(r.where for r in config.rules)])
-    computed = compute_attributes(
-        events, as_of=as_of, config=config, event_specs=specs, profiles=profiles["profile_id"]
-    )
     attributes = (
         pl.concat([profiles, computed.drop("profile_id")], how="horizontal") if computed.width > 1 else profiles
     )
@@ -227,14 +231,15 @@ def build_snapshot(
     consents = consent_table(store.policy.policy, purposes, classified.attributes, ledger)
     engine = SegmentEngine(
         classified.attributes,
-        events,
+        # Read again only if a segment evaluated later asks for an event measure not computed above.
+        lambda: store.events_frame(ctx, properties_of=(), positions_of=keys),
         pl.concat([classified.tag_rows, manual_tags]),
         as_of=as_of,
         consents=consents,
         purposes=store.policy.policy.purposes,
         config=config,
         tag_frame=classified.tag_frame,
-        event_profiles=profiles["profile_id"],
+        event_profiles=keys,
     )
     rules = evaluate_rule_tags(engine, config.rules, config) if config.rules else empty_tags()
     engine.add_tags(rules)
@@ -242,7 +247,6 @@ def build_snapshot(
     return Snapshot(
         as_of,
         classified.attributes,
-        events,
         classified,
         rules,
         {**classified.catalogue, **rule_catalogue(config)},
