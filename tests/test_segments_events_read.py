@@ -20,8 +20,10 @@ from cdp.access import AccessContext, CustomerStore
 from cdp.access import _events as events_module
 from cdp.access import _tables as t
 from cdp.access.context import classifier_context
-from cdp.segments.attributes import SURVEY_EVENT, compute_attributes
+from cdp.segments.attributes import SURVEY_EVENT, compute_attributes, measure_events
+from cdp.segments.config import TagsConfig
 from cdp.segments.definition import event_specs
+from cdp.segments.measures import EventMeasures
 
 PROFILING = classifier_context("profiling")
 OFFICER = AccessContext("user:olga", "compliance_officer", "compliance")
@@ -206,3 +208,33 @@ def test_events_by_position_in_given_profiles(loaded: CustomerStore) -> None:
     )
     with pytest.raises(ValueError, match="positions"):
         compute_attributes(by_position, as_of=as_of)
+
+
+def test_a_scan_gives_the_attributes_of_the_events_frame(loaded: CustomerStore) -> None:
+    """``scan_events`` (what a refresh reads: batches handed to the attributes as they come) gives
+    the attributes of ``events_frame`` by position, on every backend, under the same audit."""
+    ids = loaded.events_frame(PROFILING)["profile_id"].cast(pl.String).unique().sort()
+    keys = pl.concat([ids.slice(1), pl.Series(["p_not_a_profile"]), ids.head(1)])
+    as_of = datetime(2026, 12, 1, tzinfo=UTC)
+    specs = event_specs([{"event": "Order Completed", "within_days": 365, "min_count": 1}])
+    frame = loaded.events_frame(PROFILING, positions_of=keys, properties_of={SURVEY_EVENT})
+    expected = compute_attributes(frame, as_of=as_of, event_specs=specs, profiles=keys)
+    people: list[int] = []
+    got = measure_events(
+        lambda sink: people.append(
+            loaded.scan_events(PROFILING, sink, positions_of=keys, properties_of={SURVEY_EVENT})
+        ),
+        keys,
+        as_of=as_of,
+        config=TagsConfig(),
+        event_specs=specs,
+    )
+    assert got.equals(expected) and people == [ids.len()]
+    assert got["nps_latest"].drop_nulls().len() >= 1  # the survey answers came with it
+    assert "favourite_store" in got.columns
+    reads = [r for r in loaded.search_audit(OFFICER, action="read") if r["resource"] == "events"]
+    assert reads[0]["decision"] == "allow" and reads[0]["subject_count"] == ids.len()
+    with pytest.raises(AccessDenied):
+        loaded.scan_events(NOBODY, EventMeasures(keys.len(), as_of=as_of, config=TagsConfig()), positions_of=keys)
+    denied = [r for r in loaded.search_audit(OFFICER, decision="deny") if r["resource"] == "events"]
+    assert denied
