@@ -116,6 +116,17 @@ def with_profile_ids(events: pl.DataFrame, profiles: pl.Series | None) -> pl.Dat
     return events.with_columns(ids).drop(PROFILE_ROW)
 
 
+def warm_up() -> None:
+    """Load what DuckDB's first registration of an Arrow table loads (its pandas import, ~0.25 s
+    once a process), so that a refresh does it on a thread while the events are read rather
+    than in :class:`SegmentEngine` after them."""
+    connection = memory_only_connection()
+    try:
+        connection.register("warm_up", pl.DataFrame({"x": [0]}).to_arrow())
+    finally:
+        connection.close()
+
+
 class SegmentEngine:
     """Holds one snapshot (attributes, tags, events, consents) and evaluates segments over it."""
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from cdp.segments.classify.base import (
 )
 from cdp.segments.config import TagsConfig, default_tags_path, load_tags_config
 from cdp.segments.definition import Segment, event_specs, order_segments, parse_segment, walk_leaves
-from cdp.segments.engine import CONSENTS_SCHEMA, SegmentEngine
+from cdp.segments.engine import CONSENTS_SCHEMA, SegmentEngine, warm_up
 from cdp.segments.tags import TagWrite, apply_tags, digest_ids, evaluate_rule_tags, rule_catalogue
 from cdp.settings import Settings
 
@@ -193,8 +194,13 @@ def build_snapshot(
     # profile's position in the profile frame, which is what the attributes want.
     # Classifiers that read only profile columns run on a thread meanwhile (Polars, which lets go
     # of the GIL, as the pass and the decoding do); it is joined before the rest of the classifiers.
-    with EarlyClassifiers(classifiers, profiles, config) as early:
+    # So is DuckDB's one-time set-up, which the segment engine would otherwise wait for after them.
+    with (
+        EarlyClassifiers(classifiers, profiles, config) as early,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-duckdb-warm-up") as warming,
+    ):
         early.start()
+        warmed = warming.submit(warm_up)
         computed = measure_events(
             lambda sink: store.scan_events(ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}),
             keys,
@@ -203,6 +209,7 @@ def build_snapshot(
             event_specs=specs,
         )
         ready = early.results()
+        warmed.result()
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
     attributes = (
