@@ -290,19 +290,19 @@ def test_label_slots_stay_put_across_batches_with_their_own_tables() -> None:
     """Blocks list their own sorted labels: a label keeps the slot it got first, whatever its code in
     a later block, and a label met later gets the next slot (``measures._Registry``)."""
     registry = _Registry()
-    first = LabelCodes(pl.Series([1, 0, None, 1], dtype=pl.UInt8), LabelTable(["tech", "toys"]))
+    first = LabelCodes.of(pl.Series([1, 0, None, 1], dtype=pl.UInt8), LabelTable(["tech", "toys"]), 2)
     codes, table = registry.codes(first, 4)
     assert [table[c] for c in codes.tolist()] == [1, 0, -1, 1] and registry.labels == ["tech", "toys"]
-    second = LabelCodes(pl.Series([0, 2, 1], dtype=pl.UInt8), LabelTable(["art", "tech", "toys"]))
+    second = LabelCodes.of(pl.Series([0, 2, 1], dtype=pl.UInt8), LabelTable(["art", "tech", "toys"]), 3)
     codes, table = registry.codes(second, 3)
     assert [registry.labels[table[c]] for c in codes.tolist()] == ["art", "toys", "tech"]
     assert registry.labels == ["tech", "toys", "art"]
     # A Categorical's codes: only the codes that occur are looked up, batch after batch.
     categorical = pl.Series(["toys", "zoo", None], dtype=pl.Categorical)
     column = coded_labels(categorical.alias("category").to_frame())["category"]
-    codes, table = registry.codes(LabelCodes(column.codes.slice(0, 1), column.table), 1)
+    codes, table = registry.codes(LabelCodes(column.codes[:1], column.null, column.table), 1)
     assert registry.labels == ["tech", "toys", "art"] and table[codes[0]] == 1
-    codes, table = registry.codes(LabelCodes(column.codes.slice(1, 2), column.table), 2)
+    codes, table = registry.codes(LabelCodes(column.codes[1:], column.null, column.table), 2)
     assert registry.labels == ["tech", "toys", "art", "zoo"] and table[codes].tolist() == [3, -1]
 
 

@@ -515,10 +515,7 @@ def _prepared(piece: _Piece, keys: pl.Series, read: _Read, wanted: Collection[st
     seen[np.minimum(rows, keys.len())] = True
     if piece.labels is not None:
         labels = {
-            name: LabelCodes(
-                frame[name].cast(pl.UInt32).fill_null(len(piece.labels[name])).to_numpy(),
-                LabelTable(piece.labels[name]),
-            )
+            name: LabelCodes.of(frame[name], LabelTable(piece.labels[name]), len(piece.labels[name]))
             for name in LABEL_COLUMNS
         }
     else:  # a range read row by row, or a first-format block: Categorical columns

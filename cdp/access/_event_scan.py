@@ -65,14 +65,17 @@ class LabelTable:
 
 @dataclass(frozen=True, eq=False)
 class LabelCodes:
-    """One label column of a batch: unsigned integer codes (null: no label) and their table.
+    """One label column of a batch: a uint32 code per event, ``null`` for no label, and their table."""
 
-    With a complete table the codes may be a uint32 array instead, a null coded as one past
-    the table's labels (a block's, made ready on a decoding thread).
-    """
-
-    codes: pl.Series | np.ndarray
+    codes: np.ndarray
+    null: int
     table: LabelTable
+
+    @classmethod
+    def of(cls, codes: pl.Series, table: LabelTable, null: int) -> LabelCodes:
+        """From unsigned codes with nulls (no copy when they are UInt32 without a null)."""
+        array = codes.cast(pl.UInt32).fill_null(null).to_numpy() if codes.null_count() else codes.to_numpy()
+        return cls(np.ascontiguousarray(array, dtype=np.uint32), null, table)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +112,8 @@ def coded_labels(frame: pl.DataFrame) -> dict[str, LabelCodes]:
     """The label columns of a frame (Categorical, Enum or String) as codes and tables.
 
     A String column is first cast to an Enum of its sorted labels; Categorical and Enum
-    columns keep their physical codes, with one table per type for every batch of the frame.
+    columns keep their physical codes, a null coded as one past the largest, with one
+    table per column for every batch of the frame.
     """
     out: dict[str, LabelCodes] = {}
     for name in LABEL_COLUMNS:
@@ -119,7 +123,10 @@ def coded_labels(frame: pl.DataFrame) -> dict[str, LabelCodes]:
         if not isinstance(series.dtype, pl.Categorical | pl.Enum):
             text = series.cast(pl.String)
             series = text.cast(pl.Enum(text.drop_nulls().unique().sort()))
-        out[name] = LabelCodes(series.to_physical(), LabelTable(dtype=series.dtype))
+        physical = series.to_physical()
+        top = physical.max() if physical.null_count() < physical.len() else None
+        null = int(top) + 1 if isinstance(top, int) else 0
+        out[name] = LabelCodes.of(physical, LabelTable(dtype=series.dtype), null)
     return out
 
 
@@ -160,7 +167,10 @@ def frame_batches(frame: pl.DataFrame, rows: pl.Series) -> Iterator[EventBatch]:
                 positions[at : at + size],
                 stamps.slice(at, size),
                 revenue.slice(at, size),
-                {name: LabelCodes(column.codes[at : at + size], column.table) for name, column in labels.items()},
+                {
+                    name: LabelCodes(column.codes[at : at + size], column.null, column.table)
+                    for name, column in labels.items()
+                },
                 props,
             )
         start += length

@@ -10,9 +10,9 @@ the GIL, so the favourite store and survey answers (Polars) use the other core
 meanwhile (docs/benchmarks.md, Segments, eleventh session).
 
 The loop is given, per event: its profile's position (``rows``), its time, and
-the raw codes of its labels (a Categorical's physical codes, a null coded as the
-table's last slot); per label column a table maps a raw code to the label's
-position in sorted order (-1: null). Amounts are the revenue (a null counts 0)
+the codes of its labels (a block's own, or a Categorical's physical codes, a null
+coded as one code of its own); per label column a table maps a code to the
+label's slot (``measures.py``: each label met gets one; -1: null). Amounts are the revenue (a null counts 0)
 times the rate of the event's currency. Sums are added in the events' order, as
 ``numpy.bincount`` adds them, so the results are the same to the last bit.
 
@@ -41,43 +41,20 @@ SPEC_ANY = ANY  # the same, for the Python side, which builds the spec tables
 SKIP_ROW = SKIPPED  # the same as ``cdp.access._event_scan.SKIP`` (a test checks)
 
 
-def mark_codes(const uint32_t[::1] codes, const uint8_t[::1] valid, Py_ssize_t offset, uint8_t[::1] present):
-    """``present[code] = 1`` for each valid code (``valid``: an Arrow validity bitmap from bit ``offset``,
-    empty when every code is valid). Returns the largest valid code (-1: none); codes not below
+def mark_codes(const uint32_t[::1] codes, uint8_t[::1] present):
+    """``present[code] = 1`` for each code; returns the largest code (-1: none). Codes not below
     ``present.shape[0]`` are not marked: the caller grows ``present`` and marks again."""
-    cdef Py_ssize_t i, n = codes.shape[0], bit, size = present.shape[0]
+    cdef Py_ssize_t i, n = codes.shape[0], size = present.shape[0]
     cdef int64_t top = -1
     cdef uint32_t c
     with nogil:
-        if valid.shape[0] == 0:  # no null: the plain loop
-            for i in range(n):
-                c = codes[i]
-                if c > top:
-                    top = c
-                if c < size:
-                    present[c] = 1
-        else:
-            for i in range(n):
-                bit = i + offset
-                if (valid[bit >> 3] >> (bit & 7)) & 1:
-                    c = codes[i]
-                    if c > top:
-                        top = c
-                    if c < size:
-                        present[c] = 1
-    return top
-
-
-def fill_codes(
-    const uint32_t[::1] codes, const uint8_t[::1] valid, Py_ssize_t offset, uint32_t null, uint32_t[::1] out
-):
-    """``out[i]``: ``codes[i]``, or ``null`` where the bitmap says null (see :func:`mark_codes`)."""
-    cdef Py_ssize_t i, n = codes.shape[0], bit
-    cdef bint every = valid.shape[0] == 0
-    with nogil:
         for i in range(n):
-            bit = i + offset
-            out[i] = codes[i] if every or (valid[bit >> 3] >> (bit & 7)) & 1 else null
+            c = codes[i]
+            if c > top:
+                top = c
+            if c < size:
+                present[c] = 1
+    return top
 
 
 def row_argmax(const int32_t[:, ::1] counts, const int64_t[::1] order, int64_t[::1] best, int64_t[::1] largest):

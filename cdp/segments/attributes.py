@@ -275,9 +275,10 @@ def attributes_frame(found: Measures, keys: pl.Series, *, as_of: datetime, confi
     out["browsed_categories"] = label_lists(liked, [kind for kind, _ in wanted])
     out["channel_count"] = counts[2]
     frame = pl.DataFrame(out)
-    if found.favourite_store is not None:
-        frame = frame.with_columns(found.favourite_store)
     survey = _survey(found.survey, keys.len()) if found.survey is not None else None
+    favourite = found.favourite_store.result()
+    if favourite is not None:
+        frame = frame.with_columns(favourite)
     if survey is not None:
         frame = pl.concat([frame, survey], how="horizontal")
     if not (seen > 0).all():  # profiles without events: every computed column is null, as after a left join

@@ -21,6 +21,7 @@ happen after ``as_of`` are left out by the pass itself.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,8 +29,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cdp.access._event_scan import BATCH_EVENTS, SKIP, EventBatch, LabelCodes, LabelTable
-from cdp.segments._event_pass import SPEC_ANY, accumulate, fill_codes, mark_codes, spread
+from cdp.access._event_scan import SKIP, EventBatch, LabelCodes, LabelTable
+from cdp.segments._event_pass import SPEC_ANY, accumulate, mark_codes, spread
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec
 
@@ -46,19 +47,6 @@ def currency_rates(config: TagsConfig) -> dict[str, float]:
     return {code.upper(): float(rate) for code, rate in config.currency.rates.items()}
 
 
-def _arrow_codes(series: pl.Series) -> tuple[np.ndarray, np.ndarray, int]:
-    """(the codes as uint32, the validity bitmap (empty: no null), its first bit), from Arrow's buffers."""
-    if series.dtype != pl.UInt32:  # a block's or an Enum's few labels: UInt8 or UInt16 codes
-        series = series.cast(pl.UInt32)
-    array = series.to_arrow()  # one array (Polars hands over one; a slice keeps its offset)
-    validity, values = array.buffers()[0], array.buffers()[1]
-    assert values is not None
-    codes = np.frombuffer(values, dtype=np.uint32)[array.offset : array.offset + len(array)]
-    if validity is None or array.null_count == 0:
-        return codes, np.zeros(0, dtype=np.uint8), 0
-    return codes, np.frombuffer(validity, dtype=np.uint8), array.offset
-
-
 class _Registry:
     """The labels of one column met so far, each with a slot in the order met (see the module)."""
 
@@ -67,7 +55,6 @@ class _Registry:
         self.labels: list[str] = []
         # Per table: (which codes occur, marked as batches show them; code -> slot, the last entry null's).
         self._tables: dict[LabelTable, tuple[np.ndarray, np.ndarray]] = {}
-        self._buffer = np.zeros(BATCH_EVENTS, dtype=np.uint32)
 
     def _register(self, names: Sequence[str]) -> list[int]:
         for name in names:
@@ -77,23 +64,13 @@ class _Registry:
         return [self.slot[name] for name in names]
 
     def codes(self, column: LabelCodes | None, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """(the batch's codes, a null coded as the table's last entry; the table from code to slot, -1 null)."""
-        if self._buffer.size < length:
-            self._buffer = np.zeros(length, dtype=np.uint32)
-        out = self._buffer[:length]
+        """(the batch's codes; the table from code to slot, -1 for the null code)."""
         if column is None:  # no such column: every event's label is null
-            out[:] = 0
-            return out, np.full(1, -1, dtype=np.int32)
-        if isinstance(column.codes, np.ndarray):  # ready: a complete table's, a null one past its labels
-            return column.codes, self._table(column.table, column.codes, np.zeros(0, dtype=np.uint8), 0)
-        codes, valid, offset = _arrow_codes(column.codes)
-        table = self._table(column.table, codes, valid, offset)
-        if not valid.size:
-            return codes, table
-        fill_codes(codes, valid, offset, table.size - 1, out)
-        return out, table
+            return np.zeros(length, dtype=np.uint32), np.full(1, -1, dtype=np.int32)
+        return column.codes, self._table(column)
 
-    def _table(self, labels: LabelTable, codes: np.ndarray, valid: np.ndarray, offset: int) -> np.ndarray:
+    def _table(self, column: LabelCodes) -> np.ndarray:
+        labels = column.table
         known = self._tables.get(labels)
         if labels.complete:  # a block's own labels, all of them used: registered whole, once
             if known is None:
@@ -101,15 +78,18 @@ class _Registry:
                 known = (np.zeros(0, dtype=np.uint8), np.array([*self._register(labels.labels), -1], dtype=np.int32))
                 self._tables[labels] = known
             return known[1]
+        # A Categorical's codes: mark those this batch uses, and look up the labels of new ones.
         present, table = known if known is not None else (np.zeros(256, dtype=np.uint8), np.full(257, -1, np.int32))
-        top = mark_codes(codes, valid, offset, present)
+        codes = column.codes
+        top = mark_codes(codes, present)
         if top >= present.size:  # a code past the marks so far: grow them, and mark again
             grown = np.zeros(max(top + 1, 2 * present.size), dtype=np.uint8)
             grown[: present.size] = present
             present = grown
-            mark_codes(codes, valid, offset, present)
+            mark_codes(codes, present)
             table = np.concatenate([table[:-1], np.full(present.size - table.size + 2, -1, dtype=np.int32)])
         new = np.flatnonzero(present.astype(bool) & (table[:-1] < 0))
+        new = new[new != column.null]
         if new.size:
             table[new] = self._register(labels.names(new.tolist()))
         self._tables[labels] = (present, table)
@@ -130,7 +110,7 @@ class Measures:
     order_channels: np.ndarray  # (profiles, at least the channels' slots): orders per channel
     kinds: list[tuple[str, int]]  # (category, its slot), in sorted order
     channels: list[tuple[str, int]]  # (channel, its slot), in sorted order
-    favourite_store: pl.Series | None  # per profile, its most frequent store (ties: the first in order)
+    favourite_store: Future[pl.Series | None]  # per profile, its most frequent store (on a thread: a group-by)
     survey: pl.DataFrame | None  # _row, occurred_at, properties: the survey answers (None: no properties)
     time_type: pl.DataType  # the events' time column's
 
@@ -312,6 +292,10 @@ class EventMeasures:
         """The measures of every batch added (the sink is spent: ``reset`` to use it again)."""
         self._fit()
         spread(self.hot, self.counts, self.times)
+        # A Polars group-by of the (profile, store) pairs: on a thread, while the caller builds the rest.
+        counting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-favourite-store")
+        favourite = counting.submit(self._favourite_store)
+        counting.shutdown(wait=False)
         return Measures(
             self.counts,
             self.times,
@@ -323,7 +307,7 @@ class EventMeasures:
             self.order_channels,
             _sorted_slots(self.registries["category"]),
             _sorted_slots(self.registries["channel"]),
-            self._favourite_store(),
+            favourite,
             (
                 pl.concat(self._survey_parts)
                 if self._survey_parts
