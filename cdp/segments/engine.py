@@ -188,7 +188,8 @@ class SegmentEngine:
         if self._stale or not needed <= self._registered:
             self._registered = needed if self._stale else needed | self._registered
             shown = self.base.select(sorted(self._registered)).with_row_index(POSITION)
-            self.analytics.register("base", shown.to_arrow())
+            # String views, as Polars holds them: no copy into Arrow's offsets layout (DuckDB reads them).
+            self.analytics.register("base", shown.to_arrow(compat_level=pl.CompatLevel.newest()))
             self._stale = False
 
     def compile(self, segment: Segment, *, segments: Collection[str] | None = None) -> CompiledSegment:

@@ -53,7 +53,8 @@ class _Registry:
     def __init__(self) -> None:
         self.slot: dict[str, int] = {}
         self.labels: list[str] = []
-        # Per table: (which codes occur, marked as batches show them; code -> slot, the last entry null's).
+        # Per table: (which codes occur, marked as batches show them; code -> slot, -1 for the null code and
+        # for codes not met).
         self._tables: dict[LabelTable, tuple[np.ndarray, np.ndarray]] = {}
 
     def _register(self, names: Sequence[str]) -> list[int]:

@@ -148,6 +148,11 @@ def _aligned(frame: pl.DataFrame, extra: pl.DataFrame) -> bool:
     return extra.height == frame.height and extra["profile_id"].equals(frame["profile_id"])
 
 
+def _beside(frame: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
+    """``extra``'s columns beside ``frame``'s: its rows are known to be ``frame``'s, in order."""
+    return pl.concat([frame, extra.drop("profile_id")], how="horizontal")
+
+
 def attach_columns(frame: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
     """``frame`` left-joined with ``extra`` on profile_id (rows in ``frame`` order); no join when aligned."""
     if _aligned(frame, extra):
@@ -198,6 +203,7 @@ def run_classifiers(
             shared = (set(new_tags.columns) - {"profile_id"}) & set(tag_frame.columns)
             if shared:
                 raise ConfigurationError(f"classifier {classifier.name!r} reuses tag columns {sorted(shared)}")
+        on_rows = False  # extra and new_tags are on the snapshot's rows, in its order (checked)
         if extra is not None and new_tags is not None and _aligned(extra, new_tags):
             # Attributes and tag columns on the same rows: put both on the snapshot's rows with one join.
             renamed = {c: f"\x00{c}" for c in new_tags.columns if c != "profile_id"}
@@ -209,8 +215,9 @@ def run_classifiers(
                 both.select(pl.exclude(renamed.values())),
                 both.select("profile_id", *renamed.values()).rename({v: k for k, v in renamed.items()}),
             )
+            on_rows = True
         if extra is not None:
-            frame = attach_columns(frame, extra)
+            frame = _beside(frame, extra) if on_rows else attach_columns(frame, extra)
         for spec in result.catalogue:
             if spec.taxonomy not in TAXONOMIES:
                 raise ConfigurationError(
@@ -225,7 +232,7 @@ def run_classifiers(
         held = set(result.tag_rows["tag"].unique().to_list()) if result.tag_rows.height else set()
         if new_tags is not None:
             held |= frame_tag_names(new_tags)
-            tag_frame = attach_columns(tag_frame, new_tags)
+            tag_frame = _beside(tag_frame, new_tags) if on_rows else attach_columns(tag_frame, new_tags)
         unknown = held - specs.keys()
         if unknown:
             raise ConfigurationError(
