@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 import pytest
 
 from cdp.segments.classify.lifecycle import LifecycleClassifier, churn_risk, lifecycle_stage
-from cdp.segments.classify.rfm import RfmClassifier, quintile, rfm_scores
+from cdp.segments.classify.rfm import RfmClassifier, min_rank, quintile, rfm_scores
 from cdp.segments.classify.value import value_tier
 from cdp.segments.config import DEFAULT_RFM_GRID, RFM_CELLS, ChurnConfig, LifecycleConfig, TagsConfig, ValueConfig
 
@@ -175,3 +176,19 @@ def test_lifecycle_classifier_emits_stage_and_risk_tags() -> None:
     assert ("loyal", "lifecycle:loyal") in pairs and ("loyal", "churn_risk:high") in pairs
     assert ("active", "churn_risk:warning") in pairs  # 89 days silent, buys every 45: ratio 1.98
     assert not any(p == "never" for p, _ in pairs)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_ranks_by_counting_are_the_sorted_ranks(seed: int) -> None:
+    """``min_rank`` counts small-range integers instead of sorting: the same ranks, nulls kept,
+    negative values (recency is minus the days) and wide ranges (sorted after all) included."""
+    rng = np.random.default_rng(seed)
+    for values in (
+        rng.integers(-730, 0, 5000),
+        rng.integers(0, 6, 5000),
+        rng.integers(0, 10**9, 5000),  # wider than the column is long: sorted
+        rng.gamma(2.0, 40.0, 5000),  # floats: sorted
+    ):
+        series = pl.Series("v", values).scatter(rng.integers(0, 5000, 400), None)
+        assert min_rank(series).equals(series.rank(method="min"), check_dtypes=False)
+    assert min_rank(pl.Series("v", [None, None], dtype=pl.Int64)).null_count() == 2
