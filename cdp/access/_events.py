@@ -4,7 +4,9 @@ Split out of ``_profiles.py`` (issue #7): the events read is the largest read a
 segment refresh makes (every event of every active profile), and making it fast
 is its own piece of work; keeping it in its own mixin lets that change without
 touching the profile read path. It goes through ``StoreCore.access`` like every
-other read: policy decision on the ``events`` resource and an audit record.
+other read: policy decision on the ``events`` resource and an audit record. A
+refresh does not take the events as one frame (``events_frame``) but hands them
+to its attribute pass batch by batch (``scan_events``, ``_event_scan.py``).
 
 Why it does not simply ``select()`` the rows: turning 10 million rows into
 Python tuples (and every value into a Python object) cost about 15 microseconds

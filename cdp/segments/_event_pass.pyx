@@ -6,24 +6,27 @@ ten million events. Done with numpy, each measure is a pass of its own (a
 ``bincount`` or ``ufunc.at`` over the rows it concerns, 3-4 ns an element, with
 masks, gathers and 80 MB index arrays in between, and the GIL held); here one
 loop visits each event once and updates every measure of its profile, without
-the GIL, so the favourite store and survey answers (Polars) use the other core
-meanwhile (docs/benchmarks.md, Segments, eleventh session).
+the GIL, so the store's threads decode the next blocks of events on the other
+core meanwhile (docs/benchmarks.md, Segments, eleventh and twelfth sessions).
 
 The loop is given, per event: its profile's position (``rows``), its time, and
-the codes of its labels (a block's own, or a Categorical's physical codes, a null
-coded as one code of its own); per label column a table maps a code to the
-label's slot (``measures.py``: each label met gets one; -1: null). Amounts are the revenue (a null counts 0)
-times the rate of the event's currency. Sums are added in the events' order, as
-``numpy.bincount`` adds them, so the results are the same to the last bit.
+the codes of its labels (a block's own, or a Categorical's physical codes, a
+null coded as one code of its own); per label column a table maps a code to the
+label's slot (``measures.py``: each label met gets one; -1: null). Amounts are
+the revenue (a null counts 0) times the rate of the event's currency. Sums are
+added in the events' order, as ``numpy.bincount`` adds them, so the results are
+the same to the last bit. The events at a store are written out as (profile,
+store) pairs for the favourite store, counted afterwards.
 
 What every event touches (counts, first and last time, channels) is kept in one
-64-byte row per profile, whose rows for the events a little ahead are prefetched,
-and copied out into columns once (:func:`spread`); every other measure is a
-contiguous row of per-profile values (the attributes frame's columns as they are). It is called once per batch of events (a block of the events read,
-small enough to stay in cache) and adds to what earlier batches added.
-``measures.py`` allocates every output array and reads the results; nothing
-here allocates or keeps anything. Events whose row is ``SKIP_ROW`` (their profile
-is not wanted) or that happen after ``until`` are left out.
+64-byte row per profile, whose rows for the events a little ahead are
+prefetched, and copied out into columns once (:func:`spread`); every other
+measure is a contiguous row of per-profile values (the attributes frame's
+columns as they are). It is called once per batch of events (a block of the
+events read, small enough to stay in cache) and adds to what earlier batches
+added. ``measures.py`` allocates every output array and reads the results;
+nothing here allocates or keeps anything. Events whose row is ``SKIP_ROW``
+(their profile is not wanted) or that happen after ``until`` are left out.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t

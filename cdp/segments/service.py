@@ -210,7 +210,7 @@ def build_snapshot(
         )
         ready = early.results()
         warmed.result()
-    timings["read"] = time.perf_counter() - started
+    timings["scan"] = time.perf_counter() - started  # the events read and the attributes' pass over them
     started = time.perf_counter()
     attributes = (
         pl.concat([profiles, computed.drop("profile_id")], how="horizontal") if computed.width > 1 else profiles
