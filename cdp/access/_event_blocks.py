@@ -80,6 +80,7 @@ from cdp.access._events import (
     SCHEMA,
     _decode_sqlite,
     _empty,
+    _people,
     _range_sql,
     _rowid_bounds,
 )
@@ -488,7 +489,7 @@ def scan_sqlite(
         frame = _read_rows_instead(conn, properties_of, keys)
         for batch in frame_batches(frame, frame[POSITION]):
             sink.add(batch)
-        return int(frame[POSITION].n_unique()) if frame.height else 0
+        return _people(frame[POSITION])
     read.finish(conn, kept)
     return int(np.count_nonzero(seen[:-1]))
 
