@@ -72,6 +72,40 @@ def test_a_second_read_comes_from_blocks_and_is_the_same(
     assert _assert_same(blocked, set())["properties"].null_count() == first.height
 
 
+def test_properties_are_fetched_only_for_blocks_holding_the_wanted_events(
+    blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everything = _assert_same(blocked)
+    stored = [(lo, hi) for lo, hi, _ in _blocks(blocked) if lo]
+    with blocked.engine.begin() as conn:  # per stored block, the event names of its range
+        holding = {
+            lo: {
+                str(n)
+                for n in conn.exec_driver_sql(
+                    "SELECT event_name FROM events WHERE rowid >= ? AND rowid < ? AND properties IS NOT NULL",
+                    (lo, hi),
+                ).scalars()
+            }
+            for lo, hi in stored
+        }
+    fetched: list[int] = []
+    original = blocks_module._fetch_props
+
+    def counting(cursor: object, key: object, piece: object, wanted: object) -> None:
+        fetched.append(piece.lo)  # type: ignore[attr-defined]
+        original(cursor, key, piece, wanted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blocks_module, "_fetch_props", counting)
+    for wanted in ({SURVEY_EVENT}, {"Order Completed", SURVEY_EVENT}, set()):
+        fetched.clear()
+        frame = _assert_same(blocked, wanted)
+        assert sorted(fetched) == sorted(lo for lo, names in holding.items() if names & wanted)
+        answered = everything.filter(pl.col("event_name").cast(pl.String).is_in(sorted(wanted)))
+        assert frame["properties"].drop_nulls().len() == answered["properties"].drop_nulls().len()
+    assert any(names & {SURVEY_EVENT} for names in holding.values())  # the fixture has survey answers
+    assert any(names and not names & {SURVEY_EVENT} for names in holding.values())  # and blocks without
+
+
 def test_blocks_hold_no_plaintext(blocked: CustomerStore) -> None:
     frame = _assert_same(blocked)
     with blocked.engine.begin() as conn:
@@ -206,14 +240,19 @@ def test_blocks_in_the_first_format_are_read_then_stored_in_the_second(
         legacy.setattr(blocks_module, "encode_core", _legacy_core)
         legacy.setattr(blocks_module, "encode_props", _legacy_props)
         first = _assert_same(blocked)
-    seen: list[bool] = []
-    original = blocks_module.decode_core
+    seen: list[bool] = []  # per block decoded, whether it was in the second format
+    original, original_codes = blocks_module.decode_core, blocks_module.decode_core_codes
 
     def spying(plain: bytes) -> pl.DataFrame:
         seen.append(plain.startswith(block_format.MAGIC))
         return original(plain)
 
+    def spying_codes(plain: bytes) -> tuple[pl.DataFrame, dict[str, list[str]]]:
+        seen.append(plain.startswith(block_format.MAGIC))
+        return original_codes(plain)
+
     monkeypatch.setattr(blocks_module, "decode_core", spying)
+    monkeypatch.setattr(blocks_module, "decode_core_codes", spying_codes)
     for wanted in (None, {"Survey Submitted"}, set()):
         seen.clear()
         assert _assert_same(blocked, wanted).height == first.height

@@ -22,6 +22,7 @@ from test_profile_frame import CONTEXTS, FIELDS, TODAY, _assert_same, _decryptio
 from test_segments_events_read import DSR, OFFICER
 
 from cdp.access import AccessContext, CustomerStore
+from cdp.access import _analytic_cache as analytic_cache
 from cdp.access import _profile_frame as frame_module
 from cdp.access import _tables as t
 from cdp.access._analytic_cache import GOLDEN_PROFILES
@@ -195,6 +196,25 @@ def _changes(store: CustomerStore, folder: Path, rng: random.Random) -> list[Cal
         return True
 
     return [new_records, merge, split, rectify, erase, shred, consent, restrict]
+
+
+def test_a_cache_read_back_in_chunks_gives_one_chunk_per_column(
+    sqlite_only: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache's IPC may read back cut into chunks; the frame comes in one, or Polars re-cuts
+    every column of the snapshot it is put beside at the next select (docs/benchmarks.md)."""
+    store = sqlite_only
+    _assert_same(store, PROFILING)
+    original = analytic_cache.pl.read_ipc
+
+    def in_chunks(source: object) -> pl.DataFrame:
+        whole = original(source)
+        half = whole.height // 2
+        return pl.concat([whole.head(half), whole.tail(whole.height - half)], rechunk=False)
+
+    monkeypatch.setattr(analytic_cache.pl, "read_ipc", in_chunks)
+    frame = _assert_same(store, PROFILING)
+    assert frame.height > 1 and set(frame.n_chunks("all")) == {1}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -70,7 +70,11 @@ def decode_core(plain: bytes) -> pl.DataFrame:
     """A block's columns, the labels Categorical (either format)."""
     if not plain.startswith(MAGIC):
         return pl.read_ipc(io.BytesIO(plain))  # the first format: Categorical columns as they were
-    frame, labels = decode_core_codes(plain)
+    return categorical_labels(*decode_core_codes(plain))
+
+
+def categorical_labels(frame: pl.DataFrame, labels: dict[str, list[str]]) -> pl.DataFrame:
+    """A second-format block's columns (``decode_core_codes``) with the labels Categorical."""
     return frame.with_columns(
         pl.Series(name, labels[name], dtype=pl.String).cast(pl.Categorical).gather(frame[name])
         for name in LABEL_COLUMNS

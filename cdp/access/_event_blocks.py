@@ -41,7 +41,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -58,6 +58,7 @@ from cdp.access._event_block_format import (
     LABEL_COLUMNS,
     MAGIC,
     PROPS_SCHEMA,
+    categorical_labels,
     decode_core,
     decode_core_codes,
     decode_props,
@@ -116,6 +117,7 @@ class _Piece:
     hi: int = 0
     ends: tuple[str, str] | None = None  # the event ids at its ends, when the range is to be stored
     props_filtered: bool = False  # ``props`` holds the wanted event names' only already
+    props_pending: bool = False  # its properties blob, left in the database, holds wanted events: fetch it
     legacy: bool = False  # a stored block in the first format (``_event_block_format.py``), to rewrite
     labels: dict[str, list[str]] | None = None  # read ``coded``: each label column's codes index these
     batch: EventBatch | None = None  # while scanning: what the sink is handed (``_prepared``)
@@ -180,27 +182,60 @@ def _unseal(aead: AESGCM, row: Sequence[Any], wanted: Collection[str] | None, co
     """A stored block as a piece; of the properties, only those of the ``wanted`` event names (None: all).
 
     ``coded``: the label columns as the block stores them (codes into ``labels``), not Categorical.
+    A block fetched without its properties (``_with_contents(props=False)``) is marked
+    ``props_pending`` when it holds events of a wanted name: the caller fetches them.
     """
     lo, hi, key_id, core_blob, props_blob = row[0], row[1], row[5], row[6], row[7]
+    held = props_blob is not None or (len(row) > 8 and bool(row[8]))
     plain = _open_bytes(aead, core_blob, _aad("core", lo, hi, key_id))
     legacy = not plain.startswith(MAGIC)
-    core, labels = decode_core_codes(plain) if coded and not legacy else (decode_core(plain), None)
-    props, filtered = (
-        decode_props(_open_bytes(aead, props_blob, _aad("props", lo, hi, key_id)), wanted)
-        if props_blob is not None
-        else (pl.DataFrame(schema=PROPS_SCHEMA), True)
-    )
+    if legacy:
+        core, labels = decode_core(plain), None
+    else:
+        core, labels = decode_core_codes(plain)
+    pending = False
+    if props_blob is not None:
+        props, filtered = decode_props(_open_bytes(aead, props_blob, _aad("props", lo, hi, key_id)), wanted)
+    else:
+        props, filtered = pl.DataFrame(schema=PROPS_SCHEMA), True
+        # The block's own event names are in its (decrypted) header: most blocks hold no wanted one.
+        names = None if labels is None else labels["event_name"]
+        pending = held and (wanted is None or names is None or not set(wanted).isdisjoint(names))
+    if labels is not None and not coded:
+        core = categorical_labels(core, labels)
     return _Piece(
         core.select(_CORE),
         props,
-        labels=labels,
+        labels=labels if coded else None,
         codes=core["_code"],
         lo=lo,
         hi=hi,
         ends=(row[3], row[4]) if legacy else None,
         props_filtered=filtered,
+        props_pending=pending,
         legacy=legacy,
     )
+
+
+def _fetch_props(cursor: Any, key: BlockKey, piece: _Piece, wanted: Collection[str] | None) -> None:
+    """Fetch and decode the properties of a block marked ``props_pending`` (on the reading thread:
+    the cursor is not shared); a batch built already gets them too."""
+    assert key.key_id is not None
+    blob = cursor.execute("SELECT props FROM event_blocks WHERE lo = ?", [piece.lo]).fetchone()[0]
+    plain = _open_bytes(key.aead()[1], blob, _aad("props", piece.lo, piece.hi, key.key_id))
+    piece.props, piece.props_filtered = decode_props(plain, wanted)
+    piece.props_pending = False
+    if piece.batch is not None:
+        piece.batch = replace(piece.batch, properties=_wanted_props(piece, wanted))
+
+
+def _wanted_props(piece: _Piece, wanted: Collection[str] | None) -> pl.DataFrame:
+    """The piece's properties of the ``wanted`` event names only (None: all)."""
+    props = piece.props
+    if wanted is not None and props.height and not piece.props_filtered:
+        names = piece.frame["event_name"].cast(pl.String).gather(props["row"])
+        props = props.filter(names.is_in(sorted(wanted))) if wanted else props.clear()
+    return props
 
 
 def _dictionary_row(ids: pl.Series, aead: AESGCM, key_id: str) -> dict[str, Any]:
@@ -264,10 +299,14 @@ def _pin(conn: Connection, key_id: str) -> None:
     conn.execute(insert(t.analytic_cache).values(name=PINNED_KEY, key_id=key_id, body=b"", row_count=0, built_at=now()))
 
 
-def _with_contents(cursor: Any, row: tuple[Any, ...]) -> tuple[Any, ...]:
+def _with_contents(cursor: Any, row: tuple[Any, ...], *, props: bool = True) -> tuple[Any, ...]:
     """A block's row (``_META_COLUMNS``) with its two blobs: fetched one block at a time, so the
-    first blocks are decrypted while the next are read."""
-    return (*row, *cursor.execute("SELECT core, props FROM event_blocks WHERE lo = ?", [row[0]]).fetchone())
+    first blocks are decrypted while the next are read. ``props=False``: the properties blob is
+    left in the database (None), followed by whether the block has one."""
+    if props:
+        return (*row, *cursor.execute("SELECT core, props FROM event_blocks WHERE lo = ?", [row[0]]).fetchone())
+    core, held = cursor.execute("SELECT core, props IS NOT NULL FROM event_blocks WHERE lo = ?", [row[0]]).fetchone()
+    return (*row, core, None, bool(held))
 
 
 def _valid_blocks(cursor: Any, conn: Connection) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
@@ -415,16 +454,20 @@ def _pieces(
             for block in blocks:
                 if position is not None and position < block[0]:
                     read_gap(position, block[0], tail=False)
-                futures.append(
-                    pool.submit(decoded(partial(_unseal, key.aead()[1], _with_contents(cursor, block), wanted, coded)))
-                )
+                # Wanting some event names' properties only (a segment refresh: the survey answers'), a
+                # block's properties are fetched only if its header names one of them (``_fetch_props``).
+                contents = _with_contents(cursor, block, props=wanted is None)
+                futures.append(pool.submit(decoded(partial(_unseal, key.aead()[1], contents, wanted, coded))))
                 position = block[1]
             if position is not None and high is not None and position <= high:
                 read_gap(position, high + 1, tail=True)
             if opened is not None:
                 read.dictionary = opened.result()["id"]
             while futures:
-                yield futures.popleft().result()
+                piece = futures.popleft().result()
+                if piece.props_pending:
+                    _fetch_props(cursor, key, piece, wanted)
+                yield piece
     finally:
         cursor.close()
 
@@ -521,10 +564,7 @@ def _prepared(piece: _Piece, keys: pl.Series, read: _Read, wanted: Collection[st
         }
     else:  # a range read row by row, or a first-format block: Categorical columns
         labels = coded_labels(frame)
-    props = piece.props
-    if wanted is not None and props.height and not piece.props_filtered:
-        names = frame["event_name"].cast(pl.String).gather(props["row"])
-        props = props.filter(names.is_in(sorted(wanted))) if wanted else props.clear()
+    props = _wanted_props(piece, wanted)
     piece.batch = EventBatch(rows, frame["occurred_at"], frame["revenue"].fill_null(0.0), labels, props)
     return piece
 

@@ -297,6 +297,8 @@ def _consent_filter(
     """The profiles the purpose's consent rule lets through (``_consent_allows`` once per distinct case)."""
     if decision.consent_purpose is None:
         return frame
+    if not states and all(allows(decision, None, c) for c in frame["country"].unique().to_list()):
+        return frame  # no one has a consent state for it, and every country lets it through
     ledger = pl.DataFrame(
         {"profile_id": list(states), "_status": list(states.values())},
         schema={"profile_id": pl.String, "_status": pl.String},
@@ -309,7 +311,8 @@ def _consent_filter(
         pl.Series("_allowed", [allows(decision, s, c) for s, c in distinct.iter_rows()], dtype=pl.Boolean)
     )
     allowed = cases.join(verdicts, on=["_status", "_country"], how="left", nulls_equal=True, maintain_order="left")
-    return frame.filter(allowed["_allowed"])
+    kept = allowed["_allowed"].fill_null(False)
+    return frame if kept.all() else frame.filter(kept)  # everyone let through: no copy of the frame
 
 
 def _single_and_multi(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -507,7 +510,9 @@ def golden_frame(
         if mask is not None:  # the same function as the row path, once per distinct value
             mapping = {v: mask(v) for v in out[name].drop_nulls().unique().to_list()}
             masked.append(pl.col(name).replace_strict(mapping, default=None, return_dtype=pl.String))
-    return (out.with_columns(masked) if masked else out), excluded
+    # One chunk per column (the cache's IPC reads back in several): a frame put beside columns cut
+    # into chunks otherwise makes Polars re-cut every column of the result at its next ``select``.
+    return (out.with_columns(masked) if masked else out).rechunk(), excluded
 
 
 class ProfileFrameMixin(ProfileMixin):
