@@ -7,7 +7,14 @@ import polars as pl
 import pytest
 
 from cdp.segments.classify import geo_reference as ref
-from cdp.segments.classify.geography import GeographyClassifier, cn_province, geography, locate, us_state_code
+from cdp.segments.classify.geography import (
+    GEO_COLUMNS,
+    GeographyClassifier,
+    cn_province,
+    geography,
+    locate,
+    us_state_code,
+)
 from cdp.segments.config import TagsConfig
 
 
@@ -150,3 +157,19 @@ def test_classifier_tags_people_once_per_level() -> None:
     assert {t for _, t in tags} <= names and "cn_zone:珠三角" in names
     assert all(s.taxonomy == "basic" for s in result.catalogue)
     assert geography(frame)["cn_region"].to_list() == ["华东", None, None, None]
+
+
+@pytest.mark.parametrize("spread", [3, 1_100])  # few combinations (a table), and more than a table takes
+def test_geography_of_every_row_is_locate_of_its_values(spread: int) -> None:
+    states = ["广东省", "上海", "CA", "tx", "Jiangsu", None, *[f"S{i}" for i in range(spread)]]
+    cities = ["深圳市", "Austin", None, *[f"C{i}" for i in range(spread)]]
+    rows = [
+        (f"p{i}", ["CN", "US", "de", None][i % 4], states[i % len(states)], cities[(i // 3) % len(cities)])
+        for i in range(max(60, spread * 2))
+    ]
+    frame = pl.DataFrame(rows, schema=["profile_id", "country", "state", "city"], orient="row")
+    geo = geography(frame)
+    assert geo["profile_id"].to_list() == frame["profile_id"].to_list()
+    assert all(isinstance(geo.schema[c], pl.Enum) for c in GEO_COLUMNS)  # a byte a row, not a string
+    expected = [locate(c, s, t) for _, c, s, t in rows]
+    assert geo.select(GEO_COLUMNS).to_dicts() == expected

@@ -312,3 +312,39 @@ def test_many_segments_in_one_query_each_get_their_own_members() -> None:
         assert len(sizes) > 3 and max(sizes) > 0
     finally:
         engine.close()
+
+
+def test_enum_columns_select_the_same_members_as_their_strings() -> None:
+    """Classifiers hand over text columns as Enums (a byte a row): attribute conditions (DuckDB) and
+    tag columns (flags) must treat them as the strings they stand for, values they cannot hold too."""
+    regions = ["华东", "华南", None, "west", "interest", None]
+    ids = [f"p{i}" for i in range(len(regions))]
+    as_text = pl.DataFrame({"profile_id": ids, "region": regions, "score": list(range(len(regions)))})
+    as_enum = as_text.with_columns(pl.col("region").cast(pl.Enum(["interest", "west", "华南", "华东"])))
+    wheres: list[dict[str, Any]] = [
+        {"attribute": "region", "op": "=", "value": "华东"},
+        {"attribute": "region", "op": "!=", "value": "west"},
+        {"attribute": "region", "op": "in", "value": ["华南", "interest", "nowhere"]},
+        {"attribute": "region", "op": "not_in", "value": ["华南"]},
+        {"attribute": "region", "op": "=", "value": "nowhere"},  # a value the Enum cannot hold
+        {"tag": "area:west"},
+        {"tag": "area:nowhere"},
+        {"any": [{"tag": "area:华东"}, {"attribute": "score", "op": ">=", "value": 4}]},
+    ]
+    segments = [Segment(f"s{i}", "", "profiling", where) for i, where in enumerate(wheres)]
+    found: list[dict[str, list[str]]] = []
+    for frame in (as_text, as_enum):
+        engine = SegmentEngine(
+            frame,
+            pl.DataFrame(schema={"profile_id": pl.String, "event_name": pl.String}),
+            pl.DataFrame(schema={"profile_id": pl.String, "tag": pl.String}),
+            as_of=NOW,
+            tag_frame=frame.select("profile_id", pl.col("region").alias("area")),
+        )
+        try:
+            assert engine.columns["region"] == "text"  # an Enum's repr lists its values ("interest" holds "int")
+            found.append({name: ids.to_list() for name, ids in engine.evaluate(segments).items()})
+        finally:
+            engine.close()
+    assert found[0] == found[1]
+    assert found[1]["s0"] == ["p0"] and found[1]["s5"] == ["p3"] and found[1]["s4"] == found[1]["s6"] == []

@@ -494,7 +494,9 @@ def column_kinds(dtypes: Sequence[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, dtype in dtypes:
         lowered = dtype.lower()
-        if lowered.startswith("list"):
+        if lowered.startswith(("enum", "categorical", "str")):  # an Enum's repr lists its values
+            out[name] = "text"
+        elif lowered.startswith("list"):
             out[name] = "list"
         elif lowered.startswith("bool"):
             out[name] = "bool"

@@ -95,7 +95,12 @@ def column_flags(tag_frame: pl.DataFrame, wanted: Iterable[str]) -> pl.DataFrame
                 continue
             value = name[len(prefix) + 1 :]
             column = pl.col(prefix)
-            held = column.list.contains(value) if isinstance(dtype, pl.List) else column.cast(pl.String) == value
+            if isinstance(dtype, pl.List):
+                held = column.list.contains(value)
+            elif isinstance(dtype, pl.Enum):  # compared as codes (a value it cannot hold is held by no one)
+                held = column == value
+            else:
+                held = column.cast(pl.String) == value
             found.append(held.fill_null(False))
         flags.append((pl.any_horizontal(found) if found else pl.lit(False)).alias(tag_column(name)))
     return tag_frame.select("profile_id", *flags)

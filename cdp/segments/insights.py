@@ -69,7 +69,7 @@ def regional_distribution(attributes: pl.DataFrame, *, min_group: int = 1) -> pl
         if known.height == 0:
             continue
         counted = (
-            known.group_by(pl.col(column).fill_null("unknown").alias("region"))
+            known.group_by(pl.col(column).cast(pl.String).fill_null("unknown").alias("region"))
             .len()
             .with_columns(
                 pl.lit(label).alias("level"),

@@ -136,8 +136,8 @@ def frame_tag_names(frame: pl.DataFrame) -> set[str]:
     found = frame.select(
         (pl.col(c).explode() if isinstance(frame.schema[c], pl.List) else pl.col(c))
         .drop_nulls()
+        .unique()  # before the cast: an Enum's distinct codes, not a million strings
         .cast(pl.String)
-        .unique()
         .implode()
         for c in columns
     )

@@ -11,15 +11,26 @@ distinct (country, state, city), not once per person.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from cdp.segments.classify import geo_reference as ref
 from cdp.segments.classify.base import Classification, TagSpec, catalogue
 from cdp.segments.config import TagsConfig
 
+# Tag prefix -> the geography column it tags, and whether by its slug (the English names) or as it is.
+TAG_COLUMNS = {
+    "region": ("world_region", True),
+    "subregion": ("world_subregion", True),
+    "us_region": ("us_census_region", True),
+    "us_division": ("us_census_division", True),
+    "cn_region": ("cn_region", False),
+    "cn_zone": ("cn_zone", False),
+}
 GEO_COLUMNS = (
     "world_region",
     "world_subregion",
@@ -113,18 +124,74 @@ def locate(country: str | None, state: str | None, city: str | None) -> dict[str
     return out
 
 
+def _codes(column: pl.Series | None) -> tuple[list[str | None], np.ndarray]:
+    """(the column's distinct values, sorted, then None; each row's position in that list)."""
+    if column is None:
+        return [None], np.zeros(0, dtype=np.uint32)
+    text = column.cast(pl.String)
+    labels = text.drop_nulls().unique().sort()
+    codes = text.cast(pl.Enum(labels)).to_physical().cast(pl.UInt32).fill_null(labels.len())
+    return [*labels.to_list(), None], codes.to_numpy()
+
+
+def _located(attributes: pl.DataFrame) -> tuple[list[dict[str, str | None]], pl.Series]:
+    """(:func:`locate` of every distinct (country, state, city); per row, the position of its own).
+
+    The three columns are coded by their few distinct values and combined into one integer per
+    row, so the mapping runs once per combination and the rows take it by position: no string
+    hashing or join of a million rows.
+    """
+    parts = [_codes(attributes[c] if c in attributes.columns else None) for c in ("country", "state", "city")]
+    combined = np.zeros(attributes.height, dtype=np.uint64)
+    for values, codes in parts:
+        combined *= len(values)
+        if codes.size:
+            combined += codes
+    distinct = pl.Series("_key", combined).unique().sort().to_numpy()
+    places: list[dict[str, str | None]] = []
+    for key in distinct.tolist():
+        picked: list[str | None] = []
+        rest = key
+        for values, _ in reversed(parts):
+            rest, at = divmod(rest, len(values))
+            picked.append(values[at])
+        city, state, country = picked
+        places.append(locate(country, state, city))
+    span = int(np.prod([len(values) for values, _ in parts]))
+    if span <= 1 << 20:  # few combinations possible: a table from combination to place
+        table = np.zeros(span, dtype=np.uint32)
+        table[distinct] = np.arange(distinct.size, dtype=np.uint32)
+        return places, pl.Series("_place", table[combined])
+    return places, pl.Series("_place", np.searchsorted(distinct, combined).astype(np.uint32))
+
+
+def _column(name: str, per_place: Sequence[str | None], rows: pl.Series) -> pl.Series:
+    """One value per distinct place, given to each row by its place's position: an Enum (a byte a
+    row, not a string view of sixteen)."""
+    labels = sorted({v for v in per_place if v is not None})
+    return pl.Series(name, per_place, dtype=pl.Enum(labels)).gather(rows)
+
+
 def geography(attributes: pl.DataFrame) -> pl.DataFrame:
-    """profile_id and the geography columns (null where unknown)."""
-    present = [c for c in ("country", "state", "city") if c in attributes.columns]
-    keys = attributes.select("profile_id", *[pl.col(c).cast(pl.String).alias(c) for c in present]).with_columns(
-        *[pl.lit(None, dtype=pl.String).alias(c) for c in ("country", "state", "city") if c not in present]
+    """profile_id and the geography columns (null where unknown), as Enums of the values found."""
+    return _geography_and_tags(attributes)[0]
+
+
+def _geography_and_tags(attributes: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(:func:`geography`; its tag columns, ``TAG_COLUMNS``), on the rows of ``attributes``."""
+    places, rows = _located(attributes)
+    geo = pl.DataFrame([attributes["profile_id"], *(_column(c, [p[c] for p in places], rows) for c in GEO_COLUMNS)])
+    slugs = {name: slug(name) for name in _GEO_NAMES}
+    tags = pl.DataFrame(
+        [
+            attributes["profile_id"],
+            *(
+                _column(prefix, [slugs.get(p[column] or "") if slugged else p[column] for p in places], rows)
+                for prefix, (column, slugged) in TAG_COLUMNS.items()
+            ),
+        ]
     )
-    distinct = keys.select("country", "state", "city").unique()
-    rows = [{"country": c, "state": s, "city": t, **locate(c, s, t)} for c, s, t in distinct.iter_rows()]
-    schema = {name: pl.String for name in ("country", "state", "city", *GEO_COLUMNS)}
-    mapping = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
-    joined = keys.join(mapping, on=["country", "state", "city"], how="left", nulls_equal=True, maintain_order="left")
-    return joined.select("profile_id", *GEO_COLUMNS)
+    return geo, tags
 
 
 _GEO_NAMES = (
@@ -159,21 +226,5 @@ class GeographyClassifier:
     def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification:
         if not config.geography.enabled or "country" not in attributes.columns:
             return Classification()
-        geo = geography(attributes)
-        slugs = {name: slug(name) for name in _GEO_NAMES}
-        slugged = geo.with_columns(
-            *[
-                pl.col(c).replace_strict(slugs, default=None, return_dtype=pl.String).alias(f"_{c}")
-                for c in ("world_region", "world_subregion", "us_census_region", "us_census_division")
-            ]
-        )
-        tags = slugged.select(
-            "profile_id",
-            pl.col("_world_region").alias("region"),
-            pl.col("_world_subregion").alias("subregion"),
-            pl.col("_us_census_region").alias("us_region"),
-            pl.col("_us_census_division").alias("us_division"),
-            "cn_region",
-            "cn_zone",
-        )
+        geo, tags = _geography_and_tags(attributes)
         return Classification(attributes=geo, tag_frame=tags, catalogue=geography_catalogue())
