@@ -10,6 +10,7 @@ are tiny here (3 rowids) so that the fixtures' events fill several of them.
 from __future__ import annotations
 
 import io
+import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -405,6 +406,23 @@ def test_a_scan_over_a_tampered_block_starts_over_from_the_rows(blocked: Custome
     assert kept.resets == 1 and sum(b.height for b in kept.batches) == frame.height  # nothing seen twice
     assert len(_blocks(blocked)) == 0  # all dropped; read from the rows
     assert _scanned(blocked, ids).equals(before)
+
+
+def test_a_sink_that_fails_stops_the_reading_thread_and_leaves_the_store_usable(blocked: CustomerStore) -> None:
+    frame = _assert_same(blocked)
+    ids = frame["profile_id"].cast(pl.String).unique().sort()
+    assert len(_blocks(blocked)) > 3
+
+    class Failing(_Kept):
+        def add(self, batch: EventBatch) -> None:
+            raise RuntimeError("the sink failed")
+
+    with pytest.raises(RuntimeError, match="the sink failed"):
+        blocked.scan_events(OFFICER, Failing(), positions_of=ids)
+    assert not [t for t in threading.enumerate() if t.name.startswith("cdp-block-")]  # none left running
+    kept = _Kept()
+    assert blocked.scan_events(OFFICER, kept, positions_of=ids) == ids.len()  # not locked, nothing half-done
+    assert sum(b.height for b in kept.batches) == frame.height
 
 
 def test_positions_by_one_merge_are_those_of_a_search() -> None:

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import io
 import os
-from collections import deque
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
+from queue import SimpleQueue
 from typing import Any
 
 import numpy as np
@@ -377,13 +378,13 @@ def _pieces(
 ) -> Iterator[_Piece]:
     """Every range's events in rowid order: blocks where they are valid, the rest read row by row.
 
-    Everything is asked of SQLite first (so the decoding threads are busy from the start);
-    then the pieces come as they are decoded, each let go of once handed over. ``read`` is
-    filled in before the first piece. With ``prepare`` (a scan), blocks keep their label codes
-    (``_Piece.labels``), each piece is passed through ``prepare`` on the decoding thread, and the
-    profiles' positions in ``keys`` are looked up there too (``read.positions``, all taken as
-    active: the caller leaves out the inactive ones). A block that fails to decrypt raises
-    ``InvalidTag``.
+    The ranges are asked of SQLite on a reading thread and decoded by a pool as they come;
+    the pieces come in order as they are decoded, each let go of once handed over. ``read`` is
+    filled in before the first piece (its ``dictionary`` after the last). With ``prepare`` (a
+    scan), blocks keep their label codes (``_Piece.labels``), each piece is passed through
+    ``prepare`` on the decoding thread, and the profiles' positions in ``keys`` are looked up
+    there too (``read.positions``, all taken as active: the caller leaves out the inactive ones).
+    A block that fails to decrypt raises ``InvalidTag``.
     """
     coded = prepare is not None
 
@@ -392,7 +393,6 @@ def _pieces(
 
     sql, _ = _range_sql(None)  # a stored block keeps every event's properties
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    futures: deque[Future[_Piece]] = deque()
     try:
         low, high = _rowid_bounds(cursor)
         dictionary_row, blocks = _valid_blocks(cursor, conn) if low is not None else (None, [])
@@ -409,7 +409,16 @@ def _pieces(
             dictionary_row, blocks = None, []
         read.key, read.pinned, read.stored = key, pinned, dictionary_row is not None
         wanted = None if properties_of is None else set(properties_of)
-        with ThreadPoolExecutor(max_workers=2) as pool:  # decoding and decrypting let go of the GIL
+        # Decoding and decrypting let go of the GIL, as SQLite does while it reads: the blocks are
+        # asked of SQLite on a thread of their own, handed to the decoding pool as they come, and
+        # this thread hands on each piece as soon as it is decoded (its consumer, the attributes'
+        # pass, starts on the first block instead of after the last blob is read).
+        with (
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="cdp-block-decode") as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-block-read") as reading,
+        ):
+            pieces: SimpleQueue[Future[_Piece] | None] = SimpleQueue()
+            stop = threading.Event()
 
             def read_range(lo: int, hi: int, *, tail: bool) -> bool:
                 """Read [lo, hi) row by row (decoded in the pool); False if it holds no event."""
@@ -418,19 +427,40 @@ def _pieces(
                     return False
                 ends = _ends(cursor, lo, hi) if not tail or row[0] >= MIN_TAIL_EVENTS else None
                 arrays = tuple(row[1:])
-                futures.append(pool.submit(decoded(lambda: _from_range(_decode_sqlite(conn, arrays), lo, hi, ends))))
+                pieces.put(pool.submit(decoded(lambda: _from_range(_decode_sqlite(conn, arrays), lo, hi, ends))))
                 return True
 
-            def read_gap(start: int, stop: int, *, tail: bool) -> None:
+            def read_gap(start: int, stop_at: int, *, tail: bool) -> None:
                 position = start
-                while position < stop:
-                    end = min(stop, position + BLOCK_EVENTS)
-                    if read_range(position, end, tail=tail and end == stop):
+                while position < stop_at and not stop.is_set():
+                    end = min(stop_at, position + BLOCK_EVENTS)
+                    if read_range(position, end, tail=tail and end == stop_at):
                         position = end
                         continue
                     # a run of deleted rowids: seek to the next event (or past the gap)
                     following = cursor.execute("SELECT min(rowid) FROM events WHERE rowid >= ?", [end]).fetchone()[0]
-                    position = stop if following is None else min(following, stop)
+                    position = stop_at if following is None else min(following, stop_at)
+
+            def read_all(aead: AESGCM | None) -> None:
+                """Every range in rowid order, each handed to the pool (the reading thread owns the
+                cursor until it returns); then None, the end."""
+                try:
+                    position = low
+                    for block in blocks:
+                        if stop.is_set():
+                            return
+                        if position is not None and position < block[0]:
+                            read_gap(position, block[0], tail=False)
+                        # Wanting some event names' properties only (a segment refresh: the survey answers'),
+                        # a block's properties are fetched only if its header names one (``_fetch_props``).
+                        contents = _with_contents(cursor, block, props=wanted is None)
+                        assert aead is not None
+                        pieces.put(pool.submit(decoded(partial(_unseal, aead, contents, wanted, coded))))
+                        position = block[1]
+                    if position is not None and high is not None and position <= high:
+                        read_gap(position, high + 1, tail=True)
+                finally:
+                    pieces.put(None)
 
             opened = (
                 pool.submit(
@@ -450,24 +480,19 @@ def _pieces(
             read.listed = pl.Series("profile_id", [listed]).str.json_decode(pl.List(pl.String)).explode()
             if coded and keys is not None:
                 read.positions = pool.submit(_code_positions, opened, keys, read.listed)
-            position = low
-            for block in blocks:
-                if position is not None and position < block[0]:
-                    read_gap(position, block[0], tail=False)
-                # Wanting some event names' properties only (a segment refresh: the survey answers'), a
-                # block's properties are fetched only if its header names one of them (``_fetch_props``).
-                contents = _with_contents(cursor, block, props=wanted is None)
-                futures.append(pool.submit(decoded(partial(_unseal, key.aead()[1], contents, wanted, coded))))
-                position = block[1]
-            if position is not None and high is not None and position <= high:
-                read_gap(position, high + 1, tail=True)
+            reader = reading.submit(read_all, key.aead()[1] if blocks else None)
+            try:
+                while (future := pieces.get()) is not None:
+                    piece = future.result()
+                    if piece.props_pending:
+                        reader.result()  # the cursor is the reading thread's until it is done
+                        _fetch_props(cursor, key, piece, wanted)
+                    yield piece
+                reader.result()  # its error, if it had one
+            finally:
+                stop.set()  # a consumer that stops early stops the reading too
             if opened is not None:
                 read.dictionary = opened.result()["id"]
-            while futures:
-                piece = futures.popleft().result()
-                if piece.props_pending:
-                    _fetch_props(cursor, key, piece, wanted)
-                yield piece
     finally:
         cursor.close()
 

@@ -34,6 +34,8 @@ GENDERS = {
     "nb": "non_binary",
     "x": "non_binary",
 }
+GENDER = pl.Enum(sorted(set(GENDERS.values())))  # the columns' types: a byte a row
+AGE_GROUP = pl.Enum(AGE_BANDS)
 # EU SME definition (employees).
 COMPANY_SIZES = (("micro", 10), ("small", 50), ("medium", 250), ("large", None))
 
@@ -70,12 +72,12 @@ def demographics(attributes: pl.DataFrame) -> pl.DataFrame:
             .cast(pl.String)
             .str.strip_chars()
             .str.to_lowercase()
-            .replace_strict(GENDERS, default=None, return_dtype=pl.String)
+            .replace_strict(GENDERS, default=None, return_dtype=GENDER)
             .alias("gender_norm")
         )
     if "age_band" in attributes.columns:
         columns.append(
-            pl.when(pl.col("age_band").is_in(AGE_BANDS)).then(pl.col("age_band")).otherwise(None).alias("age_group")
+            pl.col("age_band").cast(pl.String).cast(AGE_GROUP, strict=False).alias("age_group")  # others: null
         )
     if "industry" in attributes.columns:
         columns.append(pl.col("industry").map_batches(_industry_batch, return_dtype=pl.String).alias("industry_norm"))

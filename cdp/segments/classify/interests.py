@@ -21,6 +21,8 @@ from cdp.segments.config import TagsConfig
 
 NPS_GROUPS = ("promoter", "passive", "detractor")
 SENTIMENTS = ("positive", "neutral", "negative")
+NPS_GROUP = pl.Enum(NPS_GROUPS)  # the columns' types: a byte a row
+SENTIMENT = pl.Enum(SENTIMENTS)
 
 
 def allowed_lists(frame: pl.DataFrame, sources: Sequence[str], allowed: Sequence[str]) -> pl.Series:
@@ -53,11 +55,11 @@ def interests(attributes: pl.DataFrame, config: TagsConfig) -> pl.DataFrame:
         score = pl.col("nps_latest")
         exprs.append(
             pl.when(score >= 9)
-            .then(pl.lit("promoter"))
+            .then(pl.lit("promoter", NPS_GROUP))
             .when(score >= 7)
-            .then(pl.lit("passive"))
+            .then(pl.lit("passive", NPS_GROUP))
             .when(score >= 0)
-            .then(pl.lit("detractor"))
+            .then(pl.lit("detractor", NPS_GROUP))
             .otherwise(None)
             .alias("nps_group")
         )
@@ -84,5 +86,5 @@ class InterestClassifier:
         tags = frame.select("profile_id", *[pl.col(c).alias(p) for c, p in renamed.items() if c in frame.columns])
         if "sentiment_latest" in attributes.columns:  # frame is a select of attributes: the rows are aligned
             latest = attributes["sentiment_latest"]
-            tags = tags.with_columns(pl.when(latest.is_in(SENTIMENTS)).then(latest).alias("sentiment"))
+            tags = tags.with_columns(latest.cast(pl.String).cast(SENTIMENT, strict=False).alias("sentiment"))
         return Classification(attributes=frame, tag_frame=tags, catalogue=specs)

@@ -18,6 +18,9 @@ from cdp.segments.config import TagsConfig
 
 STAGES = ("new", "active", "loyal", "at_risk", "churned")
 RISK_LEVELS = ("warning", "high")
+# The columns' types: Enums (a byte a row), built from Enum literals (no string is made per row).
+STAGE = pl.Enum(STAGES)
+RISK = pl.Enum(RISK_LEVELS)
 
 
 def lifecycle_stage(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool = False) -> pl.DataFrame:
@@ -26,14 +29,14 @@ def lifecycle_stage(attributes: pl.DataFrame, config: TagsConfig, *, every_row: 
     seen = pl.col("days_since_last_seen")
     stage = (
         pl.when(pl.col("days_since_first_seen") <= t.new_days)
-        .then(pl.lit("new"))
+        .then(pl.lit("new", STAGE))
         .when((seen <= t.active_days) & (pl.col("orders_365d") >= t.loyal_orders_365d))
-        .then(pl.lit("loyal"))
+        .then(pl.lit("loyal", STAGE))
         .when(seen <= t.active_days)
-        .then(pl.lit("active"))
+        .then(pl.lit("active", STAGE))
         .when(seen <= t.at_risk_days)
-        .then(pl.lit("at_risk"))
-        .otherwise(pl.lit("churned"))
+        .then(pl.lit("at_risk", STAGE))
+        .otherwise(pl.lit("churned", STAGE))
     )
     if every_row:
         return attributes.select("profile_id", pl.when(seen.is_not_null()).then(stage).alias("lifecycle"))
@@ -56,9 +59,9 @@ def churn_risk(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool 
     drift = (pl.when(rule).then(drift) if every_row else drift).alias("churn_drift")
     level = (
         pl.when(pl.col("churn_drift") >= c.high_ratio)
-        .then(pl.lit("high"))
+        .then(pl.lit("high", RISK))
         .when(pl.col("churn_drift") >= c.warning_ratio)
-        .then(pl.lit("warning"))
+        .then(pl.lit("warning", RISK))
         .otherwise(None)
         .alias("churn_risk")
     )

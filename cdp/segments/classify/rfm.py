@@ -21,6 +21,10 @@ import polars as pl
 from cdp.segments.classify.base import Classification, catalogue
 from cdp.segments.config import RFM_CELLS, TagsConfig
 
+# Every RFM score ("111" ... "555"): the score column is an Enum of them (a byte a row).
+SCORE_NAMES = {100 * r + 10 * f + m: f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)}
+SCORE = pl.Enum(list(SCORE_NAMES.values()))
+
 
 def quintile(values: pl.Expr, count: pl.Expr) -> pl.Expr:
     """1-5 by rank (ties take the group's lowest rank): 1 + floor(5 * (rank - 1) / n)."""
@@ -93,8 +97,8 @@ def rfm_scores(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool 
                 "rfm_frequency": pl.Int8,
                 "rfm_monetary": pl.Int8,
                 "rfm_fm": pl.Int8,
-                "rfm_score": pl.String,
-                "rfm_cell": pl.String,
+                "rfm_score": SCORE,
+                "rfm_cell": pl.Enum(sorted({c for row in config.rfm.grid.values() for c in row})),
             }
         )
 
@@ -117,15 +121,15 @@ def rfm_scores(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool 
     keys = pl.col("rfm_recency").cast(pl.Int16) * 10 + pl.col("rfm_fm")  # scores are 1-5: r * 10 + fm is unique
     mapping = {r * 10 + fm: cell for (r, fm), cell in grid.items()}
     return scored.with_columns(
-        # "RFM" as three digits (each score is 1-5): one integer formatted, not three strings joined.
+        # "RFM" as three digits (each score is 1-5): one integer looked up among the 125 scores.
         (
             pl.col("rfm_recency").cast(pl.Int16) * 100
             + pl.col("rfm_frequency").cast(pl.Int16) * 10
             + pl.col("rfm_monetary")
         )
-        .cast(pl.String)
+        .replace_strict(SCORE_NAMES, return_dtype=SCORE)
         .alias("rfm_score"),
-        keys.replace_strict(mapping, return_dtype=pl.String).alias("rfm_cell"),
+        keys.replace_strict(mapping, return_dtype=pl.Enum(sorted(set(mapping.values())))).alias("rfm_cell"),
     )
 
 

@@ -18,6 +18,7 @@ from cdp.segments.classify.base import Classification, catalogue
 from cdp.segments.config import TagsConfig
 
 TIERS = ("high", "mid", "low", "potential")
+TIER = pl.Enum(TIERS)  # the column's type: a byte a row, built from Enum literals
 
 
 def value_tier(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool = False) -> pl.DataFrame:
@@ -29,7 +30,7 @@ def value_tier(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool 
     buyer = pl.col("revenue_365d") > 0
     buyers = attributes if every_row else attributes.filter(buyer)
     if buyers.height == 0:
-        return pl.DataFrame(schema={"profile_id": pl.String, "value_tier": pl.String})
+        return pl.DataFrame(schema={"profile_id": pl.String, "value_tier": TIER})
     n = buyer.sum() if every_row else pl.len()
     # Share of buyers strictly above: 0 for the top spender. Ties share the better tier.
     revenue = pl.when(buyer).then(pl.col("revenue_365d")) if every_row else pl.col("revenue_365d")
@@ -39,12 +40,12 @@ def value_tier(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool 
     )
     tier = (
         pl.when(above < options.high_share)
-        .then(pl.lit("high"))
+        .then(pl.lit("high", TIER))
         .when(above < options.high_share + options.mid_share)
-        .then(pl.lit("mid"))
+        .then(pl.lit("mid", TIER))
         .when(rising)
-        .then(pl.lit("potential"))
-        .otherwise(pl.lit("low"))
+        .then(pl.lit("potential", TIER))
+        .otherwise(pl.lit("low", TIER))
     )
     return buyers.select("profile_id", (pl.when(buyer).then(tier) if every_row else tier).alias("value_tier"))
 
