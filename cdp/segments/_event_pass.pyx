@@ -202,3 +202,38 @@ def spread(const int64_t[:, ::1] hot, int64_t[:, ::1] counts, int64_t[:, ::1] ti
             counts[2, r] = hot[r, 2]
             times[0, r] = hot[r, 3]
             times[1, r] = hot[r, 4]
+
+
+def favourite_ranks(
+    const uint32_t[::1] rows, const uint32_t[::1] ranks, const int64_t[::1] start,
+    int64_t[::1] fill, uint32_t[::1] grouped, int32_t[::1] tally, int32_t[::1] best,
+):
+    """Per profile, the rank of the store it visited most (ties: the lowest rank; -1: none).
+
+    ``rows`` and ``ranks``: one (profile, store rank) pair per visit. ``start``: per profile,
+    where its visits begin once grouped (the running sum of its visit counts, one more at the
+    end); ``fill``: a copy of ``start`` to fill by (spent), ``grouped``: room for every visit,
+    ``tally``: zeros, one per rank. One pass groups the visits by profile, another counts each
+    profile's own (a profile's visits are few, the tally is reset after each).
+    """
+    cdef Py_ssize_t i, j, r, n = rows.shape[0], profiles = best.shape[0]
+    cdef int32_t top, pick, count
+    cdef uint32_t rank
+    if start.shape[0] != profiles + 1 or fill.shape[0] < profiles or grouped.shape[0] < n:
+        raise ValueError("start, fill and grouped must fit the profiles and the visits")
+    with nogil:
+        for i in range(n):
+            r = rows[i]
+            grouped[fill[r]] = ranks[i]
+            fill[r] += 1
+        for r in range(profiles):
+            top, pick = 0, -1
+            for j in range(start[r], start[r + 1]):
+                rank = grouped[j]
+                tally[rank] += 1
+                count = tally[rank]
+                if count > top or (count == top and <int32_t>rank < pick):
+                    top, pick = count, rank
+            for j in range(start[r], start[r + 1]):
+                tally[grouped[j]] = 0
+            best[r] = pick

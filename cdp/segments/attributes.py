@@ -100,15 +100,18 @@ def _nullable(values: np.ndarray | pl.Series, valid: np.ndarray, dtype: pl.DataT
     return pl.select(pl.when(pl.lit(pl.Series(valid))).then(pl.lit(series))).to_series()
 
 
-def label_lists(held: np.ndarray, labels: Sequence[str]) -> pl.Series:
-    """Per row of the (rows, labels) boolean matrix, the list of labels it holds (in ``labels`` order)."""
+def label_lists(held: np.ndarray, labels: Sequence[str], *, valid: np.ndarray | None = None) -> pl.Series:
+    """Per row of the (rows, labels) boolean matrix, the list of labels it holds (in ``labels``
+    order); null where ``valid`` is False."""
     columns = np.flatnonzero(held) % max(held.shape[1], 1)  # row-major: each row's labels in column order
     offsets = np.zeros(held.shape[0] + 1, dtype=np.int64)
     np.cumsum(held.sum(axis=1), out=offsets[1:])
     values = pl.Series(list(labels), dtype=pl.String).gather(columns)
     values = values.to_arrow(compat_level=pl.CompatLevel.newest())  # string views, as Polars holds them: no copy
     # Arrow arrays made by Polars: the first ``pa.array`` of a process costs ~0.4 s (pyarrow's numpy import).
-    series = pl.from_arrow(pa.LargeListArray.from_arrays(pl.Series(offsets).to_arrow(), values))
+    # The mask from its bits (``pa.array`` of a numpy array imports pandas, 0.2 s, the first time).
+    mask = None if valid is None else pa.Array.from_buffers(pa.bool_(), held.shape[0], [None, _bits(~valid)])
+    series = pl.from_arrow(pa.LargeListArray.from_arrays(pl.Series(offsets).to_arrow(), values, mask=mask))
     assert isinstance(series, pl.Series)
     return series if series.dtype == pl.List(pl.String) else series.cast(pl.List(pl.String))
 
@@ -242,48 +245,79 @@ def measure_events(
     return attributes_frame(measures.finish(), profiles.rename("profile_id"), as_of=as_of, config=config)
 
 
+def _bits(valid: np.ndarray) -> pa.Buffer:
+    """An Arrow validity bitmap of a boolean array."""
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def _column(values: np.ndarray, valid: pa.Buffer | None, kind: pa.DataType) -> pl.Series:
+    """A contiguous numpy array as a column, null where ``valid`` has no bit, without a copy (the
+    series holds the array): a null per profile without events costs a bitmap, not a column."""
+    array = np.ascontiguousarray(values)
+    if array.dtype.itemsize * 8 != kind.bit_width:
+        raise ValueError(f"a {array.dtype} array cannot be read as {kind}")
+    series = pl.from_arrow(pa.Array.from_buffers(kind, array.size, [valid, pa.py_buffer(array)], null_count=-1))
+    assert isinstance(series, pl.Series)
+    return series
+
+
 def attributes_frame(found: Measures, keys: pl.Series, *, as_of: datetime, config: TagsConfig) -> pl.DataFrame:
-    """The attributes frame of the measures: one row per key, in order (see :func:`compute_attributes`)."""
+    """The attributes frame of the measures: one row per key, in order (see :func:`compute_attributes`).
+
+    Every computed column is null for a profile without events (as after a left join): the
+    measures' arrays are wrapped with one shared validity bitmap, not copied.
+    """
     now, options = as_of, config
     ts_type = found.time_type
     counts, times, sums = found.counts, found.times, found.sums
     seen, order_count = counts[0], counts[3]
-    out: dict[str, pl.Series | np.ndarray | None] = {
+    active = seen > 0
+    everyone = bool(active.all())
+    valid = None if everyone else _bits(active)
+    ordered = _bits(order_count > 0)
+    unit = getattr(ts_type, "time_unit", "us") or "us"
+    stamp = pa.timestamp(unit, getattr(ts_type, "time_zone", None))
+
+    def counted(values: np.ndarray) -> pl.Series:
+        return _column(values, valid, pa.int64())
+
+    def summed(values: np.ndarray) -> pl.Series:
+        return _column(values, valid, pa.float64())
+
+    out: dict[str, pl.Series] = {
         "profile_id": keys,
-        "first_seen": _nullable(times[0], seen > 0, ts_type),
-        "last_seen": _nullable(times[1], seen > 0, ts_type),
-        "last_order_at": _nullable(times[3], order_count > 0, ts_type),
-        "first_order_at": _nullable(times[2], order_count > 0, ts_type),
-        "order_count": order_count,
-        "revenue_lifetime": sums[0],
-        "event_count": counts[1],
-        "orders_prev_90d": counts[4],
+        "first_seen": _column(times[0], valid, stamp),
+        "last_seen": _column(times[1], valid, stamp),
+        "last_order_at": _column(times[3], ordered, stamp),
+        "first_order_at": _column(times[2], ordered, stamp),
+        "order_count": counted(order_count),
+        "revenue_lifetime": summed(sums[0]),
+        "event_count": counted(counts[1]),
+        "orders_prev_90d": counted(counts[4]),
     }
     for j, days in enumerate(WINDOWS):
-        out[f"orders_{days}d"] = counts[5 + j]
-        out[f"revenue_{days}d"] = sums[1 + j]
+        out[f"orders_{days}d"] = counted(counts[5 + j])
+        out[f"revenue_{days}d"] = summed(sums[1 + j])
     for j, spec in enumerate(found.specs):
-        out[spec.count_column] = found.spec_count[j]
-        out[spec.revenue_column] = found.spec_revenue[j]
+        out[spec.count_column] = counted(found.spec_count[j])
+        out[spec.revenue_column] = summed(found.spec_revenue[j])
     browsing = found.browsing
     browsed = np.asarray(browsing.any(axis=0))
     categories = [(kind, column) for kind, column in found.kinds if browsed[column]]
     wanted = [(kind, column) for kind, column in categories if kind in options.interests.categories]
     liked = browsing[:, [column for _, column in wanted]] >= options.interests.min_browsing_events
+    # Null without any event: a profile without events counts nothing, so these pick nothing.
     out["preferred_channel"] = _argmax(found.order_channels, found.channels, "preferred_channel")
     out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
-    out["browsed_categories"] = label_lists(liked, [kind for kind, _ in wanted])
-    out["channel_count"] = counts[2]
-    frame = pl.DataFrame(out)
+    out["browsed_categories"] = label_lists(liked, [kind for kind, _ in wanted], valid=None if everyone else active)
+    out["channel_count"] = counted(counts[2])
+    frame = pl.DataFrame({name: series.alias(name) for name, series in out.items()})
     survey = _survey(found.survey, keys.len()) if found.survey is not None else None
-    favourite = found.favourite_store.result()
-    if favourite is not None:
+    favourite = found.favourite_store
+    if favourite is not None:  # null for a profile without a store visit
         frame = frame.with_columns(favourite)
-    if survey is not None:
+    if survey is not None:  # null for a profile without answers
         frame = pl.concat([frame, survey], how="horizontal")
-    if not (seen > 0).all():  # profiles without events: every computed column is null, as after a left join
-        active = pl.lit(pl.Series(seen > 0))
-        frame = frame.with_columns(pl.when(active).then(pl.col(c)).alias(c) for c in frame.columns[1:])
     return frame.with_columns(
         pl.when(pl.col("order_count") > 0)
         .then(pl.col("revenue_lifetime") / pl.col("order_count"))
