@@ -15,7 +15,7 @@ from cdp.plugins import build_plugin_manager
 from cdp.segments.attributes import compute_attributes
 from cdp.segments.classify.base import Classification, TagSpec, collect_classifiers, run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers, cdp_classifiers
-from cdp.segments.classify.demographics import DemographicsClassifier, company_size_band
+from cdp.segments.classify.demographics import DemographicsClassifier, company_size_band, demographics
 from cdp.segments.classify.interests import InterestClassifier
 from cdp.segments.config import TagsConfig, load_tags_config, parse_tags_config
 from cdp.settings import Settings
@@ -244,3 +244,17 @@ def test_tags_file_errors_name_file_path_and_reason(document: dict[str, object],
     with pytest.raises(DefinitionError) as caught:
         parse_tags_config(document, source="tags.yaml")
     assert caught.value.file == "tags.yaml" and caught.value.path == path and reason in caught.value.reason
+
+
+def test_declared_gender_spellings_are_normalised_whatever_the_case_and_spaces() -> None:
+    frame = pl.DataFrame(
+        {
+            "profile_id": ["p1", "p2", "p3", "p4", "p5", "p6"],
+            "gender": [" Woman ", "M", None, "??", "Non-Binary", "woman"],
+            "age_band": ["25-34", "unknown", None, "65+", "18-24", "25-34"],
+        }
+    )
+    found = demographics(frame)
+    assert found["gender_norm"].to_list() == ["female", "male", None, None, "non_binary", "female"]
+    assert found["age_group"].to_list() == ["25-34", None, None, "65+", "18-24", "25-34"]
+    assert isinstance(found.schema["gender_norm"], pl.Enum) and isinstance(found.schema["age_group"], pl.Enum)

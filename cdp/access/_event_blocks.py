@@ -414,7 +414,9 @@ def _pieces(
         # this thread hands on each piece as soon as it is decoded (its consumer, the attributes'
         # pass, starts on the first block instead of after the last blob is read).
         with (
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="cdp-block-decode") as pool,
+            # A scan's consumer (the attributes' pass) needs a core of its own: one decoding thread
+            # beside the reading one keeps up with it; a frame's assembly is light, so two decode.
+            ThreadPoolExecutor(max_workers=1 if coded else 2, thread_name_prefix="cdp-block-decode") as pool,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-block-read") as reading,
         ):
             pieces: SimpleQueue[Future[_Piece] | None] = SimpleQueue()

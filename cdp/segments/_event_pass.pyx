@@ -102,11 +102,13 @@ def accumulate(
     """Add one batch of events to the per-profile measures (``measures.EventMeasures`` reads them).
 
     ``hot``: one row per profile for what every event touches (events, counted events, i.e. not
-    ``identify``; distinct channels; first and last event; the bits of channels 0-63), copied out
+    ``identify``; distinct channels; first and last event, set by the first; the bits of channels
+    0-63), copied out
     into ``counts`` and ``times`` by :func:`spread` once every batch is in. Otherwise one row per
     measure, one column per profile (each measure a contiguous column): ``counts`` rows 3-7:
     orders, orders 90-180 days ago, orders within 30/90/365 days (``since[0..2]``; ``since[3]`` is
-    180 days ago); ``times`` rows 2-3: first and last order; ``sums``: revenue over the lifetime and
+    180 days ago); ``times`` rows 2-3: first and last order (set by the first: read them only where
+    there are orders); ``sums``: revenue over the lifetime and
     within 30/90/365 days. Per profile: ``channel_bits`` (channels 64 and up, a bit each),
     ``browsing`` (product events per category), ``order_channels`` (orders per channel).
     ``spec_count`` and ``spec_revenue``: a row per spec; the specs of event name ``c`` are
@@ -137,12 +139,15 @@ def accumulate(
             nm = name_of[name_raw[i]]
             ch = channel_of[channel_raw[i]]
             kd = kind_of[kind_raw[i]]
+            if hot[r, 0] == 0:  # the profile's first event: the rows start as zeros, not as bounds
+                hot[r, 3] = t
+                hot[r, 4] = t
+            elif t < hot[r, 3]:
+                hot[r, 3] = t
+            elif t > hot[r, 4]:
+                hot[r, 4] = t
             hot[r, 0] += 1
             hot[r, 1] += counted_type[type_raw[i]]
-            if t < hot[r, 3]:
-                hot[r, 3] = t
-            if t > hot[r, 4]:
-                hot[r, 4] = t
             if ch >= 0:
                 bit = (<uint64_t>1) << (ch & 63)
                 if ch < 64:
@@ -163,12 +168,15 @@ def accumulate(
                 continue
             amount = revenue[i] * rate_of[currency_raw[i]]
             if nm == order_name:
+                if counts[3, r] == 0:  # the first order
+                    times[2, r] = t
+                    times[3, r] = t
+                elif t < times[2, r]:
+                    times[2, r] = t
+                elif t > times[3, r]:
+                    times[3, r] = t
                 counts[3, r] += 1
                 sums[0, r] += amount
-                if t < times[2, r]:
-                    times[2, r] = t
-                if t > times[3, r]:
-                    times[3, r] = t
                 if ch >= 0:
                     order_channels[r, ch] += 1
                 if since[3] <= t < since[1]:

@@ -237,11 +237,15 @@ def measure_events(
     as_of: datetime,
     config: TagsConfig,
     event_specs: Sequence[EventSpec] = (),
+    scanned: Callable[[], object] | None = None,
 ) -> pl.DataFrame:
     """:func:`compute_attributes` of the events a scan hands over (``scan(sink)``: for instance
-    ``lambda sink: store.scan_events(ctx, sink, positions_of=profiles)``), one row per profile."""
+    ``lambda sink: store.scan_events(ctx, sink, positions_of=profiles)``), one row per profile.
+    ``scanned`` is called once the scan is done, before the frame is built."""
     measures = EventMeasures(profiles.len(), as_of=as_of, config=config, specs=event_specs)
     scan(measures)
+    if scanned is not None:
+        scanned()
     return attributes_frame(measures.finish(), profiles.rename("profile_id"), as_of=as_of, config=config)
 
 

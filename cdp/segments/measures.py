@@ -101,7 +101,7 @@ class Measures:
     """What :meth:`EventMeasures.finish` hands the attributes: arrays with one column per profile."""
 
     counts: np.ndarray  # (8, profiles): events, counted, channels, orders, orders 90-180 days ago, 30/90/365 days
-    times: np.ndarray  # (4, profiles): first and last event, first and last order
+    times: np.ndarray  # (4, profiles): first and last event, first and last order (0 where there are none)
     sums: np.ndarray  # (4, profiles): revenue over the lifetime and within 30/90/365 days
     spec_count: np.ndarray  # (specs, profiles)
     spec_revenue: np.ndarray
@@ -150,12 +150,11 @@ class EventMeasures:
         size, count = self.size, len(self.specs)
         self.registries = {c: _Registry() for c in ("event_name", "channel", "category", "event_type", "currency")}
         self.stores = _Registry()
-        never, forever = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        # Zeros, touched only where the pass adds (first and last times are set by the first event
+        # or order, not filled with bounds beforehand): a million profiles' rows are not written twice.
         self.hot = np.zeros((size, 8), dtype=np.int64)  # events, counted, channels, first, last, channel bits 0-63
-        self.hot[:, 3], self.hot[:, 4] = never, forever
         self.counts = np.zeros((8, size), dtype=np.int64)
-        self.times = np.empty((4, size), dtype=np.int64)
-        self.times[2], self.times[3] = never, forever
+        self.times = np.zeros((4, size), dtype=np.int64)  # first and last event (from ``hot``), first and last order
         self.sums = np.zeros((4, size), dtype=np.float64)
         self.spec_count = np.zeros((count, size), dtype=np.int64)
         self.spec_revenue = np.zeros((count, size), dtype=np.float64)

@@ -20,7 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,33 +191,38 @@ def build_snapshot(
     # The store hands the events to the attributes' compiled pass block by block as it decodes
     # them (``scan_events``): no frame of every event is made. Segments read event properties
     # only for survey answers: the others are not read at all. Each event comes with its
-    # profile's position in the profile frame, which is what the attributes want.
-    # Classifiers that read only profile columns run on a thread meanwhile (Polars, which lets go
-    # of the GIL, as the pass and the decoding do); it is joined before the rest of the classifiers.
-    # So is DuckDB's one-time set-up, which the segment engine would otherwise wait for after them.
+    # profile's position in the profile frame, which is what the attributes want. The read keeps
+    # both cores busy (a reading thread, two decoding threads, the pass on this one), so nothing
+    # else starts before it is done. What follows runs mostly on this thread: from then on, the
+    # classifiers that read only profile columns run on another (Polars, which lets go of the
+    # GIL), and so does DuckDB's one-time set-up, which the segment engine would otherwise wait for.
     with (
         EarlyClassifiers(classifiers, profiles, config) as early,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-duckdb-warm-up") as warming,
     ):
-        early.start()
-        warmed = warming.submit(warm_up)
+        warmed: list[Future[None]] = []
+
+        def scanned() -> None:
+            timings["scan"] = time.perf_counter() - started  # the events read and the attributes' pass
+            early.start()
+            warmed.append(warming.submit(warm_up))
+
         computed = measure_events(
             lambda sink: store.scan_events(ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}),
             keys,
             as_of=as_of,
             config=config,
             event_specs=specs,
+            scanned=scanned,
         )
-        ready = early.results()
-        warmed.result()
-    timings["scan"] = time.perf_counter() - started  # the events read and the attributes' pass over them
-    started = time.perf_counter()
-    attributes = (
-        pl.concat([profiles, computed.drop("profile_id")], how="horizontal") if computed.width > 1 else profiles
-    )
-    timings["attributes"] = time.perf_counter() - started
-    started = time.perf_counter()
-    classified = run_classifiers(attributes, classifiers, config, ready)
+        attributes = (
+            pl.concat([profiles, computed.drop("profile_id")], how="horizontal") if computed.width > 1 else profiles
+        )
+        timings["attributes"] = time.perf_counter() - started - timings["scan"]
+        started = time.perf_counter()
+        classified = run_classifiers(attributes, classifiers, config, early.pending())
+        for warming_up in warmed:
+            warming_up.result()
     definitions = store.tag_definitions(ctx)
     manual = {name for name, d in definitions.items() if d["kind"] == "manual"}
     held = store.profile_tags(ctx)

@@ -4,9 +4,10 @@ Why this module exists: a refresh reads the profiles, then the events, then
 computes the event attributes and runs the classifiers. Some classifiers
 (geography, demographics) read nothing but profile columns, known before any
 event is read, and they are Polars work that lets go of the GIL. Started on a
-thread when the events read starts (its decoding threads leave part of a
-core idle), they use otherwise idle CPU, and the chain then takes their
-results instead of running them.
+thread when the events have been read (the read keeps both cores busy; what
+follows it runs mostly on one), they run beside the attributes frame and the
+classifiers before them in the chain, which then takes their results instead
+of running them (:meth:`EarlyClassifiers.pending`).
 
 A classifier opts in by declaring ``reads``: the attribute columns (besides
 ``profile_id``) its result depends on. Its early result is used only if the
@@ -23,7 +24,7 @@ is always joined when the ``with`` block of :class:`EarlyClassifiers` ends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -115,3 +116,22 @@ class EarlyClassifiers:
             return self._future.result()
         except Exception:
             return {}
+
+    def pending(self) -> Mapping[str, EarlyResult]:
+        """:meth:`results` as a mapping that waits for the thread only when first read: the chain
+        runs the classifiers before these while they are computed."""
+        return _Pending(self)
+
+
+class _Pending(Mapping[str, EarlyResult]):
+    def __init__(self, early: EarlyClassifiers) -> None:
+        self._early = early
+
+    def __getitem__(self, name: str) -> EarlyResult:
+        return self._early.results()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._early.results())
+
+    def __len__(self) -> int:
+        return len(self._early.results())

@@ -189,7 +189,7 @@ def run_classifiers(
     specs: dict[str, TagSpec] = {}
     origin: dict[str, str] = {}
     for classifier in classifiers:
-        ahead = (early or {}).get(classifier.name)
+        ahead = early.get(classifier.name) if early is not None else None  # may wait for it (``pending``)
         result = ahead.classification if ahead is not None and ahead.valid_for(classifier, frame) else None
         if result is None:
             result = classifier.classify(frame, config)

@@ -67,14 +67,10 @@ def industry_slug(value: object) -> str | None:
 def demographics(attributes: pl.DataFrame) -> pl.DataFrame:
     columns: list[pl.Expr] = []
     if "gender" in attributes.columns:
-        columns.append(
-            pl.col("gender")
-            .cast(pl.String)
-            .str.strip_chars()
-            .str.to_lowercase()
-            .replace_strict(GENDERS, default=None, return_dtype=GENDER)
-            .alias("gender_norm")
-        )
+        # Each distinct spelling normalised once (a few), then looked up per row (a million).
+        declared = attributes["gender"].cast(pl.String)
+        spelled = {v: GENDERS.get(v.strip().lower()) for v in declared.drop_nulls().unique().to_list()}
+        columns.append(pl.lit(declared.replace_strict(spelled, default=None, return_dtype=GENDER)).alias("gender_norm"))
     if "age_band" in attributes.columns:
         columns.append(
             pl.col("age_band").cast(pl.String).cast(AGE_GROUP, strict=False).alias("age_group")  # others: null
