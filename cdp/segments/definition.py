@@ -51,6 +51,7 @@ from typing import Any
 
 from cdp._exceptions import DefinitionError
 
+ROW_POSITION = "__position"  # each row's position in ``base``, as the engine registers it (and segments' members)
 OPERATORS = {"=": "=", "==": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 LIST_OPERATORS = {"in": "IN", "not_in": "NOT IN"}
 MEMBER_OPERATORS = ("contains", "contains_any", "contains_all")
@@ -295,7 +296,8 @@ class _Compiler:
             raise self.fail(f"{path}.segment", f"unknown segment {name!r}")
         self.references.add(name)
         self.params.append(name)
-        return "(a.profile_id IN (SELECT m.profile_id FROM segmembers m WHERE m.segment = ?))"
+        # By row position (an integer), not by id: the members of a big segment are many strings.
+        return f"(a.{ROW_POSITION} IN (SELECT m.{ROW_POSITION} FROM segmembers m WHERE m.segment = ?))"
 
     def _consent(self, node: Mapping[str, Any], path: str) -> str:
         self.keys(node, path, ("consent", "status"))

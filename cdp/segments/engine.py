@@ -28,6 +28,7 @@ from cdp.segments.attributes import PROFILE_ROW, spec_columns
 from cdp.segments.classify.base import attach_columns
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import (
+    ROW_POSITION,
     CompiledSegment,
     EventSpec,
     Segment,
@@ -38,8 +39,8 @@ from cdp.segments.definition import (
 )
 
 CONSENTS_SCHEMA = {"profile_id": pl.String, "purpose": pl.String, "status": pl.String, "allowed": pl.Boolean}
-MEMBERS_SCHEMA = {"segment": pl.String, "profile_id": pl.String}
-POSITION = "__position"  # each row's position in ``base``, as registered in DuckDB
+POSITION = ROW_POSITION  # each row's position in ``base``, as registered in DuckDB
+MEMBERS_SCHEMA = {"segment": pl.String, POSITION: pl.UInt32}  # members by their row in ``base``
 SEGMENTS_PER_WORD = 62  # segments answered per BIGINT of a query's result (bits 0..61)
 
 
@@ -167,6 +168,7 @@ class SegmentEngine:
             "consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow()
         )
         self._members = pl.DataFrame(schema=MEMBERS_SCHEMA)
+        self._positions: dict[str, pl.Series] = {}  # per segment evaluated, its members' rows in ``base``
         self.analytics.register("segmembers", self._members.to_arrow())
         # Event-history columns computed with the attributes: a profile without events did it 0 times.
         self.base = attributes.with_columns(pl.col(c).fill_null(0) for c in attributes.columns if c.startswith("__ev_"))
@@ -263,12 +265,13 @@ class SegmentEngine:
         frame = pl.from_arrow(self._query(sql, params))
         assert isinstance(frame, pl.DataFrame)
         ids = self.base["profile_id"].cast(pl.String)
-        if not frame[POSITION].equals(pl.Series(POSITION, range(self.base.height), dtype=frame[POSITION].dtype)):
-            ids = ids.gather(frame[POSITION])  # DuckDB keeps the insertion order here; this is in case it does not
-        return {
-            name: ids.filter((frame[f"w{i // SEGMENTS_PER_WORD}"] & (1 << (i % SEGMENTS_PER_WORD))) != 0).sort()
-            for i, name in enumerate(compiled)
-        }
+        out: dict[str, pl.Series] = {}
+        for i, name in enumerate(compiled):
+            word = frame[f"w{i // SEGMENTS_PER_WORD}"]
+            at = frame[POSITION].filter((word & (1 << (i % SEGMENTS_PER_WORD))) != 0).sort()
+            self._positions[name] = at
+            out[name] = ids.gather(at).sort()
+        return out
 
     def add_tags(self, frame: pl.DataFrame) -> None:
         """Make more (profile_id, tag) rows visible to ``{tag: …}`` conditions."""
@@ -280,8 +283,14 @@ class SegmentEngine:
             self._stale = True
 
     def remember(self, name: str, members: pl.Series) -> None:
-        """Make a segment's members visible to ``{segment: name}`` conditions."""
-        frame = pl.DataFrame({"profile_id": members}).select(pl.lit(name).alias("segment"), "profile_id")
+        """Make a segment's members (profile ids) visible to ``{segment: name}`` conditions."""
+        rows = self.base.select("profile_id").with_row_index(POSITION)
+        found = rows.filter(pl.col("profile_id").cast(pl.String).is_in(members.cast(pl.String).implode()))
+        self._remember_rows(name, found[POSITION])
+
+    def _remember_rows(self, name: str, rows: pl.Series) -> None:
+        """The same, the members given by their row in ``base``."""
+        frame = pl.DataFrame({POSITION: rows.cast(pl.UInt32)}).select(pl.lit(name).alias("segment"), POSITION)
         self._members = pl.concat([self._members.filter(pl.col("segment") != name), frame])
         self.analytics.unregister("segmembers")
         self.analytics.register("segmembers", self._members.to_arrow())
@@ -302,7 +311,7 @@ class SegmentEngine:
             }
             out.update(self.run_many(ready))
             for name in ready.keys() & referenced:
-                self.remember(name, out[name])
+                self._remember_rows(name, self._positions[name])
         return {s.name: out[s.name] for s in ordered}
 
     def allowed(self, purpose: str) -> set[str]:
