@@ -219,8 +219,8 @@ def _unseal(aead: AESGCM, row: Sequence[Any], wanted: Collection[str] | None, co
 
 
 def _fetch_props(cursor: Any, key: BlockKey, piece: _Piece, wanted: Collection[str] | None) -> None:
-    """Fetch and decode the properties of a block marked ``props_pending`` (on the reading thread:
-    the cursor is not shared); a batch built already gets them too."""
+    """Fetch and decode the properties of a block marked ``props_pending`` (by the thread handing
+    the pieces on, once the reading thread is done with the cursor); a batch built already gets them."""
     assert key.key_id is not None
     blob = cursor.execute("SELECT props FROM event_blocks WHERE lo = ?", [piece.lo]).fetchone()[0]
     plain = _open_bytes(key.aead()[1], blob, _aad("props", piece.lo, piece.hi, key.key_id))

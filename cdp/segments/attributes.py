@@ -90,11 +90,8 @@ def spec_columns(
     return (helpers if specs else []), out
 
 
-def _nullable(values: np.ndarray | pl.Series, valid: np.ndarray, dtype: pl.DataType | None = None) -> pl.Series:
-    """``values`` where ``valid``, null elsewhere (cast to ``dtype`` when given)."""
-    series = values if isinstance(values, pl.Series) else pl.Series(values)
-    if dtype is not None:
-        series = series.cast(dtype)
+def _nullable(series: pl.Series, valid: np.ndarray) -> pl.Series:
+    """``series`` where ``valid``, null elsewhere."""
     if valid.all():
         return series
     return pl.select(pl.when(pl.lit(pl.Series(valid))).then(pl.lit(series))).to_series()

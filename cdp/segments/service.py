@@ -192,7 +192,7 @@ def build_snapshot(
     # them (``scan_events``): no frame of every event is made. Segments read event properties
     # only for survey answers: the others are not read at all. Each event comes with its
     # profile's position in the profile frame, which is what the attributes want. The read keeps
-    # both cores busy (a reading thread, two decoding threads, the pass on this one), so nothing
+    # both cores busy (a reading thread, a decoding thread, the pass on this one), so nothing
     # else starts before it is done. What follows runs mostly on this thread: from then on, the
     # classifiers that read only profile columns run on another (Polars, which lets go of the
     # GIL), and so does DuckDB's one-time set-up, which the segment engine would otherwise wait for.
