@@ -173,3 +173,24 @@ def test_geography_of_every_row_is_locate_of_its_values(spread: int) -> None:
     assert all(isinstance(geo.schema[c], pl.Enum) for c in GEO_COLUMNS)  # a byte a row, not a string
     expected = [locate(c, s, t) for _, c, s, t in rows]
     assert geo.select(GEO_COLUMNS).to_dicts() == expected
+
+
+def test_geography_columns_have_the_same_types_whatever_people_a_snapshot_holds() -> None:
+    """Enums of every value the reference tables give, not of the values found: snapshots of other
+    people (or none) give columns of one type, which can be put together."""
+    some = GeographyClassifier().classify(
+        pl.DataFrame({"profile_id": ["p1"], "country": ["CN"], "state": ["广东"], "city": ["深圳"]}), TagsConfig()
+    )
+    other = GeographyClassifier().classify(
+        pl.DataFrame(
+            {"profile_id": ["p2"], "country": ["US"], "state": ["TX"], "city": [None]},
+            schema_overrides={"city": pl.String},
+        ),
+        TagsConfig(),
+    )
+    assert some.attributes is not None and other.attributes is not None
+    assert some.attributes.schema == other.attributes.schema
+    assert some.tag_frame is not None and other.tag_frame is not None
+    assert some.tag_frame.schema == other.tag_frame.schema
+    both = pl.concat([some.attributes, other.attributes])
+    assert both["cn_zone"].to_list() == ["珠三角", None] and both["us_census_region"].to_list() == [None, "South"]

@@ -165,10 +165,24 @@ def _located(attributes: pl.DataFrame) -> tuple[list[dict[str, str | None]], pl.
     return places, pl.Series("_place", np.searchsorted(distinct, combined).astype(np.uint32))
 
 
-def _column(name: str, per_place: Sequence[str | None], rows: pl.Series) -> pl.Series:
-    """One value per distinct place, given to each row by its place's position: an Enum (a byte a
-    row, not a string view of sixteen)."""
-    labels = sorted({v for v in per_place if v is not None})
+# Every value a geography column can hold (the reference tables'): its Enum's categories, so the
+# columns' types are the same whatever people a snapshot holds.
+GEO_VALUES: dict[str, frozenset[str]] = {
+    "world_region": frozenset(r for r, _ in ref.COUNTRY_REGIONS.values()),
+    "world_subregion": frozenset(ref.M49_SUBREGIONS) | {s for _, s in ref.COUNTRY_REGIONS.values()},
+    "us_state": frozenset(ref.US_STATES),
+    "us_census_region": frozenset(r for r, _ in ref.US_STATES.values()),
+    "us_census_division": frozenset(d for _, d in ref.US_STATES.values()),
+    "cn_province": frozenset(ref.CN_PROVINCES),
+    "cn_region": frozenset(ref.CN_REGIONS),
+    "cn_zone": frozenset(ref.CN_PROVINCE_ZONES.values()) | {"珠三角"},
+}
+
+
+def _column(name: str, per_place: Sequence[str | None], rows: pl.Series, values: frozenset[str]) -> pl.Series:
+    """One value per distinct place, given to each row by its place's position: an Enum of
+    ``values`` (a byte a row, not a string view of sixteen)."""
+    labels = sorted(values | {v for v in per_place if v is not None})
     return pl.Series(name, per_place, dtype=pl.Enum(labels)).gather(rows)
 
 
@@ -180,13 +194,20 @@ def geography(attributes: pl.DataFrame) -> pl.DataFrame:
 def _geography_and_tags(attributes: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(:func:`geography`; its tag columns, ``TAG_COLUMNS``), on the rows of ``attributes``."""
     places, rows = _located(attributes)
-    geo = pl.DataFrame([attributes["profile_id"], *(_column(c, [p[c] for p in places], rows) for c in GEO_COLUMNS)])
+    geo = pl.DataFrame(
+        [attributes["profile_id"], *(_column(c, [p[c] for p in places], rows, GEO_VALUES[c]) for c in GEO_COLUMNS)]
+    )
     slugs = {name: slug(name) for name in _GEO_NAMES}
     tags = pl.DataFrame(
         [
             attributes["profile_id"],
             *(
-                _column(prefix, [slugs.get(p[column] or "") if slugged else p[column] for p in places], rows)
+                _column(
+                    prefix,
+                    [slugs.get(p[column] or "") if slugged else p[column] for p in places],
+                    rows,
+                    frozenset(slug(v) for v in GEO_VALUES[column]) if slugged else GEO_VALUES[column],
+                )
                 for prefix, (column, slugged) in TAG_COLUMNS.items()
             ),
         ]
