@@ -538,7 +538,7 @@ def scan_sqlite(
     """The events of ``read_sqlite(..., keys)`` handed to ``sink`` piece by piece, as they are decoded
     (``_event_scan.py``); returns how many of the keys' profiles have events.
 
-    The decoding threads also turn each block into the batch the sink takes (``_prepared``):
+    The decoding thread also turns each block into the batch the sink takes (``_prepared``):
     this thread only hands the batches on, in order.
     """
     read = _Read()

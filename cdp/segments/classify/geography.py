@@ -187,7 +187,7 @@ def _column(name: str, per_place: Sequence[str | None], rows: pl.Series, values:
 
 
 def geography(attributes: pl.DataFrame) -> pl.DataFrame:
-    """profile_id and the geography columns (null where unknown), as Enums of the values found."""
+    """profile_id and the geography columns (null where unknown), as Enums of their possible values."""
     return _geography_and_tags(attributes)[0]
 
 
