@@ -74,6 +74,11 @@ def _quintiles(values: pl.Series, count: int) -> pl.Series:
     return _with_nulls_of(values, per_value[value], pl.Int8)
 
 
+def cell_type(config: TagsConfig) -> pl.Enum:
+    """The cell column's type: an Enum of every cell the configured grid names."""
+    return pl.Enum(sorted({cell for row in config.rfm.grid.values() for cell in row}))
+
+
 def rfm_scores(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool = False) -> pl.DataFrame:
     """profile_id, rfm_recency, rfm_frequency, rfm_monetary, rfm_fm, rfm_score, rfm_cell (buyers only).
 
@@ -98,7 +103,7 @@ def rfm_scores(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool 
                 "rfm_monetary": pl.Int8,
                 "rfm_fm": pl.Int8,
                 "rfm_score": SCORE,
-                "rfm_cell": pl.Enum(sorted({c for row in config.rfm.grid.values() for c in row})),
+                "rfm_cell": cell_type(config),
             }
         )
 
@@ -129,7 +134,7 @@ def rfm_scores(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool 
         )
         .replace_strict(SCORE_NAMES, return_dtype=SCORE)
         .alias("rfm_score"),
-        keys.replace_strict(mapping, return_dtype=pl.Enum(sorted(set(mapping.values())))).alias("rfm_cell"),
+        keys.replace_strict(mapping, return_dtype=cell_type(config)).alias("rfm_cell"),
     )
 
 
