@@ -20,7 +20,8 @@ import polars as pl
 import pytest
 
 from cdp.access._event_scan import LabelCodes, LabelTable, coded_labels
-from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, compute_attributes
+from cdp.segments._event_pass import column_totals, favourite_ranks
+from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, compute_attributes, counted_lists, label_lists
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
@@ -327,3 +328,36 @@ def test_only_product_events_count_as_browsing() -> None:
     found = compute_attributes(events, as_of=NOW, config=TagsConfig())
     assert found["favourite_category"].to_list() == ["books", None]
     assert found["browsed_categories"].to_list() == [[], []]  # one browsing event: under min_browsing_events
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_lists_totals_and_favourites_match_numpy(seed: int) -> None:
+    """The compiled helpers of the attributes frame against numpy: per-row label lists (at least a
+    floor, chosen columns in their order), column totals, and the favourite by a counting sort."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 4, size=(500, 6), dtype=np.int32)
+    columns = np.array([4, 0, 2], dtype=np.int64)
+    lists = counted_lists(counts, columns, 2, ["e", "a", "c"]).to_list()
+    assert lists == [[label for label, c in zip("eac", columns, strict=True) if row[c] >= 2] for row in counts]
+    held = counts >= 3
+    assert label_lists(held, list("abcdef")).to_list() == [
+        [name for name, h in zip("abcdef", r, strict=True) if h] for r in held
+    ]
+    totals = np.empty(6, dtype=np.int64)
+    column_totals(counts, totals)
+    assert totals.tolist() == counts.sum(axis=0).tolist()
+    rows = rng.integers(0, 50, size=400).astype(np.uint32)
+    ranks = rng.integers(0, 7, size=400).astype(np.uint32)
+    best = np.empty(60, dtype=np.int32)  # profiles 50-59 have no visit
+    favourite_ranks(rows, ranks, np.zeros(60, dtype=np.int64), np.empty_like(rows), np.zeros(7, dtype=np.int32), best)
+    expected = []
+    for r in range(60):
+        seen = Counter(ranks[rows == r].tolist())
+        expected.append(min(seen, key=lambda k: (-seen[k], k)) if seen else -1)
+    assert best.tolist() == expected
+    with pytest.raises(ValueError, match="column is out of range"):
+        counted_lists(counts, np.array([6], dtype=np.int64), 1, ["x"])
+    with pytest.raises(ValueError, match="not among the profiles"):
+        favourite_ranks(
+            rows, ranks, np.zeros(10, dtype=np.int64), np.empty_like(rows), np.zeros(7, dtype=np.int32), best[:10]
+        )

@@ -213,35 +213,104 @@ def spread(const int64_t[:, ::1] hot, int64_t[:, ::1] counts, int64_t[:, ::1] ti
 
 
 def favourite_ranks(
-    const uint32_t[::1] rows, const uint32_t[::1] ranks, const int64_t[::1] start,
-    int64_t[::1] fill, uint32_t[::1] grouped, int32_t[::1] tally, int32_t[::1] best,
+    const uint32_t[::1] rows, const uint32_t[::1] ranks, int64_t[::1] ends,
+    uint32_t[::1] grouped, int32_t[::1] tally, int32_t[::1] best,
 ):
     """Per profile, the rank of the store it visited most (ties: the lowest rank; -1: none).
 
-    ``rows`` and ``ranks``: one (profile, store rank) pair per visit. ``start``: per profile,
-    where its visits begin once grouped (the running sum of its visit counts, one more at the
-    end); ``fill``: a copy of ``start`` to fill by (spent), ``grouped``: room for every visit,
-    ``tally``: zeros, one per rank. One pass groups the visits by profile, another counts each
-    profile's own (a profile's visits are few, the tally is reset after each).
+    ``rows`` and ``ranks``: one (profile, store rank) pair per visit. ``ends``: zeros, one per
+    profile; ``grouped``: room for every visit; ``tally``: zeros, one per rank. The visits are
+    grouped by profile (a counting sort: a pass counts each profile's, another puts each in its
+    place, after which ``ends[r]`` is where profile ``r``'s visits end), then each profile's own
+    are counted (a profile's visits are few, the tally is reset after each).
     """
     cdef Py_ssize_t i, j, r, n = rows.shape[0], profiles = best.shape[0]
+    cdef int64_t lo, total
     cdef int32_t top, pick, count
     cdef uint32_t rank
-    if start.shape[0] != profiles + 1 or fill.shape[0] < profiles or grouped.shape[0] < n:
-        raise ValueError("start, fill and grouped must fit the profiles and the visits")
+    if ends.shape[0] != profiles or grouped.shape[0] < n:
+        raise ValueError("ends and grouped must fit the profiles and the visits")
+    for i in range(n):
+        if rows[i] >= profiles:
+            raise ValueError("a visit's profile is not among the profiles")
     with nogil:
         for i in range(n):
+            ends[rows[i]] += 1
+        total = 0
+        for r in range(profiles):  # each profile's start, where its visits are put from
+            count = <int32_t>ends[r]
+            ends[r] = total
+            total += count
+        for i in range(n):
             r = rows[i]
-            grouped[fill[r]] = ranks[i]
-            fill[r] += 1
+            grouped[ends[r]] = ranks[i]
+            ends[r] += 1
+        lo = 0
         for r in range(profiles):
             top, pick = 0, -1
-            for j in range(start[r], start[r + 1]):
+            for j in range(lo, ends[r]):
                 rank = grouped[j]
                 tally[rank] += 1
                 count = tally[rank]
                 if count > top or (count == top and <int32_t>rank < pick):
                     top, pick = count, rank
-            for j in range(start[r], start[r + 1]):
+            for j in range(lo, ends[r]):
                 tally[grouped[j]] = 0
             best[r] = pick
+            lo = ends[r]
+
+
+ctypedef fused count_t:
+    uint8_t
+    int32_t
+
+
+def column_totals(const int32_t[:, ::1] counts, int64_t[::1] totals):
+    """``totals[c]``: the sum of column ``c`` of ``counts`` (one row-major pass, not one strided pass a column)."""
+    cdef Py_ssize_t r, c, n = counts.shape[0], width = counts.shape[1]
+    if totals.shape[0] != width:
+        raise ValueError("one total per column")
+    with nogil:
+        for c in range(width):
+            totals[c] = 0
+        for r in range(n):
+            for c in range(width):
+                totals[c] += counts[r, c]
+
+
+def list_offsets(const count_t[:, ::1] counts, const int64_t[::1] columns, int64_t floor, int64_t[::1] offsets):
+    """Where each row's list starts: ``offsets[r + 1] - offsets[r]`` is how many of ``columns``
+    hold at least ``floor`` in row ``r`` (``offsets``: one more than the rows). Returns the total."""
+    cdef Py_ssize_t r, j, n = counts.shape[0], width = columns.shape[0]
+    cdef int64_t total = 0
+    if offsets.shape[0] != n + 1:
+        raise ValueError("one offset per row, and one more")
+    for j in range(width):
+        if not 0 <= columns[j] < counts.shape[1]:
+            raise ValueError("a column is out of range")
+    with nogil:
+        offsets[0] = 0
+        for r in range(n):
+            for j in range(width):
+                if counts[r, columns[j]] >= floor:
+                    total += 1
+            offsets[r + 1] = total
+    return total
+
+
+def list_items(const count_t[:, ::1] counts, const int64_t[::1] columns, int64_t floor, int32_t[::1] items):
+    """The lists of :func:`list_offsets`, one after the other: per row, the places ``j`` in ``columns``
+    (in that order) whose column holds at least ``floor`` (``items``: room for the total)."""
+    cdef Py_ssize_t r, j, n = counts.shape[0], width = columns.shape[0], k = 0, room = items.shape[0]
+    for j in range(width):
+        if not 0 <= columns[j] < counts.shape[1]:
+            raise ValueError("a column is out of range")
+    with nogil:
+        for r in range(n):
+            for j in range(width):
+                if counts[r, columns[j]] >= floor:
+                    if k == room:
+                        with gil:
+                            raise ValueError("items has no room for every item")
+                    items[k] = <int32_t>j
+                    k += 1

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from cdp.access._event_scan import frame_batches
-from cdp.segments._event_pass import row_argmax
+from cdp.segments._event_pass import column_totals, list_items, list_offsets, row_argmax
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec
 from cdp.segments.measures import (
@@ -100,14 +100,27 @@ def _nullable(series: pl.Series, valid: np.ndarray) -> pl.Series:
 def label_lists(held: np.ndarray, labels: Sequence[str], *, valid: np.ndarray | None = None) -> pl.Series:
     """Per row of the (rows, labels) boolean matrix, the list of labels it holds (in ``labels``
     order); null where ``valid`` is False."""
-    columns = np.flatnonzero(held) % max(held.shape[1], 1)  # row-major: each row's labels in column order
-    offsets = np.zeros(held.shape[0] + 1, dtype=np.int64)
-    np.cumsum(held.sum(axis=1), out=offsets[1:])
-    values = pl.Series(list(labels), dtype=pl.String).gather(columns)
+    every = np.arange(held.shape[1], dtype=np.int64)
+    return counted_lists(np.ascontiguousarray(held).view(np.uint8), every, 1, labels, valid=valid)
+
+
+def counted_lists(
+    counts: np.ndarray, columns: np.ndarray, floor: int, labels: Sequence[str], *, valid: np.ndarray | None = None
+) -> pl.Series:
+    """Per row of ``counts`` (rows, columns: int32 or uint8), the list of ``labels[j]`` whose column
+    ``columns[j]`` counts at least ``floor`` (in ``labels`` order); null where ``valid`` is False.
+
+    Two compiled row-major passes (how long each list is, then its items): no boolean
+    matrix, no strided pass a column (docs/benchmarks.md, Segments, fourteenth session).
+    """
+    offsets = np.empty(counts.shape[0] + 1, dtype=np.int64)
+    items = np.empty(list_offsets(counts, columns, floor, offsets), dtype=np.int32)
+    list_items(counts, columns, floor, items)
+    values = pl.Series(list(labels), dtype=pl.String).gather(items)
     values = values.to_arrow(compat_level=pl.CompatLevel.newest())  # string views, as Polars holds them: no copy
     # Arrow arrays made by Polars: the first ``pa.array`` of a process costs ~0.4 s (pyarrow's numpy import).
     # The mask from its bits (``pa.array`` of a numpy array imports pandas, 0.2 s, the first time).
-    mask = None if valid is None else pa.Array.from_buffers(pa.bool_(), held.shape[0], [None, _bits(~valid)])
+    mask = None if valid is None else pa.Array.from_buffers(pa.bool_(), counts.shape[0], [None, _bits(~valid)])
     series = pl.from_arrow(pa.LargeListArray.from_arrays(pl.Series(offsets).to_arrow(), values, mask=mask))
     assert isinstance(series, pl.Series)
     return series if series.dtype == pl.List(pl.String) else series.cast(pl.List(pl.String))
@@ -303,14 +316,20 @@ def attributes_frame(found: Measures, keys: pl.Series, *, as_of: datetime, confi
         out[spec.count_column] = counted(found.spec_count[j])
         out[spec.revenue_column] = summed(found.spec_revenue[j])
     browsing = found.browsing
-    browsed = np.asarray(browsing.any(axis=0))
-    categories = [(kind, column) for kind, column in found.kinds if browsed[column]]
+    totals = np.empty(browsing.shape[1], dtype=np.int64)
+    column_totals(browsing, totals)
+    categories = [(kind, column) for kind, column in found.kinds if totals[column]]
     wanted = [(kind, column) for kind, column in categories if kind in options.interests.categories]
-    liked = browsing[:, [column for _, column in wanted]] >= options.interests.min_browsing_events
     # Null without any event: a profile without events counts nothing, so these pick nothing.
     out["preferred_channel"] = _argmax(found.order_channels, found.channels, "preferred_channel")
     out["favourite_category"] = _argmax(browsing, categories, "favourite_category")
-    out["browsed_categories"] = label_lists(liked, [kind for kind, _ in wanted], valid=None if everyone else active)
+    out["browsed_categories"] = counted_lists(
+        browsing,
+        np.array([column for _, column in wanted], dtype=np.int64),
+        options.interests.min_browsing_events,
+        [kind for kind, _ in wanted],
+        valid=None if everyone else active,
+    )
     out["channel_count"] = counted(counts[2])
     frame = pl.DataFrame({name: series.alias(name) for name, series in out.items()})
     survey = _survey(found.survey, keys.len()) if found.survey is not None else None

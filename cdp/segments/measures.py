@@ -324,11 +324,9 @@ class EventMeasures:
         parts = self._store_parts or [(np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int32))]
         rows = np.concatenate([p[0] for p in parts])
         ranks = rank[np.concatenate([p[1] for p in parts])]
-        start = np.zeros(self.size + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=self.size), out=start[1:])
         best = np.empty(self.size, dtype=np.int32)
         tally = np.zeros(max(len(labels), 1), dtype=np.int32)
-        favourite_ranks(rows, ranks, start, start[:-1].copy(), np.empty_like(rows), tally, best)
+        favourite_ranks(rows, ranks, np.zeros(self.size, dtype=np.int64), np.empty_like(rows), tally, best)
         # An Enum of the stores someone favours (a byte or two a profile, not a string each); the
         # same, whatever labels the blocks listed, as from a frame of the same events.
         picked = best >= 0
