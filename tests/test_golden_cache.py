@@ -207,14 +207,34 @@ def test_a_cache_read_back_in_chunks_gives_one_chunk_per_column(
     _assert_same(store, PROFILING)
     original = analytic_cache.pl.read_ipc
 
-    def in_chunks(source: object) -> pl.DataFrame:
-        whole = original(source)
+    def in_chunks(source: object, columns: list[str] | None = None) -> pl.DataFrame:
+        whole = original(source, columns=columns)
         half = whole.height // 2
         return pl.concat([whole.head(half), whole.tail(whole.height - half)], rechunk=False)
 
     monkeypatch.setattr(analytic_cache.pl, "read_ipc", in_chunks)
     frame = _assert_same(store, PROFILING)
     assert frame.height > 1 and set(frame.n_chunks("all")) == {1}
+
+
+def test_a_warm_read_decodes_only_the_columns_it_reads(
+    sqlite_only: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to date, the cache is read without the columns only an update needs (the record and
+    key to decrypt a date of birth with) nor the fields not asked for; the result is the same."""
+    store = sqlite_only
+    _assert_same(store, PROFILING)
+    original = analytic_cache.pl.read_ipc
+    decoded: list[list[str] | None] = []
+
+    def spy(source: object, columns: list[str] | None = None) -> pl.DataFrame:
+        decoded.append(columns)
+        return original(source, columns=columns)
+
+    monkeypatch.setattr(analytic_cache.pl, "read_ipc", spy)
+    _assert_same(store, PROFILING, ("city", "age_band"))
+    assert decoded and decoded[-1] is not None
+    assert set(decoded[-1]) == {"profile_id", "country", "city", "_dob", "_year"}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 
 import polars as pl
 from cryptography.exceptions import InvalidTag
@@ -47,9 +48,12 @@ def _aad(name: str, key_id: str, context: str) -> bytes:
     return encode_aad("analytic_cache", name, key_id, *([context] if context else []))
 
 
-def load(store: StoreCore, conn: Connection, name: str, context: str = "") -> tuple[pl.DataFrame | None, BlockKey]:
+def load(
+    store: StoreCore, conn: Connection, name: str, context: str = "", *, columns: Sequence[str] | None = None
+) -> tuple[pl.DataFrame | None, BlockKey]:
     """The cache ``name`` (None if absent, unreadable or computed under another ``context``)
-    and the key to write it back with (a rewritten cache keeps its key: an erasure shreds it)."""
+    and the key to write it back with (a rewritten cache keeps its key: an erasure shreds it).
+    ``columns``: only these are decoded (all of them must be in the cache)."""
     row = conn.execute(
         select(t.analytic_cache.c.key_id, t.analytic_cache.c.body).where(t.analytic_cache.c.name == name)
     ).first()
@@ -62,7 +66,7 @@ def load(store: StoreCore, conn: Connection, name: str, context: str = "") -> tu
         plain = aead.decrypt(body[:_NONCE], body[_NONCE:], _aad(name, key_id, context))
     except (InvalidTag, ValueError):  # moved, tampered with, other rules: treated as absent and rewritten
         return None, key
-    return pl.read_ipc(io.BytesIO(plain)), key
+    return pl.read_ipc(io.BytesIO(plain), columns=list(columns) if columns is not None else None), key
 
 
 def save(conn: Connection, name: str, frame: pl.DataFrame, key: BlockKey, context: str = "") -> None:

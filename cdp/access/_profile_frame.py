@@ -480,7 +480,8 @@ def golden_frame(
 
     cached = golden.cacheable(conn, survivorship, store.keyring, include_restricted)
     if cached:
-        frame = golden.cached_base(store, conn, survivorship, trusted, today)
+        read = ["country", *fields, *(("_dob", "_year") if bands else ())]
+        frame = golden.cached_base(store, conn, survivorship, trusted, today, [c for c in read if c != "age_band"])
     else:
         records = _records(store, conn, include_restricted=include_restricted, with_birth_dates=bands)
         single, multi = _single_and_multi(records)
