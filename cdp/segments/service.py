@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -130,9 +130,11 @@ def plugin_classifiers(settings: Settings) -> list[Classifier]:
 
 
 def consent_table(
-    policy: Policy, purposes: Iterable[str], attributes: pl.DataFrame, ledger: pl.DataFrame
+    policy: Policy, purposes: Collection[str], attributes: pl.DataFrame, ledger: pl.DataFrame
 ) -> pl.DataFrame:
     """profile_id, purpose, status, allowed for every profile and every policy purpose named."""
+    if not purposes:  # no jurisdiction to look up for a million profiles
+        return pl.DataFrame(schema=CONSENTS_SCHEMA)
     country_to_jurisdiction = {c: name for name, codes in policy.jurisdictions.items() for c in codes}
     country = (
         pl.col("country").cast(pl.String).str.to_uppercase()
