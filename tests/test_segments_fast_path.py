@@ -151,8 +151,12 @@ def test_attributes_match_an_event_by_event_reference(seed: int) -> None:
     for frame in (aligned, plain):
         for got in frame.iter_rows(named=True):
             want = expected.get(got["profile_id"])
-            if want is None:  # no events up to NOW: every computed column is null
-                assert all(v is None for k, v in got.items() if k != "profile_id"), got["profile_id"]
+            if want is None:  # no events up to NOW: every computed column is null, the event history 0
+                history = {c for s in specs for c in (s.count_column, s.revenue_column)}
+                assert all(v is None for k, v in got.items() if k != "profile_id" and k not in history), got[
+                    "profile_id"
+                ]
+                assert all(got[c] == 0 for c in history), got["profile_id"]
                 continue
             for column, value in want.items():
                 assert got[column] == pytest.approx(value, rel=1e-12), (got["profile_id"], column)

@@ -214,7 +214,9 @@ def compute_attributes(
     so ``pl.concat([frame, result.drop("profile_id")], how="horizontal")`` is
     the left join of the profile frame with the attributes, without a join.
     The event-history measures of the segment definitions (``event_specs``)
-    are computed in the same pass, so segments never scan the events again.
+    are computed in the same pass, so segments never scan the events again;
+    they are counts and amounts, 0 (not null) for a profile without events,
+    as the segment engine reads them.
     """
     now = as_of or datetime.now(UTC)
     options = config or TagsConfig()
@@ -278,8 +280,8 @@ def _column(values: np.ndarray, valid: pa.Buffer | None, kind: pa.DataType) -> p
 def attributes_frame(found: Measures, keys: pl.Series, *, as_of: datetime, config: TagsConfig) -> pl.DataFrame:
     """The attributes frame of the measures: one row per key, in order (see :func:`compute_attributes`).
 
-    Every computed column is null for a profile without events (as after a left join): the
-    measures' arrays are wrapped with one shared validity bitmap, not copied.
+    Every computed column but the event-history measures is null for a profile without events
+    (as after a left join): the measures' arrays are wrapped with one shared validity bitmap, not copied.
     """
     now, options = as_of, config
     ts_type = found.time_type
@@ -312,9 +314,9 @@ def attributes_frame(found: Measures, keys: pl.Series, *, as_of: datetime, confi
     for j, days in enumerate(WINDOWS):
         out[f"orders_{days}d"] = counted(counts[5 + j])
         out[f"revenue_{days}d"] = summed(sums[1 + j])
-    for j, spec in enumerate(found.specs):
-        out[spec.count_column] = counted(found.spec_count[j])
-        out[spec.revenue_column] = summed(found.spec_revenue[j])
+    for j, spec in enumerate(found.specs):  # 0 without events: the engine would fill the nulls, a copy each
+        out[spec.count_column] = _column(found.spec_count[j], None, pa.int64())
+        out[spec.revenue_column] = _column(found.spec_revenue[j], None, pa.float64())
     browsing = found.browsing
     totals = np.empty(browsing.shape[1], dtype=np.int64)
     column_totals(browsing, totals)
