@@ -20,6 +20,7 @@ import polars as pl
 import pytest
 
 from cdp.access._event_scan import LabelCodes, LabelTable, coded_labels
+from cdp.segments import engine as engine_module
 from cdp.segments._event_pass import column_totals, favourite_ranks
 from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, compute_attributes, counted_lists, label_lists
 from cdp.segments.classify import run_classifiers
@@ -163,8 +164,14 @@ def test_attributes_match_an_event_by_event_reference(seed: int) -> None:
     assert "stranger" not in aligned["profile_id"].to_list()
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_tag_columns_and_one_query_per_level_match_tag_rows_and_one_query_per_segment(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "threads"), [(1, 1), (2, 1), (1, 2), (2, 3)])
+def test_tag_columns_and_one_query_per_level_match_tag_rows_and_one_query_per_segment(
+    seed: int, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``threads`` > 1: each level's segments are split between that many queries run at once
+    (as on a large base), which must give what one query per segment gives."""
+    monkeypatch.setattr(engine_module, "QUERY_THREADS", threads)
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN_ROWS", 0 if threads > 1 else 10**9)
     events, profiles = random_data(seed)
     config = TagsConfig()
     specs = event_specs(s.where for s in SEGMENTS)

@@ -17,7 +17,9 @@ column per segment), so a refresh of 20 segments is one or two scans.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +44,8 @@ CONSENTS_SCHEMA = {"profile_id": pl.String, "purpose": pl.String, "status": pl.S
 POSITION = ROW_POSITION  # each row's position in ``base``, as registered in DuckDB
 MEMBERS_SCHEMA = {"segment": pl.String, POSITION: pl.UInt32}  # members by their row in ``base``
 SEGMENTS_PER_WORD = 62  # segments answered per BIGINT of a query's result (bits 0..61)
+QUERY_THREADS = min(4, os.cpu_count() or 1)  # queries run at once to answer one level of segments
+PARALLEL_MIN_ROWS = 100_000  # below this many profiles, one query: a second costs more than it saves
 
 
 def event_aggregates(
@@ -133,6 +137,31 @@ def warm_up() -> None:
         connection.close()
 
 
+def _balanced(items: list[tuple[str, CompiledSegment]], shares: int) -> list[list[tuple[str, CompiledSegment]]]:
+    """``items`` cut into ``shares`` parts of about the same cost (the length of their conditions), in order."""
+    parts: list[list[tuple[str, CompiledSegment]]] = [[] for _ in range(max(1, shares))]
+    load = [0] * len(parts)
+    for item in sorted(items, key=lambda i: -len(i[1].condition)):
+        lightest = load.index(min(load))
+        parts[lightest].append(item)
+        load[lightest] += len(item[1].condition)
+    order = {name: i for i, (name, _) in enumerate(items)}
+    return [sorted(part, key=lambda i: order[i[0]]) for part in parts if part]
+
+
+def _bits_query(part: Sequence[tuple[str, CompiledSegment]]) -> tuple[str, list[object]]:
+    """The query answering ``part``'s segments: each row's position and a bit per segment it is in."""
+    segments = [c for _, c in part]
+    words = [segments[i : i + SEGMENTS_PER_WORD] for i in range(0, len(segments), SEGMENTS_PER_WORD)]
+    columns = ", ".join(
+        "("
+        + " + ".join(f"(CASE WHEN {c.condition} THEN {1 << j} ELSE 0 END)::BIGINT" for j, c in enumerate(word))
+        + f") AS w{k}"
+        for k, word in enumerate(words)
+    )
+    return f"SELECT a.{POSITION}, {columns} FROM base a", [p for c in segments for p in c.params]
+
+
 class SegmentEngine:
     """Holds one snapshot (attributes, tags, events, consents) and evaluates segments over it."""
 
@@ -164,12 +193,11 @@ class SegmentEngine:
         # Tags held as columns (classifier output, one row per profile): flags are read from them directly.
         self.tag_frame = tag_frame if tag_frame is not None else attributes.select("profile_id")
         self.tag_columns: set[str] = set()
-        self.analytics.register(
-            "consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow()
-        )
+        self._shown: dict[str, Any] = {}  # table name -> the Arrow data registered under it (for cursors too)
+        self._show("consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow())
         self._members = pl.DataFrame(schema=MEMBERS_SCHEMA)
         self._positions: dict[str, pl.Series] = {}  # per segment evaluated, its members' rows in ``base``
-        self.analytics.register("segmembers", self._members.to_arrow())
+        self._show("segmembers", self._members.to_arrow())
         # Event-history columns computed with the attributes: a profile without events did it 0 times.
         self.base = attributes.with_columns(pl.col(c).fill_null(0) for c in attributes.columns if c.startswith("__ev_"))
         self._stale = True
@@ -196,7 +224,7 @@ class SegmentEngine:
             self._registered = needed if self._stale else needed | self._registered
             shown = self.base.select(sorted(self._registered)).with_row_index(POSITION)
             # String views, as Polars holds them: no copy into Arrow's offsets layout (DuckDB reads them).
-            self.analytics.register("base", shown.to_arrow(compat_level=pl.CompatLevel.newest()))
+            self._show("base", shown.to_arrow(compat_level=pl.CompatLevel.newest()))
             self._stale = False
 
     def compile(self, segment: Segment, *, segments: Collection[str] | None = None) -> CompiledSegment:
@@ -253,25 +281,21 @@ class SegmentEngine:
         self._register_base(compiled.values())
         # Only each row's position and one BIGINT per SEGMENTS_PER_WORD segments come back, a bit per
         # segment (not a million id strings, nor a boolean column per segment: half the time at 1M rows).
-        words = [list(compiled.values())[i : i + SEGMENTS_PER_WORD] for i in range(0, len(compiled), SEGMENTS_PER_WORD)]
-        columns = ", ".join(
-            "("
-            + " + ".join(f"(CASE WHEN {c.condition} THEN {1 << j} ELSE 0 END)::BIGINT" for j, c in enumerate(word))
-            + f") AS w{k}"
-            for k, word in enumerate(words)
-        )
-        params = [p for c in compiled.values() for p in c.params]
-        sql = f"SELECT a.{POSITION}, {columns} FROM base a"
-        frame = pl.from_arrow(self._query(sql, params))
-        assert isinstance(frame, pl.DataFrame)
+        # A large base is split between as many queries as there are cores (a query runs on one).
+        shares = min(QUERY_THREADS, len(compiled)) if self.base.height >= PARALLEL_MIN_ROWS else 1
+        parts = _balanced(list(compiled.items()), shares)
+        tables = self._in_parallel([_bits_query(part) for part in parts])
         ids = self.base["profile_id"].cast(pl.String)
         out: dict[str, pl.Series] = {}
-        for i, name in enumerate(compiled):
-            word = frame[f"w{i // SEGMENTS_PER_WORD}"]
-            at = frame[POSITION].filter((word & (1 << (i % SEGMENTS_PER_WORD))) != 0).sort()
-            self._positions[name] = at
-            out[name] = ids.gather(at).sort()
-        return out
+        for part, table in zip(parts, tables, strict=True):
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            for i, (name, _) in enumerate(part):
+                word = frame[f"w{i // SEGMENTS_PER_WORD}"]
+                at = frame[POSITION].filter((word & (1 << (i % SEGMENTS_PER_WORD))) != 0).sort()
+                self._positions[name] = at
+                out[name] = ids.gather(at).sort()
+        return {name: out[name] for name in compiled}
 
     def add_tags(self, frame: pl.DataFrame) -> None:
         """Make more (profile_id, tag) rows visible to ``{tag: …}`` conditions."""
@@ -292,8 +316,7 @@ class SegmentEngine:
         """The same, the members given by their row in ``base``."""
         frame = pl.DataFrame({POSITION: rows.cast(pl.UInt32)}).select(pl.lit(name).alias("segment"), POSITION)
         self._members = pl.concat([self._members.filter(pl.col("segment") != name), frame])
-        self.analytics.unregister("segmembers")
-        self.analytics.register("segmembers", self._members.to_arrow())
+        self._show("segmembers", self._members.to_arrow())
 
     def evaluate(self, segments: Sequence[Segment]) -> dict[str, pl.Series]:
         """Members of every segment, referenced segments first; shared event aggregates computed once."""
@@ -319,10 +342,41 @@ class SegmentEngine:
         table = self._query("SELECT profile_id FROM consents WHERE purpose = ? AND allowed", [purpose])
         return {str(p) for p in table.column(0).to_pylist()}
 
-    def _query(self, sql: str, params: Sequence[object]) -> Any:
+    def _show(self, name: str, data: Any) -> None:
+        """Register ``data`` (Arrow) as table ``name`` (replacing it)."""
+        self._shown[name] = data
+        self.analytics.unregister(name)
+        self.analytics.register(name, data)
+
+    def _query(self, sql: str, params: Sequence[object], connection: Any = None) -> Any:
         """The Arrow table of one query; out of memory is :class:`ResourceExhausted`, never a spill."""
         with refusing_to_spill("segment evaluation"):
-            return self.analytics.execute(sql, params).to_arrow_table()
+            return (connection or self.analytics).execute(sql, params).to_arrow_table()
+
+    def _in_parallel(self, queries: Sequence[tuple[str, Sequence[object]]]) -> list[Any]:
+        """The Arrow tables of several queries, run at once on cursors of their own.
+
+        DuckDB answers one of these queries (a scan of a registered Arrow table into a result
+        of a row per profile) on one thread whatever its settings; two at once use two cores
+        (docs/benchmarks.md, Segments, fourteenth session). A cursor sees the database, not the
+        tables registered on the connection: each is shown them.
+        """
+        if len(queries) == 1:
+            return [self._query(*queries[0])]
+        cursors = [self.analytics.cursor() for _ in queries]
+        try:
+            for cursor in cursors:
+                for name, data in self._shown.items():
+                    cursor.register(name, data)
+            with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="cdp-segment-query") as pool:
+                running = [
+                    pool.submit(self._query, sql, params, cursor)
+                    for (sql, params), cursor in zip(queries, cursors, strict=True)
+                ]
+                return [future.result() for future in running]
+        finally:
+            for cursor in cursors:
+                cursor.close()
 
     def members(self, segment: Segment) -> list[str]:
         return [str(p) for p in self.evaluate([segment])[segment.name].to_list()]
