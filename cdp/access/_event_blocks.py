@@ -375,6 +375,7 @@ def _pieces(
     read: _Read,
     *,
     prepare: Callable[[_Piece], _Piece] | None = None,
+    finished: Callable[[], object] | None = None,
 ) -> Iterator[_Piece]:
     """Every range's events in rowid order: blocks where they are valid, the rest read row by row.
 
@@ -384,7 +385,8 @@ def _pieces(
     scan), blocks keep their label codes (``_Piece.labels``), each piece is passed through
     ``prepare`` on the decoding thread, and the profiles' positions in ``keys`` are looked up
     there too (``read.positions``, all taken as active: the caller leaves out the inactive ones).
-    A block that fails to decrypt raises ``InvalidTag``.
+    A block that fails to decrypt raises ``InvalidTag``. ``finished``: called on the decoding thread
+    once the last range is decoded (its consumer may still have pieces to take).
     """
     coded = prepare is not None
 
@@ -421,6 +423,7 @@ def _pieces(
         ):
             pieces: SimpleQueue[Future[_Piece] | None] = SimpleQueue()
             stop = threading.Event()
+            done: list[Future[object]] = []  # ``finished``, once submitted
 
             def read_range(lo: int, hi: int, *, tail: bool) -> bool:
                 """Read [lo, hi) row by row (decoded in the pool); False if it holds no event."""
@@ -461,6 +464,8 @@ def _pieces(
                         position = block[1]
                     if position is not None and high is not None and position <= high:
                         read_gap(position, high + 1, tail=True)
+                    if finished is not None:  # after every range's decoding, on the same thread
+                        done.append(pool.submit(finished))
                 finally:
                     pieces.put(None)
 
@@ -491,6 +496,8 @@ def _pieces(
                         _fetch_props(cursor, key, piece, wanted)
                     yield piece
                 reader.result()  # its error, if it had one
+                for call in done:
+                    call.result()
             finally:
                 stop.set()  # a consumer that stops early stops the reading too
             if opened is not None:
@@ -533,10 +540,16 @@ def _read_rows_instead(conn: Connection, properties_of: Collection[str] | None, 
 
 
 def scan_sqlite(
-    store: StoreCore, conn: Connection, properties_of: Collection[str] | None, keys: pl.Series, sink: EventSink
+    store: StoreCore,
+    conn: Connection,
+    properties_of: Collection[str] | None,
+    keys: pl.Series,
+    sink: EventSink,
+    decoded: Callable[[], object] | None = None,
 ) -> int:
     """The events of ``read_sqlite(..., keys)`` handed to ``sink`` piece by piece, as they are decoded
-    (``_event_scan.py``); returns how many of the keys' profiles have events.
+    (``_event_scan.py``); returns how many of the keys' profiles have events. ``decoded``: see
+    ``CustomerStore.scan_events``.
 
     The decoding thread also turns each block into the batch the sink takes (``_prepared``):
     this thread only hands the batches on, in order.
@@ -547,7 +560,13 @@ def scan_sqlite(
     seen = np.zeros(keys.len() + 1, dtype=np.bool_)  # per key, whether it has an event (the last: SKIP's)
     try:
         for piece in _pieces(
-            store, conn, properties_of, keys, read, prepare=lambda p: _prepared(p, keys, read, wanted, seen)
+            store,
+            conn,
+            properties_of,
+            keys,
+            read,
+            prepare=lambda p: _prepared(p, keys, read, wanted, seen),
+            finished=decoded,
         ):
             assert piece.batch is not None
             if piece.profile_ids is not None or piece.legacy:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -336,6 +336,7 @@ class EventMixin(StoreCore):
         *,
         positions_of: pl.Series,
         properties_of: Collection[str] | None = None,
+        decoded: Callable[[], object] | None = None,
     ) -> int:
         """The events ``events_frame(ctx, positions_of=..., properties_of=...)`` would return, handed
         to ``sink`` batch by batch instead (``_event_scan.py``): the same policy decision and audit.
@@ -343,6 +344,9 @@ class EventMixin(StoreCore):
         On SQLite each stored block goes to the sink as soon as it is decoded, so the sink's work
         overlaps the decoding and no frame of every event is assembled; elsewhere the frame is read
         and handed over in batches. Returns how many of ``positions_of``'s profiles have events.
+        ``decoded``: called once every event is read and decoded, while the sink may still have
+        batches to take (on SQLite, from the decoding thread): work that needs no event can start
+        on the core the decoding leaves.
         """
         keys = check_keys(positions_of)
         fields = (*EVENT_FIELDS, "event_properties")
@@ -352,13 +356,15 @@ class EventMixin(StoreCore):
             if dialect == "sqlite":
                 from cdp.access._event_blocks import scan_sqlite  # it builds on this module
 
-                people = scan_sqlite(self, conn, properties_of, keys, sink)
+                people = scan_sqlite(self, conn, properties_of, keys, sink, decoded)
             else:
                 frame = (
                     _read_postgres(conn, properties_of, keys)
                     if dialect == "postgresql" and conn.dialect.driver == "psycopg"
                     else _read_rows(conn, properties_of, keys)
                 )
+                if decoded is not None:
+                    decoded()
                 for batch in frame_batches(frame, frame[POSITION]):
                     sink.add(batch)
                 people = _people(frame[POSITION])

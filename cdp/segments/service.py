@@ -210,7 +210,9 @@ def build_snapshot(
             warmed.append(warming.submit(warm_up))
 
         computed = measure_events(
-            lambda sink: store.scan_events(ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}),
+            lambda sink: store.scan_events(
+                ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}, decoded=early.start
+            ),
             keys,
             as_of=as_of,
             config=config,

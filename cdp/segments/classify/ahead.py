@@ -24,6 +24,7 @@ is always joined when the ``with`` block of :class:`EarlyClassifiers` ends.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -93,15 +94,17 @@ class EarlyClassifiers:
         self._threaded = threaded and bool(self._chosen)
         self._pool: ThreadPoolExecutor | None = None
         self._future: Future[dict[str, EarlyResult]] | None = None
+        self._starting = threading.Lock()
 
     def __enter__(self) -> EarlyClassifiers:
         return self
 
     def start(self) -> None:
-        """Start the thread (once)."""
-        if self._threaded and self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-early-classify")
-            self._future = self._pool.submit(classify_early, self._chosen, self._profiles, self._config)
+        """Start the thread (once; from any thread)."""
+        with self._starting:
+            if self._threaded and self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-early-classify")
+                self._future = self._pool.submit(classify_early, self._chosen, self._profiles, self._config)
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
