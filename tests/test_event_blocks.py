@@ -387,8 +387,10 @@ def test_a_first_scan_reads_the_rows_and_stores_the_blocks(blocked: CustomerStor
     with blocked.engine.begin() as conn:
         conn.execute(t.event_blocks.delete())
     kept = _Kept()
-    people = blocked.scan_events(OFFICER, kept, positions_of=ids)
+    decoded: list[int] = []
+    people = blocked.scan_events(OFFICER, kept, positions_of=ids, decoded=lambda: decoded.append(len(kept.batches)))
     assert people == ids.len() and sum(b.height for b in kept.batches) == blocked.events_frame(OFFICER).height
+    assert len(decoded) == 1  # once, after the last range was decoded
     assert len(_blocks(blocked)) >= 3  # the ranges read row by row were stored on the way
     assert _scanned(blocked, ids).equals(_framed(blocked, ids))
 

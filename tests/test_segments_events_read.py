@@ -220,16 +220,19 @@ def test_a_scan_gives_the_attributes_of_the_events_frame(loaded: CustomerStore) 
     frame = loaded.events_frame(PROFILING, positions_of=keys, properties_of={SURVEY_EVENT})
     expected = compute_attributes(frame, as_of=as_of, event_specs=specs, profiles=keys)
     people: list[int] = []
+    decoded: list[int] = []  # the callback for the end of the decoding: called once
     got = measure_events(
         lambda sink: people.append(
-            loaded.scan_events(PROFILING, sink, positions_of=keys, properties_of={SURVEY_EVENT})
+            loaded.scan_events(
+                PROFILING, sink, positions_of=keys, properties_of={SURVEY_EVENT}, decoded=lambda: decoded.append(1)
+            )
         ),
         keys,
         as_of=as_of,
         config=TagsConfig(),
         event_specs=specs,
     )
-    assert got.equals(expected) and people == [ids.len()]
+    assert got.equals(expected) and people == [ids.len()] and decoded == [1]
     assert got["nps_latest"].drop_nulls().len() >= 1  # the survey answers came with it
     assert "favourite_store" in got.columns
     reads = [r for r in loaded.search_audit(OFFICER, action="read") if r["resource"] == "events"]
