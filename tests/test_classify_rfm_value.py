@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from cdp.segments.classify.lifecycle import LifecycleClassifier, churn_risk, lifecycle_stage
-from cdp.segments.classify.rfm import RfmClassifier, min_rank, quintile, rfm_scores
+from cdp.segments.classify.rfm import RfmClassifier, _quintiles_by_order, min_rank, quintile, rfm_scores
 from cdp.segments.classify.value import value_tier
 from cdp.segments.config import DEFAULT_RFM_GRID, RFM_CELLS, ChurnConfig, LifecycleConfig, TagsConfig, ValueConfig
 
@@ -192,3 +192,15 @@ def test_ranks_by_counting_are_the_sorted_ranks(seed: int) -> None:
         series = pl.Series("v", values).scatter(rng.integers(0, 5000, 400), None)
         assert min_rank(series).equals(series.rank(method="min"), check_dtypes=False)
     assert min_rank(pl.Series("v", [None, None], dtype=pl.Int64)).null_count() == 2
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 5, 6, 7, 11, 999, 20_000])
+def test_quintiles_of_amounts_by_order_statistics_are_the_ranks(size: int) -> None:
+    """Amounts (not countable integers) are scored from four order statistics, not a rank: the
+    same scores as ``quintile`` (ties take the group's lowest rank), with ties and nulls."""
+    rng = np.random.default_rng(size)
+    for amounts in (rng.random(size) * 1000, np.round(rng.random(size) * 10) * 100):
+        for values in (pl.Series("x", amounts), pl.Series("x", amounts).scatter(np.arange(0, size, 3), None)):
+            count = values.len() - values.null_count()
+            expected = pl.select(quintile(pl.lit(values), pl.lit(count))).to_series()
+            assert _quintiles_by_order(values, count).to_list() == expected.to_list()

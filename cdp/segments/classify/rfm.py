@@ -67,11 +67,31 @@ def _quintiles(values: pl.Series, count: int) -> pl.Series:
     quintile is computed once and gathered (one pass over the rows, not six)."""
     counted = _counted(values)
     if counted is None:
-        rank = values.rank(method="min").cast(pl.Int64)
-        return (1 + ((rank - 1) * 5 // count)).clip(1, 5).cast(pl.Int8)
+        return _quintiles_by_order(values, count)
     first, value = counted
     per_value = np.clip(1 + (first - 1) * 5 // max(count, 1), 1, 5).astype(np.int8)
     return _with_nulls_of(values, per_value[value], pl.Int8)
+
+
+def _quintiles_by_order(values: pl.Series, count: int) -> pl.Series:
+    """:func:`quintile` of a Series of ``count`` non-null values (amounts) from four order statistics,
+    not a rank (no sort: ~4x faster at 1M rows).
+
+    A value's score is 1 + floor(5 * below / n), ``below`` the number of values under it (its
+    ``min`` rank - 1); ``below`` reaches ceil(k * n / 5) exactly when the value exceeds the one at
+    that place (from 1) in ascending order, so the score is 1 + how many of those four it exceeds.
+    """
+    valid = values.drop_nulls().cast(pl.Float64).to_numpy()
+    if valid.size != count or not count or np.isnan(valid).any():  # NaN ranks last: ranked as such
+        rank = values.rank(method="min").cast(pl.Int64)
+        return (1 + ((rank - 1) * 5 // max(count, 1))).clip(1, 5).cast(pl.Int8)
+    places = [-(-k * count // 5) - 1 for k in range(1, 5)]  # ceil(k n / 5), from 0
+    bounds = np.partition(valid, places)[places]
+    every = values.cast(pl.Float64).fill_null(0.0).to_numpy()
+    scores = np.ones(every.size, dtype=np.int8)
+    for bound in bounds:
+        scores += every > bound
+    return _with_nulls_of(values, scores, pl.Int8)
 
 
 def cell_type(config: TagsConfig) -> pl.Enum:
