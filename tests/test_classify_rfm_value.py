@@ -204,3 +204,38 @@ def test_quintiles_of_amounts_by_order_statistics_are_the_ranks(size: int) -> No
             count = values.len() - values.null_count()
             expected = pl.select(quintile(pl.lit(values), pl.lit(count))).to_series()
             assert _quintiles_by_order(values, count).to_list() == expected.to_list()
+
+
+@pytest.mark.parametrize("size", [1, 3, 10, 11, 997, 20_000])
+def test_value_tiers_from_order_statistics_are_the_ranks_shares(size: int) -> None:
+    """High and mid are found from the amount each share lets in, not a rank: the same tiers as
+    the share of buyers strictly above, ``(rank - 1) / n`` (ties share the better tier), for
+    every row or buyers only, with ties and with shares at the ranks' own floating-point edges."""
+    rng = np.random.default_rng(size)
+    for amounts in (rng.random(size) * 1000, np.round(rng.random(size) * 10) * 100 + 1):
+        frame = pl.DataFrame(
+            {
+                "profile_id": [f"p{i}" for i in range(size + 1)],
+                "revenue_365d": [*amounts.tolist(), 0.0],  # the last: no buyer
+                "orders_90d": [0] * (size + 1),
+                "orders_prev_90d": [0] * (size + 1),
+            }
+        )
+        for high, mid in ((0.2, 0.4), (0.1, 0.2), (0.3, 0.3), (0.0, 0.5)):
+            config = replace(TagsConfig(), value=ValueConfig(high_share=high, mid_share=mid))
+            buyers = frame.filter(pl.col("revenue_365d") > 0)
+            above = (pl.col("revenue_365d").rank(method="min", descending=True) - 1) / pl.len()
+            expected = buyers.select(
+                "profile_id",
+                pl.when(above < high)
+                .then(pl.lit("high"))
+                .when(above < high + mid)
+                .then(pl.lit("mid"))
+                .otherwise(pl.lit("low"))
+                .alias("tier"),
+            )
+            want = dict(zip(expected["profile_id"], expected["tier"], strict=True))
+            for every_row in (False, True):
+                got = value_tier(frame, config, every_row=every_row)
+                tiers = {p: t for p, t in zip(got["profile_id"], got["value_tier"].cast(pl.String), strict=True) if t}
+                assert tiers == want, (high, mid, every_row)
