@@ -19,16 +19,26 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cdp.access._event_scan import LabelCodes, LabelTable, coded_labels
+from cdp.access import _event_scan as event_scan
+from cdp.access._event_scan import LabelCodes, LabelTable, coded_labels, frame_batches
 from cdp.segments import engine as engine_module
 from cdp.segments._event_pass import column_totals, favourite_ranks
-from cdp.segments.attributes import ORDER_EVENT, PRODUCT_EVENTS, WINDOWS, compute_attributes, counted_lists, label_lists
+from cdp.segments.attributes import (
+    ORDER_EVENT,
+    PRODUCT_EVENTS,
+    WINDOWS,
+    _positions,
+    compute_attributes,
+    counted_lists,
+    label_lists,
+    measure_events,
+)
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
 from cdp.segments.definition import EventSpec, Segment, compile_segment, event_specs
 from cdp.segments.engine import SegmentEngine
-from cdp.segments.measures import _Registry
+from cdp.segments.measures import EventMeasures, _Registry
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 NAMES = (ORDER_EVENT, "Product Viewed", "Product Added", "Home", "Signed Up", "Wishlist Added", None)
@@ -372,3 +382,25 @@ def test_compiled_lists_totals_and_favourites_match_numpy(seed: int) -> None:
         favourite_ranks(
             rows, ranks, np.zeros(10, dtype=np.int64), np.empty_like(rows), np.zeros(7, dtype=np.int32), best[:10]
         )
+
+
+def test_warming_the_measures_between_batches_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``EventMeasures.warm`` (called from the decoding thread while the last batches are added)
+    touches only rows the batches never write: the attributes are the same with it."""
+    events, profiles = random_data(4)
+    config = TagsConfig()
+    specs = event_specs(s.where for s in SEGMENTS)
+    keys = profiles["profile_id"]
+    monkeypatch.setattr(event_scan, "BATCH_EVENTS", 50)
+    batches = list(frame_batches(events, _positions(events, keys)[0]))
+    assert len(batches) > 4
+
+    def scan(sink: EventMeasures, *, warm: bool) -> None:
+        for i, batch in enumerate(batches):
+            sink.add(batch)
+            if warm and i == len(batches) // 2:
+                sink.warm()
+
+    plain = measure_events(lambda sink: scan(sink, warm=False), keys, as_of=NOW, config=config, event_specs=specs)
+    warmed = measure_events(lambda sink: scan(sink, warm=True), keys, as_of=NOW, config=config, event_specs=specs)
+    assert warmed.equals(plain) and plain["event_count"].sum() > 0

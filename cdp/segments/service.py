@@ -47,6 +47,7 @@ from cdp.segments.classify.base import (
 from cdp.segments.config import TagsConfig, default_tags_path, load_tags_config
 from cdp.segments.definition import Segment, event_specs, order_segments, parse_segment, walk_leaves
 from cdp.segments.engine import CONSENTS_SCHEMA, SegmentEngine, warm_up
+from cdp.segments.measures import EventMeasures
 from cdp.segments.tags import TagWrite, apply_tags, digest_ids, evaluate_rule_tags, rule_catalogue
 from cdp.settings import Settings
 
@@ -204,15 +205,28 @@ def build_snapshot(
     ):
         warmed: list[Future[None]] = []
 
+        def after_early() -> None:  # one helper core: DuckDB's set-up once the early classifiers are done
+            early.results()
+            warm_up()
+
+        def decoded() -> None:  # the decoding's core is free while the pass takes its backlog
+            early.start()
+            warmed.append(warming.submit(after_early))
+
         def scanned() -> None:
             timings["scan"] = time.perf_counter() - started  # the events read and the attributes' pass
-            early.start()
-            warmed.append(warming.submit(warm_up))
+            if not warmed:  # a scan that did not say when its decoding ended
+                decoded()
+
+        def scan(sink: EventMeasures) -> int:
+            def helpers() -> None:  # on the decoding thread, done: the early ones, then the sink's memory
+                decoded()
+                sink.warm()
+
+            return store.scan_events(ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}, decoded=helpers)
 
         computed = measure_events(
-            lambda sink: store.scan_events(
-                ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}, decoded=early.start
-            ),
+            scan,
             keys,
             as_of=as_of,
             config=config,
