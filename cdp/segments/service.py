@@ -196,9 +196,10 @@ def build_snapshot(
     # only for survey answers: the others are not read at all. Each event comes with its
     # profile's position in the profile frame, which is what the attributes want. The read keeps
     # both cores busy (a reading thread, a decoding thread, the pass on this one), so nothing
-    # else starts before it is done. What follows runs mostly on this thread: from then on, the
-    # classifiers that read only profile columns run on another (Polars, which lets go of the
-    # GIL), and so does DuckDB's one-time set-up, which the segment engine would otherwise wait for.
+    # else starts until the last block is decoded; the pass then still has a backlog to take, and
+    # on the decoding's core the classifiers that read only profile columns start (Polars, which
+    # lets go of the GIL), followed on the same helper by DuckDB's one-time set-up, which the
+    # segment engine would otherwise wait for (docs/benchmarks.md, Segments, fourteenth session).
     with (
         EarlyClassifiers(classifiers, profiles, config) as early,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdp-duckdb-warm-up") as warming,
