@@ -20,7 +20,7 @@ from cdp.segments.config import TagsConfig
 
 TIERS = ("high", "mid", "low", "potential")
 TIER = pl.Enum(TIERS)  # the column's type: a byte a row, built from Enum literals
-RANK = pl.Series([0.0]).rank(method="min").dtype  # what a rank is (and a count of rows): unsigned
+RANK = pl.get_index_type()  # what a rank and a count of rows are in Polars (UInt32; UInt64 in bigidx builds)
 
 
 def value_tier(attributes: pl.DataFrame, config: TagsConfig, *, every_row: bool = False) -> pl.DataFrame:
