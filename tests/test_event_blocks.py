@@ -24,6 +24,7 @@ from cdp.access import _event_block_format as block_format
 from cdp.access import _event_blocks as blocks_module
 from cdp.access import _tables as t
 from cdp.access._event_scan import SKIP, EventBatch
+from cdp.access._sorted_ids import gather_positions
 from cdp.segments._event_pass import SKIP_ROW
 from cdp.segments.attributes import SURVEY_EVENT, compute_attributes, measure_events
 from cdp.segments.config import TagsConfig
@@ -446,3 +447,23 @@ def test_positions_by_one_merge_are_those_of_a_search() -> None:
     found = blocks_module._positions(pl.Series("id", ids), pl.Series(keys), inactive).to_list()
     assert found == [None if i == ids[1] else at.get(i) for i in ids]
     assert SKIP_ROW == SKIP  # the compiled pass leaves out the rows the scan marks
+
+
+def test_a_blocks_profile_positions_by_one_compiled_gather_are_numpys() -> None:
+    """``gather_positions``: each event's profile position and the profiles seen, as numpy's fancy
+    indexing gives them; a code past the positions is refused, not read out of bounds."""
+    rng = np.random.default_rng(5)
+    positions = rng.integers(0, 500, 300).astype(np.uint32)
+    positions[rng.random(300) < 0.2] = SKIP  # not among the keys, or inactive
+    codes = rng.integers(0, 300, 5000).astype(np.uint32)
+    rows = np.empty(codes.size, dtype=np.uint32)
+    seen = np.zeros(501, dtype=np.bool_)
+    gather_positions(codes, positions, rows, seen.view(np.uint8))
+    want = np.zeros(501, dtype=np.bool_)
+    want[np.minimum(positions[codes], 500)] = True
+    assert rows.tolist() == positions[codes].tolist()
+    assert seen.tolist() == want.tolist() and want[:-1].any() and want[-1]
+    with pytest.raises(ValueError, match="past the positions"):
+        gather_positions(np.array([0, 300], dtype=np.uint32), positions, np.empty(2, np.uint32), seen.view(np.uint8))
+    with pytest.raises(ValueError, match="one row per code"):
+        gather_positions(codes, positions, np.empty(3, np.uint32), seen.view(np.uint8))

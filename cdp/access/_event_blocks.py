@@ -86,7 +86,7 @@ from cdp.access._events import (
     _range_sql,
     _rowid_bounds,
 )
-from cdp.access._sorted_ids import merge_positions
+from cdp.access._sorted_ids import gather_positions, merge_positions
 from cdp.crypto.envelope import encode_aad, new_data_key
 
 BLOCK_EVENTS = 131_072  # rowids per block: the range the bulk read already uses
@@ -595,14 +595,16 @@ def _prepared(piece: _Piece, keys: pl.Series, read: _Read, wanted: Collection[st
     """The piece with the batch a sink takes: each event's profile position (marked in ``seen``),
     the label codes as the block stores them (a null coded as one past its labels), the revenue's
     nulls 0, the wanted events' properties only. Run on a decoding thread."""
-    frame = piece.frame
     if piece.profile_ids is not None:  # a range read row by row: its profile ids, looked up
         rows = rows_of(_positions(piece.profile_ids, keys, read.listed))
+        seen[np.minimum(rows, keys.len())] = True
     else:
         assert piece.codes is not None and read.positions is not None
         positions = read.positions.result()
-        rows = positions[piece.codes.fill_null(positions.size - 1).to_numpy()]
-    seen[np.minimum(rows, keys.len())] = True
+        codes = piece.codes.fill_null(positions.size - 1) if piece.codes.null_count() else piece.codes
+        rows = np.empty(codes.len(), dtype=np.uint32)
+        gather_positions(np.ascontiguousarray(codes.to_numpy(), dtype=np.uint32), positions, rows, seen.view(np.uint8))
+    frame = piece.frame
     if piece.labels is not None:
         labels = {
             name: LabelCodes.of(frame[name], LabelTable(piece.labels[name]), len(piece.labels[name]))

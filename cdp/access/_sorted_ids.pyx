@@ -59,3 +59,28 @@ def merge_positions(
                 k += 1
             out[i] = <uint32_t>k if k < m and c == 0 else MISSING
     return ordered
+
+
+def gather_positions(const uint32_t[::1] codes, const uint32_t[::1] positions, uint32_t[::1] rows, uint8_t[::1] seen):
+    """``rows[i] = positions[codes[i]]`` and ``seen[rows[i]] = 1`` (``seen``'s last entry for a row
+    past it, such as ``0xFFFFFFFF``): a block's profile positions in one pass (``_event_blocks.py``),
+    where numpy's fancy indexing takes three, each converting the codes to 64-bit indices."""
+    cdef Py_ssize_t i, n = codes.shape[0], size = positions.shape[0], last = seen.shape[0] - 1
+    cdef uint32_t r
+    cdef bint inside = True
+    if rows.shape[0] != n:
+        raise ValueError("one row per code")
+    if last < 0:
+        raise ValueError("seen needs at least one entry")
+    with nogil:
+        for i in range(n):
+            if codes[i] >= size:
+                inside = False
+                break
+    if not inside:
+        raise ValueError("a code past the positions")
+    with nogil:
+        for i in range(n):
+            r = positions[codes[i]]
+            rows[i] = r
+            seen[r if r < last else last] = 1
