@@ -36,7 +36,7 @@ from cdp.segments.attributes import (
 from cdp.segments.classify import run_classifiers
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
-from cdp.segments.definition import EventSpec, Segment, compile_segment, event_specs
+from cdp.segments.definition import EventSpec, Segment, compile_segment, event_specs, spec_columns_read
 from cdp.segments.engine import SegmentEngine
 from cdp.segments.measures import EventMeasures, _Registry
 
@@ -144,7 +144,9 @@ def reference_attributes(events: pl.DataFrame, specs: list[EventSpec], config: T
                 and (spec.channel is None or e["channel"] == spec.channel)
                 and (spec.category is None or e["category"] == spec.category)
             ]
-            row[spec.count_column], row[spec.revenue_column] = len(hits), sum(amount(e) for e in hits)
+            row[spec.count_column] = len(hits)
+            if spec.total:  # a total revenue is computed only where a definition reads it
+                row[spec.revenue_column] = sum(amount(e) for e in hits)
         out[pid] = row
     return out
 
@@ -163,7 +165,7 @@ def test_attributes_match_an_event_by_event_reference(seed: int) -> None:
         for got in frame.iter_rows(named=True):
             want = expected.get(got["profile_id"])
             if want is None:  # no events up to NOW: every computed column is null, the event history 0
-                history = {c for s in specs for c in (s.count_column, s.revenue_column)}
+                history = {c for s in specs for c in spec_columns_read(s)}
                 assert all(v is None for k, v in got.items() if k != "profile_id" and k not in history), got[
                     "profile_id"
                 ]
@@ -172,6 +174,38 @@ def test_attributes_match_an_event_by_event_reference(seed: int) -> None:
             for column, value in want.items():
                 assert got[column] == pytest.approx(value, rel=1e-12), (got["profile_id"], column)
     assert "stranger" not in aligned["profile_id"].to_list()
+    # Every count, and the total revenue of the one measure whose total a segment reads only.
+    assert [s.total for s in specs].count(True) == 1
+    computed = {c for c in aligned.columns if c.startswith("__ev_")}
+    assert computed == {c for s in specs for c in spec_columns_read(s)}
+    assert all(aligned[s.count_column].dtype == pl.Int32 for s in specs)
+
+
+def test_a_total_not_computed_with_the_attributes_is_computed_when_a_segment_reads_it() -> None:
+    """The pass computes a measure's total revenue only where a definition of the refresh reads it;
+    a segment evaluated later that reads it gets it from the events, and the same members."""
+    events, profiles = random_data(1)
+    count_only = Segment("recent", "", "profiling", {"event": ORDER_EVENT, "within_days": 365, "min_count": 2})
+    spend = Segment("spend", "", "profiling", {"event": ORDER_EVENT, "within_days": 365, "total_revenue_over": 300})
+    specs = event_specs([count_only.where])
+    assert [s.total for s in specs] == [False] and specs == event_specs([spend.where])  # one measure
+    computed = compute_attributes(
+        events, as_of=NOW, config=TagsConfig(), event_specs=specs, profiles=profiles["profile_id"]
+    )
+    assert specs[0].count_column in computed.columns and specs[0].revenue_column not in computed.columns
+    no_tags = pl.DataFrame(schema={"profile_id": pl.String, "tag": pl.String})
+    fast = SegmentEngine(
+        pl.concat([profiles, computed.drop("profile_id")], how="horizontal"), events, no_tags, as_of=NOW
+    )
+    plain = SegmentEngine(profiles, events, no_tags, as_of=NOW)  # every measure from the events
+    try:
+        assert fast.members(count_only) == plain.members(count_only)
+        assert fast.members(spend) == plain.members(spend)
+        assert fast.members(count_only) == plain.members(count_only)  # the count kept as it was
+        assert fast.members(spend) and fast.members(spend) != fast.members(count_only)
+    finally:
+        fast.close()
+        plain.close()
 
 
 @pytest.mark.parametrize(("seed", "threads"), [(1, 1), (2, 1), (1, 2), (2, 3)])

@@ -314,9 +314,11 @@ def attributes_frame(found: Measures, keys: pl.Series, *, as_of: datetime, confi
     for j, days in enumerate(WINDOWS):
         out[f"orders_{days}d"] = counted(counts[5 + j])
         out[f"revenue_{days}d"] = summed(sums[1 + j])
+    spec_totals = iter(found.spec_revenue)
     for j, spec in enumerate(found.specs):  # 0 without events: the engine would fill the nulls, a copy each
-        out[spec.count_column] = _column(found.spec_count[j], None, pa.int64())
-        out[spec.revenue_column] = _column(found.spec_revenue[j], None, pa.float64())
+        out[spec.count_column] = _column(found.spec_count[j], None, pa.int32())
+        if spec.total:  # computed only where a definition reads it
+            out[spec.revenue_column] = _column(next(spec_totals), None, pa.float64())
     browsing = found.browsing
     totals = np.empty(browsing.shape[1], dtype=np.int64)
     column_totals(browsing, totals)

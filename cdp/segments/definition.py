@@ -46,7 +46,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cdp._exceptions import DefinitionError
@@ -77,7 +77,13 @@ class Segment:
 
 @dataclass(frozen=True)
 class EventSpec:
-    """One event-history measure: events named ``event`` from ``start_days`` to ``end_days`` ago."""
+    """One event-history measure: events named ``event`` from ``start_days`` to ``end_days`` ago.
+
+    ``total``: a definition reads the events' total revenue too (``total_revenue_over``), not only
+    their count. It is not part of the measure's identity (its ``key`` and equality): the count
+    and the total are columns of the same measure, and a refresh computes the total only where
+    it is read (a million profiles' column each: docs/benchmarks.md, Segments, fifteenth session).
+    """
 
     event: str
     start_days: int
@@ -85,6 +91,7 @@ class EventSpec:
     revenue_over: float | None = None
     channel: str | None = None
     category: str | None = None
+    total: bool = field(default=False, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -374,9 +381,15 @@ class _Compiler:
                 raise self.fail(f"{path}.{key}", f"wrong type: expected a string, got {type(node[key]).__name__}")
         over = node.get("revenue_over")
         spec = EventSpec(
-            name, start, end, None if over is None else float(over), node.get("channel"), node.get("category")
+            name,
+            start,
+            end,
+            None if over is None else float(over),
+            node.get("channel"),
+            node.get("category"),
+            total=node.get("total_revenue_over") is not None,
         )
-        self.specs[spec.key] = spec
+        self.specs[spec.key] = merged_spec(self.specs.get(spec.key), spec)
         clauses = [f'(a."{spec.count_column}" >= ?)']
         self.params.append(low)
         if high is not None:
@@ -429,6 +442,26 @@ def walk_leaves(node: Any) -> Iterator[Mapping[str, Any]]:
             yield from walk_leaves(node["not"])
         return
     yield node
+
+
+def merged_spec(known: EventSpec | None, spec: EventSpec) -> EventSpec:
+    """One measure asked for twice: its total is computed if either asks for it."""
+    if known is None or known.total or not spec.total:
+        return known or spec
+    return replace(known, total=True)
+
+
+def merge_specs(specs: Iterable[EventSpec]) -> list[EventSpec]:
+    """The distinct measures of ``specs``, in order, each with its total if any of its copies reads it."""
+    merged: dict[str, EventSpec] = {}
+    for spec in specs:
+        merged[spec.key] = merged_spec(merged.get(spec.key), spec)
+    return list(merged.values())
+
+
+def spec_columns_read(spec: EventSpec) -> tuple[str, ...]:
+    """The columns of ``base`` a definition reads for the measure."""
+    return (spec.count_column, spec.revenue_column) if spec.total else (spec.count_column,)
 
 
 def event_specs(wheres: Iterable[Any]) -> list[EventSpec]:

@@ -36,7 +36,9 @@ from cdp.segments.definition import (
     Segment,
     column_kinds,
     compile_segment,
+    merge_specs,
     order_segments,
+    spec_columns_read,
     tag_column,
 )
 
@@ -73,7 +75,7 @@ def event_aggregates(
         .select("profile_id", *columns_flat)
         .group_by("profile_id")
         .agg(pl.col(c).sum() for c in columns)
-        .with_columns(pl.col(s.count_column).cast(pl.Int64) for s in specs)
+        .with_columns(pl.col(s.count_column).cast(pl.Int32) for s in specs)
         .collect()
     )
 
@@ -112,7 +114,7 @@ def column_flags(tag_frame: pl.DataFrame, wanted: Iterable[str]) -> pl.DataFrame
 
 
 def _columns_read(compiled: CompiledSegment) -> set[str]:
-    specs = {c for s in compiled.event_specs for c in (s.count_column, s.revenue_column)}
+    specs = {c for s in compiled.event_specs for c in spec_columns_read(s)}
     return set(compiled.attributes) | specs | {tag_column(t) for t in compiled.tags}
 
 
@@ -233,10 +235,17 @@ class SegmentEngine:
     def prepare(self, compiled: Iterable[CompiledSegment]) -> None:
         """Add the event aggregates and tag columns the compiled segments need (once for all of them)."""
         compiled = list(compiled)
-        missing = {s.key: s for c in compiled for s in c.event_specs if s.key not in self.specs}
-        # Specs computed with the attributes (one pass over the events) are already columns of base.
-        self.specs.update({k: s for k, s in missing.items() if s.count_column in self.base.columns})
-        missing = {k: s for k, s in missing.items() if k not in self.specs}
+        missing = {
+            s.key: s
+            for s in merge_specs(s for c in compiled for s in c.event_specs)
+            if s.key not in self.specs or (s.total and not self.specs[s.key].total)
+        }
+        # Specs computed with the attributes (one pass over the events) are already columns of base
+        # (the total only where a definition read it then).
+        present = set(self.base.columns)
+        computed = {k: s for k, s in missing.items() if present.issuperset(spec_columns_read(s))}
+        self.specs.update(computed)
+        missing = {k: s for k, s in missing.items() if k not in computed}
         tags = {t for c in compiled for t in c.tags if tag_column(t) not in self.tag_columns}
         if not missing and not tags:
             return
@@ -247,7 +256,8 @@ class SegmentEngine:
                 as_of=self.as_of,
                 config=self.config,
             )
-            columns = [c for c in aggregates.columns if c != "profile_id"]
+            columns = [c for c in aggregates.columns if c != "profile_id" and c not in present]
+            aggregates = aggregates.select("profile_id", *columns)  # a count computed already is kept
             self.base = self.base.join(aggregates, on="profile_id", how="left").with_columns(
                 pl.col(c).fill_null(0) for c in columns
             )

@@ -31,7 +31,7 @@ import polars as pl
 from cdp.access._event_scan import SKIP, EventBatch, LabelCodes, LabelTable
 from cdp.segments._event_pass import SPEC_ANY, accumulate, favourite_ranks, mark_codes, spread
 from cdp.segments.config import TagsConfig
-from cdp.segments.definition import EventSpec
+from cdp.segments.definition import EventSpec, merge_specs
 
 ORDER_EVENT = "Order Completed"
 SURVEY_EVENT = "Survey Submitted"
@@ -103,8 +103,8 @@ class Measures:
     counts: np.ndarray  # (8, profiles): events, counted, channels, orders, orders 90-180 days ago, 30/90/365 days
     times: np.ndarray  # (4, profiles): first and last event, first and last order (0 where there are none)
     sums: np.ndarray  # (4, profiles): revenue over the lifetime and within 30/90/365 days
-    spec_count: np.ndarray  # (specs, profiles)
-    spec_revenue: np.ndarray
+    spec_count: np.ndarray  # (specs, profiles), int32
+    spec_revenue: np.ndarray  # (specs whose total is read, profiles), in the order of ``specs``
     specs: list[EventSpec]
     browsing: np.ndarray  # (profiles, at least the categories' slots): product events per category
     order_channels: np.ndarray  # (profiles, at least the channels' slots): orders per channel
@@ -130,7 +130,7 @@ class EventMeasures:
     ) -> None:
         self.size = profiles
         self.options = config
-        self.specs = list({spec.key: spec for spec in specs}.values())
+        self.specs = merge_specs(specs)
         unit = getattr(time_type, "time_unit", "us") or "us"
         self._per_day = _PER_DAY[unit]
         self.moment = int(pl.select(pl.lit(as_of).cast(time_type).to_physical()).item())
@@ -156,8 +156,12 @@ class EventMeasures:
         self.counts = np.zeros((8, size), dtype=np.int64)
         self.times = np.zeros((4, size), dtype=np.int64)  # first and last event (from ``hot``), first and last order
         self.sums = np.zeros((4, size), dtype=np.float64)
-        self.spec_count = np.zeros((count, size), dtype=np.int64)
-        self.spec_revenue = np.zeros((count, size), dtype=np.float64)
+        # A count per spec; a total revenue only for the specs a definition reads it of.
+        self.spec_count = np.zeros((count, size), dtype=np.int32)
+        totals = [k for k, spec in enumerate(self.specs) if spec.total]
+        self.spec_revenue = np.zeros((len(totals), size), dtype=np.float64)
+        self._spec_total = np.full(max(count, 1), -1, dtype=np.int32)
+        self._spec_total[totals] = np.arange(len(totals), dtype=np.int32)
         # Per slot: grown as labels are met (see ``_fit``).
         self.channel_bits = np.zeros((size, 1), dtype=np.uint64)  # channels 64 and up
         self.browsing = np.zeros((size, 0), dtype=np.int32)
@@ -221,6 +225,7 @@ class EventMeasures:
             np.array([s.revenue_over or 0.0 for s in self.specs], dtype=np.float64),
             np.array([_target(channel_slot, s.channel) for s in self.specs], dtype=np.int32),
             np.array([_target(kind_slot, s.category) for s in self.specs], dtype=np.int32),
+            self._spec_total,
             self.hot,
             self.counts,
             self.times,
