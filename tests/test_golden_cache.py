@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -205,15 +205,18 @@ def test_a_cache_read_back_in_chunks_gives_one_chunk_per_column(
     every column of the snapshot it is put beside at the next select (docs/benchmarks.md)."""
     store = sqlite_only
     _assert_same(store, PROFILING)
-    original = analytic_cache.pl.read_ipc
+    original = analytic_cache.read_ipc
+    cut: list[int] = []
 
-    def in_chunks(source: object, columns: list[str] | None = None) -> pl.DataFrame:
-        whole = original(source, columns=columns)
+    def in_chunks(source: bytes, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        whole = original(source, columns)
         half = whole.height // 2
+        cut.append(whole.height)
         return pl.concat([whole.head(half), whole.tail(whole.height - half)], rechunk=False)
 
-    monkeypatch.setattr(analytic_cache.pl, "read_ipc", in_chunks)
+    monkeypatch.setattr(analytic_cache, "read_ipc", in_chunks)
     frame = _assert_same(store, PROFILING)
+    assert cut  # the cache was read, cut in two
     assert frame.height > 1 and set(frame.n_chunks("all")) == {1}
 
 
@@ -224,14 +227,14 @@ def test_a_warm_read_decodes_only_the_columns_it_reads(
     key to decrypt a date of birth with) nor the fields not asked for; the result is the same."""
     store = sqlite_only
     _assert_same(store, PROFILING)
-    original = analytic_cache.pl.read_ipc
+    original = analytic_cache.read_ipc
     decoded: list[list[str] | None] = []
 
-    def spy(source: object, columns: list[str] | None = None) -> pl.DataFrame:
-        decoded.append(columns)
-        return original(source, columns=columns)
+    def spy(source: bytes, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        decoded.append(list(columns) if columns is not None else None)
+        return original(source, columns)
 
-    monkeypatch.setattr(analytic_cache.pl, "read_ipc", spy)
+    monkeypatch.setattr(analytic_cache, "read_ipc", spy)
     _assert_same(store, PROFILING, ("city", "age_band"))
     assert decoded and decoded[-1] is not None
     assert set(decoded[-1]) == {"profile_id", "country", "city", "_dob", "_year"}

@@ -23,7 +23,6 @@ with the person. Nothing is written outside the database.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 
@@ -32,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import Connection, delete, insert, select
 
 from cdp.access import _tables as t
+from cdp.access._arrow_ipc import ipc_lz4, read_ipc
 from cdp.access._core import StoreCore, now
 from cdp.access._event_blocks import BlockKey, shred_event_blocks
 from cdp.crypto.envelope import encode_aad
@@ -61,21 +61,19 @@ def load(
     if row is None or key.key_id is None:  # absent, or its key was shredded
         return None, key
     key_id, aead = key.aead()
-    body = bytes(row.body)
+    body = memoryview(row.body)  # the ciphertext is not copied out of the row to be opened
     try:
         plain = aead.decrypt(body[:_NONCE], body[_NONCE:], _aad(name, key_id, context))
     except (InvalidTag, ValueError):  # moved, tampered with, other rules: treated as absent and rewritten
         return None, key
-    return pl.read_ipc(io.BytesIO(plain), columns=list(columns) if columns is not None else None), key
+    return read_ipc(plain, columns), key
 
 
 def save(conn: Connection, name: str, frame: pl.DataFrame, key: BlockKey, context: str = "") -> None:
     """Replace the cache ``name`` with ``frame``, encrypted under ``key`` (bound to ``context``)."""
     key_id, aead = key.aead()
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="lz4")
     nonce = os.urandom(_NONCE)
-    body = nonce + aead.encrypt(nonce, buffer.getvalue(), _aad(name, key_id, context))
+    body = nonce + aead.encrypt(nonce, ipc_lz4(frame), _aad(name, key_id, context))
     conn.execute(delete(t.analytic_cache).where(t.analytic_cache.c.name == name))
     conn.execute(
         insert(t.analytic_cache).values(name=name, key_id=key_id, body=body, row_count=frame.height, built_at=now())

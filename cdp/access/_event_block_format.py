@@ -22,22 +22,17 @@ AES-256-GCM by ``_event_blocks.py``; nothing here touches a key or a file.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Collection
 from typing import Any
 
 import polars as pl
 
+from cdp.access._arrow_ipc import ipc_lz4, read_ipc
+
 MAGIC = b"CDPEB2"
 LABEL_COLUMNS = ("event_type", "event_name", "currency", "channel", "store_id", "category")
 PROPS_SCHEMA = {"row": pl.UInt32, "properties": pl.String}
-
-
-def _ipc(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="lz4")
-    return buffer.getvalue()
 
 
 def _pack(header: dict[str, Any], parts: list[bytes]) -> bytes:
@@ -63,13 +58,13 @@ def encode_core(frame: pl.DataFrame) -> bytes:
         listed = text.drop_nulls().unique().sort()
         labels[name] = listed.to_list()
         coded.append(text.cast(pl.Enum(listed)).to_physical().alias(name))
-    return _pack({"labels": labels}, [_ipc(frame.with_columns(coded))])
+    return _pack({"labels": labels}, [ipc_lz4(frame.with_columns(coded))])
 
 
 def decode_core(plain: bytes) -> pl.DataFrame:
     """A block's columns, the labels Categorical (either format)."""
     if not plain.startswith(MAGIC):
-        return pl.read_ipc(io.BytesIO(plain))  # the first format: Categorical columns as they were
+        return read_ipc(plain, threads=False)  # the first format: Categorical columns as they were
     return categorical_labels(*decode_core_codes(plain))
 
 
@@ -85,7 +80,7 @@ def decode_core_codes(plain: bytes) -> tuple[pl.DataFrame, dict[str, list[str]]]
     """A block's columns in the second format as stored: the labels as codes into its sorted labels."""
     header, body = _unpack(plain)
     labels: dict[str, list[str]] = header["labels"]
-    return pl.read_ipc(io.BytesIO(body)), labels
+    return read_ipc(body, threads=False), labels
 
 
 def encode_props(props: pl.DataFrame, names: pl.Series) -> bytes:
@@ -97,7 +92,7 @@ def encode_props(props: pl.DataFrame, names: pl.Series) -> bytes:
     index: list[list[Any]] = []
     offset = 0
     for (name, *_), part in grouped.items():
-        data = _ipc(part.drop("_name"))
+        data = ipc_lz4(part.drop("_name"))
         index.append([name, offset, len(data)])
         parts.append(data)
         offset += len(data)
@@ -108,10 +103,10 @@ def decode_props(plain: bytes, wanted: Collection[str] | None) -> tuple[pl.DataF
     """(row, properties) of the events named in ``wanted`` (None: all); and whether that filter is
     applied already (a block in the first format holds one part: every event's, filtered later)."""
     if not plain.startswith(MAGIC):
-        return pl.read_ipc(io.BytesIO(plain)), False
+        return read_ipc(plain, threads=False), False
     header, body = _unpack(plain)
     frames = [
-        pl.read_ipc(io.BytesIO(body[offset : offset + length]))
+        read_ipc(body[offset : offset + length], threads=False)
         for name, offset, length in header["parts"]
         if wanted is None or name in wanted
     ]

@@ -36,7 +36,6 @@ PostgreSQL keeps no blocks: its read is one ``COPY`` (see ``_events.py``).
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -54,6 +53,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, delete, insert, select
 
 from cdp.access import _tables as t
+from cdp.access._arrow_ipc import ipc_lz4, read_ipc
 from cdp.access._core import StoreCore, new_id, now
 from cdp.access._event_block_format import (
     LABEL_COLUMNS,
@@ -134,17 +134,16 @@ def _seal_bytes(aead: AESGCM, plain: bytes, aad: bytes) -> bytes:
 
 
 def _open_bytes(aead: AESGCM, blob: bytes, aad: bytes) -> bytes:
-    return aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad)
+    sealed = memoryview(blob)  # the ciphertext is not copied out of the blob to be opened
+    return aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
 
 
 def _seal(aead: AESGCM, frame: pl.DataFrame, aad: bytes) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="lz4")
-    return _seal_bytes(aead, buffer.getvalue(), aad)
+    return _seal_bytes(aead, ipc_lz4(frame), aad)
 
 
 def _open(aead: AESGCM, blob: bytes, aad: bytes) -> pl.DataFrame:
-    return pl.read_ipc(io.BytesIO(_open_bytes(aead, blob, aad)))
+    return read_ipc(_open_bytes(aead, blob, aad))
 
 
 def _from_range(frame: pl.DataFrame, lo: int, hi: int, ends: tuple[str, str] | None) -> _Piece:
