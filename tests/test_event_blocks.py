@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -426,6 +427,48 @@ def test_a_sink_that_fails_stops_the_reading_thread_and_leaves_the_store_usable(
     kept = _Kept()
     assert blocked.scan_events(OFFICER, kept, positions_of=ids) == ids.len()  # not locked, nothing half-done
     assert sum(b.height for b in kept.batches) == frame.height
+
+
+def test_the_reading_runs_at_most_read_ahead_ranges_ahead_of_a_slow_sink(
+    blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sink slower than the reading (the attributes' pass) holds at most READ_AHEAD ranges read
+    and not yet taken, not every block at once; blocks holding survey answers fetch their
+    properties beside the reading thread (before, they waited for it to finish: with a bound,
+    that would never come). The attributes are those of the frame."""
+    frame = _assert_same(blocked)
+    ids = frame["profile_id"].cast(pl.String).unique().sort()
+    monkeypatch.setattr(blocks_module, "READ_AHEAD", 2)
+    opened: list[int] = []
+    original = blocks_module._with_contents
+
+    def counting(cursor: object, row: object, **kwargs: bool) -> object:
+        opened.append(1)
+        return original(cursor, row, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blocks_module, "_with_contents", counting)
+    ahead: list[int] = []
+
+    class Slow(_Kept):
+        def add(self, batch: EventBatch) -> None:
+            time.sleep(0.02)  # the reading thread would run to the end meanwhile, unbounded
+            # read, not yet handed over: all opened but the dictionary, those taken and this one
+            ahead.append(len(opened) - 1 - len(self.batches) - 1)
+            super().add(batch)
+
+    slow = Slow()
+    done: list[int] = []
+    scan = threading.Thread(
+        target=lambda: done.append(blocked.scan_events(OFFICER, slow, positions_of=ids, properties_of={SURVEY_EVENT}))
+    )
+    scan.start()
+    scan.join(timeout=60)
+    assert not scan.is_alive() and done == [ids.len()]  # finished, not stuck on a pending block
+    assert len(slow.batches) >= 5 and max(ahead) <= 2  # the bound
+    assert sum(b.height for b in slow.batches) == frame.height
+    assert sum(b.properties.height for b in slow.batches) >= 1  # the survey answers were fetched
+    monkeypatch.setattr(blocks_module, "READ_AHEAD", 1)
+    assert _scanned(blocked, ids).equals(_framed(blocked, ids))
 
 
 def test_positions_by_one_merge_are_those_of_a_search() -> None:

@@ -94,6 +94,11 @@ BLOCK_EVENTS = 131_072  # rowids per block: the range the bulk read already uses
 # row on every read (~3.5 us an event), a bigger threshold leaves more of such tails, a smaller
 # one more small blocks while events keep arriving between reads.
 MIN_TAIL_EVENTS = BLOCK_EVENTS // 8
+# Ranges read but not yet taken by the consumer, at most: a reading thread that runs ahead of a
+# slower consumer (the attributes' pass) otherwise holds every block read, decrypted and decoded at
+# once (~900 MB at 10M events), each in fresh memory; bounded, the next block reuses what the
+# consumer let go of (docs/benchmarks.md, Segments, sixteenth session).
+READ_AHEAD = 8
 _NONCE = 12
 _CORE = [c for c in SCHEMA if c not in ("profile_id", "properties")]
 
@@ -219,7 +224,7 @@ def _unseal(aead: AESGCM, row: Sequence[Any], wanted: Collection[str] | None, co
 
 def _fetch_props(cursor: Any, key: BlockKey, piece: _Piece, wanted: Collection[str] | None) -> None:
     """Fetch and decode the properties of a block marked ``props_pending`` (by the thread handing
-    the pieces on, once the reading thread is done with the cursor); a batch built already gets them."""
+    the pieces on, on a cursor of its own beside the reading thread's); a batch built already gets them."""
     assert key.key_id is not None
     blob = cursor.execute("SELECT props FROM event_blocks WHERE lo = ?", [piece.lo]).fetchone()[0]
     plain = _open_bytes(key.aead()[1], blob, _aad("props", piece.lo, piece.hi, key.key_id))
@@ -422,12 +427,24 @@ def _pieces(
         ):
             pieces: SimpleQueue[Future[_Piece] | None] = SimpleQueue()
             stop = threading.Event()
+            room = threading.Semaphore(READ_AHEAD)
+
+            def wait_for_room() -> bool:
+                """Block until fewer than READ_AHEAD ranges wait for the consumer; False if it stopped."""
+                while not room.acquire(timeout=0.05):
+                    if stop.is_set():
+                        return False
+                return True
+
             done: list[Future[object]] = []  # ``finished``, once submitted
 
             def read_range(lo: int, hi: int, *, tail: bool) -> bool:
                 """Read [lo, hi) row by row (decoded in the pool); False if it holds no event."""
+                if not wait_for_room():
+                    return True  # the consumer stopped: nothing more is read
                 row = cursor.execute(sql, [lo, hi]).fetchone()
                 if not row[0]:
+                    room.release()
                     return False
                 ends = _ends(cursor, lo, hi) if not tail or row[0] >= MIN_TAIL_EVENTS else None
                 arrays = tuple(row[1:])
@@ -457,6 +474,8 @@ def _pieces(
                             read_gap(position, block[0], tail=False)
                         # Wanting some event names' properties only (a segment refresh: the survey answers'),
                         # a block's properties are fetched only if its header names one (``_fetch_props``).
+                        if not wait_for_room():
+                            return
                         contents = _with_contents(cursor, block, props=wanted is None)
                         assert aead is not None
                         pieces.put(pool.submit(decoded(partial(_unseal, aead, contents, wanted, coded))))
@@ -487,18 +506,23 @@ def _pieces(
             if coded and keys is not None:
                 read.positions = pool.submit(_code_positions, opened, keys, read.listed)
             reader = reading.submit(read_all, key.aead()[1] if blocks else None)
+            props_cursor: Any = None
             try:
                 while (future := pieces.get()) is not None:
                     piece = future.result()
-                    if piece.props_pending:
-                        reader.result()  # the cursor is the reading thread's until it is done
-                        _fetch_props(cursor, key, piece, wanted)
+                    if piece.props_pending:  # on a cursor of this thread's: SQLite serialises the two
+                        if props_cursor is None:
+                            props_cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                        _fetch_props(props_cursor, key, piece, wanted)
+                    room.release()
                     yield piece
                 reader.result()  # its error, if it had one
                 for call in done:
                     call.result()
             finally:
                 stop.set()  # a consumer that stops early stops the reading too
+                if props_cursor is not None:
+                    props_cursor.close()
             if opened is not None:
                 read.dictionary = opened.result()["id"]
     finally:
