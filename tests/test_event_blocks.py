@@ -9,18 +9,20 @@ are tiny here (3 rowids) so that the fixtures' events fill several of them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
-from sqlalchemy import literal_column, select, update
+from sqlalchemy import Connection, literal_column, select, update
 from test_segments_events_read import DSR, OFFICER, _assert_same, _canonical
 
-from cdp.access import CustomerStore
+from cdp.access import CustomerStore, database
 from cdp.access import _event_block_format as block_format
 from cdp.access import _event_blocks as blocks_module
 from cdp.access import _tables as t
@@ -469,6 +471,31 @@ def test_the_reading_runs_at_most_read_ahead_ranges_ahead_of_a_slow_sink(
     assert sum(b.properties.height for b in slow.batches) >= 1  # the survey answers were fetched
     monkeypatch.setattr(blocks_module, "READ_AHEAD", 1)
     assert _scanned(blocked, ids).equals(_framed(blocked, ids))
+
+
+def test_blocks_are_read_through_a_small_page_cache_then_the_connections_own_is_back(
+    blocked: CustomerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block's pages are read once: a scan reads them with a 2 MiB page cache, not the
+    connection's 64 MiB (which they would fill with fresh memory), and puts the size back."""
+    frame = _assert_same(blocked)
+    ids = frame["profile_id"].cast(pl.String).unique().sort()
+    seen: list[int] = []
+    original = blocks_module.small_page_cache
+
+    @contextlib.contextmanager
+    def watched(connection: Connection) -> Iterator[None]:
+        with original(connection):
+            seen.append(int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one()))
+            yield
+        seen.append(int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one()))
+
+    monkeypatch.setattr(blocks_module, "small_page_cache", watched)
+    assert blocked.scan_events(OFFICER, _Kept(), positions_of=ids) == ids.len()
+    assert seen == [-database.SQLITE_BULK_READ_CACHE_KIB, -database.SQLITE_CACHE_KIB]
+    seen.clear()
+    assert blocked.events_frame(OFFICER).height == frame.height
+    assert seen == [-database.SQLITE_BULK_READ_CACHE_KIB, -database.SQLITE_CACHE_KIB]
 
 
 def test_positions_by_one_merge_are_those_of_a_search() -> None:

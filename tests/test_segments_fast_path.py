@@ -10,7 +10,10 @@ one-query-per-level evaluation against one query per segment.
 from __future__ import annotations
 
 import itertools
+import mmap
 import random
+import resource
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +25,7 @@ import pytest
 from cdp.access import _event_scan as event_scan
 from cdp.access._event_scan import LabelCodes, LabelTable, coded_labels, frame_batches
 from cdp.segments import engine as engine_module
-from cdp.segments._event_pass import column_totals, favourite_ranks
+from cdp.segments._event_pass import PAGE_BYTES, column_totals, favourite_ranks, touch_pages
 from cdp.segments.attributes import (
     ORDER_EVENT,
     PRODUCT_EVENTS,
@@ -438,3 +441,66 @@ def test_warming_the_measures_between_batches_changes_nothing(monkeypatch: pytes
     plain = measure_events(lambda sink: scan(sink, warm=False), keys, as_of=NOW, config=config, event_specs=specs)
     warmed = measure_events(lambda sink: scan(sink, warm=True), keys, as_of=NOW, config=config, event_specs=specs)
     assert warmed.equals(plain) and plain["event_count"].sum() > 0
+
+
+def test_prefaulting_the_measures_between_and_beside_batches_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``EventMeasures.prefault`` (run on another thread as the scan starts) writes no value: the
+    attributes are the same whether it runs before, between or beside the batches."""
+    events, profiles = random_data(5)
+    config = TagsConfig()
+    specs = event_specs(s.where for s in SEGMENTS)
+    keys = profiles["profile_id"]
+    monkeypatch.setattr(event_scan, "BATCH_EVENTS", 50)
+    batches = list(frame_batches(events, _positions(events, keys)[0]))
+
+    def scan(sink: EventMeasures, when: str) -> None:
+        if when == "before":
+            sink.prefault()
+        beside = threading.Thread(target=lambda: [sink.prefault() for _ in range(20)])
+        if when == "beside":
+            beside.start()
+        for i, batch in enumerate(batches):
+            sink.add(batch)
+            if when == "between" and i == len(batches) // 2:
+                sink.prefault()
+        if when == "beside":
+            beside.join()
+
+    plain = measure_events(lambda sink: scan(sink, "never"), keys, as_of=NOW, config=config, event_specs=specs)
+    for when in ("before", "between", "beside"):
+        done = measure_events(lambda sink, w=when: scan(sink, w), keys, as_of=NOW, config=config, event_specs=specs)
+        assert done.equals(plain), when
+    assert plain["event_count"].sum() > 0
+
+
+def test_touching_pages_faults_them_in_and_loses_no_update_made_meanwhile() -> None:
+    """``touch_pages`` leaves every byte as it is, even while another thread adds to the same
+    bytes (an atomic add of 0), and the pages it touched take no fault when written after."""
+    memory = mmap.mmap(-1, 256 * PAGE_BYTES)  # fresh anonymous pages, none faulted in yet
+    view = np.frombuffer(memory, dtype=np.uint8)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    touch_pages(view)
+    touched = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    view[::PAGE_BYTES] = 1
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    assert touched - before >= 200 and after - touched < 20
+    assert int(view.sum()) == 256
+
+    counters = np.zeros(64 * PAGE_BYTES // 8, dtype=np.int64)  # the first byte of each page: a count
+    stop = threading.Event()
+
+    def touching() -> None:
+        while not stop.is_set():
+            touch_pages(counters.view(np.uint8))
+
+    thread = threading.Thread(target=touching)
+    thread.start()
+    try:
+        for _ in range(200):
+            counters[:: PAGE_BYTES // 8] += 1  # while the other thread touches them without the GIL
+    finally:
+        stop.set()
+        thread.join()
+    assert set(counters[:: PAGE_BYTES // 8].tolist()) == {200}
+    del view
+    memory.close()

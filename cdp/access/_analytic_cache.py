@@ -34,6 +34,7 @@ from cdp.access import _tables as t
 from cdp.access._arrow_ipc import ipc_lz4, read_ipc
 from cdp.access._core import StoreCore, now
 from cdp.access._event_blocks import BlockKey, shred_event_blocks
+from cdp.access.database import small_page_cache
 from cdp.crypto.envelope import encode_aad
 
 _NONCE = 12
@@ -54,9 +55,10 @@ def load(
     """The cache ``name`` (None if absent, unreadable or computed under another ``context``)
     and the key to write it back with (a rewritten cache keeps its key: an erasure shreds it).
     ``columns``: only these are decoded (all of them must be in the cache)."""
-    row = conn.execute(
-        select(t.analytic_cache.c.key_id, t.analytic_cache.c.body).where(t.analytic_cache.c.name == name)
-    ).first()
+    with small_page_cache(conn):  # its pages are read once: not kept in a 64 MiB cache
+        row = conn.execute(
+            select(t.analytic_cache.c.key_id, t.analytic_cache.c.body).where(t.analytic_cache.c.name == name)
+        ).first()
     key = BlockKey(store, conn, row.key_id if row is not None else None)
     if row is None or key.key_id is None:  # absent, or its key was shredded
         return None, key

@@ -87,6 +87,7 @@ from cdp.access._events import (
     _rowid_bounds,
 )
 from cdp.access._sorted_ids import gather_positions, merge_positions
+from cdp.access.database import small_page_cache
 from cdp.crypto.envelope import encode_aad, new_data_key
 
 BLOCK_EVENTS = 131_072  # rowids per block: the range the bulk read already uses
@@ -540,7 +541,8 @@ def read_sqlite(
     """
     read = _Read()
     try:
-        pieces = list(_pieces(store, conn, properties_of, keys, read))
+        with small_page_cache(conn):  # the blocks' pages are read once: not kept in a 64 MiB cache
+            pieces = list(_pieces(store, conn, properties_of, keys, read))
     except InvalidTag:
         return _read_rows_instead(conn, properties_of, keys)
     if not pieces:
@@ -582,20 +584,21 @@ def scan_sqlite(
     kept: list[_Piece] = []  # ranges read row by row, to store; first-format blocks, to rewrite
     seen = np.zeros(keys.len() + 1, dtype=np.bool_)  # per key, whether it has an event (the last: SKIP's)
     try:
-        for piece in _pieces(
-            store,
-            conn,
-            properties_of,
-            keys,
-            read,
-            prepare=lambda p: _prepared(p, keys, read, wanted, seen),
-            finished=decoded,
-        ):
-            assert piece.batch is not None
-            if piece.profile_ids is not None or piece.legacy:
-                kept.append(piece)
-            batch, piece.batch = piece.batch, None
-            sink.add(batch)
+        with small_page_cache(conn):  # the blocks' pages are read once: not kept in a 64 MiB cache
+            for piece in _pieces(
+                store,
+                conn,
+                properties_of,
+                keys,
+                read,
+                prepare=lambda p: _prepared(p, keys, read, wanted, seen),
+                finished=decoded,
+            ):
+                assert piece.batch is not None
+                if piece.profile_ids is not None or piece.legacy:
+                    kept.append(piece)
+                batch, piece.batch = piece.batch, None
+                sink.add(batch)
     except InvalidTag:
         sink.reset()
         frame = _read_rows_instead(conn, properties_of, keys)

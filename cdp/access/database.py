@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +26,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_CACHE_KIB = 65_536  # page cache per connection (PRAGMA cache_size takes KiB when negative)
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 SQLITE_CHECKPOINT_PAGES = 4_000  # WAL auto-checkpoint threshold (default 1,000 pages of 4 KiB)
+SQLITE_BULK_READ_CACHE_KIB = 2_048  # page cache while large blobs are read (``small_page_cache``)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,6 +47,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cursor.close()
+
+
+@contextmanager
+def small_page_cache(connection: Connection) -> Iterator[None]:
+    """On SQLite, a small page cache for this connection while large blobs are read through it.
+
+    A blob's overflow pages are read once: kept in the 64 MiB cache (``SQLITE_CACHE_KIB``) they
+    only make it allocate up to 64 MiB of fresh memory, which a segment refresh's 160 MB of event
+    blocks fill (19k page faults, 0.11-0.15 s, against 2.3k and 0.06-0.08 s with 2 MiB: docs/
+    benchmarks.md, Segments, sixteenth session). The connection's own size is put back after."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_BULK_READ_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size={before}")
 
 
 def _bind_as_is() -> None:

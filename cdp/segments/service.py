@@ -224,6 +224,9 @@ def build_snapshot(
                 decoded()
                 sink.warm()
 
+            # The helper core idles while the first blocks are read and decoded: it faults in the
+            # measure arrays meanwhile, which the pass would otherwise do in its first batches.
+            warming.submit(sink.prefault)
             return store.scan_events(ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}, decoded=helpers)
 
         computed = measure_events(
