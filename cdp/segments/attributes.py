@@ -118,11 +118,16 @@ def counted_lists(
     list_items(counts, columns, floor, items)
     values = pl.Series(list(labels), dtype=pl.String).gather(items)
     values = values.to_arrow(compat_level=pl.CompatLevel.newest())  # string views, as Polars holds them: no copy
-    # Arrow arrays made by Polars: the first ``pa.array`` of a process costs ~0.4 s (pyarrow's numpy import).
-    # The mask from its bits (``pa.array`` of a numpy array imports pandas, 0.2 s, the first time).
-    mask = None if valid is None else pa.Array.from_buffers(pa.bool_(), counts.shape[0], [None, _bits(~valid)])
-    series = pl.from_arrow(pa.LargeListArray.from_arrays(pl.Series(offsets).to_arrow(), values, mask=mask))
-    assert isinstance(series, pl.Series)
+    # Arrow arrays from buffers: the first ``pa.array`` of a process costs ~0.4 s (pyarrow's numpy import),
+    # ``pa.array`` of a numpy array imports pandas (0.2 s) and ``LargeListArray.from_arrays`` with a mask
+    # imports ``pyarrow.compute`` (0.06-0.1 s), each the first time.
+    lists = pa.Array.from_buffers(
+        pa.large_list(values.type),
+        counts.shape[0],
+        [None if valid is None else _bits(valid), pa.py_buffer(offsets)],
+        children=[values],
+    )
+    series = _series(lists)
     return series if series.dtype == pl.List(pl.String) else series.cast(pl.List(pl.String))
 
 
@@ -157,8 +162,13 @@ def _survey(answers: pl.DataFrame, size: int) -> pl.DataFrame | None:
         pl.col("interests").explode().drop_nulls().unique().sort().alias("survey_interests"),
         pl.len().alias("survey_count"),
     )
-    slots = pl.DataFrame({"_row": np.arange(size, dtype=np.uint32)})
-    return slots.join(latest, on="_row", how="left", maintain_order="left").drop("_row")
+    # Aligned by one gather, not a join of a million slots: each profile's row of ``latest``, or the
+    # all-null row appended after them for a profile without answers.
+    values = latest.drop("_row")
+    values = pl.concat([values, values.clear(1)])
+    at = np.full(size, latest.height, dtype=np.uint32)
+    at[latest["_row"].to_numpy()] = np.arange(latest.height, dtype=np.uint32)
+    return values.gather(at)
 
 
 def _positions(events: pl.DataFrame, profiles: pl.Series | None) -> tuple[pl.Series, pl.Series]:
@@ -261,6 +271,15 @@ def measure_events(
     return attributes_frame(measures.finish(), profiles.rename("profile_id"), as_of=as_of, config=config)
 
 
+def _series(array: pa.Array) -> pl.Series:
+    """An Arrow array as a Series, without a copy. Through a one-column record batch: Polars'
+    ``from_arrow`` of a bare array imports ``pyarrow.compute`` first (0.06-0.1 s once a process, on
+    the refresh's main thread: docs/benchmarks.md, Segments, sixteenth session); of a batch it does not."""
+    frame = pl.from_arrow(pa.RecordBatch.from_arrays([array], names=["_"]), rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.to_series()
+
+
 def _bits(valid: np.ndarray) -> pa.Buffer:
     """An Arrow validity bitmap of a boolean array."""
     return pa.py_buffer(np.packbits(valid, bitorder="little"))
@@ -272,9 +291,7 @@ def _column(values: np.ndarray, valid: pa.Buffer | None, kind: pa.DataType) -> p
     array = np.ascontiguousarray(values)
     if array.dtype.itemsize * 8 != kind.bit_width:
         raise ValueError(f"a {array.dtype} array cannot be read as {kind}")
-    series = pl.from_arrow(pa.Array.from_buffers(kind, array.size, [valid, pa.py_buffer(array)], null_count=-1))
-    assert isinstance(series, pl.Series)
-    return series
+    return _series(pa.Array.from_buffers(kind, array.size, [valid, pa.py_buffer(array)], null_count=-1))
 
 
 def attributes_frame(found: Measures, keys: pl.Series, *, as_of: datetime, config: TagsConfig) -> pl.DataFrame:

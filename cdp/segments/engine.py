@@ -280,8 +280,9 @@ class SegmentEngine:
         self.prepare([compiled])
         self._register_base([compiled])
         table = self._query(compiled.sql, compiled.params)
-        column = pl.from_arrow(table.column(0))
-        return column.cast(pl.String).sort() if isinstance(column, pl.Series) else pl.Series(dtype=pl.String)
+        frame = pl.from_arrow(table)  # a table, not its column: no ``pyarrow.compute`` import (attributes._series)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.to_series(0).cast(pl.String).sort() if frame.width else pl.Series(dtype=pl.String)
 
     def run_many(self, compiled: Mapping[str, CompiledSegment]) -> dict[str, pl.Series]:
         """Members of several segments from one scan of ``base``: one SELECT with a boolean per segment."""
