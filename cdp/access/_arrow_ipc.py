@@ -25,8 +25,9 @@ import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
 _OPTIONS = pa_ipc.IpcWriteOptions(compression="lz4")
-# Rows per record batch: Polars reads the batches of a file in parallel, so the golden cache
-# (a million profiles) is read faster in eight batches than in one; an event block is one.
+# Rows per record batch: a file's batches are decoded in parallel (by pyarrow's reader as by
+# Polars'), so the golden cache (a million profiles) reads faster in eight batches than in one;
+# an event block (131,072 events) is one.
 BATCH_ROWS = 131_072
 
 
