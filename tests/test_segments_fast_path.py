@@ -26,7 +26,7 @@ import polars as pl
 import pytest
 
 from cdp.access import _event_scan as event_scan
-from cdp.access._event_scan import LabelCodes, LabelTable, coded_labels, frame_batches
+from cdp.access._event_scan import EventBatch, LabelCodes, LabelTable, coded_labels, frame_batches
 from cdp.segments import engine as engine_module
 from cdp.segments._event_pass import PAGE_BYTES, column_totals, favourite_ranks, touch_pages
 from cdp.segments.attributes import (
@@ -424,37 +424,21 @@ def test_compiled_lists_totals_and_favourites_match_numpy(seed: int) -> None:
         )
 
 
-def test_warming_the_measures_between_batches_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``EventMeasures.warm`` (called from the decoding thread while the last batches are added)
-    touches only rows the batches never write: the attributes are the same with it."""
-    events, profiles = random_data(4)
-    config = TagsConfig()
-    specs = event_specs(s.where for s in SEGMENTS)
+def _small_batches(seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[EventBatch], pl.Series, list[EventSpec]]:
+    """Random events cut into batches of 50, their profiles' keys, and the segments' specs."""
+    events, profiles = random_data(seed)
     keys = profiles["profile_id"]
     monkeypatch.setattr(event_scan, "BATCH_EVENTS", 50)
     batches = list(frame_batches(events, _positions(events, keys)[0]))
     assert len(batches) > 4
-
-    def scan(sink: EventMeasures, *, warm: bool) -> None:
-        for i, batch in enumerate(batches):
-            sink.add(batch)
-            if warm and i == len(batches) // 2:
-                sink.warm()
-
-    plain = measure_events(lambda sink: scan(sink, warm=False), keys, as_of=NOW, config=config, event_specs=specs)
-    warmed = measure_events(lambda sink: scan(sink, warm=True), keys, as_of=NOW, config=config, event_specs=specs)
-    assert warmed.equals(plain) and plain["event_count"].sum() > 0
+    return batches, keys, event_specs(s.where for s in SEGMENTS)
 
 
 def test_prefaulting_the_measures_between_and_beside_batches_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """``EventMeasures.prefault`` (run on another thread as the scan starts) writes no value: the
     attributes are the same whether it runs before, between or beside the batches."""
-    events, profiles = random_data(5)
+    batches, keys, specs = _small_batches(5, monkeypatch)
     config = TagsConfig()
-    specs = event_specs(s.where for s in SEGMENTS)
-    keys = profiles["profile_id"]
-    monkeypatch.setattr(event_scan, "BATCH_EVENTS", 50)
-    batches = list(frame_batches(events, _positions(events, keys)[0]))
 
     def scan(sink: EventMeasures, when: str) -> None:
         if when == "before":

@@ -297,19 +297,11 @@ class EventMeasures:
         labels met, so are left to the pass): called on an idle core as the scan starts, so that the
         pass's first batches, which touch nearly every page of them, do not zero ~230 MB of fresh
         pages themselves (0.2-0.4 s on the critical path on a VM whose host reclaims freed memory:
-        docs/benchmarks.md, Segments, sixteenth session). No value is changed (``touch_pages``), so
-        it may run while the pass adds to the same arrays."""
+        docs/benchmarks.md, Segments, sixteenth session), nor :meth:`finish` the rows it copies
+        ``hot`` into. No value is changed (``touch_pages``), so it may run while the pass adds to
+        the same arrays."""
         for array in (self.spec_revenue, self.spec_count, self.sums, self.times, self.counts, self.hot):
             touch_pages(array.reshape(-1).view(np.uint8))
-
-    def warm(self) -> None:
-        """Touch the memory :meth:`finish` writes first (the rows it copies ``hot`` into), which
-        the batches never do: called from another thread while the last batches are added
-        (``scan_events``' decoded callback), so that their first-touch page faults (40 MB at
-        1M profiles, 0.07-0.35 s on a VM whose host reclaims freed memory) are not on the
-        critical path. The pass never writes these rows, so the two do not meet."""
-        self.counts[:3].fill(0)
-        self.times[:2].fill(0)
 
     def finish(self) -> Measures:
         """The measures of every batch added (the sink is spent: ``reset`` to use it again)."""

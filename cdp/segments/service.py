@@ -220,14 +220,11 @@ def build_snapshot(
                 decoded()
 
         def scan(sink: EventMeasures) -> int:
-            def helpers() -> None:  # on the decoding thread, done: the early ones, then the sink's memory
-                decoded()
-                sink.warm()
-
             # The helper core idles while the first blocks are read and decoded: it faults in the
-            # measure arrays meanwhile, which the pass would otherwise do in its first batches.
+            # measure arrays meanwhile (``finish``'s rows too), which the pass would otherwise do in
+            # its first batches.
             warming.submit(sink.prefault)
-            return store.scan_events(ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}, decoded=helpers)
+            return store.scan_events(ctx, sink, positions_of=keys, properties_of={SURVEY_EVENT}, decoded=decoded)
 
         computed = measure_events(
             scan,
