@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 from demo_helpers import build
@@ -134,10 +135,17 @@ def test_a_streaming_child_that_dies_keeps_the_chunks_it_handed_back() -> None:
     assert threading.active_count() == 1
 
 
+def _slowly(part: Sequence[int]) -> list[int]:
+    """The items, 50 ms each."""
+    out: list[int] = []
+    for i in part:
+        time.sleep(0.05)
+        out.append(i)
+    return out
+
+
 def test_cancelling_a_streaming_split_stops_the_child_and_the_receiving_thread() -> None:
-    shared = SharedWork(
-        lambda part: [time.sleep(0.05) or i for i in part], list(range(400)), min_items=2, chunks=40, stream=True
-    ).start()
+    shared = SharedWork(_slowly, list(range(400)), min_items=2, chunks=40, stream=True).start()
     process = shared._process
     assert process is not None
     time.sleep(0.2)
@@ -239,7 +247,7 @@ def test_a_whole_table_read_is_fetched_in_two_parts_around_the_fork(
     assert len(parts) == 2 * len(split) and parts[0][0] is None and parts[0][1] == parts[1][0] is not None
 
     def swapped(self: CustomerStore, *args: object, **kwargs: object) -> object:
-        low, high = kwargs.pop("part")  # type: ignore[misc]
+        low, high = cast("tuple[object, object]", kwargs.pop("part"))
         # The later table part first: the child's rows then sort after this process's.
         kwargs["part"] = (high, None) if low is None else (None, low)
         return fetch(self, *args, **kwargs)  # type: ignore[arg-type]

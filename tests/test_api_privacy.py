@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fixtures import write_fixture_files
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from cdp.access import AccessContext, CustomerStore
@@ -18,7 +19,7 @@ KEYS = ("ann:compliance_officer:officer-key", "mia:marketer:marketer-key")
 
 
 @pytest.fixture
-def client(store: CustomerStore, tmp_path: Path) -> Iterator[tuple[TestClient[object], CustomerStore]]:
+def client(store: CustomerStore, tmp_path: Path) -> Iterator[tuple[TestClient[Litestar], CustomerStore]]:
     for name, path in write_fixture_files(tmp_path / "src").items():
         ingest(store, store.settings, SourceSpec(name, {"path": str(path)}))
     resolve(store, store.settings)
@@ -33,7 +34,9 @@ def _alice(store: CustomerStore) -> str:
     )[0]
 
 
-def test_profile_reads_are_masked_per_role_and_need_a_purpose(client: tuple[TestClient[object], CustomerStore]) -> None:
+def test_profile_reads_are_masked_per_role_and_need_a_purpose(
+    client: tuple[TestClient[Litestar], CustomerStore],
+) -> None:
     http, store = client
     alice = _alice(store)
     officer = http.get(
@@ -65,7 +68,7 @@ def test_profile_reads_are_masked_per_role_and_need_a_purpose(client: tuple[Test
     assert len(denials) == 2
 
 
-def test_dsr_and_consent_over_http(client: tuple[TestClient[object], CustomerStore]) -> None:
+def test_dsr_and_consent_over_http(client: tuple[TestClient[Litestar], CustomerStore]) -> None:
     http, _ = client
     officer = {"Authorization": "Bearer officer-key", "X-CDP-Purpose": "dsr"}
     response = http.post("/api/dsr", json={"kind": "access", "identifier": "ALICE.SMITH@example.com"}, headers=officer)

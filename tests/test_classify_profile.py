@@ -42,7 +42,7 @@ def event(pid: str, name: str, days_ago: float, **extra: object) -> dict[str, ob
 
 
 def frame(rows: list[dict[str, object]]) -> pl.DataFrame:
-    schema = {
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
         "profile_id": pl.String,
         "event_type": pl.String,
         "event_name": pl.String,

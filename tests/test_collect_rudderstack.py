@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rudderstack.analytics import request as rudder_request
-from rudderstack.analytics.client import Client
+from rudderstack.analytics import request as rudder_request  # type: ignore[import-untyped]  # the SDK ships no types
+from rudderstack.analytics.client import Client  # type: ignore[import-untyped]  # (no py.typed, no stubs package)
 from test_collect_http import OPS, WRITE_KEY, counts, server
 
 from cdp.access import CustomerStore

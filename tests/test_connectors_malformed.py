@@ -131,28 +131,25 @@ def test_jsonl_damage_is_quarantined_line_by_line(tmp_path: Path, store: Custome
         return json.dumps(body) + "\n"
 
     path = tmp_path / "web.jsonl"
-    content = b"".join(
-        part.encode() if isinstance(part, str) else part
-        for part in [
-            call(1),  # 1 good
-            '{"type": "track", "messageId": "m-2",\n',  # 2 invalid JSON
-            "[1, 2, 3]\n",  # 3 not an object
-            call(4, userId={"id": 1}),  # 4 wrong type
-            call(5, properties=["a"]),  # 5 wrong type
-            call(6, colour="blue"),  # 6 unknown field (strict by default)
-            call(7, properties={"pad": "x" * 40_000}),  # 7 over 32 KB
-            call(8, event="Viewed\u0000"),  # 8 NUL in a stored text column
-            call(9).replace('"Viewed"', '"Viewed \\ud800"'),  # 9 unpaired surrogate
-            b'{"type": "track", "messageId": "m-10", "userId": "\xff"}\n',  # 10 bad UTF-8
-            call(11, timestamp="not a time"),  # 11 bad timestamp
-            json.dumps({"batch": [json.loads(call(12)), "nope", json.loads(call(13, type="teleport"))]}) + "\n",
-            "\n",  # 13 blank
-            call(14, properties={"revenue": "lots"}),  # 14 wrong type
-            call(15),  # 15 good
-            call(1),  # 16 a duplicate of line 1
-        ]
-    )
-    path.write_bytes(content)
+    lines: list[str | bytes] = [
+        call(1),  # 1 good
+        '{"type": "track", "messageId": "m-2",\n',  # 2 invalid JSON
+        "[1, 2, 3]\n",  # 3 not an object
+        call(4, userId={"id": 1}),  # 4 wrong type
+        call(5, properties=["a"]),  # 5 wrong type
+        call(6, colour="blue"),  # 6 unknown field (strict by default)
+        call(7, properties={"pad": "x" * 40_000}),  # 7 over 32 KB
+        call(8, event="Viewed\u0000"),  # 8 NUL in a stored text column
+        call(9).replace('"Viewed"', '"Viewed \\ud800"'),  # 9 unpaired surrogate
+        b'{"type": "track", "messageId": "m-10", "userId": "\xff"}\n',  # 10 bad UTF-8
+        call(11, timestamp="not a time"),  # 11 bad timestamp
+        json.dumps({"batch": [json.loads(call(12)), "nope", json.loads(call(13, type="teleport"))]}) + "\n",
+        "\n",  # 13 blank
+        call(14, properties={"revenue": "lots"}),  # 14 wrong type
+        call(15),  # 15 good
+        call(1),  # 16 a duplicate of line 1
+    ]
+    path.write_bytes(b"".join(line.encode() if isinstance(line, str) else line for line in lines))
     stats = run(store, settings, "website", path)
     found = rejections(store, "website")
     expected = {

@@ -37,9 +37,9 @@ def _person_in_three_sources(store: CustomerStore, demo: DemoFiles) -> tuple[str
         if {s for s, _ in kept} != {"website", "pos", "survey"}:
             continue
         profiles = {stored[i]["profile_id"] for i in kept}
-        emails = {stored[i]["email"] for i in kept if stored[i]["email"]}
+        emails = {str(stored[i]["email"]) for i in kept if stored[i]["email"]}
         if len(profiles) == 1 and emails:
-            return entity, str(sorted(emails)[0]), kept
+            return entity, sorted(emails)[0], kept
     pytest.skip("no fully linked three-source person in this sample")
 
 

@@ -25,6 +25,7 @@ from test_segments_events_read import DSR, OFFICER, _assert_same, _canonical
 from cdp.access import CustomerStore, database
 from cdp.access import _event_block_format as block_format
 from cdp.access import _event_blocks as blocks_module
+from cdp.access import _events as events_module
 from cdp.access import _tables as t
 from cdp.access._event_scan import SKIP, EventBatch
 from cdp.access._sorted_ids import gather_positions
@@ -52,11 +53,11 @@ def _blocks(store: CustomerStore) -> list[tuple[int, int, str]]:
 def _ranges_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the ranges read row by row (not from a block) from now on."""
     calls: list[int] = []
-    original = blocks_module._decode_sqlite
+    original = events_module._decode_sqlite  # what the blocks module imported
 
-    def counting(conn: object, arrays: tuple[str, ...]) -> pl.DataFrame:
+    def counting(conn: Connection, arrays: tuple[str, ...]) -> pl.DataFrame:
         calls.append(1)
-        return original(conn, arrays)  # type: ignore[arg-type]
+        return original(conn, arrays)
 
     monkeypatch.setattr(blocks_module, "_decode_sqlite", counting)
     return calls
@@ -246,7 +247,7 @@ def test_blocks_in_the_first_format_are_read_then_stored_in_the_second(
         legacy.setattr(blocks_module, "encode_props", _legacy_props)
         first = _assert_same(blocked)
     seen: list[bool] = []  # per block decoded, whether it was in the second format
-    original, original_codes = blocks_module.decode_core, blocks_module.decode_core_codes
+    original, original_codes = block_format.decode_core, block_format.decode_core_codes
 
     def spying(plain: bytes) -> pl.DataFrame:
         seen.append(plain.startswith(block_format.MAGIC))
@@ -481,7 +482,7 @@ def test_blocks_are_read_through_a_small_page_cache_then_the_connections_own_is_
     frame = _assert_same(blocked)
     ids = frame["profile_id"].cast(pl.String).unique().sort()
     seen: list[int] = []
-    original = blocks_module.small_page_cache
+    original = database.small_page_cache
 
     @contextlib.contextmanager
     def watched(connection: Connection) -> Iterator[None]:

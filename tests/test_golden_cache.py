@@ -23,6 +23,7 @@ from test_segments_events_read import DSR, OFFICER
 
 from cdp.access import AccessContext, CustomerStore
 from cdp.access import _analytic_cache as analytic_cache
+from cdp.access import _arrow_ipc as arrow_ipc
 from cdp.access import _profile_frame as frame_module
 from cdp.access import _tables as t
 from cdp.access._analytic_cache import GOLDEN_PROFILES
@@ -205,7 +206,7 @@ def test_a_cache_read_back_in_chunks_gives_one_chunk_per_column(
     every column of the snapshot it is put beside at the next select (docs/benchmarks.md)."""
     store = sqlite_only
     _assert_same(store, PROFILING)
-    original = analytic_cache.read_ipc
+    original = arrow_ipc.read_ipc  # what the cache module imported
     cut: list[int] = []
 
     def in_chunks(source: bytes, columns: Sequence[str] | None = None) -> pl.DataFrame:
@@ -227,7 +228,7 @@ def test_a_warm_read_decodes_only_the_columns_it_reads(
     key to decrypt a date of birth with) nor the fields not asked for; the result is the same."""
     store = sqlite_only
     _assert_same(store, PROFILING)
-    original = analytic_cache.read_ipc
+    original = arrow_ipc.read_ipc  # what the cache module imported
     decoded: list[list[str] | None] = []
 
     def spy(source: bytes, columns: Sequence[str] | None = None) -> pl.DataFrame:
@@ -353,7 +354,7 @@ def test_other_rules_rebuild_the_cache(sqlite_only: CustomerStore, monkeypatch: 
     monkeypatch.setattr(
         store,
         "settings",
-        dataclasses.replace(store.settings, trusted_sources=list(reversed(store.settings.trusted_sources))),
+        dataclasses.replace(store.settings, trusted_sources=tuple(reversed(store.settings.trusted_sources))),
     )
     _assert_same(store, PROFILING, (*FIELDS, "postcode"))
 

@@ -162,7 +162,7 @@ def test_evaluation_on_a_hand_made_label_set(tmp_path: Path) -> None:
 
 
 def test_scope_counts_identity_records_and_linked_events() -> None:
-    records = [
+    records: list[dict[str, str | None]] = [
         {"source": "website", "source_record_id": "i", "kind": "identity", "profile_id": None},
         {"source": "website", "source_record_id": "e1", "kind": "event", "profile_id": "p1"},
         {"source": "website", "source_record_id": "e2", "kind": "event", "profile_id": None},

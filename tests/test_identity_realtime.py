@@ -54,7 +54,8 @@ def late_arrivals(store: CustomerStore, tmp_path: Path) -> tuple[Path, Path]:
 
 def _profile_of(store: CustomerStore, source_record_id: str) -> str | None:
     records = store.identity_features(identity_context(), include_identifiers=False)
-    return next(r["profile_id"] for r in records if r["source_record_id"] == source_record_id)
+    profile_id: str | None = next(r["profile_id"] for r in records if r["source_record_id"] == source_record_id)
+    return profile_id
 
 
 def _linked(store: CustomerStore) -> dict[str, str]:

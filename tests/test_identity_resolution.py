@@ -24,7 +24,11 @@ from cdp.identity.service import resolve_identities, resolve_records
 from cdp.pipeline import SourceSpec, ingest
 
 ENGINEER = AccessContext("user:eng", "data_engineer", "operations")
-SOURCES = (("website", "web", {}), ("pos", "pos", {"region_from_store_id": True}), ("survey", "survey", {}))
+SOURCES: tuple[tuple[str, str, dict[str, object]], ...] = (
+    ("website", "web", {}),
+    ("pos", "pos", {"region_from_store_id": True}),
+    ("survey", "survey", {}),
+)
 
 
 @pytest.fixture
@@ -84,8 +88,8 @@ def test_manual_merge_split_and_never_survive_an_automatic_run(store: CustomerSt
     assert Counter(links.values())[links[members[0]]] == 1  # still on its own
     assert links[members[1]] != links[members[2]]
     assert len({links[r] for r in merged_records}) == 1
-    kinds = sorted(r["kind"] for r in store.identity_rules(ENGINEER))
-    assert kinds == ["merge", "never", "split"]
+    rule_kinds = sorted(r["kind"] for r in store.identity_rules(ENGINEER))
+    assert rule_kinds == ["merge", "never", "split"]
 
 
 def test_explain_shows_levels_and_weights_but_no_values(

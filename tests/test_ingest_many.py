@@ -231,7 +231,9 @@ def test_a_failing_source_stops_the_run_after_storing_the_one_before(demo: DemoS
     with pytest.raises(UnknownSourceError, match=r"missing\.csv"):
         IngestRunner(store, settings).run_many([make_connector(settings, *sources[0]), broken], parallel=False)
     with store.engine.connect() as connection:
-        by_source = dict(connection.execute(text("SELECT source, count(*) FROM records GROUP BY source")).all())
+        by_source: dict[str, int] = dict(
+            connection.execute(text("SELECT source, count(*) FROM records GROUP BY source")).all()
+        )
         recorded = connection.execute(text("SELECT source FROM ingested_files")).scalars().all()
     assert set(by_source) == {"website"} and by_source["website"] > 100
     assert recorded == ["website"]
@@ -248,7 +250,9 @@ def test_a_failing_source_in_the_worker_stops_the_run_after_storing_the_one_befo
     engine = create_engine(settings.database_url)
     try:
         with engine.connect() as connection:
-            by_source = dict(connection.execute(text("SELECT source, count(*) FROM records GROUP BY source")).all())
+            by_source: dict[str, int] = dict(
+                connection.execute(text("SELECT source, count(*) FROM records GROUP BY source")).all()
+            )
         assert set(by_source) == {"website"} and by_source["website"] > 100
     finally:
         engine.dispose()

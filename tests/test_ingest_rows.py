@@ -113,9 +113,9 @@ def test_record_encryptor_makes_the_tokens_encrypt_record_makes(monkeypatch: pyt
     # Given the same random bytes, exactly the bytes of FieldCipher.encrypt_record.
     monkeypatch.setattr(fields_module, "_urandom", lambda size: bytes(i % 256 for i in range(size)))
     for cipher, record_id, values in items:
-        padded = (*values, None, None, None)[: len(fields)]
-        [fast] = RecordEncryptor(fields).encrypt_many([(cipher, record_id, padded)])
-        assert fast == cipher.encrypt_record(record_id, fields, padded)
+        padded_tuple = (*values, None, None, None)[: len(fields)]
+        [fast] = RecordEncryptor(fields).encrypt_many([(cipher, record_id, padded_tuple)])
+        assert fast == cipher.encrypt_record(record_id, fields, padded_tuple)
     with pytest.raises(CryptoError):
         RecordEncryptor(fields[:1]).encrypt_many([(people[0], "r", ("a", "b"))])
 
@@ -315,10 +315,10 @@ def test_column_mapping_is_made_once_and_follows_the_config(tmp_path: Any) -> No
     connector = make_connector(settings, "pos", {"path": str(tmp_path / "x.csv"), "columns": {"amount": "total"}})
     item = SourceItem("transactions", "x.csv:2", "", data={"total": "5", "transaction_id": "t1"})
     assert connector.canonical(item, record_field="transaction_id")[0] == {"amount": "5", "transaction_id": "t1"}  # type: ignore[attr-defined]
-    connector.config["columns"] = {"amount": "sum"}  # type: ignore[index]
+    connector.config["columns"] = {"amount": "sum"}
     with pytest.raises(RecordRejected, match="unknown column"):
         connector.canonical(item, record_field="transaction_id")  # type: ignore[attr-defined]
-    connector.config["ignore_columns"] = ["total"]  # type: ignore[index]
+    connector.config["ignore_columns"] = ["total"]
     assert connector.canonical(item, record_field="transaction_id")[0] == {"transaction_id": "t1"}  # type: ignore[attr-defined]
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, text
 from test_ingest_crash import environment, run_script, write_calls
 
 from cdp.access import CustomerStore, open_store
+from cdp.access._rows import Ready
 from cdp.connectors._worker import PIPE_BYTES, Batch, _widen
 from cdp.connectors.runner import IngestRunner, make_connector
 from cdp.settings import Settings
@@ -119,7 +120,7 @@ def test_worker_errors_reach_the_caller(tmp_path: Path, settings: Settings) -> N
 
 
 def test_batches_travel_packed_and_unpack_to_the_same_records() -> None:
-    records = [("r_1", "web", "calls", "m1", "k1", None, "event", b"{}", None, (None,), (), [], [], [])]
+    records: list[Ready] = [("r_1", "web", "calls", "m1", "k1", None, "event", b"{}", None, (None,), (), [], [], [])]
     batch = Batch(records, [{"position": "f:1"}], {"f": {"offset": 10}}, read=2)
     packed = batch.pack()
     assert packed.records == [] and packed.packed is not None
@@ -154,7 +155,7 @@ def test_rows_made_for_sqlite_travel_marshalled_and_others_pickled(store: Custom
         Batch(store.row_maker().make([_record(3)]), [], {}).records
     )
     for odd in (Decimal("1.5"), Text("x"), datetime(2026, 1, 1, tzinfo=UTC), 2**70, -0.0, "\ud800"):
-        rows = [("r_1", odd, 1, 1.0, True, None, b"", (), [])]
+        rows: list[Ready] = [("r_1", odd, 1, 1.0, True, None, b"", (), [])]
         back = Batch(rows, [], {}).pack()
         assert back.ready() == rows and _types(back.ready()) == _types(rows), odd
     # marshal writes any bytes-like value as bytes, which the drivers store as the same BLOB

@@ -72,9 +72,10 @@ def test_what_the_packed_scan_cannot_take_goes_down_the_row_path(
         def failing(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             if threading.current_thread() is not threading.main_thread():
                 raise sqlite3.OperationalError("unable to open database file")
-            return connect(*args, **kwargs)
+            conn: sqlite3.Connection = connect(*args, **kwargs)
+            return conn
 
-        monkeypatch.setattr(keystore_module.sqlite3, "connect", failing)
+        monkeypatch.setattr(sqlite3, "connect", failing)  # the module the keystore connects through
     assert store.every_blob_by_kek_soon()() == expected
     assert calls == [1]
     store.close()

@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
-from test_golden_cache import DSR, _active, _changes
+from test_golden_cache import _active, _changes
+from test_segments_events_read import DSR
 
 from cdp._exceptions import Conflict, NotFound
 from cdp.access import AccessContext, CustomerStore
@@ -62,7 +64,7 @@ def test_every_operation_works_after_random_changes(loaded: CustomerStore, tmp_p
         emails = _emails(store)
         if emails:
             kind = rng.choice(["access", "access", "erasure", "rectification"])
-            options = {"corrections": {"city": "Elsewhere"}} if kind == "rectification" else {}
+            options: dict[str, Any] = {"corrections": {"city": "Elsewhere"}} if kind == "rectification" else {}
             with contextlib.suppress(Conflict):  # an email shared by profiles: it asks for another identifier
                 requests.run(DSR, kind=kind, identifier=rng.choice(emails), **options)
     # every one of those accesses is in the audit log, whose chain still verifies

@@ -69,7 +69,7 @@ def test_fast_read_equals_the_row_read(loaded: CustomerStore) -> None:
 def test_awkward_values_survive_the_bulk_read(loaded: CustomerStore) -> None:
     with loaded.engine.begin() as conn:
         ids = list(conn.execute(select(t.events.c.id).where(t.events.c.profile_id.is_not(None))).scalars())
-        awkward = [
+        awkward: list[dict[str, object]] = [
             {"category": 'say "hi", then\nleave\t\x1f;', "revenue": 0.1 + 0.2, "currency": "EUR"},
             {"category": "上海 ünïcödé \\ back", "revenue": 1e-7, "store_id": "S,1"},
             {"category": None, "revenue": 123456789.12345679, "channel": None},

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 import pytest
@@ -33,7 +35,7 @@ def _ids_by_email(store: CustomerStore) -> dict[str, str]:
     return {r["email"]: r["profile_id"] for r in store.read_profiles(OFFICER, ["email"]) if r.get("email")}
 
 
-def _config(rules: list[dict[str, object]]) -> TagsConfig:
+def _config(rules: Sequence[Mapping[str, object]]) -> TagsConfig:
     return parse_tags_config({"rules": rules}, source="tags.yaml")
 
 
@@ -285,7 +287,8 @@ def test_as_of_in_the_past_ignores_later_events(loaded: CustomerStore) -> None:
 
 def test_a_segment_the_snapshot_was_not_built_for_reads_its_events_by_position(loaded: CustomerStore) -> None:
     """The refresh reads events by profile position; a later segment's event history is still exact."""
-    from cdp.segments.service import build_snapshot, classifier_context
+    from cdp.access.context import classifier_context
+    from cdp.segments.service import build_snapshot
 
     as_of = datetime(2026, 12, 1, tzinfo=UTC)
     events = loaded.events_frame(ENGINEER).with_columns(pl.col("profile_id").cast(pl.String))
@@ -295,7 +298,7 @@ def test_a_segment_the_snapshot_was_not_built_for_reads_its_events_by_position(l
     name, least = next(
         (str(n), k)
         for (n,), group in counts.sort("event_name").group_by("event_name", maintain_order=True)
-        for k in range(1, int(group["len"].max() or 0) + 1)
+        for k in range(1, int(cast("int | None", group["len"].max()) or 0) + 1)
         if 0 < group.filter(pl.col("len") >= k).height < people
     )
     late = Segment("late", "", "profiling", {"event": name, "within_days": 3650, "min_count": least})

@@ -96,7 +96,7 @@ def _no_unwrap(_blob: bytes, _aad: bytes) -> bytes:
 def _seen(row: Any) -> datetime:
     """When the record happened. Rows come straight from the driver: SQLite gives DATETIME as text."""
     value = row[_SEEN]
-    return datetime.fromisoformat(value) if value.__class__ is str else value  # type: ignore[no-any-return]
+    return datetime.fromisoformat(value) if value.__class__ is str else value
 
 
 def _time(row: Any) -> datetime:

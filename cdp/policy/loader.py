@@ -47,7 +47,7 @@ def _convert(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...]
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*path, str(i)), lines) for i, item in enumerate(node.value)]
     constructor = yaml.SafeLoader("")
-    return constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return constructor.construct_object(node, deep=True)
 
 
 def load_yaml(file: Path) -> LocatedDocument:
