@@ -13,7 +13,14 @@ from polars.testing import assert_frame_equal
 
 from cdp.segments.attributes import compute_attributes
 from cdp.segments.classify.ahead import EarlyClassifiers, classify_early
-from cdp.segments.classify.base import Classification, ClassifiedSnapshot, TagSpec, run_classifiers
+from cdp.segments.classify.base import (
+    Classification,
+    ClassifiedSnapshot,
+    Classifier,
+    TagSpec,
+    _same_values,
+    run_classifiers,
+)
 from cdp.segments.classify.builtin import builtin_classifiers
 from cdp.segments.config import TagsConfig
 
@@ -132,7 +139,7 @@ def test_a_stale_or_failed_early_result_is_not_used() -> None:
     attributes = _attributes(profiles)
     config = TagsConfig()
     failing = _FailsOnce()
-    chain = [_AddsScore(), _ReadsScore(), failing]
+    chain: list[Classifier] = [_AddsScore(), _ReadsScore(), failing]
     with EarlyClassifiers(chain, profiles, config) as early:
         early.start()
         ready = early.results()
@@ -185,3 +192,30 @@ def test_a_valid_early_result_is_not_computed_again() -> None:
     result = run_classifiers(_attributes(profiles), [counting], TagsConfig(), ready)
     assert len(counting.runs) == 1
     assert result.attributes["home"].equals(profiles["country"], check_names=False)
+
+
+def test_the_same_ids_are_known_without_comparing_them_when_they_are_the_same_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chain checks that a classifier's columns are on the snapshot's rows: when its ids are the
+    snapshot's own memory nothing is compared; otherwise the values are (equal values in other
+    memory are the same rows, other values or another cut of the same memory are not)."""
+    ids = pl.Series("profile_id", [f"p{i:05d}" for i in range(2_000)])
+    frame = pl.DataFrame({"profile_id": ids, "x": range(2_000)})
+    beside = frame.select("profile_id", (pl.col("x") * 2).alias("y"))
+    copied = pl.Series("profile_id", [f"p{i:05d}" for i in range(2_000)])
+    assert _same_values(frame["profile_id"], copied)
+    assert not _same_values(frame["profile_id"], copied.reverse())
+    assert not _same_values(ids.slice(1, 10), ids.slice(0, 10))
+    compared: list[int] = []
+    original = pl.Series.equals
+
+    def counted(self: pl.Series, other: pl.Series, **kwargs: bool) -> bool:
+        compared.append(self.len())
+        return original(self, other, **kwargs)
+
+    monkeypatch.setattr(pl.Series, "equals", counted)
+    assert _same_values(frame["profile_id"], beside["profile_id"])
+    assert _same_values(ids.slice(5, 10), ids.slice(5, 10))
+    assert compared == []
+    assert _same_values(frame["profile_id"], copied) and compared == [2_000]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import polars as pl
+import pyarrow as pa
 
 from cdp._exceptions import ConfigurationError
 from cdp.segments.config import TAXONOMIES, TagsConfig
@@ -70,8 +71,12 @@ class Classifier(Protocol):
     on another thread, while the events are read (:mod:`cdp.segments.classify.ahead`), so its
     ``classify`` must then not depend on anything else (nor change shared state)."""
 
-    name: str
-    order: int
+    # Read-only: the built-in classifiers are frozen dataclasses.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def order(self) -> int: ...
 
     def classify(self, attributes: pl.DataFrame, config: TagsConfig) -> Classification: ...
 
@@ -145,7 +150,24 @@ def frame_tag_names(frame: pl.DataFrame) -> set[str]:
 
 
 def _aligned(frame: pl.DataFrame, extra: pl.DataFrame) -> bool:
-    return extra.height == frame.height and extra["profile_id"].equals(frame["profile_id"])
+    return extra.height == frame.height and _same_values(extra["profile_id"], frame["profile_id"])
+
+
+def _same_values(left: pl.Series, right: pl.Series) -> bool:
+    """``left.equals(right)``, without comparing a million ids when both are the same memory (a
+    classifier's columns beside the ids it was given, as usual): ~3 ms a comparison, a dozen a
+    refresh (docs/benchmarks.md, Segments, seventeenth session)."""
+    if left.dtype == right.dtype and left.n_chunks() == 1 and right.n_chunks() == 1:
+        newest = pl.CompatLevel.newest()
+        ours, theirs = left.to_arrow(compat_level=newest), right.to_arrow(compat_level=newest)
+        if (ours.offset, len(ours)) == (theirs.offset, len(theirs)) and _buffers(ours) == _buffers(theirs):
+            return True
+    return left.equals(right)
+
+
+def _buffers(array: pa.Array) -> list[tuple[int, int] | None]:
+    """Where each of the array's buffers is, and how long (None: absent)."""
+    return [None if b is None else (b.address, b.size) for b in array.buffers()]
 
 
 def _beside(frame: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
