@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
 from cdp._exceptions import DefinitionError
+from cdp.segments._member_bits import count_bits, fill_bits
 from cdp.segments.attributes import compute_attributes
 from cdp.segments.definition import Segment, compile_segment, event_specs, order_segments, parse_segment
-from cdp.segments.engine import SegmentEngine
+from cdp.segments.engine import SegmentEngine, _members_of_bits
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 EVENTS = ("Order Completed", "Product Viewed", "Sale")
@@ -45,8 +48,8 @@ def make_rows(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], li
                     "category": rng.choice(["tech", "food"]),
                 }
             )
-    tags = [(p["profile_id"], "vip") for p in people if rng.random() < 0.3]
-    return people, events, tags
+    tags = [(str(p["profile_id"]), "vip") for p in people if rng.random() < 0.3]
+    return list[dict[str, Any]](people), events, tags
 
 
 DEFINITION: dict[str, Any] = {
@@ -166,6 +169,102 @@ def test_segment_references_are_evaluated_in_dependency_order() -> None:
     vip_set, buyer_set = set(out["vip"].to_list()), set(out["buyers"].to_list())
     assert set(out["vip_buyers"].to_list()) == vip_set & buyer_set
     assert set(out["others"].to_list()) == {p["profile_id"] for p in people} - vip_set - buyer_set
+
+
+def _chain() -> list[Segment]:
+    """Segments referencing others two levels deep, with parameters on both sides of each reference
+    and a ``not`` over a condition on an attribute that is null for some profiles."""
+    return [
+        Segment("top", "", "profiling", {"all": [{"attribute": "score", "op": ">=", "value": 2}, {"segment": "mid"}]}),
+        Segment(
+            "mid",
+            "",
+            "profiling",
+            {"any": [{"not": {"segment": "low"}}, {"event": "Order Completed", "within_days": 90, "min_count": 2}]},
+        ),
+        Segment("low", "", "profiling", {"all": [{"attribute": "score", "op": "<=", "value": 3}, {"tag": "vip"}]}),
+        Segment(
+            "beside", "", "profiling", {"all": [{"segment": "low"}, {"attribute": "country", "op": "=", "value": "US"}]}
+        ),
+    ]
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_inlined_references_select_what_looked_up_members_select(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference answered by repeating the referenced condition (one scan of ``base``) selects
+    the same profiles as one answered from the referenced segment's members (a scan a level)."""
+    people, events, tags = make_rows(seed)
+    inlined = engine_for(people, events, tags)
+    try:
+        compiled: dict[str, Any] = {}
+        for segment in order_segments(_chain()):
+            compiled[segment.name] = inlined.compile(segment, segments={s.name for s in _chain()}, inline=compiled)
+        assert compiled["top"].segments == frozenset() and compiled["top"].inlined == {"mid", "low"}
+        assert compiled["top"].condition.count("?") == len(compiled["top"].params)
+        queries: list[int] = []
+        original = SegmentEngine._in_parallel
+
+        def counted(self: SegmentEngine, batch: Sequence[tuple[str, Sequence[object]]]) -> list[Any]:
+            queries.append(len(batch))
+            return original(self, batch)
+
+        monkeypatch.setattr(SegmentEngine, "_in_parallel", counted)
+        fast = inlined.evaluate(_chain())
+        assert len(queries) == 1  # every segment answered by the first scan
+        # A later definition still reads the referenced segments' members.
+        again = inlined.run(inlined.compile(Segment("again", "", "profiling", {"segment": "mid"})))
+        assert again.to_list() == fast["mid"].to_list()
+    finally:
+        inlined.close()
+    monkeypatch.setattr("cdp.segments.definition.INLINE_MAX_CHARS", 0)  # every reference looked up
+    queries.clear()
+    looked_up = engine_for(people, events, tags)
+    try:
+        slow = looked_up.evaluate(_chain())
+    finally:
+        looked_up.close()
+    assert len(queries) == 3  # a scan a level: low; mid and beside; top
+    for name in ("top", "mid", "low", "beside"):
+        assert fast[name].to_list() == slow[name].to_list(), name
+    assert 0 < len(fast["top"]) < len(people) and 0 < len(fast["low"]) < len(people)
+    # The null scores matter: ``not low`` holds for them, whether inlined or looked up.
+    null_score = {p["profile_id"] for p in people if p["score"] is None}
+    assert null_score and null_score <= set(fast["mid"].to_list())
+
+
+@pytest.mark.parametrize("width", [1, 10, 62])
+def test_member_bits_split_each_bit_into_its_rows(width: int) -> None:
+    """The compiled split of the queries' bit words: per bit, the positions of the rows that have it,
+    in the rows' order (the positions here are shuffled, so order is checked, not only sets)."""
+    rng = np.random.default_rng(width)
+    rows = 5_000
+    words = np.zeros(rows, dtype=np.int64)
+    for bit in range(width):
+        words |= (rng.random(rows) < rng.uniform(0.0, 0.3)).astype(np.int64) << bit
+    words[:3] = 0  # rows in no segment
+    positions = rng.permutation(rows).astype(np.uint32)
+    counts = np.zeros(width, dtype=np.int64)
+    total = count_bits(words, counts)
+    members = np.empty(total, dtype=np.uint32)
+    ends = np.cumsum(counts)
+    fill_bits(positions, words, ends - counts, members)
+    for bit in range(width):
+        expected = positions[(words >> bit) & 1 == 1]
+        assert members[ends[bit] - counts[bit] : ends[bit]].tolist() == expected.tolist(), bit
+    assert total == sum(int(((words >> b) & 1).sum()) for b in range(width))
+    # As the engine takes them: each bit's members sorted.
+    split = _members_of_bits(positions, pl.Series(words), width)
+    assert [m.to_list() for m in split] == [sorted(positions[(words >> b) & 1 == 1].tolist()) for b in range(width)]
+
+
+def test_member_bits_refuse_a_bit_not_asked_for() -> None:
+    words = np.array([1, 0, 1 << 5], dtype=np.int64)
+    with pytest.raises(ValueError, match="row 2: a bit set past the 3 counted"):
+        count_bits(words, np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="row 2: no room for bit 5"):
+        fill_bits(np.arange(3, dtype=np.uint32), words, np.zeros(3, dtype=np.int64), np.empty(2, dtype=np.uint32))
+    with pytest.raises(ValueError, match="one word per position"):
+        fill_bits(np.arange(2, dtype=np.uint32), words, np.zeros(3, dtype=np.int64), np.empty(2, dtype=np.uint32))
 
 
 COLUMNS = {"country": "text", "score": "number", "interests": "list", "first_seen": "time"}

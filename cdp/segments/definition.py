@@ -51,6 +51,7 @@ from typing import Any
 
 from cdp._exceptions import DefinitionError
 
+INLINE_MAX_CHARS = 20_000  # a referenced segment's condition longer than this is looked up, not repeated
 ROW_POSITION = "__position"  # each row's position in ``base``, as the engine registers it (and segments' members)
 OPERATORS = {"=": "=", "==": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 LIST_OPERATORS = {"in": "IN", "not_in": "NOT IN"}
@@ -116,6 +117,7 @@ class CompiledSegment:
     segments: frozenset[str]
     consents: frozenset[str]
     condition: str = "TRUE"  # the WHERE condition of ``sql`` alone (its parameters are ``params``)
+    inlined: frozenset[str] = frozenset()  # segments referenced whose conditions ``condition`` repeats
 
 
 def tag_column(tag: str) -> str:
@@ -160,6 +162,7 @@ class _Compiler:
         source: str,
         purposes: Collection[str] | None,
         segments: Collection[str] | None,
+        inline: Mapping[str, CompiledSegment] | None = None,
     ) -> None:
         self.columns = columns  # attribute name -> kind (number | text | bool | list | time)
         self.source = source
@@ -171,6 +174,8 @@ class _Compiler:
         self.tags: set[str] = set()
         self.references: set[str] = set()
         self.consents: set[str] = set()
+        self.inline = inline or {}
+        self.inlined: set[str] = set()
 
     def fail(self, path: str, reason: str) -> DefinitionError:
         return DefinitionError(reason, file=self.source, path=path)
@@ -301,10 +306,27 @@ class _Compiler:
             raise self.fail(f"{path}.segment", "wrong type: expected a segment name")
         if self.segments is not None and name not in self.segments:
             raise self.fail(f"{path}.segment", f"unknown segment {name!r}")
+        known = self.inline.get(name)
+        if known is not None and len(known.condition) <= INLINE_MAX_CHARS:
+            return self._inlined(name, known)
         self.references.add(name)
         self.params.append(name)
         # By row position (an integer), not by id: the members of a big segment are many strings.
         return f"(a.{ROW_POSITION} IN (SELECT m.{ROW_POSITION} FROM segmembers m WHERE m.segment = ?))"
+
+    def _inlined(self, name: str, known: CompiledSegment) -> str:
+        """The referenced segment's own condition in place of a look-up of its members: the same
+        rows (a compiled condition is never NULL: each leaf is ``COALESCE``d), found in the same
+        scan as the segments it is computed with rather than in a scan of its own after them."""
+        self.inlined.update({name, *known.inlined})
+        self.references.update(known.segments)
+        self.params.extend(known.params)
+        for spec in known.event_specs:
+            self.specs[spec.key] = merged_spec(self.specs.get(spec.key), spec)
+        self.attributes.update(known.attributes)
+        self.tags.update(known.tags)
+        self.consents.update(known.consents)
+        return f"({known.condition})"
 
     def _consent(self, node: Mapping[str, Any], path: str) -> str:
         self.keys(node, path, ("consent", "status"))
@@ -408,14 +430,18 @@ def compile_segment(
     purposes: Collection[str] | None = None,
     segments: Collection[str] | None = None,
     root: str = "where",
+    inline: Mapping[str, CompiledSegment] | None = None,
 ) -> CompiledSegment:
     """SQL selecting ``profile_id`` from ``base a`` (plus the ``segmembers`` and ``consents`` tables).
 
     ``base`` holds the attributes, one count and one revenue column per event
     spec (:attr:`CompiledSegment.event_specs`) and one boolean column per tag
-    (:func:`tag_column`), all computed once per snapshot by the engine.
+    (:func:`tag_column`), all computed once per snapshot by the engine. A
+    reference to a segment in ``inline`` repeats that segment's condition (when
+    it is at most ``INLINE_MAX_CHARS`` long); any other reads its members from
+    ``segmembers``, so it must have been evaluated first.
     """
-    compiler = _Compiler(columns, segment.source, purposes, segments)
+    compiler = _Compiler(columns, segment.source, purposes, segments, inline)
     condition = compiler.compile(segment.where, root)
     return CompiledSegment(
         f"SELECT a.profile_id FROM base a WHERE {condition}",
@@ -426,6 +452,7 @@ def compile_segment(
         frozenset(compiler.references),
         frozenset(compiler.consents),
         condition,
+        frozenset(compiler.inlined),
     )
 
 

@@ -23,9 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cdp._memory_duckdb import memory_only_connection, refusing_to_spill
+from cdp.segments._member_bits import count_bits, fill_bits
 from cdp.segments.attributes import PROFILE_ROW, spec_columns
 from cdp.segments.classify.base import attach_columns
 from cdp.segments.config import TagsConfig
@@ -151,6 +153,20 @@ def _balanced(items: list[tuple[str, CompiledSegment]], shares: int) -> list[lis
     return [sorted(part, key=lambda i: order[i[0]]) for part in parts if part]
 
 
+def _members_of_bits(positions: np.ndarray, word: pl.Series, width: int) -> list[pl.Series]:
+    """Per bit ``0..width-1`` of ``word``, the sorted ``positions`` (uint32) of the rows that have it set
+    (two compiled passes over the rows: ``_member_bits.pyx``)."""
+    words = word.cast(pl.Int64).to_numpy()
+    counts = np.zeros(width, dtype=np.int64)
+    members = np.empty(count_bits(words, counts), dtype=np.uint32)
+    ends = np.cumsum(counts)
+    fill_bits(positions, words, ends - counts, members)
+    return [
+        pl.Series(POSITION, members[start:end]).sort()  # already in order, as DuckDB scanned the rows: cheap
+        for start, end in zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True)
+    ]
+
+
 def _bits_query(part: Sequence[tuple[str, CompiledSegment]]) -> tuple[str, list[object]]:
     """The query answering ``part``'s segments: each row's position and a bit per segment it is in."""
     segments = [c for _, c in part]
@@ -229,8 +245,14 @@ class SegmentEngine:
             self._show("base", shown.to_arrow(compat_level=pl.CompatLevel.newest()))
             self._stale = False
 
-    def compile(self, segment: Segment, *, segments: Collection[str] | None = None) -> CompiledSegment:
-        return compile_segment(segment, self.columns, purposes=self.purposes, segments=segments)
+    def compile(
+        self,
+        segment: Segment,
+        *,
+        segments: Collection[str] | None = None,
+        inline: Mapping[str, CompiledSegment] | None = None,
+    ) -> CompiledSegment:
+        return compile_segment(segment, self.columns, purposes=self.purposes, segments=segments, inline=inline)
 
     def prepare(self, compiled: Iterable[CompiledSegment]) -> None:
         """Add the event aggregates and tag columns the compiled segments need (once for all of them)."""
@@ -301,11 +323,13 @@ class SegmentEngine:
         for part, table in zip(parts, tables, strict=True):
             frame = pl.from_arrow(table)
             assert isinstance(frame, pl.DataFrame)
-            for i, (name, _) in enumerate(part):
-                word = frame[f"w{i // SEGMENTS_PER_WORD}"]
-                at = frame[POSITION].filter((word & (1 << (i % SEGMENTS_PER_WORD))) != 0).sort()
-                self._positions[name] = at
-                out[name] = ids.gather(at).sort()
+            positions = frame[POSITION].cast(pl.UInt32).to_numpy()
+            for k in range(0, len(part), SEGMENTS_PER_WORD):
+                names = [name for name, _ in part[k : k + SEGMENTS_PER_WORD]]
+                word = frame[f"w{k // SEGMENTS_PER_WORD}"]
+                for name, at in zip(names, _members_of_bits(positions, word, len(names)), strict=True):
+                    self._positions[name] = at
+                    out[name] = ids.gather(at).sort()
         return {name: out[name] for name in compiled}
 
     def add_tags(self, frame: pl.DataFrame) -> None:
@@ -333,9 +357,16 @@ class SegmentEngine:
         """Members of every segment, referenced segments first; shared event aggregates computed once."""
         ordered = order_segments(segments)
         names = {s.name for s in ordered}
-        compiled = {s.name: self.compile(s, segments=names) for s in ordered}
+        # In dependency order, each referenced segment's condition repeated where it is referenced:
+        # every segment is then answered by the first scan of ``base`` (a second scan, for the
+        # segments that reference others, cost ~50 ms at 1M profiles: docs/benchmarks.md,
+        # Segments, seventeenth session).
+        compiled: dict[str, CompiledSegment] = {}
+        for segment in ordered:
+            compiled[segment.name] = self.compile(segment, segments=names, inline=compiled)
         self.prepare(compiled.values())
-        referenced = {r for c in compiled.values() for r in c.segments}
+        # Referenced segments' members are still shown to ``{segment: …}`` conditions evaluated later.
+        referenced = {r for c in compiled.values() for r in c.segments | c.inlined}
         out: dict[str, pl.Series] = {}
         while len(out) < len(ordered):  # one query per level: segments whose references are all computed
             ready = {
