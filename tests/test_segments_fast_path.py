@@ -19,6 +19,7 @@ import textwrap
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ from cdp.segments.measures import EventMeasures, _Registry
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 NAMES = (ORDER_EVENT, "Product Viewed", "Product Added", "Home", "Signed Up", "Wishlist Added", None)
-SCHEMA = {
+SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "profile_id": pl.String,
     "event_type": pl.String,
     "event_name": pl.String,
@@ -106,7 +107,8 @@ def reference_attributes(events: pl.DataFrame, specs: list[EventSpec], config: T
     for pid, rows in found.items():
 
         def age(e: dict[str, Any]) -> timedelta:
-            return NOW - e["occurred_at"]
+            at: datetime = e["occurred_at"]
+            return NOW - at
 
         def amount(e: dict[str, Any]) -> float:
             return (e["revenue"] or 0.0) * rates.get((e["currency"] or "").upper(), 1.0)
@@ -434,6 +436,43 @@ def _small_batches(seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Eve
     return batches, keys, event_specs(s.where for s in SEGMENTS)
 
 
+def _in_width(batch: EventBatch, width: dict[str, type[np.unsignedinteger[Any]]]) -> EventBatch:
+    """The batch with the codes of the named label columns in another width (the others as they are)."""
+    labels = {
+        name: LabelCodes(np.ascontiguousarray(column.codes, dtype=width[name]), column.null, column.table)
+        if name in width
+        else column
+        for name, column in batch.labels.items()
+    }
+    return EventBatch(batch.rows, batch.occurred_at, batch.revenue, labels, batch.properties)
+
+
+def test_codes_in_a_byte_or_in_four_give_the_same_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass reads a block's codes in the width they come in (a byte where the labels are few):
+    in a byte, in four, or mixed (the five widened together), the attributes are the same."""
+    batches, keys, specs = _small_batches(6, monkeypatch)
+    config = TagsConfig()
+    names = [name for name in batches[0].labels if name != "store_id"]
+    assert names and all(b.labels[n].null <= 0xFF for b in batches for n in names)
+
+    def attributes(width: dict[str, type[np.unsignedinteger[Any]]]) -> pl.DataFrame:
+        def scan(sink: EventMeasures) -> None:
+            for batch in batches:
+                sink.add(_in_width(batch, width))
+
+        return measure_events(scan, keys, as_of=NOW, config=config, event_specs=specs)
+
+    narrow = attributes({**dict.fromkeys(names, np.uint8), "store_id": np.uint8})
+    assert narrow.equals(attributes(dict.fromkeys([*names, "store_id"], np.uint32)))
+    assert narrow.equals(attributes({names[0]: np.uint32}))
+    assert narrow["event_count"].sum() > 0 and narrow["order_count"].sum() > 0
+    # As the store's blocks hand them over: a UInt8 column stays a byte a code, nulls included.
+    column = LabelCodes.of(pl.Series([1, None, 0], dtype=pl.UInt8), LabelTable(["a", "b"]), 2)
+    assert column.codes.dtype == np.uint8 and column.codes.tolist() == [1, 2, 0]
+    wide = LabelCodes.of(pl.Series([1, None], dtype=pl.UInt16), LabelTable(["a", "b"]), 2)
+    assert wide.codes.dtype == np.uint32 and wide.codes.tolist() == [1, 2]
+
+
 def test_prefaulting_the_measures_between_and_beside_batches_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """``EventMeasures.prefault`` (run on another thread as the scan starts) writes no value: the
     attributes are the same whether it runs before, between or beside the batches."""
@@ -443,7 +482,12 @@ def test_prefaulting_the_measures_between_and_beside_batches_changes_nothing(mon
     def scan(sink: EventMeasures, when: str) -> None:
         if when == "before":
             sink.prefault()
-        beside = threading.Thread(target=lambda: [sink.prefault() for _ in range(20)])
+
+        def prefault_often() -> None:
+            for _ in range(20):
+                sink.prefault()
+
+        beside = threading.Thread(target=prefault_often)
         if when == "beside":
             beside.start()
         for i, batch in enumerate(batches):
@@ -455,7 +499,7 @@ def test_prefaulting_the_measures_between_and_beside_batches_changes_nothing(mon
 
     plain = measure_events(lambda sink: scan(sink, "never"), keys, as_of=NOW, config=config, event_specs=specs)
     for when in ("before", "between", "beside"):
-        done = measure_events(lambda sink, w=when: scan(sink, w), keys, as_of=NOW, config=config, event_specs=specs)
+        done = measure_events(partial(scan, when=when), keys, as_of=NOW, config=config, event_specs=specs)
         assert done.equals(plain), when
     assert plain["event_count"].sum() > 0
 

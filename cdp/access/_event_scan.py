@@ -65,7 +65,8 @@ class LabelTable:
 
 @dataclass(frozen=True, eq=False)
 class LabelCodes:
-    """One label column of a batch: a uint32 code per event, ``null`` for no label, and their table."""
+    """One label column of a batch: a code per event (uint8 where every code and ``null`` fit in a
+    byte, else uint32), ``null`` for no label, and their table."""
 
     codes: np.ndarray
     null: int
@@ -73,9 +74,14 @@ class LabelCodes:
 
     @classmethod
     def of(cls, codes: pl.Series, table: LabelTable, null: int) -> LabelCodes:
-        """From unsigned codes with nulls (no copy when they are UInt32 without a null)."""
-        array = codes.cast(pl.UInt32).fill_null(null).to_numpy() if codes.null_count() else codes.to_numpy()
-        return cls(np.ascontiguousarray(array, dtype=np.uint32), null, table)
+        """From unsigned codes with nulls (no copy when they are UInt8 or UInt32 without a null).
+
+        A block's few labels are coded in a byte: kept so, the pass reads a quarter of the bytes
+        and nobody widens ten million codes a column (docs/benchmarks.md, Segments, seventeenth session).
+        """
+        kind = pl.UInt8 if codes.dtype == pl.UInt8 and null <= 0xFF else pl.UInt32
+        array = codes.cast(kind).fill_null(null).to_numpy() if codes.null_count() else codes.cast(kind).to_numpy()
+        return cls(np.ascontiguousarray(array, dtype=np.uint8 if kind == pl.UInt8 else np.uint32), null, table)
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,15 +11,19 @@ core meanwhile (docs/benchmarks.md, Segments, eleventh and twelfth sessions).
 
 The loop is given, per event: its profile's position (``rows``), its time, and
 the codes of its labels (a block's own, or a Categorical's physical codes, a
-null coded as one code of its own); per label column a table maps a code to the
+null coded as one code of its own; a byte each, or four, the same for the five
+label columns, four for the store); per label column a table maps a code to the
 label's slot (``measures.py``: each label met gets one; -1: null). Amounts are
 the revenue (a null counts 0) times the rate of the event's currency. Sums are
 added in the events' order, as ``numpy.bincount`` adds them, so the results are
 the same to the last bit. The events at a store are written out as (profile,
 store) pairs for the favourite store, counted afterwards.
 
-What every event touches (counts, first and last time, channels) is kept in one
-64-byte row per profile, whose rows for the events a little ahead are
+What every event touches (counts, first and last time, channels) and what every
+order does (orders, first and last order, revenue) is kept in one 64-byte row per
+profile, aligned so that a row is one cache line: events and counted events in one
+word, first, last, the bits of channels 0-63 (the distinct channels are counted
+from the bits, once), orders, first and last order, revenue. The rows for the events a little ahead are
 prefetched (with, for an order ahead, the lines of its order measures, and for a
 product event its category's count: the pass over touched memory ~15 % faster),
 and copied out into columns once (:func:`spread`); every other
@@ -35,6 +39,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 cdef extern from *:
     void __builtin_prefetch(const void *addr, int rw, int locality) nogil
+    int __builtin_popcountll(unsigned long long x) nogil
 
 cdef extern from *:
     """
@@ -56,7 +61,12 @@ PAGE_BYTES = PAGE  # the same, for the Python side
 SKIP_ROW = SKIPPED  # the same as ``cdp.access._event_scan.SKIP`` (a test checks)
 
 
-def mark_codes(const uint32_t[::1] codes, uint8_t[::1] present):
+ctypedef fused code_t:  # a label column's codes: a byte each where the labels are few
+    uint8_t
+    uint32_t
+
+
+def mark_codes(const code_t[::1] codes, uint8_t[::1] present):
     """``present[code] = 1`` for each code; returns the largest code (-1: none). Codes not below
     ``present.shape[0]`` are not marked: the caller grows ``present`` and marks again."""
     cdef Py_ssize_t i, n = codes.shape[0], size = present.shape[0]
@@ -64,7 +74,7 @@ def mark_codes(const uint32_t[::1] codes, uint8_t[::1] present):
     cdef uint32_t c
     with nogil:
         for i in range(n):
-            c = codes[i]
+            c = <uint32_t>codes[i]
             if c > top:
                 top = c
             if c < size:
@@ -92,11 +102,11 @@ def row_argmax(const int32_t[:, ::1] counts, const int64_t[::1] order, int64_t[:
 def accumulate(
     const uint32_t[::1] rows,
     const int64_t[::1] stamp,
-    const uint32_t[::1] name_raw, const int32_t[::1] name_of,
-    const uint32_t[::1] channel_raw, const int32_t[::1] channel_of,
-    const uint32_t[::1] kind_raw, const int32_t[::1] kind_of,
-    const uint32_t[::1] type_raw, const uint8_t[::1] counted_type,
-    const uint32_t[::1] currency_raw, const double[::1] rate_of,
+    const code_t[::1] name_raw, const int32_t[::1] name_of,
+    const code_t[::1] channel_raw, const int32_t[::1] channel_of,
+    const code_t[::1] kind_raw, const int32_t[::1] kind_of,
+    const code_t[::1] type_raw, const uint8_t[::1] counted_type,
+    const code_t[::1] currency_raw, const double[::1] rate_of,
     const uint32_t[::1] store_raw, const int32_t[::1] store_of,
     const double[::1] revenue,
     int64_t until,
@@ -106,22 +116,21 @@ def accumulate(
     const int64_t[::1] spec_lo, const int64_t[::1] spec_hi,
     const uint8_t[::1] spec_has_floor, const double[::1] spec_floor,
     const int32_t[::1] spec_channel, const int32_t[::1] spec_kind, const int32_t[::1] spec_total,
-    int64_t[:, ::1] hot, int64_t[:, ::1] counts, int64_t[:, ::1] times, double[:, ::1] sums,
+    int64_t[:, ::1] hot, double[:, ::1] hot_sums, int64_t[:, ::1] counts, int64_t[:, ::1] times, double[:, ::1] sums,
     uint64_t[:, ::1] channel_bits, int32_t[:, ::1] browsing, int32_t[:, ::1] order_channels,
     int32_t[:, ::1] spec_count, double[:, ::1] spec_revenue,
     uint32_t[::1] visit_rows, int32_t[::1] visit_stores,
 ):
     """Add one batch of events to the per-profile measures (``measures.EventMeasures`` reads them).
 
-    ``hot``: one row per profile for what every event touches (events, counted events, i.e. not
-    ``identify``; distinct channels; first and last event, set by the first; the bits of channels
-    0-63), copied out
-    into ``counts`` and ``times`` by :func:`spread` once every batch is in. Otherwise one row per
-    measure, one column per profile (each measure a contiguous column): ``counts`` rows 3-7:
-    orders, orders 90-180 days ago, orders within 30/90/365 days (``since[0..2]``; ``since[3]`` is
-    180 days ago); ``times`` rows 2-3: first and last order (set by the first: read them only where
-    there are orders); ``sums``: revenue over the lifetime and
-    within 30/90/365 days. Per profile: ``channel_bits`` (channels 64 and up, a bit each),
+    ``hot``: one row per profile (one cache line) for what every event touches (events in the
+    low 32 bits and counted events, i.e. not ``identify``, in the high 32; first and last event,
+    set by the first; the bits of channels 0-63) and every order (orders; first and last order,
+    set by the first; revenue, in ``hot_sums``, the same memory read as doubles), copied out into
+    ``counts``, ``times`` and ``sums`` by :func:`spread` once every batch is in. Otherwise one row per
+    measure, one column per profile (each measure a contiguous column): ``counts`` rows 4-7:
+    orders 90-180 days ago, orders within 30/90/365 days (``since[0..2]``; ``since[3]`` is 180
+    days ago); ``sums`` rows 1-3: revenue within 30/90/365 days. Per profile: ``channel_bits`` (channels 64 and up, a bit each),
     ``browsing`` (product events per category), ``order_channels`` (orders per channel).
     ``spec_count``: a row per spec; ``spec_revenue``: a row per spec whose total revenue is read
     (spec ``k``'s is row ``spec_total[k]``, -1: none); the specs of event name ``c`` are
@@ -147,13 +156,9 @@ def accumulate(
                     __builtin_prefetch(&hot[q, 0], 1, 3)
                     na = name_of[name_raw[ahead]]
                     if na == order_name:
-                        __builtin_prefetch(&counts[3, q], 1, 3)
                         __builtin_prefetch(&counts[5, q], 1, 3)
                         __builtin_prefetch(&counts[6, q], 1, 3)
                         __builtin_prefetch(&counts[7, q], 1, 3)
-                        __builtin_prefetch(&times[2, q], 1, 3)
-                        __builtin_prefetch(&times[3, q], 1, 3)
-                        __builtin_prefetch(&sums[0, q], 1, 3)
                         __builtin_prefetch(&sums[1, q], 1, 3)
                         __builtin_prefetch(&sums[2, q], 1, 3)
                         __builtin_prefetch(&sums[3, q], 1, 3)
@@ -169,23 +174,19 @@ def accumulate(
             ch = channel_of[channel_raw[i]]
             kd = kind_of[kind_raw[i]]
             if hot[r, 0] == 0:  # the profile's first event: the rows start as zeros, not as bounds
-                hot[r, 3] = t
-                hot[r, 4] = t
-            elif t < hot[r, 3]:
-                hot[r, 3] = t
-            elif t > hot[r, 4]:
-                hot[r, 4] = t
-            hot[r, 0] += 1
-            hot[r, 1] += counted_type[type_raw[i]]
+                hot[r, 1] = t
+                hot[r, 2] = t
+            elif t < hot[r, 1]:
+                hot[r, 1] = t
+            elif t > hot[r, 2]:
+                hot[r, 2] = t
+            hot[r, 0] += 1 + ((<int64_t>counted_type[type_raw[i]]) << 32)  # events, and counted ones above
             if ch >= 0:
                 bit = (<uint64_t>1) << (ch & 63)
                 if ch < 64:
-                    if not (<uint64_t>hot[r, 5]) & bit:
-                        hot[r, 5] = <int64_t>((<uint64_t>hot[r, 5]) | bit)
-                        hot[r, 2] += 1
-                elif not channel_bits[r, (ch >> 6) - 1] & bit:
+                    hot[r, 3] = <int64_t>((<uint64_t>hot[r, 3]) | bit)
+                else:
                     channel_bits[r, (ch >> 6) - 1] |= bit
-                    hot[r, 2] += 1
             if kd >= 0 and product_name[nm + 1] and t >= product_since:
                 browsing[r, kd] += 1
             st = store_of[store_raw[i]]
@@ -197,15 +198,15 @@ def accumulate(
                 continue
             amount = revenue[i] * rate_of[currency_raw[i]]
             if nm == order_name:
-                if counts[3, r] == 0:  # the first order
-                    times[2, r] = t
-                    times[3, r] = t
-                elif t < times[2, r]:
-                    times[2, r] = t
-                elif t > times[3, r]:
-                    times[3, r] = t
-                counts[3, r] += 1
-                sums[0, r] += amount
+                if hot[r, 4] == 0:  # the first order
+                    hot[r, 5] = t
+                    hot[r, 6] = t
+                elif t < hot[r, 5]:
+                    hot[r, 5] = t
+                elif t > hot[r, 6]:
+                    hot[r, 6] = t
+                hot[r, 4] += 1
+                hot_sums[r, 7] += amount
                 if ch >= 0:
                     order_channels[r, ch] += 1
                 if since[3] <= t < since[1]:
@@ -230,16 +231,37 @@ def accumulate(
     return visits
 
 
-def spread(const int64_t[:, ::1] hot, int64_t[:, ::1] counts, int64_t[:, ::1] times):
-    """Copy ``hot``'s per-profile rows out into the measure rows (events, counted, channels; first, last)."""
-    cdef Py_ssize_t r, n = hot.shape[0]
+def spread(
+    const int64_t[:, ::1] hot,
+    const double[:, ::1] hot_sums,
+    const uint64_t[:, ::1] channel_bits,
+    int64_t[:, ::1] counts,
+    int64_t[:, ::1] times,
+    double[:, ::1] sums,
+):
+    """Copy ``hot``'s per-profile rows out into the measure rows: events, counted events, distinct
+    channels (the bits set in ``hot`` and in ``channel_bits``), orders; first and last event, first
+    and last order; the revenue of every order (``hot_sums``: ``hot`` read as doubles)."""
+    cdef Py_ssize_t r, j, n = hot.shape[0], words = channel_bits.shape[1]
+    cdef int64_t channels, low = 0xFFFFFFFF
+    if channel_bits.shape[0] != n and words:
+        raise ValueError("one row of channel bits per profile")
+    if hot_sums.shape[0] != n:
+        raise ValueError("hot_sums must be hot read as doubles")
     with nogil:
         for r in range(n):
-            counts[0, r] = hot[r, 0]
-            counts[1, r] = hot[r, 1]
-            counts[2, r] = hot[r, 2]
-            times[0, r] = hot[r, 3]
-            times[1, r] = hot[r, 4]
+            counts[0, r] = hot[r, 0] & low
+            counts[1, r] = hot[r, 0] >> 32
+            channels = __builtin_popcountll(<uint64_t>hot[r, 3])
+            for j in range(words):
+                channels += __builtin_popcountll(channel_bits[r, j])
+            counts[2, r] = channels
+            counts[3, r] = hot[r, 4]
+            times[0, r] = hot[r, 1]
+            times[1, r] = hot[r, 2]
+            times[2, r] = hot[r, 5]
+            times[3, r] = hot[r, 6]
+            sums[0, r] = hot_sums[r, 7]
 
 
 def favourite_ranks(

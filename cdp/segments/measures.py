@@ -66,7 +66,7 @@ class _Registry:
     def codes(self, column: LabelCodes | None, length: int) -> tuple[np.ndarray, np.ndarray]:
         """(the batch's codes; the table from code to slot, -1 for the null code)."""
         if column is None:  # no such column: every event's label is null
-            return np.zeros(length, dtype=np.uint32), np.full(1, -1, dtype=np.int32)
+            return np.zeros(length, dtype=np.uint8), np.full(1, -1, dtype=np.int32)
         return column.codes, self._table(column)
 
     def _table(self, column: LabelCodes) -> np.ndarray:
@@ -152,7 +152,8 @@ class EventMeasures:
         self.stores = _Registry()
         # Zeros, touched only where the pass adds (first and last times are set by the first event
         # or order, not filled with bounds beforehand): a million profiles' rows are not written twice.
-        self.hot = np.zeros((size, 8), dtype=np.int64)  # events, counted, channels, first, last, channel bits 0-63
+        # Events and counted events, first, last, channel bits 0-63, orders, first and last order, revenue.
+        self.hot = _aligned_rows(size, 8)
         self.counts = np.zeros((8, size), dtype=np.int64)
         self.times = np.zeros((4, size), dtype=np.int64)  # first and last event (from ``hot``), first and last order
         self.sums = np.zeros((4, size), dtype=np.float64)
@@ -163,7 +164,7 @@ class EventMeasures:
         self._spec_total = np.full(max(count, 1), -1, dtype=np.int32)
         self._spec_total[totals] = np.arange(len(totals), dtype=np.int32)
         # Per slot: grown as labels are met (see ``_fit``).
-        self.channel_bits = np.zeros((size, 1), dtype=np.uint64)  # channels 64 and up
+        self.channel_bits = np.zeros((size, 0), dtype=np.uint64)  # channels 64 and up (a word per 64)
         self.browsing = np.zeros((size, 0), dtype=np.int32)
         self.order_channels = np.zeros((size, 0), dtype=np.int32)
         self._fixed: tuple[Any, ...] = ()
@@ -186,7 +187,7 @@ class EventMeasures:
         self._sizes = sizes
         self.browsing = _widen(self.browsing, len(kinds))
         self.order_channels = _widen(self.order_channels, len(channels))
-        words = max(1, (len(channels) - 1) // 64)
+        words = max(0, (len(channels) - 1) // 64)
         if words > self.channel_bits.shape[1]:
             self.channel_bits = np.concatenate(
                 [self.channel_bits, np.zeros((self.size, words - self.channel_bits.shape[1]), dtype=np.uint64)], axis=1
@@ -227,6 +228,7 @@ class EventMeasures:
             np.array([_target(kind_slot, s.category) for s in self.specs], dtype=np.int32),
             self._spec_total,
             self.hot,
+            self.hot.view(np.float64),
             self.counts,
             self.times,
             self.sums,
@@ -253,7 +255,11 @@ class EventMeasures:
             raw["category"],
         )
         (type_raw, type_of), (currency_raw, currency_of) = raw["event_type"], raw["currency"]
+        coded = (name_raw, channel_raw, kind_raw, type_raw, currency_raw)
+        if any(codes.dtype != np.uint8 for codes in coded):  # the pass takes them all in one width
+            name_raw, channel_raw, kind_raw, type_raw, currency_raw = (_wide(codes) for codes in coded)
         store_raw, store_of = self.stores.codes(batch.labels.get("store_id"), length)
+        store_raw = _wide(store_raw)
         if self._visits[0].size < length:
             self._visits = (np.zeros(length, dtype=np.uint32), np.zeros(length, dtype=np.int32))
         visits = accumulate(
@@ -306,7 +312,7 @@ class EventMeasures:
     def finish(self) -> Measures:
         """The measures of every batch added (the sink is spent: ``reset`` to use it again)."""
         self._fit()
-        spread(self.hot, self.counts, self.times)
+        spread(self.hot, self.hot.view(np.float64), self.channel_bits, self.counts, self.times, self.sums)
         return Measures(
             self.counts,
             self.times,
@@ -353,6 +359,20 @@ class EventMeasures:
         names = pl.Series("favourite_store", [ordered[u] for u in used.tolist()], dtype=pl.String)
         at = pl.Series("favourite_store", place[best]).cast(pl.UInt32, strict=False)  # -1 (none): null
         return names.cast(pl.Enum(names)).gather(at)
+
+
+def _aligned_rows(rows: int, width: int) -> np.ndarray:
+    """Zeros, (rows, width) int64, starting on a 64-byte boundary: a row of 8 (64 bytes) is then one
+    cache line, not two (numpy aligns an array to 16 bytes only)."""
+    line = 64 // 8
+    memory = np.zeros(rows * width + line, dtype=np.int64)
+    skip = (-memory.ctypes.data % 64) // 8
+    return memory[skip : skip + rows * width].reshape(rows, width)
+
+
+def _wide(codes: np.ndarray) -> np.ndarray:
+    """Codes as uint32 (no copy when they are)."""
+    return np.ascontiguousarray(codes, dtype=np.uint32)
 
 
 def _target(slots: dict[str, int], value: str | None) -> int:
