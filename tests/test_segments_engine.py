@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import subprocess
+import sys
+import textwrap
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +16,11 @@ import polars as pl
 import pytest
 
 from cdp._exceptions import DefinitionError
+from cdp._memory_duckdb import memory_only_connection
 from cdp.segments._member_bits import count_bits, fill_bits
 from cdp.segments.attributes import compute_attributes
 from cdp.segments.definition import Segment, compile_segment, event_specs, order_segments, parse_segment
-from cdp.segments.engine import SegmentEngine, _members_of_bits
+from cdp.segments.engine import SegmentEngine, _bound, _members_of_bits, _with_params
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 EVENTS = ("Order Completed", "Product Viewed", "Sale")
@@ -204,9 +208,11 @@ def test_inlined_references_select_what_looked_up_members_select(seed: int, monk
         queries: list[int] = []
         original = SegmentEngine._in_parallel
 
-        def counted(self: SegmentEngine, batch: Sequence[tuple[str, Sequence[object]]]) -> list[Any]:
+        def counted(
+            self: SegmentEngine, batch: Sequence[tuple[str, Sequence[object]]], columns: Sequence[Collection[str]]
+        ) -> list[Any]:
             queries.append(len(batch))
-            return original(self, batch)
+            return original(self, batch, columns)
 
         monkeypatch.setattr(SegmentEngine, "_in_parallel", counted)
         fast = inlined.evaluate(_chain())
@@ -447,3 +453,96 @@ def test_enum_columns_select_the_same_members_as_their_strings() -> None:
             engine.close()
     assert found[0] == found[1]
     assert found[1]["s0"] == ["p0"] and found[1]["s5"] == ["p3"] and found[1]["s4"] == found[1]["s6"] == []
+
+
+PARAMETER_CASES: list[tuple[str, list[object]]] = [
+    ("SELECT i FROM t WHERE n >= ? AND n <= ?", [2, 7]),
+    ("SELECT i FROM t WHERE x > ?", [1.5]),
+    ("SELECT i FROM t WHERE x < ?", [float("inf")]),
+    ("SELECT i FROM t WHERE x > ?", [float("-inf")]),
+    ("SELECT i FROM t WHERE x = ?", [float("nan")]),
+    ("SELECT i FROM t WHERE n < ?", [2**70]),
+    ("SELECT i FROM t WHERE flag = ?", [True]),
+    ("SELECT i FROM t WHERE s = ?", ['it\'s ? "quoted" 华东']),
+    ("SELECT i FROM t WHERE s IN (?, ?) AND n BETWEEN ? AND ?", ["a", 'it\'s ? "quoted" 华东', 0, 9]),
+    ("SELECT i FROM t WHERE \"we?ird\" = ? AND s <> '?'", [3]),
+    ("SELECT i FROM t WHERE list_has_any(l, ?::VARCHAR[]) AND s <> ?", [["b", "x'y"], "zz"]),
+]
+
+
+@pytest.mark.parametrize(("sql", "params"), PARAMETER_CASES)
+def test_parameters_in_place_select_what_duckdb_binding_selects(sql: str, params: list[object]) -> None:
+    """The engine puts parameters in place itself (numbers as literals, text read from a table of
+    its own) instead of having DuckDB's Python API bind them (which imports pandas): the same rows
+    for every type a definition binds, a ``?`` inside quotes left alone, text never in the SQL."""
+    rows = pl.DataFrame(
+        {
+            "i": range(10),
+            "n": range(10),
+            "x": [float(v) for v in range(9)] + [float("nan")],
+            "flag": [v % 2 == 0 for v in range(10)],
+            "s": ["a", 'it\'s ? "quoted" 华东', "?", "b", None, "zz", "a", "b", "c", "d"],
+            "we?ird": [3, 3, 0, 3, 0, 0, 0, 3, 0, 0],
+            "l": [["b"], ["x'y"], [], None, ["a"], ["b", "c"], ["x'y", "zz"], ["q"], ["b"], []],
+        }
+    )
+    connection = memory_only_connection()
+    try:
+        connection.register("t", rows.to_arrow())
+        expected = sorted(r[0] for r in connection.execute(sql, params).fetchall())
+        with _bound(connection, sql, params) as bound:
+            assert "quoted" not in bound and "x'y" not in bound  # text is read from the table, never in the SQL
+            got = sorted(r[0] for r in connection.execute(bound).fetchall())
+        assert got == expected
+        tables = {r[0] for r in connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert not any(t.startswith("__params") for t in tables)  # dropped after
+    finally:
+        connection.close()
+    with pytest.raises(ValueError, match="parameters"):
+        _with_params(sql, [*params, 1], "p")
+
+
+def test_a_refresh_s_segment_queries_import_neither_pandas_nor_pyarrow_dataset() -> None:
+    """DuckDB imports ``pyarrow.dataset`` (and with it pandas, ~0.25 s holding the GIL) to read a
+    registered Arrow table, and pandas to bind Python parameters: the engine registers bare
+    streams and puts parameters in place, so a process that evaluates segments (numbers, text,
+    lists, consents, references looked up and read twice) imports neither."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from datetime import UTC, datetime
+        import polars as pl
+        import cdp.segments.definition as definition
+        from cdp.segments.definition import Segment
+        from cdp.segments.engine import SegmentEngine, warm_up
+        warm_up()
+        definition.INLINE_MAX_CHARS = 0  # references looked up in segmembers
+        people = pl.DataFrame({
+            "profile_id": [f"p{i}" for i in range(6)], "score": [1, 2, 3, 4, 5, None],
+            "country": ["US", "CN", "US", None, "DE", "US"],
+            "interests": [["a"], ["b"], [], None, ["a", "b"], ["c"]],
+        })
+        consents = pl.DataFrame({
+            "profile_id": ["p0", "p2", "p5", "p0"], "purpose": ["ads", "ads", "mail", "mail"],
+            "status": ["granted", "granted", "granted", "denied"], "allowed": [True, True, True, False],
+        })
+        engine = SegmentEngine(
+            people, people.clear(), pl.DataFrame(schema={"profile_id": pl.String, "tag": pl.String}),
+            as_of=datetime(2026, 1, 1, tzinfo=UTC), consents=consents,
+        )
+        low = Segment("low", "", "profiling", {"attribute": "score", "op": "<=", "value": 3})
+        us = Segment("us", "", "profiling", {"attribute": "country", "op": "in", "value": ["US", "DE"]})
+        both = Segment("both", "", "profiling", {"all": [
+            {"segment": "low"}, {"not": {"segment": "us"}},
+            {"attribute": "interests", "op": "contains_any", "value": ["b"]},
+        ]})
+        asked = Segment("asked", "", "profiling", {"any": [{"consent": "ads"}, {"consent": "mail"}]})
+        out = engine.evaluate([low, us, both, asked])
+        assert out["both"].to_list() == ["p1"], out["both"].to_list()
+        assert out["asked"].to_list() == ["p0", "p2", "p5"], out["asked"].to_list()
+        assert engine.allowed("ads") == {"p0", "p2"}
+        print("pandas" in sys.modules, "pyarrow.dataset" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False False"

@@ -17,14 +17,19 @@ column per segment), so a refresh of 20 segments is one or two scans.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from cdp._memory_duckdb import memory_only_connection, refusing_to_spill
 from cdp.segments._member_bits import count_bits, fill_bits
@@ -117,7 +122,8 @@ def column_flags(tag_frame: pl.DataFrame, wanted: Iterable[str]) -> pl.DataFrame
 
 def _columns_read(compiled: CompiledSegment) -> set[str]:
     specs = {c for s in compiled.event_specs for c in spec_columns_read(s)}
-    return set(compiled.attributes) | specs | {tag_column(t) for t in compiled.tags}
+    consented = {"profile_id"} if compiled.consents else set()  # consents are looked up by id
+    return set(compiled.attributes) | specs | {tag_column(t) for t in compiled.tags} | consented
 
 
 def with_profile_ids(events: pl.DataFrame, profiles: pl.Series | None) -> pl.DataFrame:
@@ -130,13 +136,103 @@ def with_profile_ids(events: pl.DataFrame, profiles: pl.Series | None) -> pl.Dat
     return events.with_columns(ids).drop(PROFILE_ROW)
 
 
+def _stream_as(connection: Any, name: str, data: pa.Table) -> None:
+    """Register one read of ``data`` as ``name`` on ``connection``: a bare Arrow C stream.
+
+    DuckDB reads a registered Arrow table through ``pyarrow.dataset``, whose import imports
+    pandas (~0.25 s a process, holding the GIL); a bare stream it reads itself. A stream is read
+    once: it is registered again before each query (microseconds)."""
+    connection.unregister(name)
+    connection.register(name, data.__arrow_c_stream__())
+
+
+def _copy_as(connection: Any, name: str, data: pa.Table) -> None:
+    """``data`` as DuckDB's own table ``name`` (in memory: the connection never spills), for a
+    table a query may read more than once (a stream is read once)."""
+    loading = f"__loading_{name}"
+    _stream_as(connection, loading, data)
+    try:
+        with refusing_to_spill("segment evaluation"):
+            connection.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM "{loading}"')
+    finally:
+        connection.unregister(loading)
+
+
+@contextmanager
+def _bound(connection: Any, sql: str, params: Sequence[object]) -> Iterator[str]:
+    """``sql`` with its parameters in place, not bound by DuckDB's Python API (which imports pandas
+    to look at them, ~0.25 s a process): a number or a boolean as its SQL literal (``repr`` of an
+    int or a float, nothing else), a string or a list of strings read from a one-row table of its
+    own (column ``p<i>`` for the i-th ``?`` outside quotes), dropped after: text values never
+    enter the SQL text."""
+    kept = {i: value for i, value in enumerate(params) if not _literal(value)}
+    table = f"__params_{next(_PARAMS_SEQUENCE)}"
+    if kept:
+        values = pl.DataFrame([pl.Series(f"p{i}", [value], dtype=_param_type(value)) for i, value in kept.items()])
+        _copy_as(connection, table, values.to_arrow())
+    try:
+        yield _with_params(sql, params, table)
+    finally:
+        if kept:
+            connection.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+_PARAMS_SEQUENCE = itertools.count()
+
+
+def _literal(value: object) -> str | None:
+    """A number's or a boolean's SQL literal (None: another type)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return f"({value!r})" if -(2**63) <= value < 2**63 else f"({value!r}::HUGEINT)"
+    if isinstance(value, float):
+        return f"({value!r}::DOUBLE)" if math.isfinite(value) else f"('{value!r}'::DOUBLE)"  # inf, -inf, nan
+    return None
+
+
+def _param_type(value: object) -> pl.DataType:
+    """The column type of a parameter that is not a literal (the types a compiled segment binds)."""
+    if isinstance(value, str):
+        return pl.String()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return pl.List(pl.String())
+    raise TypeError(f"a segment parameter of type {type(value).__name__} is not supported")
+
+
+def _with_params(sql: str, params: Sequence[object], table: str) -> str:
+    """``sql`` with its i-th ``?`` outside quoted names and strings replaced by ``params[i]``'s
+    literal, or a read of column ``p<i>`` of ``table``; there must be one ``?`` a parameter."""
+    out: list[str] = []
+    quote: str | None = None
+    found = 0
+    for char in sql:
+        if quote is not None:  # a doubled quote closes and opens again: the same
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "?":
+            if found >= len(params):
+                raise ValueError(f"the query has more parameters than the {len(params)} given")
+            literal = _literal(params[found])
+            out.append(literal if literal is not None else f'(SELECT "p{found}" FROM "{table}")')
+            found += 1
+            continue
+        out.append(char)
+    if found != len(params):
+        raise ValueError(f"the query has {found} parameters, {len(params)} given")
+    return "".join(out)
+
+
 def warm_up() -> None:
-    """Load what DuckDB's first registration of an Arrow table loads (its pandas import, ~0.25 s
-    once a process), so that a refresh does it on a thread while the events are read rather
-    than in :class:`SegmentEngine` after them."""
+    """Do once what a process's first segment query does first (a connection, a stream, a
+    parameter table, a query), so that a refresh does it on a thread while the events are read
+    rather than in :class:`SegmentEngine` after them."""
     connection = memory_only_connection()
     try:
-        connection.register("warm_up", pl.DataFrame({"x": [0]}).to_arrow())
+        _stream_as(connection, "warm_up", pl.DataFrame({"x": [0]}).to_arrow())
+        with _bound(connection, "SELECT x FROM warm_up WHERE x < ?", [1]) as sql:
+            connection.execute(sql).to_arrow_table()
     finally:
         connection.close()
 
@@ -211,7 +307,8 @@ class SegmentEngine:
         # Tags held as columns (classifier output, one row per profile): flags are read from them directly.
         self.tag_frame = tag_frame if tag_frame is not None else attributes.select("profile_id")
         self.tag_columns: set[str] = set()
-        self._shown: dict[str, Any] = {}  # table name -> the Arrow data registered under it (for cursors too)
+        self._shown: dict[str, pa.Table] = {}  # table name -> its Arrow data (see ``_show``)
+        self._copied: set[str] = set()  # the shown tables copied into DuckDB as they are now
         self._show("consents", (consents if consents is not None else pl.DataFrame(schema=CONSENTS_SCHEMA)).to_arrow())
         self._members = pl.DataFrame(schema=MEMBERS_SCHEMA)
         self._positions: dict[str, pl.Series] = {}  # per segment evaluated, its members' rows in ``base``
@@ -317,7 +414,11 @@ class SegmentEngine:
         # A large base is split between as many queries as there are cores (a query runs on one).
         shares = min(QUERY_THREADS, len(compiled)) if self.base.height >= PARALLEL_MIN_ROWS else 1
         parts = _balanced(list(compiled.items()), shares)
-        tables = self._in_parallel([_bits_query(part) for part in parts])
+        # Each query is given the columns of base its segments read (a stream is read whole).
+        tables = self._in_parallel(
+            [_bits_query(part) for part in parts],
+            [{POSITION} | {c for _, segment in part for c in _columns_read(segment)} for part in parts],
+        )
         ids = self.base["profile_id"].cast(pl.String)
         out: dict[str, pl.Series] = {}
         for part, table in zip(parts, tables, strict=True):
@@ -384,41 +485,70 @@ class SegmentEngine:
         table = self._query("SELECT profile_id FROM consents WHERE purpose = ? AND allowed", [purpose])
         return {str(p) for p in table.column(0).to_pylist()}
 
-    def _show(self, name: str, data: Any) -> None:
-        """Register ``data`` (Arrow) as table ``name`` (replacing it)."""
+    def _show(self, name: str, data: pa.Table) -> None:
+        """Make ``data`` the table ``name`` of the next queries (replacing it): ``base`` as a stream
+        of its Arrow data, the others copied into DuckDB when a query first reads them (see the
+        module)."""
         self._shown[name] = data
-        self.analytics.unregister(name)
-        self.analytics.register(name, data)
+        if name == "base":
+            _stream_as(self.analytics, name, data)
+        else:
+            self._copied.discard(name)
 
-    def _query(self, sql: str, params: Sequence[object], connection: Any = None) -> Any:
-        """The Arrow table of one query; out of memory is :class:`ResourceExhausted`, never a spill."""
-        with refusing_to_spill("segment evaluation"):
-            return (connection or self.analytics).execute(sql, params).to_arrow_table()
+    def _query(
+        self, sql: str, params: Sequence[object], connection: Any = None, columns: Collection[str] | None = None
+    ) -> Any:
+        """The Arrow table of one query; out of memory is :class:`ResourceExhausted`, never a spill.
+        ``columns``: the only columns of ``base`` it reads (None: any)."""
+        conn = connection or self.analytics
+        self._copy_read(sql)
+        with _bound(conn, sql, params) as bound, refusing_to_spill("segment evaluation"):
+            if "base" in self._shown:
+                shown = self._shown["base"]
+                _stream_as(conn, "base", shown if columns is None else shown.select(sorted(columns)))
+            try:
+                return conn.execute(bound).to_arrow_table()
+            finally:
+                if "base" in self._shown and connection is None:  # the connection keeps a stream unread
+                    _stream_as(conn, "base", self._shown["base"])
 
-    def _in_parallel(self, queries: Sequence[tuple[str, Sequence[object]]]) -> list[Any]:
+    def _copy_read(self, sql: str) -> None:
+        """Copy into DuckDB each shown table other than ``base`` that ``sql`` names and that changed
+        since (a query may read them more than once: a stream is read once)."""
+        for name, data in self._shown.items():
+            if name != "base" and name not in self._copied and re.search(rf"\b{name}\b", sql):
+                _copy_as(self.analytics, name, data)
+                self._copied.add(name)
+
+    def _in_parallel(
+        self, queries: Sequence[tuple[str, Sequence[object]]], columns: Sequence[Collection[str]]
+    ) -> list[Any]:
         """The Arrow tables of several queries, run at once on cursors of their own.
 
         DuckDB answers one of these queries (a scan of a registered Arrow table into a result
         of a row per profile) on one thread whatever its settings; two at once use two cores
-        (docs/benchmarks.md, Segments, fourteenth session). A cursor sees the database, not the
-        tables registered on the connection: each is shown them.
+        (docs/benchmarks.md, Segments, fourteenth session). A cursor sees the database's tables,
+        not the streams registered on the connection: each query is given its own.
         """
         if len(queries) == 1:
-            return [self._query(*queries[0])]
-        cursors = [self.analytics.cursor() for _ in queries]
-        try:
-            for cursor in cursors:
-                for name, data in self._shown.items():
-                    cursor.register(name, data)
-            with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="cdp-segment-query") as pool:
-                running = [
-                    pool.submit(self._query, sql, params, cursor)
-                    for (sql, params), cursor in zip(queries, cursors, strict=True)
-                ]
-                return [future.result() for future in running]
-        finally:
-            for cursor in cursors:
-                cursor.close()
+            return [self._query(*queries[0], columns=columns[0])]
+        for sql, _ in queries:  # copied once, on the connection: cursors see its database's tables
+            self._copy_read(sql)
+        cursors: list[Any] = []
+        with ExitStack() as stack:
+            # Parameter tables made here, one after the other (not by the threads, at once).
+            bound = [stack.enter_context(_bound(self.analytics, sql, params)) for sql, params in queries]
+            try:
+                cursors.extend(self.analytics.cursor() for _ in queries)
+                with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="cdp-segment-query") as pool:
+                    running = [
+                        pool.submit(self._query, sql, (), cursor, read)
+                        for sql, cursor, read in zip(bound, cursors, columns, strict=True)
+                    ]
+                    return [future.result() for future in running]
+            finally:
+                for cursor in cursors:
+                    cursor.close()
 
     def members(self, segment: Segment) -> list[str]:
         return [str(p) for p in self.evaluate([segment])[segment.name].to_list()]
