@@ -20,7 +20,7 @@ from cdp._memory_duckdb import memory_only_connection
 from cdp.segments._member_bits import count_bits, fill_bits
 from cdp.segments.attributes import compute_attributes
 from cdp.segments.definition import Segment, compile_segment, event_specs, order_segments, parse_segment
-from cdp.segments.engine import SegmentEngine, _bound, _members_of_bits, _with_params
+from cdp.segments.engine import SegmentEngine, _bound, _members_of_bits, _read_params
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 EVENTS = ("Order Completed", "Product Viewed", "Sale")
@@ -472,9 +472,9 @@ PARAMETER_CASES: list[tuple[str, list[object]]] = [
 
 @pytest.mark.parametrize(("sql", "params"), PARAMETER_CASES)
 def test_parameters_in_place_select_what_duckdb_binding_selects(sql: str, params: list[object]) -> None:
-    """The engine puts parameters in place itself (numbers as literals, text read from a table of
-    its own) instead of having DuckDB's Python API bind them (which imports pandas): the same rows
-    for every type a definition binds, a ``?`` inside quotes left alone, text never in the SQL."""
+    """The engine reads parameters from a table of their own instead of having DuckDB's Python API
+    bind them (which imports pandas): the same rows for every type a definition binds, a ``?``
+    inside quotes left alone, no value in the SQL text."""
     rows = pl.DataFrame(
         {
             "i": range(10),
@@ -491,15 +491,17 @@ def test_parameters_in_place_select_what_duckdb_binding_selects(sql: str, params
         connection.register("t", rows.to_arrow())
         expected = sorted(r[0] for r in connection.execute(sql, params).fetchall())
         with _bound(connection, sql, params) as bound:
-            assert "quoted" not in bound and "x'y" not in bound  # text is read from the table, never in the SQL
-            got = sorted(r[0] for r in connection.execute(bound).fetchall())
+            for value in ("quoted", "x'y", "1.5", str(2**70), "inf", "nan", "zz"):  # values stay out of the SQL
+                assert value not in bound.sql and value not in bound.setup
+            connection.execute(bound.setup)
+            got = sorted(r[0] for r in connection.execute(bound.sql).fetchall())
         assert got == expected
         tables = {r[0] for r in connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert not any(t.startswith("__params") for t in tables)  # dropped after
     finally:
         connection.close()
     with pytest.raises(ValueError, match="parameters"):
-        _with_params(sql, [*params, 1], "p")
+        _read_params(sql, "p", len(params) + 1)
 
 
 def test_a_refresh_s_segment_queries_import_neither_pandas_nor_pyarrow_dataset() -> None:
