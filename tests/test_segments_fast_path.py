@@ -562,3 +562,13 @@ def test_attribute_columns_are_made_without_importing_pyarrow_compute() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("profiles", [0, 1, 7, 1_000, 100_000])
+def test_each_profile_s_row_of_the_pass_is_one_cache_line(profiles: int) -> None:
+    """The pass's per-profile row (64 bytes) starts on a 64-byte boundary, so it is one cache line
+    (numpy aligns to 16 bytes only), and starts as zeros."""
+    sink = EventMeasures(profiles, as_of=NOW, config=TagsConfig())
+    assert sink.hot.shape == (profiles, 8) and sink.hot.flags.c_contiguous
+    assert sink.hot.ctypes.data % 64 == 0 or profiles == 0  # an empty view's address is numpy's own
+    assert not sink.hot.any()

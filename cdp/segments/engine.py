@@ -11,8 +11,18 @@ distinct event spec); the segment queries then filter that shared, one row
 per profile ``base`` table instead of scanning raw events once per segment.
 Tag conditions read boolean columns of ``base`` computed from the classifiers'
 tag columns (and from the few tags held as rows), and :meth:`SegmentEngine.evaluate`
-runs every segment whose references are known in one SELECT (one boolean
-column per segment), so a refresh of 20 segments is one or two scans.
+runs every segment in one SELECT (a bit per segment; a referenced segment's
+condition repeated where it is referenced), so a refresh of 20 segments is one
+query per core, each scanning ``base`` for its share of the segments.
+
+How DuckDB is given the data and the values: ``base`` as a bare Arrow C stream
+registered again before each query (DuckDB reads a registered Arrow *table*
+through ``pyarrow.dataset``, whose import imports pandas: ~0.25 s a process,
+holding the GIL); the small tables a query may read twice (``consents``,
+``segmembers``) copied into the in-memory database when a query first names
+them; a query's parameters read from a one-row table of their own through a
+variable, never written into the SQL text, nor bound by DuckDB's Python API
+(which imports pandas to look at them).
 """
 
 from __future__ import annotations
@@ -500,8 +510,8 @@ class SegmentEngine:
 
     def _show(self, name: str, data: pa.Table) -> None:
         """Make ``data`` the table ``name`` of the next queries (replacing it): ``base`` as a stream
-        of its Arrow data, the others copied into DuckDB when a query first reads them (see the
-        module)."""
+        of its Arrow data, the others copied into DuckDB when a query first names them (see the
+        module's docstring)."""
         self._shown[name] = data
         if name == "base":
             _stream_as(self.analytics, name, data)
